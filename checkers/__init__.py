@@ -1,0 +1,1 @@
+"""Pure functions from a history to a verdict: linearizability, split-brain, lost writes, statistics."""

@@ -1,0 +1,1 @@
+"""Orchestration: CLI, specs, the run loop, the Docker backend, history recording, the run store."""

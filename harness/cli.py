@@ -1,0 +1,64 @@
+"""The `splitbrain` command line: one subcommand per module in harness/commands.
+
+Each command module exposes `NAME`, `HELP`, `add_arguments(parser)` and
+`run(args) -> int`. Adding a command is one line in COMMANDS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# (module under harness.commands). Order is the order in --help.
+COMMANDS: list[str] = []
+
+EXIT_VALID, EXIT_ANOMALY, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """A mistake the user can fix: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="splitbrain",
+        description=(
+            "Chaos and verification harness: run a replicated store in Docker, "
+            "inject partitions, crashes, pauses and clock skew, record every "
+            "operation and check the history for split-brain and linearizability."
+        ),
+        epilog="Exit codes: 0 valid, 1 anomaly found, 2 usage or infrastructure error, 3 unknown.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"harness.commands.{name}")
+        p = sub.add_parser(
+            module.NAME,
+            help=module.HELP,
+            description=getattr(module, "DESCRIPTION", module.HELP),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args._run(args)
+    except UsageError as e:
+        print(f"splitbrain {args.command}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("splitbrain: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

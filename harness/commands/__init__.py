@@ -1,0 +1,1 @@
+"""Subcommands of the splitbrain CLI, one module each."""

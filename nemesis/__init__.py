@@ -1,0 +1,1 @@
+"""Fault injectors, one module per fault family, and the schedule that combines them."""

@@ -1,0 +1,1 @@
+"""Target plugins: the contract, the built-in Raft store (raftkv), adapters for other systems."""

@@ -1,0 +1,1 @@
+"""raftkv: the built-in Raft key-value store, standard library only."""

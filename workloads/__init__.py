@@ -1,0 +1,1 @@
+"""What clients do: operation generators plus the checker each workload needs."""
