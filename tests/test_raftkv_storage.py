@@ -99,13 +99,17 @@ def test_snapshot_compacts_the_log_and_survives_a_restart(tmp_path):
     assert [e["index"] for e in rec.entries] == [9, 10, 11]
 
 
-def test_a_snapshot_that_conflicts_with_the_log_discards_the_log(tmp_path):
+def test_an_installed_snapshot_is_written_before_the_entries_of_the_same_ready(tmp_path):
     s, _ = reopen(tmp_path)
     s.persist(entries=[entry(i, 1) for i in range(1, 6)])
-    s.persist(snapshot={"index": 3, "term": 2, "data": {}})
+    # a follower installs a leader's snapshot and, in the same Ready, appends after it
+    s.persist(snapshot={"index": 7, "term": 2, "state": {}}, truncate_from=8,
+              entries=[entry(8, 2)], hard_state={"term": 2, "voted_for": None, "commit": 8})
     s.close()
     _, rec = reopen(tmp_path)
-    assert rec.entries == []
+    assert rec.snapshot["index"] == 7
+    assert [e["index"] for e in rec.entries] == [8]
+    assert rec.hard_state["commit"] == 8
 
 
 def test_a_data_dir_from_another_version_is_refused(tmp_path):

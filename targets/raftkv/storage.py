@@ -15,6 +15,10 @@ A data directory holds three files:
 - ``snapshot``: the latest snapshot, same record framing (one record), replaced
   atomically (write tmp, fsync, rename, fsync directory).
 
+Hard state and entries are opaque dicts to this module except that entries
+carry "index" and "term" and a snapshot carries "index" (what the node's
+Ready documents).
+
 A crash can leave the WAL with a torn or corrupt tail. Replay stops at the
 first record whose length or checksum does not hold, and the file is
 truncated there: everything before it was fsynced whole, everything after it
@@ -107,6 +111,15 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 def _snapshot_index(snapshot: dict) -> int:
     return snapshot["index"]
+
+
+@dataclass
+class WritePlan:
+    """Encoded bytes for one persist: either a WAL append, or a snapshot plus a compacted WAL."""
+
+    wal_append: bytes = b""
+    snapshot: bytes | None = None
+    wal_rewrite: bytes | None = None
 
 
 @dataclass
@@ -225,22 +238,29 @@ class Storage:
 
     def _drop_covered_entries(self, snapshot: dict) -> None:
         idx = _snapshot_index(snapshot)
-        at = [e for e in self.entries if e["index"] == idx]
-        if at and at[0]["term"] != snapshot["term"]:
-            # Our log disagrees with the snapshot at its last index: per the
-            # dissertation (InstallSnapshot) the whole log is discarded.
-            self.entries = []
-        else:
-            self.entries = [e for e in self.entries if e["index"] > idx]
+        self.entries = [e for e in self.entries if e["index"] > idx]
 
     # -- writing ---------------------------------------------------------------
 
     def persist(self, hard_state: dict | None = None, truncate_from: int | None = None,
                 entries: list[dict] = (), snapshot: dict | None = None) -> None:
-        """Make one Ready's state durable with a single fsync (two when compacting)."""
+        """Make one Ready's state durable with a single WAL fsync."""
+        self.write(self.prepare(hard_state, truncate_from, entries, snapshot))
+
+    def prepare(self, hard_state: dict | None = None, truncate_from: int | None = None,
+                entries: list[dict] = (), snapshot: dict | None = None) -> WritePlan | None:
+        """Apply one Ready to the in-memory view and encode what must reach the disk.
+
+        Split from ``write`` so the server can encode on its event loop (where
+        the node's dicts live) and do the blocking write + fsync on a thread.
+        Order as the node's Ready documents: snapshot, truncate, append, hard state.
+        """
         if hard_state is None and truncate_from is None and not entries and snapshot is None:
-            return
+            return None
         records = []
+        if snapshot is not None:
+            self.snapshot = snapshot
+            self._drop_covered_entries(snapshot)
         if truncate_from is not None:
             records.append({"t": "trunc", "from": truncate_from})
             self._truncate(truncate_from)
@@ -250,25 +270,28 @@ class Storage:
         if hard_state is not None:
             records.append({"t": "hs", "hs": hard_state})
             self.hard_state = hard_state
-        if snapshot is not None:
-            self._persist_snapshot(snapshot)
-            return
-        self._wal.write(b"".join(encode_record(r) for r in records))
-        self._sync(self._wal)
-
-    def _persist_snapshot(self, snapshot: dict) -> None:
-        # Order matters for crash safety: the snapshot must be durable before
-        # the WAL stops holding the entries it covers.
-        started = self._clock()
-        _write_atomically(self.dir / "snapshot", SNAP_MAGIC + encode_record(snapshot))
-        self.snapshot = snapshot
-        self._drop_covered_entries(snapshot)
-        records = []
-        if self.hard_state is not None:
-            records.append({"t": "hs", "hs": self.hard_state})
+        if snapshot is None:
+            return WritePlan(wal_append=b"".join(encode_record(r) for r in records))
+        # Compaction: the new WAL is the current hard state plus the entries the
+        # snapshot does not cover. It replaces the old one only after the snapshot
+        # is durable, so a crash in between leaves a redundant WAL, never a gap.
+        records = [{"t": "hs", "hs": self.hard_state}] if self.hard_state is not None else []
         records.extend({"t": "ent", "e": e} for e in self.entries)
+        return WritePlan(snapshot=SNAP_MAGIC + encode_record(snapshot),
+                         wal_rewrite=WAL_MAGIC + b"".join(encode_record(r) for r in records))
+
+    def write(self, plan: WritePlan | None) -> None:
+        """Do the blocking I/O of a prepared plan; safe to run on a worker thread."""
+        if plan is None:
+            return
+        if plan.snapshot is None:
+            self._wal.write(plan.wal_append)
+            self._sync(self._wal)
+            return
+        started = self._clock()
+        _write_atomically(self.dir / "snapshot", plan.snapshot)
         self._wal.close()
-        _write_atomically(self.dir / "wal", WAL_MAGIC + b"".join(encode_record(r) for r in records))
+        _write_atomically(self.dir / "wal", plan.wal_rewrite)
         self._wal = open(self.dir / "wal", "ab")
         self.fsync_stats.observe(self._clock() - started)
 
