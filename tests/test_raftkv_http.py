@@ -1,0 +1,141 @@
+"""The raftkv HTTP API: requests parse and route as the issue specifies; malformed ones get 400 JSON."""
+
+import asyncio
+import http.client
+import json
+import socket
+import threading
+
+import pytest
+
+from targets.raftkv.httpapi import HttpApi, HttpError, Request, parse_request, route
+
+
+def req(method, target, body=b"", headers=None):
+    head = f"{method} {target} HTTP/1.1\r\nHost: x\r\n"
+    for k, v in (headers or {}).items():
+        head += f"{k}: {v}\r\n"
+    if body or method in ("PUT", "POST"):
+        head += f"Content-Length: {len(body)}\r\n"
+    return bytearray(head.encode() + b"\r\n" + body)
+
+
+def routed(method, target, body=None):
+    raw = json.dumps(body).encode() if isinstance(body, dict) else (body or b"")
+    r = parse_request(req(method, target, raw))
+    return route(r)
+
+
+def test_get_put_and_cas_become_node_operations():
+    assert routed("GET", "/kv/k1").op == {"f": "get", "key": "k1"}
+    assert routed("PUT", "/kv/k1", {"value": 5}).op == {
+        "f": "put", "key": "k1", "value": 5, "request_id": None}
+    assert routed("POST", "/kv/k1/cas", {"from": 1, "to": 2, "request_id": "c7"}).op == {
+        "f": "cas", "key": "k1", "from": 1, "to": 2, "request_id": "c7"}
+
+
+def test_keys_are_url_decoded():
+    assert routed("GET", "/kv/a%2Fb%20c").op["key"] == "a/b c"
+    assert routed("POST", "/kv/x%2Fcas/cas", {"from": 1, "to": 2}).op["key"] == "x/cas"
+    assert routed("GET", "/kv/%C3%A9").op["key"] == "é"
+
+
+def test_status_and_metrics_routes():
+    assert routed("GET", "/status").kind == "status"
+    assert routed("GET", "/metrics").kind == "metrics"
+
+
+@pytest.mark.parametrize("method,target,body,status", [
+    ("PUT", "/kv/k", b"{not json", 400),
+    ("PUT", "/kv/k", b"[1]", 400),
+    ("PUT", "/kv/k", {"val": 1}, 400),
+    ("POST", "/kv/k/cas", {"from": 1}, 400),
+    ("PUT", "/kv/k", {"value": 1, "request_id": [1]}, 400),
+    ("GET", "/kv/", None, 400),
+    ("GET", "/kv/%FF", None, 400),
+    ("GET", "/nope", None, 404),
+    ("POST", "/kv/k", {"from": 1, "to": 2}, 404),
+    ("DELETE", "/kv/k", None, 405),
+    ("PUT", "/status", {"value": 1}, 405),
+])
+def test_malformed_requests_get_a_json_error(method, target, body, status):
+    with pytest.raises(HttpError) as e:
+        routed(method, target, body)
+    assert e.value.status == status
+    assert "error" in e.value.body
+
+
+def test_the_parser_waits_for_the_whole_request_and_leaves_the_next_one():
+    full = req("PUT", "/kv/k", b'{"value": 1}') + req("GET", "/kv/k")
+    buf = bytearray(full[:20])
+    assert parse_request(buf) is None
+    buf = bytearray(full[:-3])
+    first = parse_request(buf)
+    assert first.method == "PUT" and first.body == b'{"value": 1}'
+    assert parse_request(buf) is None  # the second is still incomplete
+    buf += full[-3:]
+    assert parse_request(buf).target == "/kv/k"
+    assert buf == bytearray()
+
+
+@pytest.mark.parametrize("raw", [
+    b"GARBAGE\r\n\r\n",
+    b"GET /kv/k HTTP/1.1\r\nno colon here\r\n\r\n",
+    b"PUT /kv/k HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+    b"PUT /kv/k HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+])
+def test_malformed_heads_are_rejected(raw):
+    with pytest.raises(HttpError) as e:
+        parse_request(bytearray(raw))
+    assert e.value.status == 400
+
+
+def test_keep_alive_defaults_follow_the_http_version():
+    assert Request("GET", "/", "HTTP/1.1", {}, b"").keep_alive
+    assert not Request("GET", "/", "HTTP/1.1", {"connection": "close"}, b"").keep_alive
+    assert not Request("GET", "/", "HTTP/1.0", {}, b"").keep_alive
+    assert Request("GET", "/", "HTTP/1.0", {"connection": "Keep-Alive"}, b"").keep_alive
+
+
+def test_the_server_answers_with_the_node_reply_over_one_keep_alive_connection():
+    store = {}
+
+    async def submit(op):
+        if op["f"] == "put":
+            store[op["key"]] = op["value"]
+            return 200, {}
+        if op["key"] in store:
+            return 200, {"value": store[op["key"]]}
+        return 404, {"error": "not-found"}
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    loop = asyncio.new_event_loop()
+    api = HttpApi(submit, lambda: {"id": "n1", "role": "leader"}, lambda: "raftkv_term 3\n")
+    loop.run_until_complete(api.start("127.0.0.1", port))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", "/kv/a%20b")
+        r = conn.getresponse()
+        assert (r.status, json.loads(r.read())) == (404, {"error": "not-found"})
+        conn.request("PUT", "/kv/a%20b", body=json.dumps({"value": 7}))
+        r = conn.getresponse()
+        assert (r.status, json.loads(r.read())) == (200, {})
+        conn.request("GET", "/kv/a%20b")
+        r = conn.getresponse()
+        assert json.loads(r.read()) == {"value": 7}
+        conn.request("GET", "/metrics")
+        r = conn.getresponse()
+        assert r.read() == b"raftkv_term 3\n"
+        conn.request("PUT", "/kv/k", body=b"{oops")
+        r = conn.getresponse()
+        assert r.status == 400 and json.loads(r.read())["error"] == "bad-request"
+        conn.close()
+    finally:
+        asyncio.run_coroutine_threadsafe(api.close(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
