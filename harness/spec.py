@@ -1,0 +1,231 @@
+"""Test specs: what one chaos run does, loaded from YAML and CLI flags, validated before anything starts.
+
+A `TestSpec` is a frozen value. `resolve()` fills in what the user left open
+(the seed, the test name) so that the spec written to the run folder is enough
+to reproduce the run. Every mistake a user can make here raises `SpecError`,
+whose message is one line the CLI prints before exiting with code 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+WORKLOADS = ("register", "set")
+
+# Fault families a schedule can mix. The nemesis and the target say at run
+# time which of these this host and this target can really inject.
+FAULTS = ("partition", "kill", "pause", "clock", "loss", "delay", "duplicate", "reorder")
+
+
+class SpecError(Exception):
+    """A test spec the user must fix: the message is one line."""
+
+
+@dataclass(frozen=True)
+class TestSpec:
+    """Everything that decides what a run does; with the seed, enough to reproduce it."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    target: str = "raftkv"
+    nodes: int = 5
+    workload: str = "register"
+    nemesis: tuple[str, ...] = ("partition",)
+    time_limit: float = 60.0
+    concurrency: int = 10
+    rate: float = 200.0
+    seed: int | None = None
+    bugs: tuple[str, ...] = ()
+    nemesis_interval: float = 5.0
+    store: str = "store"
+    test: str | None = None
+    warmup: float = 3.0
+    recovery_limit: float = 15.0
+    op_timeout: float = 1.0
+    ops_per_key: int = 200
+    keys: int = 0  # active register keys at once; 0 = derived from concurrency
+    options: dict[str, Any] = field(default_factory=dict)  # passed to the target
+
+    def resolve(self) -> TestSpec:
+        """The same spec with a concrete seed and test name."""
+        seed = self.seed if self.seed is not None else random.SystemRandom().randrange(2**31)
+        test = self.test or default_test_name(self)
+        return dataclasses.replace(self, seed=seed, test=test)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, tuple):
+                v = list(v)
+            out[f.name.replace("_", "-")] = v
+        return out
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def active_keys(self) -> int:
+        return self.keys or max(2, self.concurrency // 2)
+
+
+def default_test_name(spec: TestSpec) -> str:
+    faults = "+".join(spec.nemesis) if spec.nemesis else "none"
+    name = f"{spec.target}-{spec.workload}-{faults}"
+    if spec.bugs:
+        name += "-bug-" + "+".join(spec.bugs)
+    return name
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(TestSpec)}
+
+
+def _suggest(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _as_list(value: Any, name: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split(",")]
+        return tuple(p for p in parts if p and p != "none")
+    if isinstance(value, (list, tuple)):
+        out = []
+        for item in value:
+            if not isinstance(item, str):
+                raise SpecError(f"{name}: expected names, got {item!r}")
+            out.extend(_as_list(item, name))
+        return tuple(out)
+    raise SpecError(f"{name}: expected a name or a list of names, got {value!r}")
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Check and convert one field's value; the message names the field."""
+    if name in ("nemesis", "bugs"):
+        return _as_list(value, name)
+    if name == "options":
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise SpecError(f"options: expected a mapping, got {value!r}")
+        return dict(value)
+    if name in ("nodes", "concurrency", "ops_per_key", "keys"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SpecError(f"{name.replace('_', '-')}: expected a whole number, got {value!r}")
+        return value
+    if name == "seed":
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SpecError(f"seed: expected a whole number, got {value!r}")
+        return value
+    if name in ("time_limit", "rate", "nemesis_interval", "warmup", "recovery_limit", "op_timeout"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SpecError(f"{name.replace('_', '-')}: expected a number, got {value!r}")
+        return float(value)
+    if name == "test" and value is None:
+        return None
+    if not isinstance(value, str):
+        raise SpecError(f"{name}: expected a name, got {value!r}")
+    return value
+
+
+def spec_from_mapping(data: dict[str, Any], source: str = "spec") -> TestSpec:
+    """A spec from a mapping with dashed or underscored keys; unknown keys are errors."""
+    kwargs: dict[str, Any] = {}
+    for raw_key, value in data.items():
+        key = str(raw_key).replace("-", "_")
+        if key == "bug":
+            key = "bugs"
+        if key not in _FIELDS:
+            shown = [k.replace("_", "-") for k in _FIELDS]
+            raise SpecError(f"{source}: unknown setting {raw_key!r}{_suggest(str(raw_key), shown)}")
+        kwargs[key] = _coerce(key, value)
+    return TestSpec(**kwargs)
+
+
+def load_spec_file(path: str | Path) -> dict[str, Any]:
+    """The raw mapping of a YAML spec file, or SpecError with the line of a syntax error."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read: {e.strerror or e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SpecError(f"{path}{where}: malformed YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def build_spec(file: str | Path | None, overrides: dict[str, Any]) -> TestSpec:
+    """The spec from an optional YAML file with CLI overrides (None = not given) on top."""
+    data: dict[str, Any] = dict(load_spec_file(file)) if file else {}
+    source = str(file) if file else "spec"
+    # Normalise file keys first so a CLI flag replaces a file key however it was spelled.
+    merged = {str(k).replace("-", "_"): v for k, v in data.items()}
+    merged = {("bugs" if k == "bug" else k): v for k, v in merged.items()}
+    for k, v in overrides.items():
+        if v is not None:
+            merged[k] = v
+    return spec_from_mapping(merged, source)
+
+
+def check_spec(spec: TestSpec, targets: list[str] | None = None, bugs: list[str] | None = None) -> None:
+    """Raise SpecError for what is wrong with the spec itself (not yet the host or target)."""
+    if targets is not None and spec.target not in targets:
+        raise SpecError(
+            f"unknown target {spec.target!r}{_suggest(spec.target, targets)}; known: {', '.join(targets)}"
+        )
+    if spec.workload not in WORKLOADS:
+        raise SpecError(
+            f"unknown workload {spec.workload!r}{_suggest(spec.workload, WORKLOADS)}; known: {', '.join(WORKLOADS)}"
+        )
+    for f in spec.nemesis:
+        if f not in FAULTS:
+            raise SpecError(f"unknown nemesis {f!r}{_suggest(f, FAULTS)}; known: {', '.join(FAULTS)}")
+    if len(set(spec.nemesis)) != len(spec.nemesis):
+        raise SpecError(f"nemesis lists a fault twice: {','.join(spec.nemesis)}")
+    if bugs is not None:
+        for b in spec.bugs:
+            if b not in bugs:
+                known = ", ".join(bugs) if bugs else "none"
+                raise SpecError(f"unknown bug {b!r} for target {spec.target}{_suggest(b, bugs)}; known: {known}")
+    if spec.nodes < 1:
+        raise SpecError(f"nodes must be at least 1, got {spec.nodes}")
+    if spec.nodes > 9:
+        raise SpecError(f"nodes must be at most 9 on one machine, got {spec.nodes}")
+    if spec.concurrency < 1:
+        raise SpecError(f"concurrency must be at least 1, got {spec.concurrency}")
+    if spec.rate <= 0:
+        raise SpecError(f"rate must be positive, got {spec.rate:g}")
+    if spec.time_limit <= 0:
+        raise SpecError(f"time-limit must be positive, got {spec.time_limit:g}")
+    if spec.nemesis and spec.nemesis_interval <= 0:
+        raise SpecError(f"nemesis-interval must be positive, got {spec.nemesis_interval:g}")
+    for name in ("warmup", "recovery_limit"):
+        if getattr(spec, name) < 0:
+            raise SpecError(f"{name.replace('_', '-')} must not be negative")
+    if spec.op_timeout <= 0:
+        raise SpecError("op-timeout must be positive")
+    if spec.ops_per_key < 1:
+        raise SpecError("ops-per-key must be at least 1")
+    if spec.keys < 0:
+        raise SpecError("keys must not be negative")
+    if spec.nodes < 2 and "partition" in spec.nemesis:
+        raise SpecError("a partition needs at least 2 nodes")
