@@ -1,0 +1,75 @@
+"""The register workload: read, write and cas on many independent keys, each checked for linearizability.
+
+Like Jepsen's independent keys, a key is retired after `ops_per_key`
+operations and a fresh key takes its place, so each key's history stays short
+enough for the linearizability search however long the run is. Values written
+to a key are unique (a per-key counter), so a read says exactly which write it
+saw; a cas goes from a value recently written to the key to a fresh one.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from checkers.operation import Operation
+
+
+class RegisterWorkload:
+    name = "register"
+
+    def __init__(self, seed: int, keys: int = 5, ops_per_key: int = 200):
+        self.rng = random.Random(f"{seed}:register")
+        self.ops_per_key = ops_per_key
+        self._next_key = 0
+        self.used: list[str] = []  # every key ever issued, in order
+        self.active: list[str] = [self._new_key() for _ in range(max(1, keys))]
+        self._issued: dict[str, int] = {}
+        self._next_value: dict[str, int] = {}
+        self._written: dict[str, list[int]] = {}
+
+    def _new_key(self) -> str:
+        key = f"k{self._next_key}"
+        self._next_key += 1
+        self.used.append(key)
+        return key
+
+    def _fresh(self, key: str) -> int:
+        v = self._next_value.get(key, 0) + 1
+        self._next_value[key] = v
+        self._written.setdefault(key, []).append(v)
+        return v
+
+    def next_op(self) -> dict[str, Any]:
+        slot = self.rng.randrange(len(self.active))
+        key = self.active[slot]
+        n = self._issued.get(key, 0) + 1
+        self._issued[key] = n
+        if n >= self.ops_per_key:
+            self.active[slot] = self._new_key()
+        roll = self.rng.random()
+        if roll < 0.4:
+            return {"f": "read", "key": key, "value": None}
+        if roll < 0.7 or not self._written.get(key):
+            return {"f": "write", "key": key, "value": self._fresh(key)}
+        recent = self._written[key][-3:]
+        frm = self.rng.choice(recent)
+        return {"f": "cas", "key": key, "value": [frm, self._fresh(key)]}
+
+    def completed(self, op: dict[str, Any], outcome: dict[str, Any]) -> None:
+        # A value read back is the likeliest current value: make it a cas candidate.
+        if op["f"] == "read" and outcome.get("type") == "ok" and isinstance(outcome.get("value"), int):
+            seen = self._written.setdefault(op["key"], [])
+            if outcome["value"] in seen:
+                seen.remove(outcome["value"])
+            seen.append(outcome["value"])
+
+    def final_ops(self) -> list[dict[str, Any]]:
+        return [{"f": "read", "key": k, "value": None} for k in self.used if self._issued.get(k)]
+
+    def check(self, ops: list[Operation], time_limit: float | None = None) -> dict[str, dict[str, Any]]:
+        from checkers.linearizability import check
+        from checkers.models import get_model
+
+        client_ops = [o for o in ops if o.f in ("read", "write", "cas")]
+        return {"linearizability": check(client_ops, get_model("kv"), time_limit=time_limit)}
