@@ -338,18 +338,21 @@ def validate(events: Iterable[Event]) -> list[Problem]:
     last_time: int | float | None = None
     last_index: int | None = None
 
-    def at(e: Event) -> int | None:
-        return e.line
+    def report(e: Event, message: str) -> None:
+        # Without a line (an op inside one EDN vector), the index still finds it.
+        if e.line is None:
+            message = f"{message} (event index {e.index})"
+        problems.append(Problem(e.line, message))
 
     for e in events:
         if e.type not in TYPES:
-            problems.append(Problem(at(e), f"unknown type {e.type!r}"))
+            report(e, f"unknown type {e.type!r}")
             continue
         if last_time is not None and e.time < last_time:
-            problems.append(Problem(at(e), f"time goes backwards: {e.time} after {last_time}"))
+            report(e, f"time goes backwards: {e.time} after {last_time}")
         last_time = e.time if last_time is None else max(last_time, e.time)
         if last_index is not None and e.index <= last_index:
-            problems.append(Problem(at(e), f"index {e.index} does not increase (previous {last_index})"))
+            report(e, f"index {e.index} does not increase (previous {last_index})")
         last_index = e.index if last_index is None else max(last_index, e.index)
 
         if not e.is_client:
@@ -358,27 +361,23 @@ def validate(events: Iterable[Event]) -> list[Problem]:
         if proc in crashed:
             gone = crashed[proc]
             where = f" on line {gone.line}" if gone.line is not None else ""
-            problems.append(
-                Problem(at(e), f"process {proc!r} acts again after its info{where} (a crashed process must not issue)")
-            )
+            report(e, f"process {proc!r} acts again after its info{where} (a crashed process must not issue)")
             continue
         if e.type == "invoke":
             if proc in open_ops:
                 first = open_ops[proc]
                 where = f" from line {first.line}" if first.line is not None else ""
-                problems.append(
-                    Problem(at(e), f"process {proc!r} invokes while its {first.f}{where} is still open")
-                )
+                report(e, f"process {proc!r} invokes while its {first.f}{where} is still open")
             open_ops[proc] = e
             continue
         invoke = open_ops.pop(proc, None)
         if invoke is None:
-            problems.append(Problem(at(e), f"{e.type} for process {proc!r} without an invoke"))
+            report(e, f"{e.type} for process {proc!r} without an invoke")
         else:
             if invoke.f != e.f:
-                problems.append(Problem(at(e), f"completion f {e.f!r} differs from its invoke's {invoke.f!r}"))
+                report(e, f"completion f {e.f!r} differs from its invoke's {invoke.f!r}")
             if invoke.key != e.key:
-                problems.append(Problem(at(e), f"completion key {e.key!r} differs from its invoke's {invoke.key!r}"))
+                report(e, f"completion key {e.key!r} differs from its invoke's {invoke.key!r}")
         if e.type == "info":
             crashed[proc] = e
     return problems

@@ -1,0 +1,269 @@
+"""Jepsen's history.edn: import it into our events, and export ours so Knossos or Elle can re-check.
+
+Jepsen writes a history either as one EDN vector of op maps or as one op map
+per line; both are read. An op map has `:index :type :process :f :value :time`
+(Jepsen's nemesis is `:process :nemesis`). Histories from `jepsen.independent`
+carry their key inside the value as a `[k v]` tuple; on import that becomes our
+`key` and `value`, and on export a keyed event is written as such a tuple.
+
+Keywords become plain strings (`:read` -> "read"), sets become sorted lists and
+map keys become strings, because our history is JSON. Fields we do not model
+(`:error`, ...) are kept in `Event.extra`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import fractions
+import math
+import os
+import re
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import edn_format
+from edn_format import ImmutableDict, ImmutableList, Keyword, Symbol
+
+from harness.formats import FormatError
+from harness.history import NON_CLIENT_PROCESSES, Event, History, event_from_dict, history_from_events
+
+_OP_FIELDS = ("index", "type", "process", "f", "value", "time")
+
+# Newer Jepsen prints ops as records: #jepsen.history.Op{...}. The record is
+# just its map for our purposes. edn_format only has a global tag registry.
+_RECORD_TAGS = ("jepsen.history.Op",)
+for _tag in _RECORD_TAGS:
+    edn_format.add_tag(_tag, lambda m: m)
+
+
+# ---------------------------------------------------------------------------
+# Import
+
+
+def read_jepsen_edn(path: str | os.PathLike[str], *, independent: bool | None = None) -> list[Event]:
+    """Events from a Jepsen history.edn file. FormatError for anything unreadable.
+
+    `independent`: whether client values are jepsen.independent `[k v]`
+    tuples. None decides from the data (see `looks_independent`).
+    """
+    p = os.fspath(path)
+    try:
+        with open(p, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise FormatError(f"cannot read: {e.strerror or e}", p) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise FormatError(f"not UTF-8 text ({e.reason})", p, line) from None
+    return parse_jepsen_edn(text, p, independent=independent)
+
+
+def parse_jepsen_edn(text: str, path: str | None = None, *, independent: bool | None = None) -> list[Event]:
+    """Events from history.edn text; see `read_jepsen_edn`."""
+    forms, lines = _read_forms(text, path)
+    if len(forms) == 1 and isinstance(forms[0], (ImmutableList, list, tuple)):
+        # One vector (or list) holding every op: no per-op line numbers.
+        forms, lines = list(forms[0]), [None] * len(forms[0])
+    ops: list[dict[str, Any]] = []
+    for position, (form, line) in enumerate(zip(forms, lines, strict=True)):
+        if not isinstance(form, (ImmutableDict, dict)):
+            where = "" if line is not None else f" (op {position + 1})"
+            raise FormatError(f"expected an op map{where}, found {_describe(form)}", path, line)
+        ops.append(_op_fields(form, line, path))
+    if independent is None:
+        independent = looks_independent(ops)
+    events = []
+    for position, (op, line) in enumerate(zip(ops, lines, strict=True)):
+        # Jepsen's ops carry :index and :time in every version we know; older
+        # files may lack one, and file order is real-time order, so position
+        # stands in for both.
+        op.setdefault("index", position)
+        op.setdefault("time", position)
+        if independent and not _is_non_client(op.get("process")) and "key" not in op:
+            value = op.get("value")
+            if not (isinstance(value, list) and len(value) == 2):
+                raise FormatError(f"independent history, but value {value!r} is not a [key value] tuple", path, line)
+            op["key"], op["value"] = value
+        events.append(event_from_dict(op, line, path))
+    return events
+
+
+def looks_independent(ops: Iterable[dict[str, Any]]) -> bool:
+    """Whether client values look like jepsen.independent `[k v]` tuples.
+
+    Every client value must be a 2-element list. A plain cas-register's
+    `[from to]` also is one, so an all-cas history counts as independent only
+    when some inner value is itself a list (`[k [from to]]`); any read's plain
+    `nil` invoke value rules independence out.
+    """
+    client = [op for op in ops if not _is_non_client(op.get("process"))]
+    if not client:
+        return False
+    values = [op.get("value") for op in client]
+    if not all(isinstance(v, list) and len(v) == 2 for v in values):
+        return False
+    if any(op.get("f") != "cas" for op in client):
+        return True
+    return any(isinstance(v[1], list) for v in values)
+
+
+def _is_non_client(process: Any) -> bool:
+    return isinstance(process, str) and process in NON_CLIENT_PROCESSES
+
+
+def _read_forms(text: str, path: str | None) -> tuple[list[Any], list[int | None]]:
+    """Every top-level form, with its line when the file is one form per line."""
+    try:
+        forms = list(edn_format.loads_all(text))
+    except Exception as e:  # noqa: BLE001 - edn_format raises many types; all mean "cannot parse"
+        raise _locate_parse_error(text, path, e) from None
+    nonblank = [n for n, line in enumerate(text.splitlines(), start=1) if line.strip() and not line.lstrip().startswith(";")]
+    if len(nonblank) == len(forms):
+        return forms, list(nonblank)
+    return forms, [None] * len(forms)
+
+
+def _locate_parse_error(text: str, path: str | None, error: Exception) -> FormatError:
+    """Find the first line that does not parse on its own, for a one-map-per-line
+    file; a vector spread over lines gets the parser's message alone."""
+    reason = _one_line(error)
+    if not text.lstrip().startswith(("[", "(")):
+        for n, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                edn_format.loads_all(line)
+            except Exception as e:  # noqa: BLE001
+                return FormatError(f"malformed EDN: {_one_line(e)}", path, n)
+    return FormatError(f"malformed EDN: {reason}", path)
+
+
+def _one_line(error: Exception) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text[:160] + ("..." if len(text) > 160 else "")
+
+
+def _op_fields(form: Any, line: int | None, path: str | None) -> dict[str, Any]:
+    """An EDN op map -> the field dict `event_from_dict` takes."""
+    out: dict[str, Any] = {}
+    for k, v in form.items():
+        name = _key_name(k)
+        if name in ("type", "f") and isinstance(v, (Keyword, Symbol, str)):
+            out[name] = _keyword_text(v)
+        elif name == "process" and isinstance(v, (Keyword, Symbol)):
+            out[name] = _keyword_text(v)
+        elif name == "node" and v is not None and not isinstance(v, str):
+            out[name] = str(_plain(v))
+        else:
+            out[name] = _plain(v)
+    return out
+
+
+def _keyword_text(v: Any) -> str:
+    # str(Keyword("foo/bar")) is ":foo/bar"; keep the namespace, drop the colon.
+    return str(v)[1:] if isinstance(v, Keyword) else str(v)
+
+
+def _key_name(k: Any) -> str:
+    if isinstance(k, (Keyword, Symbol)):
+        return _keyword_text(k)
+    if isinstance(k, str):
+        return k
+    return edn_format.dumps(k)
+
+
+def _plain(v: Any) -> Any:
+    """An EDN value as a JSON value."""
+    if v is None or isinstance(v, bool):
+        return v
+    if isinstance(v, (Keyword, Symbol)):
+        return _keyword_text(v)
+    if isinstance(v, str):
+        return str(v)  # edn_format's Char is a str subclass
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else str(v)
+    if isinstance(v, (Keyword, Symbol)):
+        return _keyword_text(v)
+    if isinstance(v, (ImmutableList, list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, (frozenset, set)):
+        items = [_plain(x) for x in v]
+        try:
+            return sorted(items)
+        except TypeError:
+            return sorted(items, key=repr)
+    if isinstance(v, (ImmutableDict, dict)):
+        return {_key_name(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (decimal.Decimal, fractions.Fraction)):
+        f = float(v)
+        return f if math.isfinite(f) else str(v)
+    if isinstance(v, (datetime.date, uuid.UUID)):
+        return str(v)
+    # Tagged elements, metadata and anything newer: keep their EDN text.
+    try:
+        return edn_format.dumps(v)
+    except Exception:  # noqa: BLE001
+        return repr(v)
+
+
+def _describe(form: Any) -> str:
+    value = _plain(form)
+    return f"{type(value).__name__} {_one_line(Exception(repr(value)))}"
+
+
+# ---------------------------------------------------------------------------
+# Export
+
+
+# A name that reads back as one keyword (EDN's symbol rules, conservatively).
+_KEYWORD_NAME = re.compile(r"[A-Za-z*!_?<>=+-][A-Za-z0-9*!_?<>=+.#:/-]*")
+
+
+def _keyword_or_text(name: str) -> Keyword | str:
+    """A keyword where Jepsen would have one; a string where the name cannot
+    be one (spaces, a leading digit), so the output always parses."""
+    return Keyword(name) if _KEYWORD_NAME.fullmatch(name) and not name.endswith("/") else name
+
+
+def event_to_edn(e: Event) -> str:
+    """One Jepsen op map for an event. A keyed client event's value becomes
+    the jepsen.independent tuple `[key value]`."""
+    client = not _is_non_client(e.process)
+    op: dict[Any, Any] = {
+        Keyword("index"): e.index,
+        Keyword("type"): Keyword(e.type),
+        Keyword("process"): e.process if client else Keyword(e.process),
+        Keyword("f"): _keyword_or_text(e.f),
+        Keyword("value"): [e.key, e.value] if client and e.key is not None else e.value,
+        Keyword("time"): e.time,
+    }
+    if not client and e.key is not None:
+        op[Keyword("key")] = e.key
+    if e.node is not None:
+        op[Keyword("node")] = e.node
+    for k, v in e.extra.items():
+        op.setdefault(_keyword_or_text(k), v)
+    return edn_format.dumps(op)
+
+
+def events_to_edn(events: Iterable[Event]) -> str:
+    """A history.edn text: one op map per line, which Jepsen, Knossos and Elle all read."""
+    return "".join(event_to_edn(e) + "\n" for e in events)
+
+
+def write_jepsen_edn(path: str | os.PathLike[str], events: Iterable[Event]) -> None:
+    with open(path, "w", encoding="utf-8") as out:
+        for e in events:
+            out.write(event_to_edn(e) + "\n")
+
+
+def read_jepsen_history(path: str | os.PathLike[str], *, independent: bool | None = None) -> History:
+    """A validated History from a Jepsen history.edn file (InvalidHistory if it breaks the contract)."""
+    p = os.fspath(path)
+    return history_from_events(read_jepsen_edn(p, independent=independent), p)
