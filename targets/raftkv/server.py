@@ -1,0 +1,218 @@
+"""The asyncio loop that runs one raftkv node: ticks, peer frames and HTTP requests in, Readys out.
+
+All node calls happen on one task (the driver), so the sans-IO node never
+sees concurrency. Events (ticks, peer messages, client requests) are queued
+and applied in a batch; then the driver takes the node's Ready and
+
+1. encodes what must be persisted, and writes + fsyncs it on a worker thread
+   (the loop keeps reading sockets meanwhile, so the next Ready batches
+   everything that arrived during this fsync: group commit);
+2. only then sends the Ready's messages and answers its replies;
+3. calls ``advance``.
+
+Time comes only from the ``Clock`` (see clock.py): the ticker calls
+``node.tick()`` every ``tick_ms`` of the clock's monotonic time, so a skewed
+rate makes ticks come faster or slower.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import logging
+import os
+import random
+from collections import deque
+from dataclasses import dataclass
+
+from . import metrics
+from .clock import Clock
+from .httpapi import HttpApi
+from .node import NodeConfig, RaftKVNode, Restored
+from .storage import Storage
+from .transport import PeerTransport
+
+log = logging.getLogger("raftkv")
+
+# After a stall (SIGSTOP, a slow fsync) deliver at most this many missed ticks:
+# enough for any election timeout to fire, without replaying minutes of ticks.
+MAX_CATCHUP_TICKS = 100
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    node: NodeConfig
+    peer_addrs: dict[str, tuple[str, int]]
+    client_addr: tuple[str, int]
+    data_dir: str
+    cluster_key: bytes
+    clock_file: str | None = None
+    fsync: bool = True
+
+
+class RaftKVServer:
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.clock = Clock(config.clock_file)
+        self.storage = Storage(config.data_dir, fsync=config.fsync)
+        self.node: RaftKVNode | None = None
+        self.transport: PeerTransport | None = None
+        self.http: HttpApi | None = None
+        self._events: deque[tuple] = deque()
+        self._wake: asyncio.Event | None = None
+        self._waiting: dict[int, asyncio.Future] = {}
+        self._handles = itertools.count(1)
+        self._io = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="raftkv-fsync")
+        self._last_status: dict = {}
+        self._tasks: list[asyncio.Task] = []
+        self._clock_error: str | None = None
+
+    def open_storage(self) -> None:
+        """Replay the data directory (before the loop starts, so errors are plain exceptions)."""
+        rec = self.storage.open()
+        if rec.truncated_bytes:
+            log.warning("dropped %d bytes of torn or corrupt log tail", rec.truncated_bytes)
+        restored = None
+        if rec.hard_state is not None or rec.snapshot is not None or rec.entries:
+            restored = Restored(rec.hard_state, rec.snapshot, rec.entries)
+            log.info("restored term=%s commit=%s snapshot_index=%s entries=%d",
+                     (rec.hard_state or {}).get("term"), (rec.hard_state or {}).get("commit"),
+                     (rec.snapshot or {}).get("index"), len(rec.entries))
+        seed = int.from_bytes(os.urandom(8), "big")
+        self.node = RaftKVNode(self.config.node, restored, random.Random(seed))
+        self._last_status = self.node.status()
+
+    async def start(self) -> None:
+        """Bind the peer and client ports and start ticking. Raises OSError if a port is taken."""
+        if self.node is None:
+            self.open_storage()
+        self._wake = asyncio.Event()
+        cfg = self.config
+        self.transport = PeerTransport(cfg.node.id, cfg.peer_addrs, cfg.cluster_key,
+                                       self._on_peer_message)
+        self.http = HttpApi(self._submit, self.status, self.metrics_text)
+        await self.transport.start()
+        await self.http.start(*cfg.client_addr)
+        self._tasks = [asyncio.create_task(self._drive(), name="raftkv-driver"),
+                       asyncio.create_task(self._tick(), name="raftkv-ticker")]
+        log.info("serving peers on %s:%d, clients on %s:%d",
+                 *cfg.peer_addrs[cfg.node.id], *cfg.client_addr)
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.http is not None:
+            await self.http.close()
+        if self.transport is not None:
+            await self.transport.close()
+        self._io.shutdown(wait=True)  # an fsync in flight finishes before we close the file
+        self.storage.close()
+
+    # -- inputs --------------------------------------------------------------
+
+    def _on_peer_message(self, msg: dict) -> None:
+        self._events.append(("receive", msg))
+        self._wake.set()
+
+    async def _submit(self, op: dict) -> tuple[int, dict]:
+        handle = next(self._handles)
+        fut = asyncio.get_running_loop().create_future()
+        self._waiting[handle] = fut
+        self._events.append(("client", handle, op))
+        self._wake.set()
+        # The node answers 504 itself after request_timeout ticks; this is only
+        # a net under it (a stalled loop, a very slow clock rate).
+        net = self.config.node.request_timeout / 1000 * 2 + 1
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), net)
+        except asyncio.TimeoutError:
+            return 504, {"error": "timeout"}
+        finally:
+            self._waiting.pop(handle, None)
+
+    async def _tick(self) -> None:
+        tick_s = self.config.node.tick_ms / 1000
+        next_tick = self.clock.monotonic() + tick_s
+        while True:
+            await asyncio.sleep(self.clock.real_seconds_until(next_tick))
+            now = self.clock.monotonic()
+            due = 0
+            while next_tick <= now and due < MAX_CATCHUP_TICKS:
+                due += 1
+                next_tick += tick_s
+            if next_tick <= now:
+                next_tick = now + tick_s
+            if due:
+                self._events.append(("tick", due))
+                self._wake.set()
+            if self.clock.last_error != self._clock_error:
+                self._clock_error = self.clock.last_error
+                if self._clock_error:
+                    log.warning("%s (keeping offset=%s rate=%s)", self._clock_error,
+                                self.clock.offset_s, self.clock.rate)
+
+    # -- the driver ---------------------------------------------------------------
+
+    def _apply_events(self) -> None:
+        node = self.node
+        while self._events:
+            ev = self._events.popleft()
+            kind = ev[0]
+            if kind == "tick":
+                for _ in range(ev[1]):
+                    node.tick()
+            elif kind == "receive":
+                try:
+                    node.receive(ev[1])
+                except Exception:  # an authenticated but unexpected message must not stop the node
+                    log.exception("node rejected a peer message %r", ev[1].get("type"))
+            elif kind == "client":
+                node.client_request(ev[1], ev[2])
+
+    async def _drive(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            self._apply_events()
+            rd = self.node.ready()
+            if rd.is_empty:
+                continue
+            plan = self.storage.prepare(rd.hard_state, rd.truncate_from, rd.entries, rd.snapshot)
+            if plan is not None:
+                await loop.run_in_executor(self._io, self.storage.write, plan)
+            for msg in rd.messages:
+                self.transport.send(msg)
+            for handle, status, body in rd.replies:
+                fut = self._waiting.get(handle)
+                if fut is not None and not fut.done():
+                    fut.set_result((status, body))
+            self.node.advance(rd)
+            self._log_transitions()
+            self._wake.set()  # events that arrived during the fsync are waiting
+
+    def _log_transitions(self) -> None:
+        now = self.node.status()
+        before = self._last_status
+        if now.get("term") != before.get("term"):
+            log.info("term %s -> %s", before.get("term"), now.get("term"))
+        if now.get("role") != before.get("role"):
+            log.info("role %s -> %s (term %s)", before.get("role"), now.get("role"), now.get("term"))
+            if now.get("role") == "candidate":
+                log.info("election started for term %s", now.get("term"))
+        if now.get("leader") != before.get("leader"):
+            log.info("leader %s -> %s (term %s)", before.get("leader"), now.get("leader"),
+                     now.get("term"))
+        self._last_status = now
+
+    # -- outputs ------------------------------------------------------------------
+
+    def status(self) -> dict:
+        return {**self.node.status(), "wall_time": self.clock.wall()}
+
+    def metrics_text(self) -> str:
+        io = {**self.transport.counters, **self.http.counters}
+        return metrics.render(self.node.metrics(), str(self.node.status().get("role")), io,
+                              self.transport.rejected, self.storage.fsync_stats)
