@@ -1,0 +1,121 @@
+"""The split-brain checker, over hand-written observation sequences."""
+
+from checkers.election import check, leader_intervals, observation_from_event
+from checkers.operation import END_OF_TIME, Operation
+
+MS = 1_000_000
+
+
+def obs(t_ms, node, role="follower", term=1, leader=None, commit=0):
+    return {"process": "observer", "type": "ok", "f": "status", "node": node, "time": t_ms * MS,
+            "value": {"role": role, "term": term, "leader": leader, "commit_index": commit}}
+
+
+def down(t_ms, node):
+    return {"process": "observer", "type": "ok", "f": "status", "node": node, "time": t_ms * MS,
+            "value": None}
+
+
+def op(call_ms, ret_ms, node, f="write", status="ok", index=0):
+    return Operation(index=index, process=index, f=f, value=1, output=None, call=call_ms * MS,
+                     ret=END_OF_TIME if ret_ms is None else ret_ms * MS, status=status, key="k",
+                     node=node)
+
+
+def steady(term=1, n2_leads_term_from=None):
+    """n1 leads `term` for 200 ms and the others follow it; optionally n2, cut
+    off from n1, wins a later term at 100 ms while n1 still believes it leads."""
+    events = []
+    for t in range(0, 200, 50):
+        events += [obs(t, "n1", "leader", term, "n1"), obs(t, "n3", "follower", term, "n1")]
+        if n2_leads_term_from is not None and t >= 100:
+            events.append(obs(t, "n2", "leader", n2_leads_term_from, "n2"))
+        else:
+            events.append(obs(t, "n2", "follower", term, "n1"))
+    return events
+
+
+def test_a_single_leader_is_valid():
+    result = check(steady(), [op(10, 20, "n1")])
+    assert result["valid"] is True
+    assert result["anomalies"] == []
+    assert result["timeline"]["leaders_per_term"] == {"1": ["n1"]}
+    assert result["timeline"]["elections"] == 1
+
+
+def test_two_leaders_in_one_term_is_split_brain_with_both_observations():
+    events = steady(term=3, n2_leads_term_from=3)
+    result = check(events, [])
+    assert result["valid"] is False
+    [a] = [a for a in result["anomalies"] if a["type"] == "two-leaders-one-term"]
+    assert a["term"] == 3 and a["nodes"] == ["n1", "n2"]
+    assert {o["node"] for o in a["observations"]} == {"n1", "n2"}
+
+
+def test_overlap_in_different_terms_without_service_on_both_sides_is_allowed():
+    events = steady(term=1, n2_leads_term_from=2)
+    result = check(events, [op(110, 120, "n2")])  # only the new leader served
+    assert result["valid"] is True
+    assert len(result["overlaps"]) == 1
+    assert result["overlaps"][0]["served"] == {"n1": 0, "n2": 1}
+
+
+def test_both_leaders_acknowledging_operations_while_overlapping_is_dual_serving():
+    events = steady(term=1, n2_leads_term_from=2)
+    ops = [op(110, 120, "n2", index=1), op(120, 140, "n1", f="read", index=2)]
+    result = check(events, ops)
+    assert result["valid"] is False
+    [a] = [a for a in result["anomalies"] if a["type"] == "dual-serving"]
+    assert a["nodes"] == ["n1", "n2"] and a["terms"] == [1, 2]
+    assert [o["index"] for o in a["operations"]["n1"]] == [2]
+    assert [o["index"] for o in a["operations"]["n2"]] == [1]
+
+
+def test_operations_outside_the_overlap_or_unacknowledged_do_not_count():
+    events = steady(term=1, n2_leads_term_from=2)
+    ops = [op(10, 20, "n1"), op(110, 120, "n2"), op(120, None, "n1", status="info")]
+    assert check(events, ops)["valid"] is True
+
+
+def test_a_term_going_backwards_means_the_node_lost_persisted_state():
+    events = [obs(0, "n1", term=5), down(50, "n1"), obs(100, "n1", term=4)]
+    result = check(events, [])
+    [a] = result["anomalies"]
+    assert a["type"] == "term-decreased" and a["from"] == 5 and a["to"] == 4
+
+
+def test_commit_index_going_backwards_across_a_restart_is_an_anomaly():
+    events = [obs(0, "n2", commit=10), down(50, "n2"), obs(100, "n2", commit=7)]
+    [a] = check(events, [])["anomalies"]
+    assert a["type"] == "commit-index-decreased" and (a["from"], a["to"]) == (10, 7)
+
+
+def test_observations_arriving_out_of_order_are_judged_in_time_order():
+    events = [obs(100, "n1", term=5), obs(0, "n1", term=4)]
+    assert check(events, [])["valid"] is True
+
+
+def test_down_nodes_break_leader_intervals_and_count_towards_no_leader_time():
+    events = [obs(0, "n1", "leader", 1, "n1"), down(50, "n1"), down(100, "n1"),
+              obs(150, "n1", "leader", 1, "n1")]
+    intervals = leader_intervals(sorted(
+        (observation_from_event(e) for e in events), key=lambda o: o.time))
+    assert [(i.start, i.end) for i in intervals] == [(0, 0), (150 * MS, 150 * MS)]
+    assert check(events, [])["timeline"]["no_leader_ns"] == 100 * MS
+
+
+def test_failover_after_killing_the_leader_is_measured_to_new_leader_and_first_write():
+    events = steady(term=1)
+    events.append({"process": "nemesis", "type": "info", "f": "kill", "value": "n1", "time": 210 * MS})
+    events += [down(250, "n1"), obs(250, "n2", "candidate", 2), obs(300, "n2", "leader", 2, "n2")]
+    ops = [op(310, 330, "n2", index=9)]
+    [f] = check(events, ops)["timeline"]["failovers"]
+    assert f["old_leader"] == "n1" and f["new_leader"] == "n2"
+    assert f["leader_after_ns"] == 90 * MS
+    assert f["write_after_ns"] == 120 * MS
+
+
+def test_a_fault_that_missed_the_leader_is_not_a_failover():
+    events = steady(term=1)
+    events.append({"process": "nemesis", "type": "info", "f": "kill", "value": ["n3"], "time": 210 * MS})
+    assert check(events, [])["timeline"]["failovers"] == []
