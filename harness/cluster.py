@@ -1,0 +1,377 @@
+"""The Docker cluster backend: one bridge network and N node containers per run, all labelled with the run id.
+
+A run gets a bridge network with a /24 of its own, picked from 10.210.0.0/16
+after looking at every existing network (two runs at once try different
+subnets and retry on a conflict), and static node addresses in it. Each node
+container has NET_ADMIN (the nemesis installs iptables rules inside it), its
+cluster key and data directory inside it, and the labels
+``splitbrain.run=<run id>`` and ``splitbrain.node=<node id>``, so that
+``clean()`` can remove whatever a killed harness left behind.
+
+The node process is the container's main process, so a crash is
+``docker kill`` (SIGKILL) and a restart is ``docker start``: the container's
+filesystem, and with it the node's data directory, survives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import io
+import ipaddress
+import os
+import random
+import secrets
+import tarfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.images import ImageError, docker_client, ensure_image
+from targets.base import FAKETIME, ClusterLayout, NodeAddress, Target, TargetOptions
+
+RUN_LABEL = "splitbrain.run"
+NODE_LABEL = "splitbrain.node"
+SUBNET_POOL = ipaddress.ip_network("10.210.0.0/16")
+FIRST_NODE_HOST = 11  # node i gets .(10 + i); .1 is the bridge gateway (the harness)
+
+
+class ClusterError(Exception):
+    """The cluster could not be brought up or driven (an infrastructure error: exit 2)."""
+
+
+def run_sync(coro):
+    """Run a coroutine to completion from sync code, also when called from a thread that runs a loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        return ex.submit(asyncio.run, coro).result()
+
+
+def used_subnets(client) -> list[ipaddress.IPv4Network]:
+    out = []
+    for net in client.api.networks():
+        for cfg in (net.get("IPAM") or {}).get("Config") or []:
+            try:
+                out.append(ipaddress.ip_network(cfg.get("Subnet", ""), strict=False))
+            except ValueError:
+                continue
+    return out
+
+
+def free_subnets(used: list, rng: random.Random) -> list[ipaddress.IPv4Network]:
+    """Every /24 of the pool that overlaps no existing network, in random order."""
+    candidates = [s for s in SUBNET_POOL.subnets(new_prefix=24) if not any(s.overlaps(u) for u in used)]
+    rng.shuffle(candidates)
+    return candidates
+
+
+def _tar(entries: dict[str, bytes | None]) -> bytes:
+    """A tar of files (bytes) and directories (None), paths relative to /."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in entries.items():
+            info = tarfile.TarInfo(name.lstrip("/"))
+            info.mtime = int(time.time())
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o755
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                info.mode = 0o600
+                tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+class DockerCluster:
+    """N nodes of one target in containers on a private bridge network; see the module docstring."""
+
+    def __init__(
+        self,
+        run_id: str,
+        target: Target,
+        nodes: int,
+        options: TargetOptions | None = None,
+        log: Callable[[str], None] = print,
+        rebuild_images: bool = False,
+    ):
+        if nodes < 1:
+            raise ValueError("a cluster needs at least one node")
+        self.run_id = run_id
+        self.target = target
+        self.options = options or TargetOptions()
+        self.log = log
+        self.rebuild_images = rebuild_images
+        self.node_ids: list[str] = [f"n{i}" for i in range(1, nodes + 1)]
+        self.ips: dict[str, str] = {}
+        self.layout: ClusterLayout | None = None
+        self.network_name = f"splitbrain-{run_id}"
+        self.image: str | None = None
+        self._client = None
+        self._containers: dict[str, Any] = {}
+        self._network = None
+        self._torn_down = False
+        self._teardown_lock = threading.Lock()
+
+    # ---- addresses -------------------------------------------------------
+
+    @property
+    def addresses(self) -> dict[str, str]:
+        """node id -> "ip:port" of its client API."""
+        return {n: f"{ip}:{self.target.client_port}" for n, ip in self.ips.items()}
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = docker_client()
+        return self._client
+
+    def labels(self, node: str | None = None) -> dict[str, str]:
+        lab = {RUN_LABEL: self.run_id}
+        if node:
+            lab[NODE_LABEL] = node
+        return lab
+
+    # ---- bring-up --------------------------------------------------------
+
+    def up(self, timeout: float = 30) -> dict[str, str]:
+        """Build missing images, create the network and the nodes, wait until every node answers. node -> ip."""
+        started = time.monotonic()
+        try:
+            self.image = ensure_image(self.target.image_recipe(), rebuild=self.rebuild_images, progress=self.log,
+                                      client=self.client)
+        except ImageError as e:
+            raise ClusterError(str(e)) from None
+        self._create_network()
+        self.layout = ClusterLayout(
+            nodes=tuple(NodeAddress(n, self.ips[n]) for n in self.node_ids),
+            peer_port=self.target.peer_port,
+            client_port=self.target.client_port,
+        )
+        key = secrets.token_hex(32).encode() + b"\n"
+        self._parallel(lambda n: self._create_node(n, key), self.node_ids)
+        self._parallel(lambda n: self._containers[n].start(), self.node_ids)
+        remaining = max(1.0, timeout - (time.monotonic() - started))
+        missing = self.wait_serving(self.node_ids, remaining)
+        if missing:
+            tails = {n: self.node_log(n)[-300:].strip().replace("\n", " | ") for n in missing}
+            raise ClusterError(
+                f"nodes {', '.join(missing)} did not answer their status probe within {timeout:.0f}s; "
+                + "; ".join(f"{n} log: {t or '(empty)'}" for n, t in tails.items())
+            )
+        self.log(f"cluster {self.run_id}: {len(self.node_ids)} nodes serving on {self.subnet} "
+                 f"in {time.monotonic() - started:.1f}s")
+        return dict(self.ips)
+
+    def _create_network(self) -> None:
+        import docker
+
+        rng = random.Random(f"{self.run_id}:{os.getpid()}:{time.time_ns()}")
+        for _attempt in range(20):
+            candidates = free_subnets(used_subnets(self.client), rng)
+            if not candidates:
+                raise ClusterError(f"no free /24 left in {SUBNET_POOL} for the run's network; run `splitbrain clean`")
+            subnet = candidates[0]
+            hosts = list(subnet.hosts())
+            ipam = docker.types.IPAMConfig(
+                pool_configs=[docker.types.IPAMPool(subnet=str(subnet), gateway=str(hosts[0]))]
+            )
+            try:
+                self._network = self.client.networks.create(
+                    self.network_name, driver="bridge", ipam=ipam, labels=self.labels(), check_duplicate=True
+                )
+            except docker.errors.APIError as e:
+                # Another run took this subnet between our look and our create: try another.
+                if "overlap" in str(e).lower() or "already" in str(e).lower():
+                    time.sleep(rng.random() * 0.2)
+                    continue
+                raise ClusterError(f"cannot create network {self.network_name}: {e}") from None
+            self.subnet = subnet
+            for i, n in enumerate(self.node_ids):
+                self.ips[n] = str(subnet.network_address + FIRST_NODE_HOST + i)
+            return
+        raise ClusterError("could not find a free subnet for the run's network after 20 attempts")
+
+    def _create_node(self, node: str, key: bytes) -> None:
+        api = self.client.api
+        assert self.layout is not None
+        env = dict(self.target.node_environment(node, self.layout, self.options))
+        if self.target.clock_control() == FAKETIME:
+            env.setdefault("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+            env.setdefault("FAKETIME_TIMESTAMP_FILE", self.layout.faketime_file)
+            env.setdefault("FAKETIME_NO_CACHE", "1")
+        host_config = api.create_host_config(cap_add=["NET_ADMIN"], init=False)
+        networking = api.create_networking_config(
+            {self.network_name: api.create_endpoint_config(ipv4_address=self.ips[node])}
+        )
+        created = api.create_container(
+            self.image,
+            command=self.target.node_command(node, self.layout, self.options),
+            name=f"splitbrain-{self.run_id}-{node}",
+            hostname=node,
+            environment=env,
+            labels=self.labels(node),
+            host_config=host_config,
+            networking_config=networking,
+        )
+        container = self.client.containers.get(created["Id"])
+        files: dict[str, bytes | None] = {
+            os.path.dirname(self.layout.cluster_key_file): None,
+            self.layout.data_dir: None,
+            self.layout.cluster_key_file: key,
+        }
+        if self.target.clock_control() == FAKETIME:
+            files[self.layout.faketime_file] = b"+0\n"
+        container.put_archive("/", _tar(files))
+        self._containers[node] = container
+
+    def wait_serving(self, nodes: list[str], timeout: float) -> list[str]:
+        """Wait until every node answers its status probe; the nodes that still do not, [] on success."""
+        async def wait() -> list[str]:
+            deadline = time.monotonic() + timeout
+            pending = list(nodes)
+            while pending and time.monotonic() < deadline:
+                answers = await asyncio.gather(*(self.target.status_probe(self.addresses[n], 0.5) for n in pending))
+                pending = [n for n, a in zip(pending, answers, strict=True) if a is None]
+                if pending:
+                    await asyncio.sleep(0.1)
+            return pending
+
+        return run_sync(wait())
+
+    def probe(self, node: str, timeout: float = 0.5) -> dict | None:
+        """What the node believes right now (the target's status probe), None when it does not answer."""
+        return run_sync(self.target.status_probe(self.addresses[node], timeout))
+
+    def probe_all(self, timeout: float = 0.5) -> dict[str, dict | None]:
+        async def all_():
+            answers = await asyncio.gather(*(self.target.status_probe(self.addresses[n], timeout)
+                                             for n in self.node_ids))
+            return dict(zip(self.node_ids, answers, strict=True))
+
+        return run_sync(all_())
+
+    # ---- node control ----------------------------------------------------
+
+    def container(self, node: str):
+        try:
+            return self._containers[node]
+        except KeyError:
+            raise ClusterError(f"no such node {node!r} (nodes: {', '.join(self.node_ids)})") from None
+
+    def state(self, node: str) -> str:
+        """Docker's state of the node's container: running, paused, exited, ..."""
+        c = self.container(node)
+        c.reload()
+        return c.status
+
+    def kill(self, node: str) -> None:
+        """SIGKILL the node's process (its container's main process); the disk stays."""
+        c = self.container(node)
+        c.kill(signal="SIGKILL")
+        c.wait(timeout=10)
+
+    def start(self, node: str) -> None:
+        """Start a killed node again with its disk intact."""
+        self.container(node).start()
+
+    def pause(self, node: str) -> None:
+        self.container(node).pause()
+
+    def resume(self, node: str) -> None:
+        self.container(node).unpause()
+
+    def exec(self, node: str, cmd: list[str], timeout: float | None = None) -> tuple[int, str]:
+        """Run cmd inside the node's container; (exit code, stdout+stderr)."""
+        if timeout is not None:
+            cmd = ["timeout", "-s", "KILL", f"{timeout:g}", *cmd]
+        res = self.container(node).exec_run(cmd, stdout=True, stderr=True)
+        return res.exit_code, (res.output or b"").decode("utf-8", "replace")
+
+    def put_file(self, node: str, path: str, data: bytes) -> None:
+        """Write a file inside the node's container atomically (tar to a temp name, then rename)."""
+        tmp = f"{path}.splitbrain-tmp"
+        self.container(node).put_archive("/", _tar({tmp: data}))
+        rc, out = self.exec(node, ["mv", "-f", tmp, path])
+        if rc != 0:
+            raise ClusterError(f"{node}: cannot move {tmp} to {path}: {out.strip()}")
+
+    def node_log(self, node: str) -> str:
+        try:
+            return self.container(node).logs(stdout=True, stderr=True).decode("utf-8", "replace")
+        except Exception as e:
+            return f"(no log: {e})"
+
+    def copy_logs(self, dest_dir: str | Path) -> list[Path]:
+        """Write each node's log (stdout+stderr, across restarts) to dest_dir/<node>.log."""
+        dest = Path(dest_dir)
+        dest.mkdir(parents=True, exist_ok=True)
+        written = []
+        for n in list(self._containers):
+            p = dest / f"{n}.log"
+            p.write_text(self.node_log(n))
+            written.append(p)
+        return written
+
+    # ---- teardown --------------------------------------------------------
+
+    def teardown(self) -> None:
+        """Remove every container and the network of this run (found by label too). Idempotent."""
+        with self._teardown_lock:
+            if self._torn_down:
+                return
+            self._torn_down = True
+        clean(self.run_id, client=self._client)
+        self._containers.clear()
+
+    def _parallel(self, fn, items) -> list:
+        with concurrent.futures.ThreadPoolExecutor(max(1, len(items))) as ex:
+            return list(ex.map(fn, items))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.teardown()
+
+
+def clean(run_id: str | None = None, client=None) -> tuple[int, int]:
+    """Remove the containers and networks labelled by splitbrain (one run's, or every run's). (containers, networks)."""
+    import docker
+
+    client = client or docker_client()
+    selector = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
+    containers = client.containers.list(all=True, filters={"label": selector})
+
+    def remove(c) -> int:
+        try:
+            c.remove(force=True, v=True)
+            return 1
+        except docker.errors.NotFound:
+            return 0
+
+    with concurrent.futures.ThreadPoolExecutor(max(1, min(16, len(containers)))) as ex:
+        removed_containers = sum(ex.map(remove, containers))
+    removed_networks = 0
+    for net in client.networks.list(filters={"label": selector}):
+        try:
+            net.remove()
+            removed_networks += 1
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError:
+            # A container we did not label still sits on it: disconnect it, then retry.
+            net.reload()
+            for c in net.containers:
+                try:
+                    net.disconnect(c, force=True)
+                except docker.errors.APIError:
+                    pass
+            net.remove()
+            removed_networks += 1
+    return removed_containers, removed_networks

@@ -1,0 +1,319 @@
+"""Container images without a registry: a Debian base image and one image per target, tagged by content hash.
+
+The base image holds Debian packages only (python3, iproute2, iptables, procps,
+libfaketime and the tools the nemesis verifies faults with). Its tag is a hash
+of its recipe (suite and package list), so adding a package rebuilds it and
+nothing else does. Where a registry answers, the base starts from a pulled
+``debian:bookworm-slim`` plus ``apt-get install``; on this machine there is
+none, so it is built with ``debootstrap --variant=minbase`` and ``docker
+import``.
+
+A target image is the base plus the target's own source files, built with a
+generated Dockerfile ``FROM`` the local base tag (no pull). Its tag hashes the
+base tag and the bytes and paths of every copied file, so editing the target's
+source rebuilds only the target image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+SUITE = "bookworm"
+MIRROR = os.environ.get("SPLITBRAIN_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+REGISTRY_BASE = "debian:bookworm-slim"
+BASE_REPOSITORY = "splitbrain-base"
+TARGET_REPOSITORY = "splitbrain"
+
+# Packages every node image has: the target runtime (python3), the fault
+# injectors (iproute2 for tc, iptables, procps for kill/ps, libfaketime for
+# clocks of other targets) and the probes that verify a fault took effect
+# (netcat-openbsd for "can this node still connect to that one").
+BASE_PACKAGES: tuple[str, ...] = (
+    "python3",
+    "iproute2",
+    "iptables",
+    "procps",
+    "libfaketime",
+    "faketime",
+    "netcat-openbsd",
+    "iputils-ping",
+    "ca-certificates",
+)
+
+LABEL = "splitbrain.image"
+
+
+class ImageError(Exception):
+    """An image cannot be built, for a reason the user can fix: one line, exit 2."""
+
+
+@dataclass(frozen=True)
+class ImageRecipe:
+    """What a target's image holds on top of the base.
+
+    ``files`` maps a path in the image (relative to ``/opt/splitbrain``) to a
+    file on this machine; ``packages`` are extra Debian packages the target
+    needs (they go into the base image, hashed into its tag).
+    """
+
+    name: str
+    files: tuple[tuple[str, Path], ...]
+    packages: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    workdir: str = "/opt/splitbrain"
+
+
+def files_under(root: Path, package_dir: str, exclude: tuple[str, ...] = ("__pycache__",)) -> tuple[tuple[str, Path], ...]:
+    """Every source file under ``root/package_dir`` as (image path, host path), sorted, caches skipped."""
+    base = root / package_dir
+    out = []
+    for path in sorted(base.rglob("*")):
+        if not path.is_file() or any(part in exclude for part in path.parts) or path.suffix == ".pyc":
+            continue
+        out.append((str(path.relative_to(root)), path))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class BaseRecipe:
+    suite: str = SUITE
+    packages: tuple[str, ...] = BASE_PACKAGES
+
+    def tag(self) -> str:
+        digest = hashlib.sha256(
+            json.dumps({"suite": self.suite, "packages": sorted(set(self.packages)), "v": 1}).encode()
+        ).hexdigest()[:12]
+        return f"{BASE_REPOSITORY}:{digest}"
+
+
+def base_recipe_for(recipe: ImageRecipe) -> BaseRecipe:
+    return BaseRecipe(packages=tuple(sorted(set(BASE_PACKAGES) | set(recipe.packages))))
+
+
+def target_tag(recipe: ImageRecipe) -> str:
+    h = hashlib.sha256()
+    h.update(base_recipe_for(recipe).tag().encode())
+    h.update(json.dumps({"env": recipe.env, "workdir": recipe.workdir}).encode())
+    for dest, src in sorted(recipe.files):
+        h.update(dest.encode() + b"\0")
+        h.update(Path(src).read_bytes())
+        h.update(b"\0")
+    return f"{TARGET_REPOSITORY}-{recipe.name}:{h.hexdigest()[:12]}"
+
+
+Progress = Callable[[str], None]
+
+
+def docker_client():
+    """A Docker client, or ImageError saying how to get a daemon."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+        return client
+    except Exception as e:  # the SDK raises several types for "no daemon"
+        raise ImageError(
+            f"cannot reach the Docker daemon ({type(e).__name__}); start it (systemctl start docker) "
+            "or set DOCKER_HOST"
+        ) from None
+
+
+def image_exists(client, tag: str) -> bool:
+    import docker
+
+    try:
+        client.images.get(tag)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def ensure_image(recipe: ImageRecipe, rebuild: bool = False, progress: Progress = print, client=None) -> str:
+    """The tag of the target's image, building the base and the target image if missing (or if rebuild)."""
+    client = client or docker_client()
+    base = base_recipe_for(recipe)
+    base_tag = base.tag()
+    if rebuild or not image_exists(client, base_tag):
+        build_base(client, base, progress)
+    else:
+        progress(f"base image {base_tag}: cached")
+    tag = target_tag(recipe)
+    if rebuild or not image_exists(client, tag):
+        build_target(client, recipe, base_tag, tag, progress)
+    else:
+        progress(f"target image {tag}: cached")
+    return tag
+
+
+def build_base(client, base: BaseRecipe, progress: Progress) -> None:
+    tag = base.tag()
+    if try_registry_base(client, base, tag, progress):
+        return
+    debootstrap_base(client, base, tag, progress)
+
+
+def try_registry_base(client, base: BaseRecipe, tag: str, progress: Progress, timeout: float = 8.0) -> bool:
+    """Pull debian:bookworm-slim (quickly) and apt-get the packages into it; False when no registry answers."""
+    if os.environ.get("SPLITBRAIN_NO_REGISTRY"):
+        return False
+    progress(f"base image {tag}: trying a registry pull of {REGISTRY_BASE} ({timeout:.0f}s limit)")
+    result: dict = {}
+
+    def pull():
+        try:
+            import docker
+
+            quick = docker.from_env(timeout=timeout)
+            repo, _, t = REGISTRY_BASE.partition(":")
+            quick.images.pull(repo, tag=t)
+            result["ok"] = True
+        except Exception as e:
+            result["error"] = f"{type(e).__name__}: {str(e)[:120]}"
+
+    th = threading.Thread(target=pull, daemon=True)
+    th.start()
+    th.join(timeout + 1)
+    if not result.get("ok"):
+        progress(f"  no registry ({result.get('error', 'timed out')}); building from Debian packages instead")
+        return False
+    dockerfile = (
+        f"FROM {REGISTRY_BASE}\n"
+        "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
+        + " ".join(sorted(set(base.packages)))
+        + " && rm -rf /var/lib/apt/lists/*\n"
+    )
+    docker_build(client, {"Dockerfile": dockerfile.encode()}, tag, progress, labels={LABEL: "base"})
+    return True
+
+
+def debootstrap_base(client, base: BaseRecipe, tag: str, progress: Progress) -> None:
+    exe = shutil.which("debootstrap") or next(
+        (p for p in ("/usr/sbin/debootstrap", "/sbin/debootstrap") if os.path.exists(p)), None
+    )
+    if not exe:
+        raise ImageError("debootstrap is missing; install it with: apt-get install debootstrap (or run scripts/setup)")
+    if os.geteuid() != 0:
+        raise ImageError("building the base image with debootstrap needs root; run `splitbrain images` as root once")
+    workdir = Path(tempfile.mkdtemp(prefix="splitbrain-debootstrap-"))
+    root = workdir / "rootfs"
+    started = time.monotonic()
+    try:
+        cmd = [
+            exe,
+            "--variant=minbase",
+            f"--include={','.join(sorted(set(base.packages)))}",
+            base.suite,
+            str(root),
+            MIRROR,
+        ]
+        progress(f"base image {tag}: debootstrap {base.suite} from {MIRROR} (a few minutes)")
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        tail: list[str] = []
+        seen_stages: set[str] = set()
+        last_shown = time.monotonic()
+        count = 0
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip()
+            tail = (tail + [line])[-15:]
+            count += 1
+            # debootstrap prints one "I: <verb> <package>" line per package;
+            # show the first line of every stage (Retrieving, Extracting,
+            # Installing, Configuring...), warnings and errors, and otherwise a
+            # heartbeat every 10 s, so a user sees it move without a flood.
+            stage = line[3:].split(" ")[0] if line.startswith("I: ") else ""
+            now = time.monotonic()
+            if line.startswith(("W: ", "E: ")) or (stage and stage not in seen_stages) or now - last_shown > 10:
+                progress(f"  [{now - started:5.0f}s] {line}")
+                last_shown = now
+                seen_stages.add(stage)
+        if proc.wait() != 0:
+            raise ImageError(
+                f"debootstrap failed (exit {proc.returncode}); last lines: " + " | ".join(tail[-5:])
+            )
+        # Trim what a node never needs: package caches and lists.
+        for sub in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            d = root / sub
+            if d.is_dir():
+                for p in d.glob("*.deb"):
+                    p.unlink()
+        tarball = workdir / "rootfs.tar"
+        progress(f"  [{time.monotonic() - started:5.0f}s] packing the root filesystem")
+        subprocess.run(
+            ["tar", "--numeric-owner", "--exclude=./dev/*", "--exclude=./proc/*", "--exclude=./sys/*",
+             "-C", str(root), "-cf", str(tarball), "."],
+            check=True,
+        )
+        progress(f"  [{time.monotonic() - started:5.0f}s] docker import as {tag}")
+        repo, _, t = tag.partition(":")
+        client.api.import_image_from_file(
+            str(tarball),
+            repository=repo,
+            tag=t,
+            changes=[
+                "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "ENV LANG=C.UTF-8",
+                f"LABEL {LABEL}=base",
+                'CMD ["/bin/bash"]',
+            ],
+        )
+        if not image_exists(client, tag):
+            raise ImageError(f"docker import did not produce {tag}")
+        progress(f"base image {tag}: built in {time.monotonic() - started:.0f}s")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def build_target(client, recipe: ImageRecipe, base_tag: str, tag: str, progress: Progress) -> None:
+    started = time.monotonic()
+    progress(f"target image {tag}: {len(recipe.files)} files on {base_tag}")
+    lines = [f"FROM {base_tag}"]
+    for k, v in recipe.env:
+        lines.append(f"ENV {k}={json.dumps(v)}")
+    lines.append(f"COPY src/ {recipe.workdir}/")
+    lines.append(f"WORKDIR {recipe.workdir}")
+    lines.append(f'LABEL {LABEL}="{recipe.name}"')
+    context = {"Dockerfile": ("\n".join(lines) + "\n").encode()}
+    for dest, src in recipe.files:
+        context[f"src/{dest}"] = Path(src).read_bytes()
+    docker_build(client, context, tag, progress, labels=None)
+    progress(f"target image {tag}: built in {time.monotonic() - started:.1f}s")
+
+
+def docker_build(client, files: dict[str, bytes], tag: str, progress: Progress, labels=None) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    try:
+        stream = client.api.build(
+            fileobj=buf, custom_context=True, tag=tag, rm=True, forcerm=True, pull=False, decode=True,
+            labels=labels,
+        )
+        for chunk in stream:
+            if "error" in chunk:
+                raise ImageError(f"building {tag} failed: {chunk['error'].strip()}")
+            text = chunk.get("stream", "").strip()
+            if text.startswith("Step "):
+                progress(f"  {text}")
+    except ImageError:
+        raise
+    except Exception as e:
+        raise ImageError(f"building {tag} failed: {e}") from None

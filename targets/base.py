@@ -1,0 +1,130 @@
+"""The target plugin contract: how to build a system's image, start one node, talk to it and ask what it believes.
+
+The harness, the nemesis and the workloads know targets only through this
+module. A target is a value with a few methods (`Target`); its client turns a
+workload operation into a request and classifies every outcome as `ok`,
+`fail` (it certainly did not happen) or `info` (it may have happened).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from harness.images import ImageRecipe
+
+# Fault families (the names of harness.spec.FAULTS) whose injection needs
+# nothing from the target beyond running in a container of ours.
+NETWORK_FAULTS = ("partition", "loss", "delay", "duplicate", "reorder")
+PROCESS_FAULTS = ("kill", "pause")
+
+# How a target's clock can be skewed (Target.clock_control):
+CLOCK_FILE = "clock-file"  # the target reads a JSON {"offset_s", "rate"} file we write
+FAKETIME = "faketime"  # the node runs under libfaketime with FAKETIME_TIMESTAMP_FILE we write
+NO_CLOCK = None  # clock faults are unsupported
+
+
+@dataclass(frozen=True)
+class NodeAddress:
+    id: str
+    ip: str
+
+
+@dataclass(frozen=True)
+class ClusterLayout:
+    """Where every node is and where its files live inside its container."""
+
+    nodes: tuple[NodeAddress, ...]
+    peer_port: int
+    client_port: int
+    data_dir: str = "/var/lib/splitbrain/data"
+    cluster_key_file: str = "/var/lib/splitbrain/cluster.key"
+    clock_file: str = "/var/lib/splitbrain/clock.json"
+    faketime_file: str = "/var/lib/splitbrain/faketime.rc"
+
+    @property
+    def node_ids(self) -> list[str]:
+        return [n.id for n in self.nodes]
+
+    def ip(self, node_id: str) -> str:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n.ip
+        raise KeyError(node_id)
+
+    def peer_address(self, node_id: str) -> str:
+        return f"{self.ip(node_id)}:{self.peer_port}"
+
+    def client_address(self, node_id: str) -> str:
+        return f"{self.ip(node_id)}:{self.client_port}"
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """What a run asks of the target: deliberate bugs, and target-specific settings (spec `options:`)."""
+
+    bugs: tuple[str, ...] = ()
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+class Client(Protocol):
+    async def invoke(self, node_id: str, op: dict[str, Any]) -> dict[str, Any]:
+        """Perform op {"f", "key", "value"} on node_id.
+
+        Returns {"type": "ok"|"fail"|"info", "value": ..., "error": str|None}.
+        `fail` only when the operation certainly did not take effect (refused
+        before sending, not the leader, cas mismatch); anything else that is
+        not a success (timeout, reset after sending, 5xx) is `info`.
+        """
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Target(Protocol):
+    name: str
+    peer_port: int  # the port nodes talk to each other on (the nemesis probes it)
+    client_port: int
+
+    def image_recipe(self) -> ImageRecipe:
+        """What the node image holds: target source files and extra Debian packages."""
+        ...
+
+    def node_command(self, node_id: str, cluster: ClusterLayout, options: TargetOptions) -> list[str]:
+        """argv that starts one node in its container (run as PID 1's child, logs on stdout/stderr)."""
+        ...
+
+    def node_environment(self, node_id: str, cluster: ClusterLayout, options: TargetOptions) -> dict[str, str]:
+        """Extra environment variables of a node's process."""
+        ...
+
+    def clock_control(self) -> str | None:
+        """CLOCK_FILE, FAKETIME or None: how the nemesis may skew this target's clocks."""
+        ...
+
+    def client(self, addresses: dict[str, str], timeout: float = 1.0) -> Client:
+        """A client for the workload; addresses maps node id -> "ip:port" of its client API."""
+        ...
+
+    async def status_probe(self, address: str, timeout: float = 0.5) -> dict[str, Any] | None:
+        """What the node at address believes: {"role", "term", "leader", ...}; None when it does not answer.
+
+        May carry "wall_time" (seconds since the epoch on the node's clock),
+        which the clock nemesis uses to verify a skew took effect.
+        """
+        ...
+
+    def unsupported_faults(self, faults: list[str] | tuple[str, ...]) -> list[str]:
+        """One line per fault family this target cannot do, saying why (checked before a run)."""
+        ...
+
+    def bugs(self) -> dict[str, str]:
+        """The deliberate bugs this target can be started with: name -> what it breaks."""
+        ...
+
+
+def unsupported_by_clock_control(target: Target, faults) -> list[str]:
+    """The common part of unsupported_faults: clock faults need a clock control."""
+    if "clock" in faults and target.clock_control() is None:
+        return [f"clock: target {target.name} has no clock control (neither a clock file nor libfaketime)"]
+    return []

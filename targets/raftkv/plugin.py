@@ -1,0 +1,270 @@
+"""The raftkv target plugin: its image, its node command line, its HTTP client and its status probe.
+
+The client speaks HTTP/1.1 with keep-alive over asyncio streams (the store's
+API is four routes with JSON bodies, and the harness must not block a thread
+per request). Every outcome is classified for the history:
+
+- ``ok``: 200 (and 404 for a read: the key is absent, value None).
+- ``fail`` (certainly not applied): the connection could not be opened, so
+  nothing was sent; 503 not-leader; 409 cas-mismatch; 400.
+- ``info`` (may have been applied): timeout after sending, 504, a reset or
+  EOF after sending, anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from harness.images import ImageRecipe, files_under
+from targets.base import (
+    CLOCK_FILE,
+    ClusterLayout,
+    TargetOptions,
+    unsupported_by_clock_control,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PEER_PORT = 7000
+CLIENT_PORT = 8000
+
+SET_PREFIX = "set-element/"
+
+
+class Definite(Exception):
+    """The request was certainly not sent (connect failed)."""
+
+
+class _Conn:
+    __slots__ = ("reader", "writer")
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.reader = reader
+        self.writer = writer
+
+    def close(self) -> None:
+        try:
+            self.writer.close()
+        except Exception:
+            pass
+
+
+class HttpPool:
+    """Idle keep-alive connections per address; a request takes one or opens a new one."""
+
+    def __init__(self, connect_timeout: float = 0.5):
+        self.connect_timeout = connect_timeout
+        self._idle: dict[str, list[_Conn]] = {}
+
+    async def _connect(self, address: str) -> _Conn:
+        host, _, port = address.rpartition(":")
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, int(port)), self.connect_timeout
+            )
+        except (TimeoutError, OSError) as e:
+            raise Definite(f"connect: {type(e).__name__}: {e}".rstrip(": ")) from None
+        return _Conn(reader, writer)
+
+    async def request(
+        self, address: str, method: str, path: str, body: dict | None, timeout: float
+    ) -> tuple[int, dict]:
+        """(status, JSON body). Raises Definite when nothing was sent; other exceptions mean unknown."""
+        idle = self._idle.setdefault(address, [])
+        conn = idle.pop() if idle else await self._connect(address)
+        payload = b"" if body is None else json.dumps(body).encode()
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {len(payload)}\r\n"
+            + ("Content-Type: application/json\r\n" if body is not None else "")
+            + "\r\n"
+        ).encode()
+        try:
+            conn.writer.write(head + payload)
+            status, doc, keep = await asyncio.wait_for(_read_response(conn.reader), timeout)
+        except BaseException:
+            conn.close()
+            raise
+        if keep:
+            idle.append(conn)
+        else:
+            conn.close()
+        return status, doc
+
+    def close(self) -> None:
+        for conns in self._idle.values():
+            for c in conns:
+                c.close()
+        self._idle.clear()
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, dict, bool]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    length = 0
+    keep = True
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        name = name.strip().lower()
+        if name == "content-length":
+            length = int(value.strip())
+        elif name == "connection" and value.strip().lower() == "close":
+            keep = False
+    data = await reader.readexactly(length) if length else b""
+    try:
+        doc = json.loads(data) if data else {}
+    except ValueError:
+        doc = {"error": "unparsable-body", "detail": data[:200].decode("latin-1")}
+    return status, doc if isinstance(doc, dict) else {"value": doc}, keep
+
+
+def _outcome(kind: str, value: Any = None, error: str | None = None) -> dict[str, Any]:
+    return {"type": kind, "value": value, "error": error}
+
+
+class RaftKVClient:
+    """Workload operations against raftkv nodes: read/write/cas on registers, add/read on a set."""
+
+    def __init__(self, addresses: dict[str, str], timeout: float = 1.0):
+        self.addresses = dict(addresses)
+        self.timeout = timeout
+        self.pool = HttpPool(connect_timeout=min(0.5, timeout))
+        # Set elements ever attempted, per set key: the final read asks for each
+        # (raftkv has no range reads, so every element is its own key).
+        self._set_elements: dict[str, set] = {}
+
+    async def _call(self, node_id: str, method: str, path: str, body: dict | None) -> tuple[str, int, dict, str | None]:
+        """("sent", status, doc, None) | ("fail"|"info", 0, {}, error)."""
+        try:
+            status, doc = await self.pool.request(self.addresses[node_id], method, path, body, self.timeout)
+            return "sent", status, doc, None
+        except Definite as e:
+            return "fail", 0, {}, str(e)
+        except TimeoutError:
+            return "info", 0, {}, "timeout"
+        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as e:
+            return "info", 0, {}, f"{type(e).__name__}: {e}"[:200]
+
+    async def invoke(self, node_id: str, op: dict[str, Any]) -> dict[str, Any]:
+        f, key, value = op["f"], str(op.get("key")), op.get("value")
+        if f == "read":
+            if key in self._set_elements or op.get("set"):
+                return await self._read_set(node_id, key)
+            return await self._single(node_id, "GET", f"/kv/{quote(key, safe='')}", None, read=True)
+        if f == "write":
+            return await self._single(node_id, "PUT", f"/kv/{quote(key, safe='')}",
+                                      {"value": value, "request_id": uuid.uuid4().hex}, echo=value)
+        if f == "cas":
+            frm, to = value
+            return await self._single(node_id, "POST", f"/kv/{quote(key, safe='')}/cas",
+                                      {"from": frm, "to": to, "request_id": uuid.uuid4().hex}, echo=value)
+        if f == "add":
+            self._set_elements.setdefault(key, set()).add(value)
+            return await self._single(node_id, "PUT", f"/kv/{quote(SET_PREFIX + key + '/' + str(value), safe='')}",
+                                      {"value": value, "request_id": uuid.uuid4().hex}, echo=value)
+        return _outcome("fail", None, f"unknown operation {f!r}")
+
+    async def _single(self, node_id, method, path, body, read=False, echo=None) -> dict[str, Any]:
+        kind, status, doc, error = await self._call(node_id, method, path, body)
+        if kind != "sent":
+            return _outcome(kind, None, error)
+        if status == 200:
+            return _outcome("ok", doc.get("value") if read else echo)
+        if status == 404 and read:
+            return _outcome("ok", None)
+        err = str(doc.get("error", status))
+        if status in (503, 409, 400, 404):
+            return _outcome("fail", None, err)
+        return _outcome("info", None, err)
+
+    async def _read_set(self, node_id: str, key: str) -> dict[str, Any]:
+        elements = sorted(self._set_elements.get(key, ()), key=lambda v: (str(type(v)), v))
+        found = []
+        sem = asyncio.Semaphore(32)
+
+        async def one(v):
+            async with sem:
+                return v, await self._single(node_id, "GET", f"/kv/{quote(SET_PREFIX + key + '/' + str(v), safe='')}",
+                                             None, read=True)
+
+        results = await asyncio.gather(*(one(v) for v in elements))
+        for v, r in results:
+            if r["type"] != "ok":
+                # One element unknown makes the whole read unknown; fail only if all were definite.
+                return _outcome(r["type"], None, f"element {v}: {r['error']}")
+            if r["value"] is not None:
+                found.append(v)
+        return _outcome("ok", found)
+
+    async def close(self) -> None:
+        self.pool.close()
+
+
+class RaftKV:
+    """The built-in Raft key-value store (targets/raftkv)."""
+
+    name = "raftkv"
+    peer_port = PEER_PORT
+    client_port = CLIENT_PORT
+
+    def image_recipe(self) -> ImageRecipe:
+        # The node runs `python3 -m targets.raftkv`; only the package itself
+        # goes into the image (tests and the harness stay out, so editing them
+        # does not rebuild it).
+        files = (("targets/__init__.py", REPO_ROOT / "targets" / "__init__.py"),) + files_under(
+            REPO_ROOT, "targets/raftkv"
+        )
+        return ImageRecipe(name=self.name, files=files, env=(("PYTHONDONTWRITEBYTECODE", "1"),))
+
+    def node_command(self, node_id: str, cluster: ClusterLayout, options: TargetOptions) -> list[str]:
+        peers = ",".join(f"{n.id}={n.ip}:{cluster.peer_port}" for n in cluster.nodes)
+        cmd = [
+            "python3", "-u", "-m", "targets.raftkv",
+            "--id", node_id,
+            "--peers", peers,
+            "--client", f"0.0.0.0:{cluster.client_port}",
+            "--data", cluster.data_dir,
+            "--cluster-key-file", cluster.cluster_key_file,
+            "--clock-file", cluster.clock_file,
+        ]
+        s = options.settings
+        if "election_timeout" in s:
+            cmd += ["--election-timeout", str(s["election_timeout"])]
+        if "heartbeat" in s:
+            cmd += ["--heartbeat", str(s["heartbeat"])]
+        if s.get("lease_reads"):
+            cmd.append("--lease-reads")
+        for bug in options.bugs:
+            cmd += ["--bug", bug]
+        return cmd
+
+    def node_environment(self, node_id: str, cluster: ClusterLayout, options: TargetOptions) -> dict[str, str]:
+        return {}
+
+    def clock_control(self) -> str | None:
+        return CLOCK_FILE
+
+    def client(self, addresses: dict[str, str], timeout: float = 1.0) -> RaftKVClient:
+        return RaftKVClient(addresses, timeout)
+
+    async def status_probe(self, address: str, timeout: float = 0.5) -> dict[str, Any] | None:
+        pool = HttpPool(connect_timeout=timeout)
+        try:
+            status, doc = await pool.request(address, "GET", "/status", None, timeout)
+        except Exception:
+            return None
+        finally:
+            pool.close()
+        return doc if status == 200 else None
+
+    def unsupported_faults(self, faults) -> list[str]:
+        return unsupported_by_clock_control(self, faults)
+
+    def bugs(self) -> dict[str, str]:
+        from targets.raftkv.node import BUGS
+
+        return dict(BUGS)
