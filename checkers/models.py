@@ -1,0 +1,376 @@
+"""Sequential models for the linearizability checker: what each data type does, one small object each.
+
+A model says how one operation moves a state (`step`), how a history splits
+into independent parts (`partition`, P-compositionality) and how to put a
+state or an operation into words for evidence. The search in
+`checkers.linearizability` knows nothing of any concrete model, so adding a
+data type is adding a class here and a line in `MODELS`.
+
+States are small hashable values (None, ints, strings, tuples, frozensets)
+because the search memoises (linearized set, state) pairs.
+
+Speed hook: `transition(op)` returns a function state -> tuple of next
+states, built once per operation, so the search's inner loop makes one call
+with no string dispatch. `step(state, op)` is the same thing, spelled the way
+the Protocol reads; both return an empty tuple when the operation is illegal
+in that state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
+
+from checkers.operation import Operation
+
+Transition = Callable[[Any], tuple]
+
+_ILLEGAL: tuple = ()
+
+
+def freeze(value: Any) -> Any:
+    """A hashable copy of a JSON value, so lists read from a history can be states."""
+    if isinstance(value, list | tuple):
+        return tuple(freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, freeze(v)) for k, v in value.items()))
+    if isinstance(value, set | frozenset):
+        return frozenset(freeze(v) for v in value)
+    return value
+
+
+class Model(Protocol):
+    """The contract the search relies on (see the module docstring)."""
+
+    name: str
+
+    def init(self) -> Any: ...
+
+    def step(self, state: Any, op: Operation) -> tuple: ...
+
+    def transition(self, op: Operation) -> Transition: ...
+
+    def read_only(self, op: Operation) -> bool: ...
+
+    def relevant(self, op: Operation) -> bool: ...
+
+    def partition(self, ops: Sequence[Operation]) -> dict[Any, list[Operation]]: ...
+
+    def describe_state(self, state: Any) -> str: ...
+
+    def describe_op(self, op: Operation) -> str: ...
+
+    def needs(self, op: Operation) -> str | None: ...
+
+    def effect_key(self, op: Operation) -> Any: ...
+
+
+class BaseModel:
+    """Defaults shared by the models: one partition, fail ops dropped, step via transition."""
+
+    name = "base"
+
+    def init(self) -> Any:
+        return None
+
+    def transition(self, op: Operation) -> Transition:
+        raise NotImplementedError
+
+    def step(self, state: Any, op: Operation) -> tuple:
+        return self.transition(op)(state)
+
+    def read_only(self, op: Operation) -> bool:
+        """True when the op never changes any state (a read): the search may place it greedily."""
+        return False
+
+    def relevant(self, op: Operation) -> bool:
+        """A `fail` op certainly did not happen, so it takes no part in the search."""
+        return op.status != "fail"
+
+    def partition(self, ops: Sequence[Operation]) -> dict[Any, list[Operation]]:
+        return {None: list(ops)}
+
+    def describe_state(self, state: Any) -> str:
+        return "nil" if state is None else repr(state)
+
+    def describe_op(self, op: Operation) -> str:
+        out = "" if op.output is None and op.f != "read" else f" -> {_show(op.output)}"
+        status = "" if op.status == "ok" else f" [{op.status}]"
+        key = "" if op.key is None else f" {op.key!r}"
+        return f"p{op.process} {op.f}{key} {_show(op.value)}{out}{status}"
+
+    def needs(self, op: Operation) -> str | None:
+        """The state an op needs to be placed, in words (None: it can go anywhere)."""
+        return None
+
+    def effect_key(self, op: Operation) -> Any:
+        """Ops with equal keys move every state alike, so the search may treat them as one."""
+        return (op.f, freeze(op.value), op.status, freeze(op.output))
+
+
+def _show(value: Any) -> str:
+    return "nil" if value is None else repr(value)
+
+
+def _accept_any(state: Any) -> tuple:
+    return (state,)
+
+
+def _by_key(ops: Sequence[Operation]) -> dict[Any, list[Operation]]:
+    parts: dict[Any, list[Operation]] = {}
+    for op in ops:
+        parts.setdefault(freeze(op.key), []).append(op)
+    return parts
+
+
+class CasRegister(BaseModel):
+    """A register with read, write and compare-and-set; `register` is the same without cas.
+
+    read: output is the value read (None = absent); write: value; cas: value =
+    [from, to], an `ok` cas found `from` and stored `to`. An `info` cas may or
+    may not have happened; if it happened it succeeded, so it needs `from`.
+    """
+
+    def __init__(self, initial: Any = None, name: str = "cas-register", allow_cas: bool = True):
+        self.name = name
+        self.initial = freeze(initial)
+        self.allow_cas = allow_cas
+
+    def init(self) -> Any:
+        return self.initial
+
+    def read_only(self, op: Operation) -> bool:
+        return op.f == "read"
+
+    def transition(self, op: Operation) -> Transition:
+        f = op.f
+        if f == "read":
+            if op.status != "ok":
+                # A read with no output observed nothing; it constrains no state.
+                return _accept_any
+            want = freeze(op.output)
+            return lambda s: (s,) if s == want else _ILLEGAL
+        if f == "write":
+            new = (freeze(op.value),)
+            return lambda s: new
+        if f == "cas" and self.allow_cas:
+            old, new_value = _cas_args(op)
+            new = (new_value,)
+            return lambda s: new if s == old else _ILLEGAL
+        raise ValueError(f"model {self.name} cannot do {f!r} (op index {op.index})")
+
+    def needs(self, op: Operation) -> str | None:
+        if op.f == "read" and op.status == "ok":
+            return self.describe_state(freeze(op.output))
+        if op.f == "cas":
+            return self.describe_state(_cas_args(op)[0])
+        return None
+
+
+def _cas_args(op: Operation) -> tuple[Any, Any]:
+    value = op.value
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise ValueError(f"cas needs value [from, to], got {value!r} (op index {op.index})")
+    return freeze(value[0]), freeze(value[1])
+
+
+class KeyedCasRegister(CasRegister):
+    """`kv`: an independent cas-register per `op.key`, checked key by key."""
+
+    def __init__(self, initial: Any = None):
+        super().__init__(initial, name="kv")
+
+    def partition(self, ops: Sequence[Operation]) -> dict[Any, list[Operation]]:
+        return _by_key(ops)
+
+
+class GrowSet(BaseModel):
+    """`set`: add(element) and read() -> every element; the state is a frozenset."""
+
+    name = "set"
+
+    def __init__(self, initial: Any = None):
+        self.initial = frozenset(freeze(v) for v in (initial or ()))
+
+    def init(self) -> Any:
+        return self.initial
+
+    def read_only(self, op: Operation) -> bool:
+        return op.f == "read"
+
+    def transition(self, op: Operation) -> Transition:
+        if op.f == "add":
+            element = freeze(op.value)
+            return lambda s: (s | {element},) if element not in s else (s,)
+        if op.f == "read":
+            if op.status != "ok":
+                return _accept_any
+            want = frozenset(freeze(v) for v in (op.output or ()))
+            return lambda s: (s,) if s == want else _ILLEGAL
+        raise ValueError(f"model set cannot do {op.f!r} (op index {op.index})")
+
+    def describe_state(self, state: Any) -> str:
+        return "{" + ", ".join(sorted(map(repr, state))) + "}"
+
+    def needs(self, op: Operation) -> str | None:
+        if op.f == "read" and op.status == "ok":
+            return self.describe_state(frozenset(freeze(v) for v in (op.output or ())))
+        return None
+
+
+_FREE = None
+
+
+class Mutex(BaseModel):
+    """`mutex`: acquire/release by `op.process`; the state is the holder (None = free)."""
+
+    name = "mutex"
+
+    def transition(self, op: Operation) -> Transition:
+        who = freeze(op.process)
+        if op.f == "acquire":
+            held = (who,)
+            return lambda s: held if s is _FREE else _ILLEGAL
+        if op.f == "release":
+            free = (_FREE,)
+            return lambda s: free if s == who else _ILLEGAL
+        raise ValueError(f"model mutex cannot do {op.f!r} (op index {op.index})")
+
+    def describe_state(self, state: Any) -> str:
+        return "free" if state is _FREE else f"held by {state!r}"
+
+    def effect_key(self, op: Operation) -> Any:
+        # Who acquires or releases matters here, unlike in the register models.
+        return (op.f, freeze(op.process), op.status)
+
+    def needs(self, op: Operation) -> str | None:
+        if op.f == "acquire":
+            return "free"
+        if op.f == "release":
+            return f"held by {op.process!r}"
+        return None
+
+
+class EtcdRegister(BaseModel):
+    """`etcd`: the cas register of Porcupine's etcd Jepsen logs, with that grammar's meanings.
+
+    Unlike our own histories, the log's `:fail` lines take part: a failed cas
+    completed and found a value other than `from` (it must NOT match), and a
+    `:fail :read :timed-out` is a completed read whose output is unknown. An
+    `:info` write or cas may have happened at any point; an unknown cas that
+    happened did whatever the state allowed. This reproduces Porcupine's verdicts.
+    """
+
+    name = "etcd"
+
+    def __init__(self, initial: Any = None):
+        self.initial = freeze(initial)
+
+    def init(self) -> Any:
+        return self.initial
+
+    def relevant(self, op: Operation) -> bool:
+        return True
+
+    def read_only(self, op: Operation) -> bool:
+        return op.f == "read" or (op.f == "cas" and op.status == "fail")
+
+    def transition(self, op: Operation) -> Transition:
+        f, status = op.f, op.status
+        if f == "read":
+            if status != "ok":
+                return _accept_any
+            want = freeze(op.output)
+            return lambda s: (s,) if s == want else _ILLEGAL
+        if f == "write":
+            new = (freeze(op.value),)
+            return lambda s: new
+        if f == "cas":
+            old, new_value = _cas_args(op)
+            new = (new_value,)
+            if status == "ok":
+                return lambda s: new if s == old else _ILLEGAL
+            if status == "fail":
+                return lambda s: (s,) if s != old else _ILLEGAL
+            # Outcome unknown: whichever way the compare went is acceptable.
+            return lambda s: new if s == old else (s,)
+        raise ValueError(f"model etcd cannot do {f!r} (op index {op.index})")
+
+    def needs(self, op: Operation) -> str | None:
+        if op.f == "read" and op.status == "ok":
+            return self.describe_state(freeze(op.output))
+        if op.f == "cas" and op.status == "ok":
+            return self.describe_state(_cas_args(op)[0])
+        if op.f == "cas" and op.status == "fail":
+            return f"anything but {self.describe_state(_cas_args(op)[0])}"
+        return None
+
+
+class StringKV(BaseModel):
+    """`string-kv`: Porcupine's kv model; each key holds a string starting at "".
+
+    get -> the current string, put replaces it, append concatenates; checked key by key.
+    """
+
+    name = "string-kv"
+
+    def __init__(self, initial: Any = None):
+        self.initial = "" if initial is None else str(initial)
+
+    def init(self) -> Any:
+        return self.initial
+
+    def read_only(self, op: Operation) -> bool:
+        return op.f == "get"
+
+    def partition(self, ops: Sequence[Operation]) -> dict[Any, list[Operation]]:
+        return _by_key(ops)
+
+    def transition(self, op: Operation) -> Transition:
+        f = op.f
+        if f == "get":
+            if op.status != "ok":
+                return _accept_any
+            want = "" if op.output is None else op.output
+            return lambda s: (s,) if s == want else _ILLEGAL
+        if f == "put":
+            new = (op.value,)
+            return lambda s: new
+        if f == "append":
+            tail = op.value
+            return lambda s: (s + tail,)
+        raise ValueError(f"model string-kv cannot do {f!r} (op index {op.index})")
+
+    def describe_state(self, state: Any) -> str:
+        return repr(state)
+
+    def needs(self, op: Operation) -> str | None:
+        if op.f == "get" and op.status == "ok":
+            return repr("" if op.output is None else op.output)
+        return None
+
+
+MODELS: dict[str, Callable[..., Model]] = {
+    "register": lambda initial=None: CasRegister(initial, name="register", allow_cas=False),
+    "cas-register": lambda initial=None: CasRegister(initial),
+    "kv": KeyedCasRegister,
+    "set": GrowSet,
+    "mutex": lambda initial=None: Mutex(),
+    "etcd": EtcdRegister,
+    "string-kv": StringKV,
+}
+
+
+def get_model(name: str, initial: Any = None) -> Model:
+    """The model called `name`, starting from `initial`; ValueError names the choices."""
+    try:
+        make = MODELS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown model {name!r}; choose one of: {', '.join(sorted(MODELS))}"
+        ) from None
+    return make(initial)
+
+
+def model_names() -> Iterable[str]:
+    return sorted(MODELS)
