@@ -1,0 +1,676 @@
+"""The sans-IO Raft core: elections, replication, commitment, ReadIndex, leases, transfer, snapshots.
+
+Follows the Raft paper and Ongaro's dissertation: randomized election timeouts,
+PreVote, CheckQuorum, log replication with the consistency check and fast
+back-off, commitment only by counting replicas of current-term entries (the
+Figure 8 rule), a no-op at the start of each term, ReadIndex reads, optional
+leases, leadership transfer with TimeoutNow, snapshots and InstallSnapshot.
+
+It knows nothing of the world: time is a tick count, messages are dicts put in
+`self.outbox`, and what must be persisted is tracked so the node can hand it to
+the driver in a Ready. Membership is fixed at start.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from targets.raftkv import messages as m
+
+FOLLOWER, PRECANDIDATE, CANDIDATE, LEADER = "follower", "precandidate", "candidate", "leader"
+
+# How many heartbeat rounds we remember the send time of; an answer to an
+# older round is too old to extend a lease anyway.
+SEQ_MEMORY = 512
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """The core's view of NodeConfig, with every time already in ticks."""
+
+    id: str
+    peers: tuple[str, ...]
+    election_ticks: tuple[int, int]
+    heartbeat_ticks: int
+    bugs: frozenset[str] = frozenset()
+    max_batch: int = 256  # entries per append message
+
+    @property
+    def quorum(self) -> int:
+        return len(self.peers) // 2 + 1
+
+    @property
+    def lease_ticks(self) -> int:
+        # Followers refuse votes for election_lo ticks after hearing the leader,
+        # so the leader may trust its lease a little less than that: the margin
+        # absorbs clock-rate drift between nodes.
+        lo = self.election_ticks[0]
+        return max(1, lo - max(1, lo // 5))
+
+
+class RaftLog:
+    """The log after the last snapshot: entries[i] has index snap_index + 1 + i."""
+
+    def __init__(self, snap_index: int = 0, snap_term: int = 0, entries: list[dict] | None = None):
+        self.snap_index = snap_index
+        self.snap_term = snap_term
+        self.entries: list[dict] = []
+        for e in entries or []:
+            if e["index"] == self.last_index() + 1:
+                self.entries.append(e)
+            elif e["index"] > self.last_index() + 1:
+                raise ValueError(f"log has a gap before index {e['index']}")
+
+    def last_index(self) -> int:
+        return self.snap_index + len(self.entries)
+
+    def last_term(self) -> int:
+        return self.entries[-1]["term"] if self.entries else self.snap_term
+
+    def term_at(self, index: int) -> int | None:
+        """The term of the entry at index; None if compacted away (below the snapshot) or absent."""
+        if index == self.snap_index:
+            return self.snap_term
+        if index < self.snap_index or index > self.last_index():
+            return None
+        return self.entries[index - self.snap_index - 1]["term"]
+
+    def entry(self, index: int) -> dict:
+        return self.entries[index - self.snap_index - 1]
+
+    def slice(self, lo: int, hi: int) -> list[dict]:
+        """Entries with lo <= index < hi (lo must be above the snapshot)."""
+        return self.entries[lo - self.snap_index - 1 : hi - self.snap_index - 1]
+
+    def truncate_from(self, index: int) -> None:
+        del self.entries[index - self.snap_index - 1 :]
+
+    def append(self, entries: list[dict]) -> None:
+        self.entries.extend(entries)
+
+    def first_index_of_term_at(self, index: int) -> int:
+        """The first index (above the snapshot) holding the same term as `index`."""
+        term = self.term_at(index)
+        while index - 1 > self.snap_index and self.term_at(index - 1) == term:
+            index -= 1
+        return index
+
+    def last_index_of_term(self, term: int, at_most: int) -> int | None:
+        """The last index <= at_most whose entry has exactly `term`, if any."""
+        index = min(at_most, self.last_index())
+        while index > self.snap_index:
+            t = self.term_at(index)
+            if t == term:
+                return index
+            if t < term:
+                return None
+            index -= 1
+        return None
+
+    def compact(self, index: int, term: int) -> None:
+        """Forget entries up to index, which a snapshot now covers."""
+        if index <= self.snap_index:
+            return
+        self.entries = self.entries[index - self.snap_index :] if index <= self.last_index() else []
+        self.snap_index, self.snap_term = index, term
+
+
+@dataclass
+class Progress:
+    """The leader's view of one follower."""
+
+    match: int = 0
+    next: int = 1
+    acked_seq: int = 0  # the latest heartbeat round this follower answered
+    ack_tick: float = float("-inf")  # when that round was sent (a lower bound on its contact)
+    active: bool = False  # heard from since the last CheckQuorum
+
+
+@dataclass(frozen=True)
+class PendingRead:
+    ctx: int
+    seq: int  # the heartbeat round that must reach a quorum
+    index: int  # the commit index when the read arrived
+
+
+@dataclass
+class CoreCounters:
+    prevotes_started: int = 0
+    elections_started: int = 0
+    leader_changes: int = 0
+    became_leader: int = 0
+    check_quorum_stepdowns: int = 0
+    snapshots_sent: int = 0
+    snapshots_installed: int = 0
+    messages_rejected_stale_term: int = 0
+    transfers_started: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class RaftCore:
+    def __init__(
+        self,
+        cfg: CoreConfig,
+        rng: random.Random,
+        hard_state: dict | None = None,
+        snapshot: dict | None = None,
+        entries: list[dict] | None = None,
+    ):
+        self.cfg = cfg
+        self.rng = rng
+        self.others = tuple(p for p in cfg.peers if p != cfg.id)
+        hs = hard_state or {}
+        self.term: int = hs.get("term", 0)
+        self.voted_for: str | None = hs.get("voted_for")
+        if "no-persist-vote" in cfg.bugs:
+            self.voted_for = None  # it was never written, so it cannot be read back
+        self.snapshot = snapshot
+        base_index, base_term = (snapshot["index"], snapshot["term"]) if snapshot else (0, 0)
+        self.log = RaftLog(base_index, base_term, [e for e in entries or [] if e["index"] > base_index])
+        self.commit: int = min(max(hs.get("commit", 0), self.log.snap_index), self.log.last_index())
+
+        self.role = FOLLOWER
+        self.leader: str | None = None
+        self.now = 0  # ticks since start
+        self.election_elapsed = 0
+        self.heartbeat_elapsed = 0
+        self.randomized_timeout = self._random_timeout()
+        self.votes: dict[str, bool] = {}
+        self.progress: dict[str, Progress] = {}
+        self.seq = 0
+        self.seq_sent_tick: dict[int, int] = {}
+        self.transferee: str | None = None
+        self.pending_reads: list[PendingRead] = []
+        self.reads_awaiting_term_commit: list[int] = []
+        self.counters = CoreCounters()
+
+        # Outputs, drained by the node into a Ready.
+        self.outbox: list[dict] = []
+        self.unstable_from = self.log.last_index() + 1
+        self.pending_truncate: int | None = None
+        self.snapshot_to_persist: dict | None = None
+        self.snapshot_to_restore: dict | None = None
+        self.reads_confirmed: list[tuple[int, int]] = []  # (ctx, read index)
+        self.reads_failed: list[int] = []
+        self.persisted_hard_state = self._hard_state_tuple()
+
+    # ---- small queries ------------------------------------------------------
+
+    def _random_timeout(self) -> int:
+        lo, hi = self.cfg.election_ticks
+        return self.rng.randint(lo, hi)
+
+    def _hard_state_tuple(self) -> tuple:
+        voted = None if "no-persist-vote" in self.cfg.bugs else self.voted_for
+        return (self.term, voted, self.commit)
+
+    def committed_in_term(self) -> bool:
+        """Has this leader committed an entry of its own term (so its commit index is current)?"""
+        if "commit-old-term" in self.cfg.bugs:
+            return True  # the buggy leader trusts commit counting instead of its no-op
+        return self.log.term_at(self.commit) == self.term
+
+    def log_up_to_date(self, last_index: int, last_term: int) -> bool:
+        return (last_term, last_index) >= (self.log.last_term(), self.log.last_index())
+
+    def check_quorum_enabled(self) -> bool:
+        return "lease-no-checkquorum" not in self.cfg.bugs
+
+    def lease_valid(self) -> bool:
+        """May this leader serve a read from local state without a heartbeat round?"""
+        if self.role != LEADER or self.transferee is not None:
+            return False
+        if "lease-no-checkquorum" in self.cfg.bugs:
+            return True
+        ticks = sorted([self.now] + [self.progress[p].ack_tick for p in self.others], reverse=True)
+        return self.now < ticks[self.cfg.quorum - 1] + self.cfg.lease_ticks
+
+    # ---- role changes -------------------------------------------------------
+
+    def _set_leader(self, leader: str | None) -> None:
+        if leader is not None and leader != self.leader:
+            self.counters.leader_changes += 1
+        self.leader = leader
+
+    def _become_follower(self, term: int, leader: str | None) -> None:
+        if term > self.term:
+            self.term = term
+            self.voted_for = None
+        was_leader = self.role == LEADER
+        self.role = FOLLOWER
+        self._set_leader(leader)
+        self.election_elapsed = 0
+        self.randomized_timeout = self._random_timeout()
+        self.votes = {}
+        self.transferee = None
+        if was_leader:
+            self._fail_reads()
+
+    def _fail_reads(self) -> None:
+        self.reads_failed.extend(r.ctx for r in self.pending_reads)
+        self.reads_failed.extend(self.reads_awaiting_term_commit)
+        self.pending_reads = []
+        self.reads_awaiting_term_commit = []
+        self.progress = {}
+
+    def _campaign(self, pre: bool, force: bool = False) -> None:
+        self.election_elapsed = 0
+        self.randomized_timeout = self._random_timeout()
+        self._set_leader(None)
+        self.votes = {self.cfg.id: True}
+        if pre:
+            self.role = PRECANDIDATE
+            self.counters.prevotes_started += 1
+            kind, term = m.PREVOTE, self.term + 1
+        else:
+            self.role = CANDIDATE
+            self.term += 1
+            self.voted_for = self.cfg.id
+            self.counters.elections_started += 1
+            kind, term = m.VOTE, self.term
+        if self._tally() is not None:
+            return  # a cluster of one
+        for peer in self.others:
+            self._send(
+                peer,
+                kind,
+                term=term,
+                last_index=self.log.last_index(),
+                last_term=self.log.last_term(),
+                force=force,
+            )
+
+    def _tally(self) -> bool | None:
+        """Count votes; act on a decided election and return who won (None: undecided)."""
+        granted = sum(1 for v in self.votes.values() if v)
+        rejected = len(self.votes) - granted
+        if granted >= self.cfg.quorum:
+            if self.role == PRECANDIDATE:
+                self._campaign(pre=False)
+            else:
+                self._become_leader()
+            return True
+        if rejected >= self.cfg.quorum:
+            self._become_follower(self.term, None)
+            return False
+        return None
+
+    def _become_leader(self) -> None:
+        self.role = LEADER
+        self._set_leader(self.cfg.id)
+        self.counters.became_leader += 1
+        self.votes = {}
+        self.election_elapsed = 0
+        self.heartbeat_elapsed = 0
+        self.transferee = None
+        last = self.log.last_index()
+        self.progress = {p: Progress(match=0, next=last + 1) for p in self.others}
+        if "commit-old-term" not in self.cfg.bugs:
+            # The no-op lets this leader commit (and so learn the commit index)
+            # in its own term: the Figure 8 rule forbids counting older entries.
+            self._append_local(m.NOOP, None)
+        self._start_heartbeat_round()
+
+    # ---- ticks --------------------------------------------------------------
+
+    def tick(self) -> None:
+        self.now += 1
+        self.election_elapsed += 1
+        if self.role == LEADER:
+            self._tick_leader()
+        elif self.election_elapsed >= self.randomized_timeout:
+            self._campaign(pre=True)
+
+    def _tick_leader(self) -> None:
+        if self.election_elapsed >= self.cfg.election_ticks[0]:
+            self.election_elapsed = 0
+            self.transferee = None  # a transfer that has not happened by now failed
+            if self.check_quorum_enabled():
+                active = 1 + sum(1 for p in self.others if self.progress[p].active)
+                if active < self.cfg.quorum:
+                    self.counters.check_quorum_stepdowns += 1
+                    self._become_follower(self.term, None)
+                    return
+            for p in self.others:
+                self.progress[p].active = False
+        self.heartbeat_elapsed += 1
+        if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks:
+            self._start_heartbeat_round()
+
+    def _start_heartbeat_round(self) -> None:
+        self.heartbeat_elapsed = 0
+        self.seq += 1
+        self.seq_sent_tick[self.seq] = self.now
+        self.seq_sent_tick.pop(self.seq - SEQ_MEMORY, None)
+        for peer in self.others:
+            self._send_append(peer)
+        self._confirm_reads()  # a cluster of one confirms at once
+
+    # ---- proposals and reads ------------------------------------------------
+
+    def propose(self, kind: str, data) -> tuple[int, int] | None:
+        """Append a new entry if leading (and not handing over); returns its (index, term)."""
+        if self.role != LEADER or self.transferee is not None:
+            return None
+        entry = self._append_local(kind, data)
+        return entry["index"], entry["term"]
+
+    def _append_local(self, kind: str, data) -> dict:
+        entry = {"index": self.log.last_index() + 1, "term": self.term, "kind": kind, "data": data}
+        self.log.append([entry])
+        self._maybe_commit()  # a cluster of one
+        return entry
+
+    def read_index(self, ctx: int) -> None:
+        """Start a ReadIndex read; its index shows up in reads_confirmed (or ctx in reads_failed)."""
+        if self.role != LEADER:
+            self.reads_failed.append(ctx)
+        elif not self.committed_in_term():
+            self.reads_awaiting_term_commit.append(ctx)
+        else:
+            # Confirmed by the next heartbeat round, which flush() starts.
+            self.pending_reads.append(PendingRead(ctx, self.seq + 1, self.commit))
+
+    def _confirm_reads(self) -> None:
+        while self.pending_reads:
+            read = self.pending_reads[0]
+            if read.seq > self.seq:
+                return  # its round has not been sent yet
+            acks = 1 + sum(1 for p in self.others if self.progress[p].acked_seq >= read.seq)
+            if acks < self.cfg.quorum:
+                return
+            self.pending_reads.pop(0)
+            self.reads_confirmed.append((read.ctx, read.index))
+
+    def flush(self) -> None:
+        """Send what accumulated: a heartbeat round for new reads, new entries to followers."""
+        if self.role != LEADER:
+            return
+        if self.pending_reads and self.pending_reads[-1].seq > self.seq:
+            self._start_heartbeat_round()
+            return
+        last = self.log.last_index()
+        for peer in self.others:
+            if self.progress[peer].next <= last:
+                self._send_append(peer)
+
+    def transfer_leadership(self, to: str) -> None:
+        if self.role != LEADER or to == self.cfg.id or to not in self.others:
+            return
+        if self.transferee == to:
+            return
+        self.counters.transfers_started += 1
+        self.transferee = to
+        self.election_elapsed = 0  # the transfer must happen within one election timeout
+        if self.progress[to].match == self.log.last_index():
+            self._send(to, m.TIMEOUT_NOW)
+        else:
+            self._send_append(to)
+
+    # ---- sending ------------------------------------------------------------
+
+    def _send(self, dst: str, kind: str, **fields) -> None:
+        msg = {"type": kind, "src": self.cfg.id, "dst": dst, "term": self.term}
+        msg.update(fields)
+        self.outbox.append(msg)
+
+    def _send_append(self, peer: str) -> None:
+        pr = self.progress[peer]
+        prev = pr.next - 1
+        prev_term = self.log.term_at(prev)
+        if prev_term is None or prev < self.log.snap_index:
+            if prev_term is None and prev > self.log.last_index():
+                pr.next = self.log.last_index() + 1
+                return self._send_append(peer)
+            self._send_snapshot(peer)
+            return
+        hi = min(self.log.last_index() + 1, pr.next + self.cfg.max_batch)
+        entries = self.log.slice(pr.next, hi)
+        self._send(
+            peer,
+            m.APPEND,
+            prev_index=prev,
+            prev_term=prev_term,
+            entries=entries,
+            commit=self.commit,
+            seq=self.seq,
+        )
+        pr.next = prev + len(entries) + 1  # optimistic: pipeline the next batch
+
+    def _send_snapshot(self, peer: str) -> None:
+        assert self.snapshot is not None, "log compacted without a snapshot"
+        self.counters.snapshots_sent += 1
+        self._send(peer, m.SNAPSHOT, snapshot=self.snapshot, seq=self.seq)
+        self.progress[peer].next = self.snapshot["index"] + 1
+
+    # ---- receiving ----------------------------------------------------------
+
+    def step(self, msg: dict) -> None:
+        kind, term, src = msg["type"], msg["term"], msg["src"]
+        if src not in self.others:
+            return  # not a member: it has no say in this cluster
+        if term > self.term:
+            if kind in (m.PREVOTE, m.VOTE) and not msg.get("force") and self._in_lease():
+                # We heard from a live leader within the minimum election timeout:
+                # a node that wants to depose it is partitioned or slow (dissertation 4.2.3).
+                return
+            if kind == m.PREVOTE or (kind == m.PREVOTE_RESP and msg["granted"]):
+                pass  # prevotes do not change anybody's term
+            else:
+                self._become_follower(term, src if kind in m.FROM_LEADER else None)
+        elif term < self.term:
+            self.counters.messages_rejected_stale_term += 1
+            if kind in (m.APPEND, m.SNAPSHOT):
+                # Tell a deposed leader about the newer term so it steps down.
+                self._send(src, m.APPEND_RESP, success=False, reject_index=-1,
+                           conflict_index=None, conflict_term=None, seq=msg.get("seq", 0))
+            elif kind == m.PREVOTE:
+                self._send(src, m.PREVOTE_RESP, granted=False)
+            return
+        handler = {
+            m.PREVOTE: self._on_prevote,
+            m.VOTE: self._on_vote,
+            m.PREVOTE_RESP: self._on_vote_resp,
+            m.VOTE_RESP: self._on_vote_resp,
+            m.APPEND: self._on_append,
+            m.SNAPSHOT: self._on_snapshot,
+            m.APPEND_RESP: self._on_append_resp,
+            m.TIMEOUT_NOW: self._on_timeout_now,
+        }.get(kind)
+        if handler is not None:
+            handler(msg)
+
+    def _in_lease(self) -> bool:
+        if not self.check_quorum_enabled():
+            return False
+        return self.leader is not None and self.election_elapsed < self.cfg.election_ticks[0]
+
+    def _on_prevote(self, msg: dict) -> None:
+        # msg["term"] is the term the sender would campaign in.
+        can_vote = msg["term"] > self.term or (
+            self.voted_for == msg["src"] or (self.voted_for is None and self.leader is None)
+        )
+        granted = can_vote and self.log_up_to_date(msg["last_index"], msg["last_term"])
+        self._send(msg["src"], m.PREVOTE_RESP, granted=granted)
+        if granted:
+            self.outbox[-1]["term"] = msg["term"]
+
+    def _on_vote(self, msg: dict) -> None:
+        src = msg["src"]
+        can_vote = self.voted_for == src or (self.voted_for is None and self.leader is None)
+        granted = can_vote and self.log_up_to_date(msg["last_index"], msg["last_term"])
+        if granted:
+            self.voted_for = src
+            self.election_elapsed = 0
+        self._send(src, m.VOTE_RESP, granted=granted)
+
+    def _on_vote_resp(self, msg: dict) -> None:
+        if msg["type"] == m.PREVOTE_RESP:
+            # A grant carries the term we would campaign in; a refusal carries ours.
+            if self.role != PRECANDIDATE or (msg["granted"] and msg["term"] != self.term + 1):
+                return
+        elif self.role != CANDIDATE:
+            return
+        self.votes.setdefault(msg["src"], bool(msg["granted"]))
+        self._tally()
+
+    def _on_timeout_now(self, msg: dict) -> None:
+        if self.role != LEADER:
+            # Our leader hands over: campaign now, skipping PreVote, and ask the
+            # others to set aside their leader lease.
+            self._campaign(pre=False, force=True)
+
+    def _heard_from_leader(self, msg: dict) -> None:
+        if self.role != FOLLOWER:
+            self._become_follower(self.term, msg["src"])
+        self._set_leader(msg["src"])
+        self.election_elapsed = 0
+
+    def _on_append(self, msg: dict) -> None:
+        if self.role == LEADER:
+            return  # two leaders in one term cannot happen; ignore rather than corrupt
+        self._heard_from_leader(msg)
+        src, prev, seq = msg["src"], msg["prev_index"], msg.get("seq", 0)
+        if prev < self.commit:
+            # Everything up to our commit index matches every leader's log.
+            self._send(src, m.APPEND_RESP, success=True, match_index=self.commit, seq=seq)
+            return
+        if self.log.term_at(prev) != msg["prev_term"]:
+            self._reject_append(src, prev, seq)
+            return
+        entries = msg["entries"]
+        for i, e in enumerate(entries):
+            existing = self.log.term_at(e["index"])
+            if existing == e["term"]:
+                continue
+            if existing is not None:
+                assert e["index"] > self.commit, "a leader tried to overwrite a committed entry"
+                self._truncate(e["index"])
+            self.log.append([dict(x) for x in entries[i:]])
+            break
+        last_new = prev + len(entries)
+        self._commit_to(min(msg["commit"], last_new))
+        self._send(src, m.APPEND_RESP, success=True, match_index=last_new, seq=seq)
+
+    def _reject_append(self, src: str, prev: int, seq: int) -> None:
+        if prev > self.log.last_index():
+            conflict_index, conflict_term = self.log.last_index() + 1, None
+        else:
+            conflict_term = self.log.term_at(prev)
+            conflict_index = self.log.first_index_of_term_at(prev)
+        self._send(src, m.APPEND_RESP, success=False, reject_index=prev,
+                   conflict_index=conflict_index, conflict_term=conflict_term, seq=seq)
+
+    def _truncate(self, index: int) -> None:
+        self.log.truncate_from(index)
+        if self.pending_truncate is None or index < self.pending_truncate:
+            self.pending_truncate = index
+        self.unstable_from = min(self.unstable_from, index)
+
+    def _commit_to(self, index: int) -> None:
+        if index > self.commit:
+            self.commit = index
+
+    def _on_snapshot(self, msg: dict) -> None:
+        if self.role == LEADER:
+            return
+        self._heard_from_leader(msg)
+        snap, src, seq = msg["snapshot"], msg["src"], msg.get("seq", 0)
+        if snap["index"] <= self.commit:
+            self._send(src, m.APPEND_RESP, success=True, match_index=self.commit, seq=seq)
+            return
+        if self.log.term_at(snap["index"]) == snap["term"]:
+            # We hold the snapshot's last entry, hence everything before it.
+            self._commit_to(snap["index"])
+        else:
+            self.counters.snapshots_installed += 1
+            self.log = RaftLog(snap["index"], snap["term"])
+            self.snapshot = snap
+            self.snapshot_to_persist = snap
+            self.snapshot_to_restore = snap
+            if self.pending_truncate is None or snap["index"] + 1 < self.pending_truncate:
+                self.pending_truncate = snap["index"] + 1
+            self.unstable_from = snap["index"] + 1
+            self.commit = snap["index"]
+        self._send(src, m.APPEND_RESP, success=True, match_index=snap["index"], seq=seq)
+
+    def _on_append_resp(self, msg: dict) -> None:
+        if self.role != LEADER:
+            return
+        src = msg["src"]
+        pr = self.progress[src]
+        pr.active = True
+        seq = msg.get("seq", 0)
+        if seq > pr.acked_seq:
+            pr.acked_seq = seq
+            sent = self.seq_sent_tick.get(seq)
+            if sent is not None and sent > pr.ack_tick:
+                pr.ack_tick = sent
+            self._confirm_reads()
+        if msg["success"]:
+            if msg["match_index"] > pr.match:
+                pr.match = msg["match_index"]
+                self._maybe_commit()
+            pr.next = max(pr.next, pr.match + 1)
+            if self.transferee == src and pr.match == self.log.last_index():
+                self._send(src, m.TIMEOUT_NOW)
+            return
+        if msg["reject_index"] < pr.match:
+            return  # an answer to an append we have since moved past
+        pr.next = max(pr.match + 1, min(self._next_after_reject(msg), self.log.last_index() + 1))
+        self._send_append(src)
+
+    def _next_after_reject(self, msg: dict) -> int:
+        """Fast back-off: skip a whole conflicting term per round trip (paper section 5.3)."""
+        if msg["conflict_term"] is not None:
+            ours = self.log.last_index_of_term(msg["conflict_term"], msg["reject_index"])
+            if ours is not None:
+                return ours + 1
+        return msg["conflict_index"]
+
+    def _maybe_commit(self) -> None:
+        if self.role != LEADER:
+            return
+        matches = sorted([self.log.last_index()] + [p.match for p in self.progress.values()], reverse=True)
+        n = matches[self.cfg.quorum - 1]
+        if n <= self.commit:
+            return
+        if self.log.term_at(n) != self.term and "commit-old-term" not in self.cfg.bugs:
+            return  # Figure 8: only current-term entries are committed by counting
+        had_term_commit = self.committed_in_term()
+        self._commit_to(n)
+        if not had_term_commit and self.committed_in_term():
+            for ctx in self.reads_awaiting_term_commit:
+                self.pending_reads.append(PendingRead(ctx, self.seq + 1, self.commit))
+            self.reads_awaiting_term_commit = []
+
+    # ---- snapshots and persistence bookkeeping -----------------------------
+
+    def compact(self, snapshot: dict) -> None:
+        """The state machine took `snapshot` at an applied index: drop the log it covers."""
+        if snapshot["index"] <= self.log.snap_index or snapshot["index"] > self.commit:
+            return
+        self.log.compact(snapshot["index"], snapshot["term"])
+        self.snapshot = snapshot
+        self.snapshot_to_persist = snapshot
+        self.unstable_from = max(self.unstable_from, snapshot["index"] + 1)
+
+    def take_hard_state(self) -> dict | None:
+        hs = self._hard_state_tuple()
+        if hs == self.persisted_hard_state:
+            return None
+        self.persisted_hard_state = hs
+        return {"term": hs[0], "voted_for": hs[1], "commit": hs[2]}
+
+    def take_unstable(self) -> tuple[int | None, list[dict], dict | None]:
+        """(truncate_from, new entries, snapshot) not yet handed to the driver."""
+        truncate, snap = self.pending_truncate, self.snapshot_to_persist
+        entries = self.log.slice(self.unstable_from, self.log.last_index() + 1) if self.unstable_from <= self.log.last_index() else []
+        self.pending_truncate, self.snapshot_to_persist = None, None
+        self.unstable_from = self.log.last_index() + 1
+        return truncate, [dict(e) for e in entries], snap
+
+    def take_outbox(self) -> list[dict]:
+        out, self.outbox = self.outbox, []
+        return out
