@@ -1,0 +1,278 @@
+"""Start, probe and stop a local raftkv cluster of real processes on 127.0.0.1 (standard library only).
+
+Used by the loopback cluster tests, the benchmark (bench/raftkv_bench.py) and
+the demo (targets/raftkv/demo.py). Always use it as a context manager, or call
+``stop_all`` in a finally block: it owns the node processes it starts.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct ports the kernel just handed out (free now, very likely free a moment later)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class NodeClient:
+    """A keep-alive HTTP/1.1 connection to one node's client API."""
+
+    def __init__(self, port: int, timeout: float = 5.0):
+        self.port = port
+        self.timeout = timeout
+        self._conn: http.client.HTTPConnection | None = None
+
+    def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, object]:
+        """(status, parsed body). Raises OSError / http.client errors when the node is unreachable."""
+        if self._conn is None:
+            self._conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+        data = None if body is None else json.dumps(body)
+        headers = {} if body is None else {"Content-Type": "application/json"}
+        try:
+            self._conn.request(method, path, body=data, headers=headers)
+            resp = self._conn.getresponse()
+            raw = resp.read()
+        except Exception:
+            self.close()  # never reuse a connection in an unknown state
+            raise
+        ctype = resp.getheader("Content-Type", "")
+        return resp.status, (json.loads(raw) if ctype.startswith("application/json") else raw.decode())
+
+    def get(self, key: str):
+        return self.request("GET", "/kv/" + quote(key, safe=""))
+
+    def put(self, key: str, value, request_id: str | None = None):
+        body = {"value": value} if request_id is None else {"value": value, "request_id": request_id}
+        return self.request("PUT", "/kv/" + quote(key, safe=""), body)
+
+    def cas(self, key: str, old, new, request_id: str | None = None):
+        body = {"from": old, "to": new}
+        if request_id is not None:
+            body["request_id"] = request_id
+        return self.request("POST", "/kv/" + quote(key, safe="") + "/cas", body)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class LocalCluster:
+    def __init__(self, n: int = 3, base_dir: str | None = None, election_timeout: str = "150-300",
+                 heartbeat: int = 50, extra_args: tuple[str, ...] = (), fsync: bool = True):
+        self.ids = [f"n{i}" for i in range(1, n + 1)]
+        self._tmp = None
+        if base_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="raftkv-cluster-")
+            base_dir = self._tmp.name
+        self.base = Path(base_dir)
+        ports = free_ports(2 * n)
+        self.peer_ports = dict(zip(self.ids, ports[:n], strict=True))
+        self.client_ports = dict(zip(self.ids, ports[n:], strict=True))
+        self.key_file = self.base / "cluster.key"
+        self.key_file.write_text(secrets.token_hex(32) + "\n")
+        self.election_timeout = election_timeout
+        self.heartbeat = heartbeat
+        self.extra_args = tuple(extra_args)
+        self.fsync = fsync
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    # -- processes -------------------------------------------------------------
+
+    def data_dir(self, node_id: str) -> Path:
+        return self.base / node_id
+
+    def log_path(self, node_id: str) -> Path:
+        return self.base / f"{node_id}.log"
+
+    def clock_file(self, node_id: str) -> Path:
+        return self.base / f"{node_id}.clock.json"
+
+    def command(self, node_id: str) -> list[str]:
+        peers = ",".join(f"{i}=127.0.0.1:{p}" for i, p in self.peer_ports.items())
+        cmd = [sys.executable, "-m", "targets.raftkv", "--id", node_id, "--peers", peers,
+               "--client", f"127.0.0.1:{self.client_ports[node_id]}",
+               "--data", str(self.data_dir(node_id)), "--cluster-key-file", str(self.key_file),
+               "--election-timeout", self.election_timeout, "--heartbeat", str(self.heartbeat),
+               "--clock-file", str(self.clock_file(node_id)), *self.extra_args]
+        if not self.fsync:
+            cmd.append("--no-fsync")
+        return cmd
+
+    def start(self, node_id: str) -> None:
+        assert node_id not in self.procs or self.procs[node_id].poll() is not None, node_id
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        with open(self.log_path(node_id), "ab") as logf:
+            self.procs[node_id] = subprocess.Popen(
+                self.command(node_id), cwd=REPO_ROOT, env=env,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=logf)
+
+    def start_all(self, wait: float = 10.0) -> None:
+        for node_id in self.ids:
+            self.start(node_id)
+        for node_id in self.ids:
+            self.wait_until_serving(node_id, wait)
+
+    def wait_until_serving(self, node_id: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc = self.procs[node_id]
+            if proc.poll() is not None:
+                raise RuntimeError(f"{node_id} exited with {proc.returncode}: {self.log_tail(node_id)}")
+            if self.status(node_id) is not None:
+                return
+            time.sleep(0.02)
+        raise TimeoutError(f"{node_id} did not serve within {timeout}s: {self.log_tail(node_id)}")
+
+    def kill(self, node_id: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs.get(node_id)
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(sig)
+            proc.wait(10)
+
+    def alive(self) -> list[str]:
+        return [i for i, p in self.procs.items() if p.poll() is None]
+
+    def stop_all(self) -> None:
+        """SIGTERM every node still running, SIGKILL any that do not exit within 5 s."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        for proc in self.procs.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+    def close(self) -> None:
+        try:
+            self.stop_all()
+        finally:
+            if self._tmp is not None:
+                self._tmp.cleanup()
+
+    def __enter__(self) -> LocalCluster:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def log_tail(self, node_id: str, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path(node_id).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    # -- probing ---------------------------------------------------------------------
+
+    def client(self, node_id: str, timeout: float = 5.0) -> NodeClient:
+        return NodeClient(self.client_ports[node_id], timeout)
+
+    def status(self, node_id: str, timeout: float = 0.5) -> dict | None:
+        c = self.client(node_id, timeout)
+        try:
+            code, body = c.request("GET", "/status")
+            return body if code == 200 else None
+        except (OSError, http.client.HTTPException, ValueError):
+            return None
+        finally:
+            c.close()
+
+    def metrics(self, node_id: str) -> dict[str, float]:
+        """The node's /metrics as {"name{labels}": value}."""
+        c = self.client(node_id)
+        try:
+            _, text = c.request("GET", "/metrics")
+        finally:
+            c.close()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                out[name] = float(value)
+        return out
+
+    def statuses(self, among: list[str] | None = None) -> dict[str, dict]:
+        out = {}
+        for node_id in among or self.alive():
+            st = self.status(node_id)
+            if st is not None:
+                out[node_id] = st
+        return out
+
+    def leader(self, among: list[str] | None = None) -> str | None:
+        """The node that says it leads in the highest term any reachable node reports, if any."""
+        sts = self.statuses(among)
+        if not sts:
+            return None
+        top = max(s["term"] for s in sts.values())
+        leaders = [i for i, s in sts.items() if s["role"] == "leader" and s["term"] == top]
+        return leaders[0] if leaders else None
+
+    def wait_for_leader(self, timeout: float = 10.0, among: list[str] | None = None,
+                        not_this: str | None = None) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lead = self.leader(among)
+            if lead is not None and lead != not_this:
+                return lead
+            time.sleep(0.02)
+        raise TimeoutError(f"no leader within {timeout}s; statuses: {self.statuses(among)}")
+
+    def wait_for_applied(self, node_id: str, index: int, timeout: float = 10.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st = self.status(node_id)
+            if st is not None and st["applied_index"] >= index:
+                return st
+            time.sleep(0.05)
+        raise TimeoutError(f"{node_id} did not apply index {index} within {timeout}s: "
+                           f"{self.status(node_id)}")
+
+    def put_via_leader(self, key: str, value, timeout: float = 10.0,
+                       request_id: str | None = None) -> str:
+        """Write through whichever node leads; the node that acked.
+
+        Retries carry the same request id, so a retried write applies at most once.
+        """
+        request_id = request_id or secrets.token_hex(8)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lead = self.leader()
+            if lead is not None:
+                c = self.client(lead, timeout=3)
+                try:
+                    code, body = c.put(key, value, request_id)
+                    if code == 200:
+                        return lead
+                except (OSError, http.client.HTTPException):
+                    pass
+                finally:
+                    c.close()
+            time.sleep(0.02)
+        raise TimeoutError(f"write {key}={value!r} not acknowledged within {timeout}s")

@@ -1,0 +1,128 @@
+"""A real 3-process raftkv cluster on loopback: it elects, serves, survives a leader SIGKILL, and ignores forged frames."""
+
+import json
+import secrets
+import socket
+import time
+
+import pytest
+from raftkv_cluster import LocalCluster
+
+from targets.raftkv.transport import encode_frame
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = LocalCluster(3, base_dir=str(tmp_path))
+    try:
+        c.start_all()
+        yield c
+    finally:
+        c.stop_all()
+        for node_id in c.ids:  # shown by pytest only when the test fails
+            print(f"--- {node_id} log ---\n{c.log_tail(node_id, 40)}")
+
+
+def read_via(cluster, node_id, key):
+    code, body = cluster.client(node_id).get(key)
+    assert code == 200, (node_id, key, code, body)
+    return body["value"]
+
+
+def test_elect_write_read_survive_a_leader_kill_and_catch_up(cluster):
+    leader = cluster.wait_for_leader(timeout=10)
+
+    acked = {}
+    for i in range(30):
+        key, value = f"k{i % 10}", i
+        cluster.put_via_leader(key, value)
+        acked[key] = value
+    for key, value in acked.items():
+        assert read_via(cluster, leader, key) == value
+
+    # a follower refuses definitively and names the leader
+    follower = next(i for i in cluster.ids if i != leader)
+    code, body = cluster.client(follower).put("k0", "nope")
+    assert code == 503 and body["error"] == "not-leader"
+
+    code, body = cluster.client(leader).cas("k1", "not-the-value", 99)
+    assert code == 409 and body["error"] == "cas-mismatch" and body["value"] == acked["k1"]
+    assert cluster.client(leader).cas("k1", acked["k1"], 100)[0] == 200
+    acked["k1"] = 100
+
+    cluster.kill(leader)  # SIGKILL: no goodbye, no flush
+    survivors = [i for i in cluster.ids if i != leader]
+    new_leader = cluster.wait_for_leader(timeout=10, among=survivors, not_this=leader)
+    assert new_leader in survivors
+
+    for i in range(30, 40):
+        cluster.put_via_leader(f"k{i % 10}", i)
+        acked[f"k{i % 10}"] = i
+    for key, value in acked.items():
+        assert read_via(cluster, cluster.leader(survivors), key) == value, key
+
+    # the killed node comes back from its data directory and catches up
+    cluster.start(leader)
+    cluster.wait_until_serving(leader)
+    target = cluster.status(cluster.leader(survivors))["commit_index"]
+    st = cluster.wait_for_applied(leader, target, timeout=15)
+    assert st["role"] == "follower"
+
+    # and it really holds the data: without the old leader's replacement, the
+    # restarted node and the other survivor must still serve every write
+    other_leader = cluster.leader(survivors)
+    cluster.kill(other_leader)
+    pair = [i for i in cluster.ids if i != other_leader]
+    cluster.wait_for_leader(timeout=10, among=pair)
+    for key, value in acked.items():
+        assert read_via(cluster, cluster.wait_for_leader(timeout=10, among=pair), key) == value
+
+
+def send_raw(port: int, data: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        s.sendall(data)
+        time.sleep(0.1)
+
+
+def test_forged_frames_without_the_key_change_no_term_and_no_leader(cluster):
+    leader = cluster.wait_for_leader(timeout=10)
+    cluster.put_via_leader("x", 1)
+    before = cluster.statuses()
+    assert all(s["leader"] == leader for s in before.values())
+    rejected_before = {
+        i: cluster.metrics(i).get('raftkv_frames_rejected_total{reason="bad_mac"}', 0)
+        for i in cluster.ids}
+
+    huge = 10**9
+    attacker = "n3" if leader != "n3" else "n2"
+    wrong_key = secrets.token_bytes(32)
+    for victim in cluster.ids:
+        if victim == attacker:
+            continue
+        claim = {"src": attacker, "dst": victim, "term": huge}
+        forged = [
+            {**claim, "type": "vote", "last_index": huge, "last_term": huge, "force": True},
+            {**claim, "type": "prevote", "last_index": huge, "last_term": huge, "force": True},
+            {**claim, "type": "append", "prev_index": 0, "prev_term": 0, "entries": [],
+             "commit": 0, "seq": 1},
+            {**claim, "type": "timeout_now"},
+        ]
+        frames = b"".join(encode_frame(wrong_key, attacker, m) for m in forged)
+        unsigned = json.dumps({"from": attacker, "msg": forged[0]}).encode()
+        frames += len(unsigned).to_bytes(4, "big") + unsigned  # no MAC at all
+        send_raw(cluster.peer_ports[victim], frames)
+
+    time.sleep(1.0)  # several election timeouts: a forged vote would have shown by now
+    after = cluster.statuses()
+    for node_id, st in after.items():
+        assert st["term"] == before[node_id]["term"], (node_id, before[node_id], st)
+        assert st["leader"] == leader, (node_id, st)
+        assert st["term"] < huge
+    for victim in cluster.ids:
+        if victim == attacker:
+            continue
+        rejected = cluster.metrics(victim)['raftkv_frames_rejected_total{reason="bad_mac"}']
+        assert rejected >= rejected_before[victim] + 5
+    cluster.put_via_leader("x", 2)  # still serving
