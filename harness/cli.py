@@ -10,8 +10,12 @@ import argparse
 import importlib
 import sys
 
+from harness.formats import FormatError
+
 # (module under harness.commands). Order is the order in --help.
-COMMANDS: list[str] = []
+COMMANDS: list[str] = [
+    "check",
+]
 
 EXIT_VALID, EXIT_ANOMALY, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
 
@@ -52,8 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return args._run(args)
-    except UsageError as e:
-        print(f"splitbrain {args.command}: {e}", file=sys.stderr)
+    except (UsageError, FormatError) as e:
+        # A user's mistake or a bad input file: one line (FormatError already
+        # says path:line: reason), never a traceback.
+        print(f"splitbrain {args.command}: {' '.join(str(e).split())}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("splitbrain: interrupted", file=sys.stderr)
