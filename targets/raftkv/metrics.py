@@ -12,7 +12,7 @@ import re
 from .storage import FsyncStats
 
 PREFIX = "raftkv_"
-ROLES = ("follower", "pre_candidate", "candidate", "leader")
+ROLES = ("follower", "precandidate", "candidate", "leader")
 
 # Core metric names the node is expected to report, with how to export them.
 # Anything else it reports is exported as a gauge under its own (sanitised) name.
