@@ -104,7 +104,12 @@ def run(args: argparse.Namespace) -> int:
         model = get_model(model_name, initial)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    result = check(ops, model, time_limit=args.time_limit)
+    try:
+        result = check(ops, model, time_limit=args.time_limit)
+    except ValueError as e:
+        # Models raise ValueError for an operation they do not know: the
+        # history was recorded for another model, which the user can fix.
+        raise UsageError(f"{source.path}: {e}; choose the model with --model") from None
     if args.json:
         out = dict(result, path=source.path, format=source.format)
         print(json.dumps(jsonable(out), indent=2))

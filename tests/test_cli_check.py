@@ -1,0 +1,219 @@
+"""`splitbrain check`, in process: exit 0 linearizable, 1 not, 3 unknown, 2 bad input (one line, no traceback)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+
+PEERS = Path(__file__).resolve().parents[1] / ".." / "shared" / "peer-histories" / "porcupine"
+
+
+def ev(index, type, process, f, time, **more):
+    return {"index": index, "type": type, "process": process, "f": f, "time": time, **more}
+
+
+def write_jsonl(path: Path, *events: dict) -> Path:
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    return path
+
+
+def good_register(path: Path) -> Path:
+    return write_jsonl(
+        path,
+        ev(0, "invoke", 0, "write", 10, key="x", value=1),
+        ev(1, "invoke", "nemesis", "start-partition", 11, value="halves"),
+        ev(2, "ok", 0, "write", 20, key="x", value=1),
+        ev(3, "invoke", 1, "read", 30, key="x"),
+        ev(4, "ok", 1, "read", 40, key="x", value=1),
+    )
+
+
+def stale_read(path: Path) -> Path:
+    """A read after a completed write that returns the old value: not linearizable."""
+    return write_jsonl(
+        path,
+        ev(0, "invoke", 0, "write", 10, key="x", value=1),
+        ev(1, "ok", 0, "write", 20, key="x", value=1),
+        ev(2, "invoke", 0, "write", 30, key="x", value=2),
+        ev(3, "ok", 0, "write", 40, key="x", value=2),
+        ev(4, "invoke", 1, "read", 50, key="x"),
+        ev(5, "ok", 1, "read", 60, key="x", value=1),
+    )
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["check", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_linearizable_history_exits_0_with_a_summary(tmp_path, capsys):
+    code, out, err = run(capsys, str(good_register(tmp_path / "h.jsonl")))
+    assert code == 0, err
+    assert ": linearizable (model kv, format jsonl)" in out
+    assert "operations: 2 (2 ok, 0 fail, 0 info)" in out
+    assert "keys: 1 settled, 0 unknown" in out and "time:" in out
+
+
+def test_a_stale_read_exits_1_with_evidence(tmp_path, capsys):
+    code, out, _ = run(capsys, str(stale_read(tmp_path / "h.jsonl")))
+    assert code == 1
+    assert "NOT linearizable" in out
+    assert 'failing key: "x"' in out
+    assert "longest linearizable prefix: 2 operations" in out
+    assert "state after it: 2" in out
+    assert "cannot be placed next:" in out and "op 4" in out
+
+
+def test_json_output_is_the_result_dict_in_strict_json(tmp_path, capsys):
+    code, out, _ = run(capsys, str(stale_read(tmp_path / "h.jsonl")), "--json")
+    result = json.loads(out, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    assert code == 1
+    assert result["valid"] is False and result["model"] == "kv" and result["failing_key"] == "x"
+    assert result["keys"]["settled"] == ["x"]
+    assert result["evidence"]["state_after_prefix"] == "2"
+
+
+def test_model_and_initial_are_honoured(tmp_path, capsys):
+    path = write_jsonl(
+        tmp_path / "h.jsonl",
+        ev(0, "invoke", 0, "read", 1),
+        ev(1, "ok", 0, "read", 2, value=5),
+    )
+    assert run(capsys, str(path), "--model", "register")[0] == 1  # starts at null
+    assert run(capsys, str(path), "--model", "register", "--initial", "5")[0] == 0
+
+
+def test_a_hard_history_with_a_tiny_time_limit_exits_3_unknown(tmp_path, capsys):
+    # Fourteen concurrent writes and a read of a value nobody wrote: proving
+    # it illegal means trying every order of the writes, far beyond 1 µs.
+    events = [ev(i, "invoke", i, "write", i, key="x", value=i) for i in range(14)]
+    events.append(ev(14, "invoke", 99, "read", 14, key="x"))
+    events.append(ev(15, "ok", 99, "read", 15, key="x", value=1000))
+    events += [ev(16 + i, "ok", i, "write", 16 + i, key="x", value=i) for i in range(14)]
+    path = write_jsonl(tmp_path / "h.jsonl", *events)
+    code, out, _ = run(capsys, str(path), "--model", "cas-register", "--time-limit", "0.000001")
+    assert code == 3
+    assert "UNKNOWN" in out and "out of time on" in out
+
+
+def test_a_run_folder_uses_its_history_and_its_recorded_model(tmp_path, capsys):
+    good_register(tmp_path / "history.jsonl")
+    (tmp_path / "results.json").write_text(json.dumps({"linearizability": {"checker": "linearizability", "model": "cas-register"}}))
+    code, out, _ = run(capsys, str(tmp_path), "--json")
+    assert code == 0 and json.loads(out)["model"] == "cas-register"
+
+
+def test_a_run_folder_without_results_takes_the_model_of_its_workload(tmp_path, capsys):
+    write_jsonl(
+        tmp_path / "history.jsonl",
+        ev(0, "invoke", 0, "add", 1, value=1),
+        ev(1, "ok", 0, "add", 2, value=1),
+        ev(2, "invoke", 0, "read", 3),
+        ev(3, "ok", 0, "read", 4, value=[1]),
+    )
+    (tmp_path / "spec.yaml").write_text("workload: set\n")
+    code, out, _ = run(capsys, str(tmp_path), "--json")
+    assert code == 0 and json.loads(out)["model"] == "set"
+
+
+def test_a_history_the_model_cannot_read_is_bad_input(tmp_path, capsys):
+    path = good_register(tmp_path / "h.jsonl")
+    assert "choose the model with --model" in one_line_error(capsys, str(path), "--model", "set")
+
+
+def test_jepsen_edn_is_detected_and_checked(tmp_path, capsys):
+    path = tmp_path / "history.edn"
+    path.write_text(
+        "{:index 0 :type :invoke :f :write :value 3 :process 0 :time 1}\n"
+        "{:index 1 :type :ok :f :write :value 3 :process 0 :time 2}\n"
+        "{:index 2 :type :invoke :f :read :value nil :process 1 :time 3}\n"
+        "{:index 3 :type :ok :f :read :value 4 :process 1 :time 4}\n"
+    )
+    code, out, _ = run(capsys, str(path))
+    assert code == 1 and "model cas-register, format edn" in out
+
+
+# --- bad input: exit 2, one line, path:line: reason ---------------------------
+
+
+def one_line_error(capsys, *argv: str) -> str:
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err
+    return err
+
+
+def test_an_invalid_history_is_one_line_with_path_and_line(tmp_path, capsys):
+    path = write_jsonl(
+        tmp_path / "h.jsonl",
+        ev(0, "invoke", 0, "read", 1),
+        ev(1, "ok", 7, "read", 2),
+        ev(2, "ok", 0, "read", 1),
+    )
+    err = one_line_error(capsys, str(path))
+    assert f"{path}:2: ok for process 7 without an invoke (and 1 more problem)" in err
+
+
+def test_malformed_json_is_one_line_with_its_line(tmp_path, capsys):
+    path = tmp_path / "h.jsonl"
+    path.write_text(json.dumps(ev(0, "invoke", 0, "read", 1)) + "\n{oops\n")
+    assert f"{path}:2: malformed JSON" in one_line_error(capsys, str(path))
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["MISSING"], "no such file or folder"),
+        (["DIR"], "without history.jsonl"),
+        (["GOOD", "--model", "btree"], "unknown model 'btree'"),
+        (["GOOD", "--initial", "{nope"], "--initial must be a JSON value"),
+        (["GOOD", "--time-limit", "-1"], "--time-limit must be a positive"),
+        (["ODD"], "cannot tell the history format"),
+        (["GOOD", "--format", "porcupine-etcd"], "GOOD"),
+        (["GOOD", "--format", "edn"], "GOOD"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, fragment):
+    good = good_register(tmp_path / "h.jsonl")
+    (tmp_path / "empty-dir").mkdir()
+    odd = tmp_path / "odd.dat"
+    odd.write_text("hello there\n")
+    names = {"MISSING": str(tmp_path / "nope.jsonl"), "DIR": str(tmp_path / "empty-dir"), "GOOD": str(good), "ODD": str(odd)}
+    argv = [names.get(a, a) for a in argv]
+    err = one_line_error(capsys, *argv)
+    assert names.get(fragment, fragment) in err
+
+
+def test_help_teaches_with_examples(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["check", "--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0
+    assert "examples:" in out and "splitbrain check store/latest" in out and "exit codes" in out
+
+
+# --- peer data ----------------------------------------------------------------
+
+needs_peers = pytest.mark.skipif(not PEERS.is_dir(), reason="peer histories not present")
+
+
+@needs_peers
+@pytest.mark.parametrize(
+    "name, expected",
+    [("jepsen/etcd_002.log", 0), ("jepsen/etcd_000.log", 1), ("kv/c01-ok.txt", 0), ("kv/c01-bad.txt", 1)],
+)
+def test_peer_porcupine_files_get_their_expected_exit_code(capsys, name, expected):
+    code, out, _ = run(capsys, str(PEERS / name))
+    assert code == expected
+    assert ("format porcupine-etcd" if name.startswith("jepsen") else "format porcupine-kv") in out
+
+
+@needs_peers
+def test_the_empty_peer_etcd_log_is_trivially_linearizable(capsys):
+    assert run(capsys, str(PEERS / "jepsen/etcd_095.log"))[0] == 0
