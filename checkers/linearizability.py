@@ -36,8 +36,9 @@ from typing import Any
 from checkers.models import Model
 from checkers.operation import END_OF_TIME, Operation
 
-# How many expansions between two looks at the clock.
-_CLOCK_EVERY = 512
+# Configurations a partition explores per turn before the next partition's turn
+# (and before the clock is looked at); doubled every round.
+_SLICE = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,24 +116,43 @@ def _window(p: _Prepared, lin: int) -> tuple[list[int], list[int], float]:
     return req, opt, min_ret
 
 
-def _search(p: _Prepared, init: Any, deadline: float | None) -> tuple[bool | None, int, tuple]:
-    """Depth-first search; returns (valid, configurations explored, deepest (lin, state, path))."""
-    n_req = p.n_req
-    if n_req == 0:
-        return True, 0, (0, init, [])
-    req_mask = (1 << n_req) - 1
-    trans, read_only = p.trans, p.read_only
-    seen: set = set()
-    path: list[int] = []
-    # A frame: [lin, state, children, next child, path length at entry, depth]
-    frames: list[list] = []
-    best_depth = -1
-    best: tuple = (0, init, [])
-    best_pending = False
-    explored = 0
+class _Search:
+    """A resumable depth-first search over one partition's configurations.
 
-    def enter(lin: int, state: Any) -> list | None:
+    `run(budget)` explores at most `budget` new configurations and returns
+    True (linearizable), False (not) or None (not finished yet). Being
+    resumable lets `check` share time between partitions round-robin, so one
+    hard partition does not hide an easy illegal one (the first illegal
+    partition settles the verdict).
+    """
+
+    def __init__(self, p: _Prepared, init: Any):
+        self.p = p
+        self.init = init
+        self.req_mask = (1 << p.n_req) - 1
+        self.seen: set = set()
+        self.path: list[int] = []
+        # A frame: [lin, state, children, next child, path length at entry, depth]
+        self.frames: list[list] = []
+        self.best_depth = -1
+        self.best: tuple = (0, init, [])
+        self.best_pending = False
+        self.explored = 0
+        self.spent = 0.0
+        self.result: bool | None = None
+        frame = self._enter(0, init)
+        if frame is None:
+            self.result = True
+        else:
+            frame.append(0)
+            frame.append(bin(frame[0] & self.req_mask).count("1"))
+            self.frames.append(frame)
+            self.seen.add((0, init))
+
+    def _enter(self, lin: int, state: Any) -> list | None:
         """Place greedy reads, then list the children; None means every definite op is placed."""
+        p, path, req_mask = self.p, self.path, self.req_mask
+        trans, read_only = p.trans, p.read_only
         while True:
             if lin & req_mask == req_mask:
                 return None
@@ -151,50 +171,66 @@ def _search(p: _Prepared, init: Any, deadline: float | None) -> tuple[bool | Non
                     children.append((j, t))
         for o in opt:
             for t in trans[o](state):
+                # An optional op that changes nothing is never worth placing.
                 if t != state:
                     children.append((o, t))
         return [lin, state, children, 0]
 
-    frame = enter(0, init)
-    if frame is None:
-        return True, 1, (0, init, [])
-    frame.append(0)
-    frame.append(bin(frame[0] & req_mask).count("1"))
-    frames.append(frame)
-    seen.add((frame[0], init))
-    while frames:
-        frame = frames[-1]
-        lin, state, children, k = frame[0], frame[1], frame[2], frame[3]
-        depth = frame[5]
-        if depth > best_depth:
-            best_depth = depth
-            best_pending = True
-        if k == len(children):
-            if best_pending:
-                best = (lin, state, list(path))
-                best_pending = False
-            del path[frame[4]:]
-            frames.pop()
-            continue
-        frame[3] = k + 1
-        j, t = children[k]
-        nlin = lin | (1 << j)
-        key = (nlin, t)
-        if key in seen:
-            continue
-        seen.add(key)
-        explored += 1
-        if deadline is not None and explored % _CLOCK_EVERY == 0 and time.monotonic() > deadline:
-            return None, explored, best
-        start = len(path)
-        path.append(j)
-        child = enter(nlin, t)
-        if child is None:
-            return True, explored, best
-        child.append(start)
-        child.append(depth + (1 if j < n_req else 0) + len(path) - start - 1)
-        frames.append(child)
-    return False, explored, best
+    def run(self, budget: int) -> bool | None:
+        if self.result is not None:
+            return self.result
+        started = time.monotonic()
+        n_req = self.p.n_req
+        frames, path, seen, enter = self.frames, self.path, self.seen, self._enter
+        best_depth, best_pending = self.best_depth, self.best_pending
+        explored = self.explored
+        stop_at = explored + budget
+        result = None
+        while frames:
+            frame = frames[-1]
+            lin, state, children, k = frame[0], frame[1], frame[2], frame[3]
+            depth = frame[5]
+            if depth > best_depth:
+                best_depth = depth
+                best_pending = True
+            if k == len(children):
+                if best_pending:
+                    # Backing out of the deepest prefix so far: remember it.
+                    self.best = (lin, state, list(path))
+                    best_pending = False
+                del path[frame[4] :]
+                frames.pop()
+                continue
+            frame[3] = k + 1
+            j, t = children[k]
+            nlin = lin | (1 << j)
+            key = (nlin, t)
+            if key in seen:
+                continue
+            seen.add(key)
+            explored += 1
+            start = len(path)
+            path.append(j)
+            child = enter(nlin, t)
+            if child is None:
+                result = True
+                break
+            child.append(start)
+            child.append(depth + (1 if j < n_req else 0) + len(path) - start - 1)
+            frames.append(child)
+            if explored >= stop_at:
+                break
+        else:
+            result = False
+        self.best_depth, self.best_pending, self.explored = best_depth, best_pending, explored
+        self.spent += time.monotonic() - started
+        if result is not None:
+            self.result = result
+            if result:
+                # Nothing left to explain: let the memo go.
+                self.seen = set()
+                self.frames = []
+        return result
 
 
 def _op_dict(op: Operation, model: Model) -> dict:
@@ -249,12 +285,17 @@ def _evidence(key: Any, p: _Prepared, model: Model, best: tuple) -> dict:
 def check_partition(
     ops: Sequence[Operation], model: Model, time_limit: float | None = None, key: Any = None
 ) -> PartitionVerdict:
-    """Search one partition (ops already filtered by `model.relevant`)."""
-    p = _prepare(ops, model)
-    deadline = None if time_limit is None else time.monotonic() + time_limit
-    valid, explored, best = _search(p, model.init(), deadline)
-    evidence = _evidence(key, p, model, best) if valid is False else None
-    return PartitionVerdict(valid, explored, evidence)
+    """Search one partition (ops already filtered by `model.relevant`) to the end or the limit."""
+    search = _Search(_prepare(ops, model), model.init())
+    while search.run(_SLICE) is None:
+        if time_limit is not None and search.spent > time_limit:
+            return PartitionVerdict(None, search.explored)
+    return _verdict(search, model, key)
+
+
+def _verdict(search: _Search, model: Model, key: Any) -> PartitionVerdict:
+    evidence = _evidence(key, search.p, model, search.best) if search.result is False else None
+    return PartitionVerdict(search.result, search.explored, evidence)
 
 
 def _jsonable_key(key: Any) -> Any:
@@ -275,22 +316,40 @@ def check(ops: Sequence[Operation], model: Model, time_limit: float | None = Non
     started = time.monotonic()
     relevant = [op for op in ops if model.relevant(op)]
     parts = model.partition(relevant)
-    settled, unknown, unchecked = [], [], []
-    failing_key, evidence, valid = None, None, True
+    keys = {key: _jsonable_key(key) for key in parts}
+    searches = {key: _Search(_prepare(part, model), model.init()) for key, part in parts.items()}
+    settled, unknown = [], []
+    failing_key, evidence, failed = None, None, False
     explored = 0
-    for key, part in parts.items():
-        if failing_key is not None:
-            unchecked.append(_jsonable_key(key))
-            continue
-        verdict = check_partition(part, model, time_limit, _jsonable_key(key))
-        explored += verdict.explored
-        if verdict.valid is None:
-            unknown.append(_jsonable_key(key))
-            valid = "unknown"
-        else:
-            settled.append(_jsonable_key(key))
-            if verdict.valid is False:
-                failing_key, evidence, valid = _jsonable_key(key), verdict.evidence, False
+    # Round-robin with a doubling budget: every open partition gets a slice per
+    # round, so an easy illegal partition is found before a hard legal one is
+    # finished, at most doubling the work on histories that are linearizable.
+    budget = _SLICE
+    open_keys = list(parts)
+    while open_keys and not failed:
+        still_open = []
+        for key in open_keys:
+            search = searches[key]
+            result = search.run(budget)
+            if result is None:
+                if time_limit is not None and search.spent > time_limit:
+                    unknown.append(keys[key])
+                    explored += search.explored
+                    searches[key] = None
+                else:
+                    still_open.append(key)
+                continue
+            settled.append(keys[key])
+            explored += search.explored
+            if result is False:
+                failing_key, failed = keys[key], True
+                evidence = _verdict(search, model, failing_key).evidence
+                break
+            searches[key] = None  # free its memo now
+        open_keys = [] if failed else still_open
+        budget *= 2
+    unchecked = [keys[k] for k in parts if keys[k] not in settled and keys[k] not in unknown]
+    valid: bool | str = False if failed else ("unknown" if unknown else True)
     return {
         "valid": valid,
         "checker": "linearizability",

@@ -67,7 +67,12 @@ def parse_porcupine_etcd(lines: list[str], path: str = "<etcd log>") -> list[Ope
         words = line.split()
         if not words:
             continue
-        if len(words) < 7 or words[0] != _ETCD_PREFIX or words[1] != "jepsen.util" or words[2] != "-":
+        if (
+            len(words) < 7
+            or words[0] != _ETCD_PREFIX
+            or words[1] != "jepsen.util"
+            or words[2] != "-"
+        ):
             raise FormatError("expected 'INFO  jepsen.util - PROC TYPE F VALUE'", *where)
         proc_text, type_text, f_text = words[3], words[4], words[5]
         if not _INT.match(proc_text):
@@ -96,7 +101,9 @@ def parse_porcupine_etcd(lines: list[str], path: str = "<etcd log>") -> list[Ope
             raise FormatError(f"completion {f_text} does not match invoke :{f_open}", *where)
         if kind == "info":
             # Ignored, as porcupine does: the op stays open until the end of time.
-            ops.append(Operation(start, proc, f, arg, None, start, END_OF_TIME, "info", None, None, n))
+            ops.append(
+                Operation(start, proc, f, arg, None, start, END_OF_TIME, "info", None, None, n)
+            )
             continue
         output = None
         if f == "read":
@@ -110,7 +117,9 @@ def parse_porcupine_etcd(lines: list[str], path: str = "<etcd log>") -> list[Ope
             raise FormatError(f"cas completion {value!r} differs from its invoke {arg!r}", *where)
         ops.append(Operation(start, proc, f, arg, output, start, n, kind, None, None, n))
     for proc, (start, f, arg) in open_ops.items():
-        ops.append(Operation(start, proc, f, arg, None, start, END_OF_TIME, "info", None, None, None))
+        ops.append(
+            Operation(start, proc, f, arg, None, start, END_OF_TIME, "info", None, None, None)
+        )
     ops.sort(key=lambda op: op.index)
     return ops
 
@@ -121,7 +130,7 @@ def read_porcupine_etcd(path: str | os.PathLike) -> list[Operation]:
 
 
 _KV_LINE = re.compile(
-    r'\{:process (-?\d+), :type (:invoke|:ok), :f (:get|:put|:append), '
+    r"\{:process (-?\d+), :type (:invoke|:ok), :f (:get|:put|:append), "
     r':key "([^"]*)", :value (nil|"[^"]*")\}\Z'
 )
 
@@ -153,11 +162,15 @@ def parse_porcupine_kv(lines: list[str], path: str = "<kv history>") -> list[Ope
             raise FormatError(f"process {proc} completes an op it never invoked", *where)
         start, f_open, key_open, arg = open_ops.pop(proc)
         if f != f_open or key != key_open:
-            raise FormatError(f"completion :{f} {key!r} does not match invoke :{f_open} {key_open!r}", *where)
+            raise FormatError(
+                f"completion :{f} {key!r} does not match invoke :{f_open} {key_open!r}", *where
+            )
         output = (value if value is not None else "") if f == "get" else None
         ops.append(Operation(start, proc, f, arg, output, start, n, "ok", key, None, n))
     for proc, (start, f, key, arg) in open_ops.items():
-        ops.append(Operation(start, proc, f, arg, None, start, END_OF_TIME, "info", key, None, None))
+        ops.append(
+            Operation(start, proc, f, arg, None, start, END_OF_TIME, "info", key, None, None)
+        )
     ops.sort(key=lambda op: op.index)
     return ops
 
