@@ -396,14 +396,18 @@ def pair_operations(events: Iterable[Event]) -> list[Operation]:
     because it may take effect at any time after its call.
     Assumes a valid history; stray completions are ignored.
     """
-    ops: list[Operation] = []
+    # One slot per invoke, in invoke order, filled when its completion arrives;
+    # building an Operation only once keeps pairing cheap on long histories.
+    ops: list[Operation | None] = []
     open_invokes: dict[Any, tuple[Event, int]] = {}  # process -> (invoke, its slot in ops)
+    invokes: list[Event] = []
     for e in events:
         if not e.is_client:
             continue
         if e.type == "invoke":
             open_invokes[e.process] = (e, len(ops))
-            ops.append(_open_operation(e))
+            ops.append(None)
+            invokes.append(e)
             continue
         opened = open_invokes.pop(e.process, None)
         if opened is None:
@@ -425,7 +429,8 @@ def pair_operations(events: Iterable[Event]) -> list[Operation]:
                 node=e.node if e.node is not None else invoke.node,
                 complete_index=e.index,
             )
-    return ops
+    # Invokes never completed: outcome unknown, as if they ended in info.
+    return [op if op is not None else _open_operation(invokes[i]) for i, op in enumerate(ops)]
 
 
 def _open_operation(invoke: Event, complete: Event | None = None) -> Operation:
