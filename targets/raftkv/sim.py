@@ -1,0 +1,579 @@
+"""A deterministic simulator for raftkv: N nodes, a lossy network, faults and clients, one seed.
+
+Every node is a real RaftKVNode. Time is simulated milliseconds; the network
+delays, drops, duplicates and partitions messages; nodes crash (losing
+everything their Ready never told the "disk") and restart from that disk;
+clients issue get/put/cas and the simulator records a history. After every
+step it checks the Raft safety properties (election safety, log matching,
+leader completeness, state machine safety); after the final heal it checks
+that a leader is elected and a write commits within a bounded time, that every
+acknowledged write survives and that reads are not stale. The same seed and
+schedule give the same run, bit for bit.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import random
+from dataclasses import dataclass
+
+from targets.raftkv.core import LEADER
+from targets.raftkv.kvstate import KVState
+from targets.raftkv.node import NodeConfig, RaftKVNode, Restored
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One nemesis action at a simulated time.
+
+    kind: "partition" (args: the node indexes of one side; the rest is the
+    other side), "isolate" (args: one node index), "heal", "crash" (node),
+    "restart" (node), "drop" (args: loss rate in percent), "transfer" (the
+    leader, if any, hands over to node), "skew" (node, tick period in percent
+    of normal: 50 runs its clock twice as fast).
+    """
+
+    at: int
+    kind: str
+    args: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    nodes: int = 3
+    bugs: frozenset[str] = frozenset()
+    lease_reads: bool = False
+    duration: int = 3000  # ms of faults and client load before the final heal
+    min_delay: int = 1  # ms, per message
+    max_delay: int = 15
+    duplicate_rate: float = 0.02
+    clients: int = 3
+    keys: int = 2
+    think_time: int = 10  # ms between one client's operations (at most)
+    election_timeout: tuple[int, int] = (150, 300)
+    heartbeat: int = 50
+    tick_ms: int = 10
+    request_timeout: int = 1000
+    snapshot_every: int = 1000
+    liveness_bound: int = 4000  # ms after the heal by which a write must commit
+    settle: int = 1500  # ms after that for followers to catch up before the final checks
+
+
+@dataclass(frozen=True)
+class Violation:
+    kind: str  # election-safety, log-matching, leader-completeness, state-machine-safety, liveness, lost-write, stale-read
+    time: int  # simulated ms
+    detail: str
+
+
+class ViolationFound(Exception):
+    def __init__(self, violation: Violation):
+        super().__init__(f"{violation.kind} at {violation.time} ms: {violation.detail}")
+        self.violation = violation
+
+
+@dataclass
+class SimResult:
+    seed: int
+    violations: list[Violation]
+    history: list[dict]
+    leaders_by_term: dict[int, str]
+    final_status: list[dict]
+    events: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def ops(self, kind: str) -> list[dict]:
+        return [e for e in self.history if e["type"] == kind]
+
+
+class Disk:
+    """What one node persisted, exactly as its Readys described it."""
+
+    def __init__(self) -> None:
+        self.hard_state: dict | None = None
+        self.snapshot: dict | None = None
+        self.entries: dict[int, dict] = {}
+
+    def persist(self, rd) -> None:
+        if rd.snapshot is not None:
+            self.snapshot = _copy(rd.snapshot)
+            self.entries = {i: e for i, e in self.entries.items() if i > rd.snapshot["index"]}
+        if rd.truncate_from is not None:
+            self.entries = {i: e for i, e in self.entries.items() if i < rd.truncate_from}
+        for e in rd.entries:
+            self.entries[e["index"]] = _copy(e)
+        if rd.hard_state is not None:
+            self.hard_state = dict(rd.hard_state)
+
+    def restored(self) -> Restored:
+        return Restored(
+            hard_state=dict(self.hard_state) if self.hard_state else None,
+            snapshot=_copy(self.snapshot) if self.snapshot else None,
+            entries=[_copy(self.entries[i]) for i in sorted(self.entries)],
+        )
+
+
+def _copy(value):
+    # A JSON round trip: what the real transport and disk do, and it proves
+    # every message and record is JSON-serialisable.
+    return json.loads(json.dumps(value))
+
+
+def _key(data) -> str:
+    return json.dumps(data, sort_keys=True)
+
+
+@dataclass
+class Client:
+    process: int
+    target: int  # node index it will talk to next
+    op_count: int = 0
+    busy: bool = False
+
+
+@dataclass
+class InFlight:
+    client: Client | None  # None: the liveness probe
+    op: dict
+    node: int
+    invoke_time: int
+
+
+class Simulation:
+    def __init__(self, cfg: SimConfig, seed: int, schedule: list[Fault] = ()):  # type: ignore[assignment]
+        self.cfg = cfg
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.schedule = sorted(schedule, key=lambda f: f.at)
+        self.ids = tuple(f"n{i + 1}" for i in range(cfg.nodes))
+        self.disks = [Disk() for _ in self.ids]
+        self.nodes: list[RaftKVNode | None] = [None] * cfg.nodes
+        self.incarnation = [0] * cfg.nodes
+        self.tick_period = [cfg.tick_ms] * cfg.nodes
+        self.blocked: set[tuple[int, int]] = set()
+        self.drop_rate = 0.0
+        self.now = 0
+        self.queue: list[tuple] = []
+        self.seq = 0
+        self.events = 0
+        # Invariant bookkeeping.
+        self.leaders_by_term: dict[int, str] = {}
+        self.entry_by_position: dict[tuple[int, int], tuple[str, int | None]] = {}
+        self.applied: dict[int, tuple[int, str, dict]] = {}  # index -> (term, data key, entry)
+        # Clients and history.
+        self.history: list[dict] = []
+        self.next_process = 0
+        self.next_value = 0
+        self.next_handle = 0
+        self.inflight: dict[int, InFlight] = {}
+        self.clients: list[Client] = []
+        self.probe_done_at: int | None = None
+        self.probe_busy = False
+        self.healed = False
+        for i in range(cfg.nodes):
+            self._start_node(i)
+
+    # ---- the event loop ------------------------------------------------------
+
+    def _at(self, time: int, kind: str, *payload) -> None:
+        self.seq += 1
+        heapq.heappush(self.queue, (time, self.seq, kind, payload))
+
+    def run(self) -> SimResult:
+        cfg = self.cfg
+        violations: list[Violation] = []
+        for fault in self.schedule:
+            if fault.at < cfg.duration:
+                self._at(fault.at, "fault", fault)
+        for _ in range(cfg.clients):
+            client = Client(self._new_process(), self.rng.randrange(cfg.nodes))
+            self.clients.append(client)
+            self._at(self.rng.randrange(cfg.think_time + 1), "client", client)
+        self._at(cfg.duration, "heal")
+        deadline = cfg.duration + cfg.liveness_bound
+        try:
+            while self.queue:
+                time, _, kind, payload = heapq.heappop(self.queue)
+                if self.probe_done_at is not None and time > self.probe_done_at + cfg.settle:
+                    break
+                if time > deadline and self.probe_done_at is None:
+                    raise ViolationFound(Violation(
+                        "liveness", deadline,
+                        f"no write committed within {cfg.liveness_bound} ms of healing; "
+                        f"status {self._status()}"))
+                self.now = time
+                self.events += 1
+                getattr(self, "_on_" + kind)(*payload)
+            self._check_final()
+        except ViolationFound as found:
+            violations.append(found.violation)
+        return SimResult(self.seed, violations, self.history, dict(self.leaders_by_term),
+                         self._status(), self.events)
+
+    def _status(self) -> list[dict]:
+        return [n.status() if n else {"id": self.ids[i], "role": "down"} for i, n in enumerate(self.nodes)]
+
+    # ---- nodes ----------------------------------------------------------------
+
+    def _start_node(self, i: int) -> None:
+        cfg = self.cfg
+        self.incarnation[i] += 1
+        node = RaftKVNode(
+            NodeConfig(
+                id=self.ids[i],
+                peers=self.ids,
+                election_timeout=cfg.election_timeout,
+                heartbeat=cfg.heartbeat,
+                tick_ms=cfg.tick_ms,
+                lease_reads=cfg.lease_reads,
+                bugs=cfg.bugs,
+                snapshot_every=cfg.snapshot_every,
+                request_timeout=cfg.request_timeout,
+            ),
+            self.disks[i].restored(),
+            random.Random(f"{self.seed}/{i}/{self.incarnation[i]}"),
+        )
+        node.apply_observer = lambda entry, i=i: self._observe_apply(i, entry)
+        self.nodes[i] = node
+        self._drain(i)
+        self._at(self.now + self.rng.randint(1, self.tick_period[i]), "tick", i, self.incarnation[i])
+
+    def _on_tick(self, i: int, incarnation: int) -> None:
+        node = self.nodes[i]
+        if node is None or incarnation != self.incarnation[i]:
+            return
+        node.tick()
+        self._drain(i)
+        self._at(self.now + self.tick_period[i], "tick", i, incarnation)
+
+    def _on_deliver(self, src: int, dst: int, msg: dict) -> None:
+        node = self.nodes[dst]
+        if node is None or (src, dst) in self.blocked:
+            return
+        node.receive(msg)
+        self._drain(dst)
+
+    def _drain(self, i: int) -> None:
+        """Handle node i's Ready: check it, persist it, then send and reply, then advance."""
+        node = self.nodes[i]
+        rd = node.ready()
+        if rd.is_empty:
+            self._check_leader(i)
+            return
+        self._check_new_entries(i, rd.entries)
+        self.disks[i].persist(rd)
+        for msg in rd.messages:
+            if self.rng.random() < self.drop_rate:
+                continue
+            dst = self.ids.index(msg["dst"])
+            copies = 2 if self.rng.random() < self.cfg.duplicate_rate else 1
+            for _ in range(copies):
+                self._at(self.now + self._delay(), "deliver", i, dst, _copy(msg))
+        for handle, status, body in rd.replies:
+            self._at(self.now + self._delay(), "reply", handle, status, _copy(body))
+        node.advance(rd)
+        self._check_leader(i)
+
+    def _delay(self) -> int:
+        return self.rng.randint(self.cfg.min_delay, self.cfg.max_delay)
+
+    # ---- faults -----------------------------------------------------------------
+
+    def _on_fault(self, fault: Fault) -> None:
+        n = self.cfg.nodes
+        kind, args = fault.kind, fault.args
+        if kind in ("partition", "isolate"):
+            side = {a % n for a in args}
+            self.blocked = {(a, b) for a in range(n) for b in range(n) if (a in side) != (b in side)}
+        elif kind == "heal":
+            self.blocked = set()
+        elif kind == "crash":
+            self._crash(args[0] % n)
+        elif kind == "restart":
+            i = args[0] % n
+            if self.nodes[i] is None:
+                self._start_node(i)
+        elif kind == "drop":
+            self.drop_rate = min(args[0], 100) / 100
+        elif kind == "transfer":
+            for i, node in enumerate(self.nodes):
+                if node is not None and node.core.role == LEADER:
+                    node.transfer_leadership(self.ids[args[0] % n])
+                    self._drain(i)
+        elif kind == "skew":
+            self.tick_period[args[0] % n] = max(1, self.cfg.tick_ms * args[1] // 100)
+        else:
+            raise ValueError(f"unknown fault kind {kind!r}")
+
+    def _crash(self, i: int) -> None:
+        if self.nodes[i] is None:
+            return
+        self.nodes[i] = None
+        # The crashed node's open client connections break: outcome unknown.
+        for handle, flight in list(self.inflight.items()):
+            if flight.node == i:
+                self._complete(handle, "info", None, "connection lost")
+
+    def _on_heal(self) -> None:
+        self.healed = True
+        self.blocked = set()
+        self.drop_rate = 0.0
+        self.tick_period = [self.cfg.tick_ms] * self.cfg.nodes
+        for i, node in enumerate(self.nodes):
+            if node is None:
+                self._start_node(i)
+        self._at(self.now, "probe")
+
+    # ---- clients ------------------------------------------------------------------
+
+    def _new_process(self) -> int:
+        self.next_process += 1
+        return self.next_process - 1
+
+    def _fresh_value(self) -> int:
+        self.next_value += 1
+        return self.next_value
+
+    def _on_client(self, client: Client) -> None:
+        if self.healed or client.busy:
+            return
+        key = f"k{self.rng.randrange(self.cfg.keys)}"
+        roll = self.rng.random()
+        if roll < 0.5:
+            op = {"f": "get", "key": key}
+        elif roll < 0.85:
+            op = {"f": "put", "key": key, "value": self._fresh_value()}
+        else:
+            op = {"f": "cas", "key": key, "from": self._recent_value(key), "to": self._fresh_value()}
+        if op["f"] != "get":
+            op["request_id"] = f"p{client.process}-{client.op_count}"
+        client.op_count += 1
+        client.busy = True
+        self._invoke(client, op, client.target)
+
+    def _recent_value(self, key: str):
+        for e in reversed(self.history):
+            if e["key"] == key and e["type"] == "ok":
+                return e["value"] if e["f"] != "cas" else e["value"][1]
+        return None
+
+    def _invoke(self, client: Client | None, op: dict, target: int) -> None:
+        self.next_handle += 1
+        handle = self.next_handle
+        self.inflight[handle] = InFlight(client, op, target, self.now)
+        self._record("invoke", client, op, None, target)
+        self._at(self.now + self._delay(), "request", handle)
+
+    def _on_request(self, handle: int) -> None:
+        flight = self.inflight.get(handle)
+        if flight is None:
+            return
+        node = self.nodes[flight.node]
+        if node is None:
+            self._complete(handle, "fail", None, "connection refused")
+            return
+        node.client_request(handle, dict(flight.op))
+        self._drain(flight.node)
+
+    def _on_reply(self, handle: int, status: int, body: dict) -> None:
+        flight = self.inflight.get(handle)
+        if flight is None:
+            return
+        if flight.client is not None and status == 503 and body.get("leader") in self.ids:
+            flight.client.target = self.ids.index(body["leader"])
+        elif flight.client is not None and status in (503, 504):
+            flight.client.target = self.rng.randrange(self.cfg.nodes)
+        if status == 200:
+            self._complete(handle, "ok", body.get("value"), None)
+        elif status == 404:
+            self._complete(handle, "ok", None, None)
+        elif status in (409, 503, 400):
+            self._complete(handle, "fail", None, body.get("error"))
+        else:
+            self._complete(handle, "info", None, body.get("error"))
+
+    def _complete(self, handle: int, kind: str, read_value, error: str | None) -> None:
+        flight = self.inflight.pop(handle)
+        op = flight.op
+        value = read_value if op["f"] == "get" else None
+        self._record(kind, flight.client, op, value, flight.node, error, flight.invoke_time)
+        client = flight.client
+        if client is None:
+            self.probe_busy = False
+            if kind == "ok":
+                self.probe_done_at = self.now
+            else:
+                self._at(self.now + 50, "probe")
+            return
+        client.busy = False
+        if error in ("connection refused", "connection lost", "timeout"):
+            client.target = self.rng.randrange(self.cfg.nodes)  # try somebody else
+        if kind == "info":
+            client.process = self._new_process()  # Jepsen: an indefinite op retires its process
+        self._at(self.now + self.rng.randint(0, self.cfg.think_time), "client", client)
+
+    def _record(self, kind, client, op, read_value, node, error=None, invoke_time=None) -> None:
+        event = {
+            "index": len(self.history),
+            "type": kind,
+            "process": client.process if client else "probe",
+            "f": op["f"],
+            "key": op["key"],
+            "value": read_value if op["f"] == "get" else (
+                op["value"] if op["f"] == "put" else [op["from"], op["to"]]),
+            "time": self.now,
+            "node": self.ids[node],
+        }
+        if op.get("request_id"):
+            event["request_id"] = op["request_id"]
+        if invoke_time is not None:
+            event["invoke_time"] = invoke_time
+        if error:
+            event["error"] = error
+        self.history.append(event)
+
+    def _on_probe(self) -> None:
+        """After the heal: keep submitting one write until one commits."""
+        if self.probe_done_at is not None or self.probe_busy:
+            return
+        leaders = [i for i, n in enumerate(self.nodes) if n is not None and n.core.role == LEADER]
+        if not leaders:
+            self._at(self.now + 50, "probe")
+            return
+        self.probe_busy = True
+        op = {"f": "put", "key": "probe", "value": self._fresh_value(), "request_id": f"probe-{self.now}"}
+        self._invoke(None, op, leaders[0])
+
+    # ---- safety invariants, checked at every step --------------------------------
+
+    def _violation(self, kind: str, detail: str) -> None:
+        raise ViolationFound(Violation(kind, self.now, detail))
+
+    def _check_leader(self, i: int) -> None:
+        node = self.nodes[i]
+        if node is None or node.core.role != LEADER:
+            return
+        term, me = node.core.term, self.ids[i]
+        seen = self.leaders_by_term.get(term)
+        if seen is None:
+            self.leaders_by_term[term] = me
+            self._check_leader_completeness(i)
+        elif seen != me:
+            self._violation("election-safety", f"both {seen} and {me} became leader in term {term}")
+
+    def _check_leader_completeness(self, i: int) -> None:
+        """A new leader's log holds every entry anybody has applied (committed earlier)."""
+        log = self.nodes[i].core.log
+        for index, (term, _, _) in self.applied.items():
+            if index < log.snap_index:
+                continue
+            if log.term_at(index) != term:
+                self._violation(
+                    "leader-completeness",
+                    f"{self.ids[i]} leads term {self.nodes[i].core.term} without committed "
+                    f"entry {index} (term {term}); it has term {log.term_at(index)} there")
+
+    def _check_new_entries(self, i: int, entries: list[dict]) -> None:
+        """Log matching: one (index, term) position always holds the same entry after the same term."""
+        log = self.nodes[i].core.log
+        for e in entries:
+            position = (e["index"], e["term"])
+            identity = (_key(e["data"]) + e["kind"], log.term_at(e["index"] - 1))
+            seen = self.entry_by_position.setdefault(position, identity)
+            if seen[0] != identity[0] or (None not in (seen[1], identity[1]) and seen[1] != identity[1]):
+                self._violation(
+                    "log-matching",
+                    f"{self.ids[i]} holds a different entry at index {e['index']} term {e['term']}: "
+                    f"{identity} vs {seen}")
+
+    def _observe_apply(self, i: int, entry: dict) -> None:
+        index = entry["index"]
+        seen = self.applied.get(index)
+        if entry["kind"] == "snapshot":
+            if seen is not None and seen[0] != entry["term"]:
+                self._violation(
+                    "state-machine-safety",
+                    f"{self.ids[i]} installed a snapshot at {index} term {entry['term']} "
+                    f"but term {seen[0]} was applied there")
+            return
+        key = _key(entry["data"]) + entry["kind"]
+        if seen is None:
+            self.applied[index] = (entry["term"], key, entry)
+        elif (seen[0], seen[1]) != (entry["term"], key):
+            self._violation(
+                "state-machine-safety",
+                f"{self.ids[i]} applied {entry} at index {index}, another node applied {seen[2]}")
+
+    # ---- client-visible checks, after the run -----------------------------------
+
+    def _check_final(self) -> None:
+        """Every acknowledged write was applied, and no read returned an overwritten value."""
+        writes = {}  # request_id -> apply index of its first application
+        value_index = {}  # (key, value) -> index of the write that stored it
+        state = KVState()
+        for index in sorted(self.applied):
+            term, _, entry = self.applied[index]
+            if entry["kind"] != "op":
+                continue
+            op = entry["data"]["op"]
+            rid = op.get("request_id")
+            first = rid is None or rid not in state.dedupe
+            outcome = state.apply(op)
+            if first and rid is not None:
+                writes[rid] = index
+            if first and outcome.status == 200:
+                value = op["value"] if op["f"] == "put" else op["to"]
+                value_index[(op["key"], value)] = index
+        oks = [e for e in self.history if e["type"] == "ok"]
+        for e in oks:
+            if e["f"] != "get" and e.get("request_id") not in writes:
+                self._violation("lost-write", f"acknowledged {e['f']} {e['request_id']} "
+                                f"{e['key']}={e['value']} was never applied")
+        stored_at = {}  # request_id of an acknowledged write -> index that stored its value
+        for w in oks:
+            if w["f"] != "get":
+                value = w["value"] if w["f"] == "put" else w["value"][1]
+                stored_at[w["request_id"]] = value_index.get((w["key"], value))
+        for read in (e for e in oks if e["f"] == "get"):
+            got = 0 if read["value"] is None else value_index.get((read["key"], read["value"]))
+            if got is None:
+                self._violation("stale-read", f"read {read} returned a value no write stored")
+            for w in oks:
+                if w["f"] == "get" or w["key"] != read["key"] or w["time"] >= read["invoke_time"]:
+                    continue
+                if (stored_at[w["request_id"]] or 0) > got:
+                    self._violation(
+                        "stale-read",
+                        f"read of {read['key']} at {read['invoke_time']}-{read['time']} ms on "
+                        f"{read['node']} returned {read['value']!r} although {w['f']} "
+                        f"{w['value']!r} completed at {w['time']} ms")
+
+
+def run(cfg: SimConfig, seed: int, schedule: list[Fault] = ()) -> SimResult:  # type: ignore[assignment]
+    """Run one simulation; the same arguments always give the same result."""
+    return Simulation(cfg, seed, list(schedule)).run()
+
+
+def random_schedule(rng: random.Random, cfg: SimConfig, faults: int) -> list[Fault]:
+    """A seeded mix of partitions, crashes, restarts, loss, transfers and skew before cfg.duration."""
+    out = []
+    n = cfg.nodes
+    for _ in range(faults):
+        at = rng.randrange(cfg.duration)
+        kind = rng.choice(["partition", "isolate", "heal", "crash", "restart", "restart", "drop", "transfer", "skew"])
+        if kind == "partition":
+            args = tuple(rng.sample(range(n), rng.randint(1, n // 2)))
+        elif kind in ("isolate", "crash", "restart", "transfer"):
+            args = (rng.randrange(n),)
+        elif kind == "drop":
+            args = (rng.choice([0, 5, 20, 50]),)
+        elif kind == "skew":
+            args = (rng.randrange(n), rng.choice([50, 80, 100, 150]))
+        else:
+            args = ()
+        out.append(Fault(at, kind, args))
+    return out
