@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from harness.cli import main
 
@@ -217,3 +219,65 @@ def test_peer_porcupine_files_get_their_expected_exit_code(capsys, name, expecte
 @needs_peers
 def test_the_empty_peer_etcd_log_is_trivially_linearizable(capsys):
     assert run(capsys, str(PEERS / "jepsen/etcd_095.log"))[0] == 0
+
+
+def test_our_history_exported_to_jepsen_edn_gets_the_same_verdict(tmp_path, capsys):
+    from harness.formats.jepsen_edn import write_jepsen_edn
+    from harness.history import read_history
+
+    for make, expected in ((good_register, 0), (stale_read, 1)):
+        ours = make(tmp_path / f"{make.__name__}.jsonl")
+        edn = tmp_path / f"{make.__name__}.edn"
+        write_jepsen_edn(edn, read_history(ours).events)
+        code, out, _ = run(capsys, str(edn))
+        assert code == expected and "model kv, format edn" in out  # keyed: independent tuples
+
+
+# --- fuzzing the whole command: any input ends in an exit code, never a traceback
+
+values = st.recursive(
+    st.none() | st.integers(-3, 3) | st.text(max_size=2) | st.booleans(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=2), inner, max_size=2),
+    max_leaves=5,
+)
+
+
+@st.composite
+def well_formed_histories(draw):
+    """Histories that pass the validator but carry any f, key and value."""
+    events, open_ops = [], {}
+    for i in range(draw(st.integers(0, 8))):
+        p = draw(st.integers(0, 2))
+        if p in open_ops:
+            f, key = open_ops.pop(p)
+            kind = draw(st.sampled_from(["ok", "fail"]))
+        else:
+            f = draw(st.sampled_from(["read", "write", "cas", "add", "get", "put", "append", "acquire", "bogus"]))
+            key = draw(st.none() | st.sampled_from(["a", "b"]) | st.integers(0, 1))
+            kind = "invoke"
+            open_ops[p] = (f, key)
+        events.append(ev(i, kind, p, f, i, key=key, value=draw(values)))
+    return events
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(well_formed_histories(), st.sampled_from(["register", "cas-register", "kv", "set", "mutex", "etcd", "string-kv"]))
+def test_fuzz_any_well_formed_history_under_any_model_gives_an_exit_code(tmp_path, capsys, events, model):
+    path = write_jsonl(tmp_path / "fuzz.jsonl", *events)
+    code, out, err = run(capsys, str(path), "--model", model, "--json")
+    assert code in (0, 1, 2, 3)
+    if code == 2:
+        assert err.count("\n") == 1
+    else:
+        assert json.loads(out)["model"] == model
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=80), st.sampled_from(["h.jsonl", "h.edn", "h.log", "h.txt"]))
+def test_fuzz_garbage_files_exit_2_or_a_verdict_never_a_traceback(tmp_path, capsys, data, name):
+    path = tmp_path / name
+    path.write_bytes(data)
+    code, _, err = run(capsys, str(path))
+    assert code in (0, 1, 2, 3)
+    if code == 2:
+        assert err.count("\n") == 1 and "Traceback" not in err
