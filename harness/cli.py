@@ -14,6 +14,7 @@ from harness.formats import FormatError
 
 # (module under harness.commands). Order is the order in --help.
 COMMANDS: list[str] = [
+    "run",
     "check",
 ]
 

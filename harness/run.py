@@ -329,8 +329,15 @@ class RunLoop:
             if kind == "info":
                 process = self._new_process()
             if kind != "ok":
-                # Try another node next: the one we asked may be down or not the leader.
-                node_i = (node_i + 1) % len(self.nodes)
+                # The node may be down or not the leader: go to the leader the observer
+                # last saw if that is another node, else to the next node.
+                leader = self.observer.leader() if self.observer else None
+                # A refusal by the leader itself (cas mismatch) keeps the worker where it is.
+                if leader is not None and self.rng.random() < 0.8:
+                    if leader in self.nodes:
+                        node_i = self.nodes.index(leader)
+                else:
+                    node_i = (node_i + 1) % len(self.nodes)
 
     # ------------------------------------------------------------------ nemesis
 

@@ -27,6 +27,7 @@ class RegisterWorkload:
         self._issued: dict[str, int] = {}
         self._next_value: dict[str, int] = {}
         self._written: dict[str, list[int]] = {}
+        self._last: dict[str, int] = {}  # the value an ok op most recently saw or set
 
     def _new_key(self) -> str:
         key = f"k{self._next_key}"
@@ -52,17 +53,24 @@ class RegisterWorkload:
             return {"f": "read", "key": key, "value": None}
         if roll < 0.7 or not self._written.get(key):
             return {"f": "write", "key": key, "value": self._fresh(key)}
-        recent = self._written[key][-3:]
-        frm = self.rng.choice(recent)
+        if key in self._last and self.rng.random() < 0.8:
+            frm = self._last[key]
+        else:
+            frm = self.rng.choice(self._written[key][-3:])
         return {"f": "cas", "key": key, "value": [frm, self._fresh(key)]}
 
     def completed(self, op: dict[str, Any], outcome: dict[str, Any]) -> None:
-        # A value read back is the likeliest current value: make it a cas candidate.
-        if op["f"] == "read" and outcome.get("type") == "ok" and isinstance(outcome.get("value"), int):
-            seen = self._written.setdefault(op["key"], [])
-            if outcome["value"] in seen:
-                seen.remove(outcome["value"])
-            seen.append(outcome["value"])
+        # The value an ok op last saw or set is the likeliest current one: cas from it,
+        # so that cas succeeds often enough to matter.
+        if outcome.get("type") != "ok":
+            return
+        f, v = op["f"], outcome.get("value")
+        if f == "read" and isinstance(v, int):
+            self._last[op["key"]] = v
+        elif f == "write":
+            self._last[op["key"]] = op["value"]
+        elif f == "cas":
+            self._last[op["key"]] = op["value"][1]
 
     def final_ops(self) -> list[dict[str, Any]]:
         return [{"f": "read", "key": k, "value": None} for k in self.used if self._issued.get(k)]

@@ -1,0 +1,289 @@
+"""`splitbrain run`: one chaos test from flags or a YAML spec, from cluster up to verdict and exit code."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from harness.spec import FAULTS, WORKLOADS, SpecError, TestSpec, build_spec, check_spec
+
+NAME = "run"
+HELP = "run one chaos test: cluster up, workload + faults, heal, check, verdict"
+DESCRIPTION = f"""\
+Run one chaos test end to end: start a cluster of the target in Docker, drive
+a concurrent client workload against it while a seeded schedule injects
+faults, heal, check that the cluster serves again, read everything back,
+tear the cluster down and check the recorded history.
+
+Everything lands in STORE/<test>/<timestamp>/ (history.jsonl, spec.yaml,
+results.json, logs/), and STORE/latest points at it. spec.yaml is the fully
+resolved spec, seed included: `splitbrain run --spec STORE/latest/spec.yaml`
+repeats the run.
+
+workloads: {', '.join(WORKLOADS)}
+faults:    {', '.join(FAULTS)} (a host without netem refuses delay/duplicate/reorder)
+
+examples:
+  splitbrain run --target raftkv --nodes 5 --workload register \\
+      --nemesis partition,kill,pause,clock --time-limit 60 --concurrency 10 --rate 200 --seed 42
+  splitbrain run --nodes 3 --nemesis partition --bug stale-read --time-limit 30
+  splitbrain run --spec tests/specs/nightly.yaml --seed 7     # flags override the file
+  splitbrain run --workload set --nemesis kill --bug ack-before-replicate
+
+A spec file holds the same settings as the flags (dashes or underscores):
+  target: raftkv
+  nodes: 5
+  workload: register
+  nemesis: [partition, kill]
+  time-limit: 60
+  seed: 42
+  options: {{lease_reads: true}}   # passed to the target
+
+exit codes: 0 valid, 1 anomaly found, 2 usage or infrastructure error, 3 unknown.
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--spec", metavar="FILE", help="YAML test spec; flags given here override its settings")
+    p.add_argument("--target", help="system under test (default raftkv)")
+    p.add_argument("--nodes", type=int, help="cluster size (default 5)")
+    p.add_argument("--workload", help=f"{' | '.join(WORKLOADS)} (default register)")
+    p.add_argument("--nemesis", metavar="FAULTS", help="comma-separated faults to mix, or none (default partition)")
+    p.add_argument("--time-limit", type=float, metavar="S", help="seconds of faults (default 60)")
+    p.add_argument("--concurrency", type=int, metavar="N", help="client processes (default 10)")
+    p.add_argument("--rate", type=float, metavar="OPS", help="target client ops per second overall (default 200)")
+    p.add_argument("--seed", type=int, help="seed of the fault schedule and the workload (default: random, recorded)")
+    p.add_argument("--bug", action="append", metavar="NAME", dest="bugs",
+                   help="start the target with a deliberate bug (repeatable)")
+    p.add_argument("--nemesis-interval", type=float, metavar="S", help="seconds between fault operations (default 5)")
+    p.add_argument("--store", metavar="DIR", help="where run folders go (default ./store)")
+    p.add_argument("--test", metavar="NAME", help="test name for the run folder (default from target, workload, faults)")
+    p.add_argument("--warmup", type=float, metavar="S", help="seconds of ops before the first fault (default 3)")
+    p.add_argument("--recovery-limit", type=float, metavar="S",
+                   help="the healed cluster must serve again within this many seconds (default 15)")
+    p.add_argument("--op-timeout", type=float, metavar="S", help="client timeout; a timeout is recorded as info (default 1)")
+    p.add_argument("--ops-per-key", type=int, metavar="N", help="register: operations before a key is retired (default 200)")
+    p.add_argument("--quiet", action="store_true", help="no live progress line")
+
+
+_OVERRIDES = ("target", "nodes", "workload", "nemesis", "time_limit", "concurrency", "rate", "seed", "bugs",
+              "nemesis_interval", "store", "test", "warmup", "recovery_limit", "op_timeout", "ops_per_key")
+
+
+def resolve_spec(args: argparse.Namespace) -> tuple[TestSpec, Any]:
+    """The validated, resolved spec and its target plugin; SpecError for anything the user must fix."""
+    from targets.registry import get_target, target_names
+
+    overrides = {k: getattr(args, k, None) for k in _OVERRIDES}
+    spec = build_spec(args.spec, overrides)
+    check_spec(spec, targets=target_names())
+    target = get_target(spec.target)
+    check_spec(spec, targets=target_names(), bugs=sorted(target.bugs()))
+    problems = list(target.unsupported_faults(list(spec.nemesis)))
+    problems += nemesis_problems(spec.nemesis, target)
+    if problems:
+        raise SpecError(f"cannot inject on this run: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    return spec.resolve(), target
+
+
+def nemesis_problems(faults, target) -> list[str]:
+    """What the host cannot do of the chosen faults (e.g. no netem), asked of the nemesis before anything starts."""
+    if not faults:
+        return []
+    try:
+        import nemesis as nem
+    except ImportError:
+        return []
+    fn = getattr(nem, "problems", None) or getattr(nem, "host_problems", None)
+    if fn is not None:
+        try:
+            return list(fn(list(faults), target))
+        except TypeError:
+            return list(fn(list(faults)))
+    return []
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.cli import UsageError
+
+    try:
+        spec, target = resolve_spec(args)
+    except SpecError as e:
+        raise UsageError(str(e)) from None
+    return execute(spec, target, quiet=args.quiet)
+
+
+class _TargetClient:
+    """The run loop's client: the target's workload client plus its status probe, by node id."""
+
+    def __init__(self, target, addresses: dict[str, str], timeout: float):
+        self.target = target
+        self.addresses = addresses
+        self.inner = target.client(addresses, timeout=timeout)
+
+    async def invoke(self, node: str, op: dict[str, Any]) -> dict[str, Any]:
+        return await self.inner.invoke(node, op)
+
+    async def status(self, node: str) -> dict[str, Any] | None:
+        return await self.target.status_probe(self.addresses[node], timeout=0.2)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def make_nemesis(cluster, target, spec: TestSpec):
+    from nemesis import Nemesis  # the fault injectors of nemesis/
+
+    return Nemesis(cluster, target, list(spec.nemesis), random.Random(f"{spec.seed}:nemesis"))
+
+
+def execute(spec: TestSpec, target, quiet: bool = False, out=None) -> int:
+    """Run a resolved spec end to end and print its summary; the exit code."""
+    from harness.cluster import DockerCluster
+    from harness.progress import Progress
+    from harness.run import RunLoop, check_history, exit_code_for
+    from harness.store import create_run_folder
+    from nemesis.schedule import make_schedule
+    from targets.base import TargetOptions
+    from workloads.base import make_workload
+
+    out = out or sys.stdout
+    folder = create_run_folder(spec.store, spec.test or "test")
+    folder.write_spec(spec.to_yaml())
+    progress = Progress(quiet=quiet)
+    run_id = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    cluster = DockerCluster(run_id, target, spec.nodes, TargetOptions(bugs=spec.bugs, settings=dict(spec.options)),
+                            log=progress.message)
+    nodes = list(cluster.node_ids)
+    options = {"keys": spec.active_keys(), "ops_per_key": spec.ops_per_key} if spec.workload == "register" else {}
+    workload = make_workload(spec.workload, spec.seed, **options)
+    schedule = make_schedule(spec.seed, spec.nemesis, nodes, spec.nemesis_interval, spec.time_limit)
+    progress.message(f"splitbrain run: {spec.test} seed {spec.seed} -> {folder.path}")
+    loop = RunLoop(
+        spec,
+        cluster,
+        lambda node_ips: _TargetClient(target, cluster.addresses, spec.op_timeout),
+        (lambda node_ips: make_nemesis(cluster, target, spec)) if spec.nemesis else None,
+        workload,
+        schedule,
+        folder.history,
+        logs_dir=folder.logs,
+        progress=progress,
+        handle_signals=True,
+    )
+    started = time.monotonic()
+    outcome = loop.run()
+    run_s = time.monotonic() - started
+    progress.message(f"splitbrain run: checking {folder.history}")
+    check_started = time.monotonic()
+    checked = check_history(folder.history, workload)
+    check_s = time.monotonic() - check_started
+    verdict = checked["valid"]
+    if outcome.infra_error:
+        verdict, code = "infrastructure error", 2
+    elif outcome.interrupted:
+        code = 2 if verdict is not False else 1
+    else:
+        code = exit_code_for(verdict)
+    if outcome.recovered is False and code == 0:
+        verdict, code = "unknown", 3
+    results = {
+        "test": spec.test,
+        "seed": spec.seed,
+        "valid": verdict,
+        "exit_code": code,
+        "model": "kv" if spec.workload == "register" else "set",
+        "workload": spec.workload,
+        "nemesis": list(spec.nemesis),
+        "bugs": list(spec.bugs),
+        "checkers": checked.get("checkers", {}),
+        "stats": checked.get("stats", {}),
+        "history_error": checked.get("history_error"),
+        "run": outcome.as_dict(),
+        "timings": {"run_s": round(run_s, 3), "check_s": round(check_s, 3), **outcome.phases},
+        "run_dir": str(folder.path),
+        "command": reproduce_command(folder),
+    }
+    folder.write_results(results)
+    report = render_report(folder)
+    print_summary(results, folder, report, out)
+    return code
+
+
+def reproduce_command(folder) -> str:
+    return f"splitbrain run --spec {folder.spec}"
+
+
+def render_report(folder) -> Path | None:
+    """Write report.html if a renderer exists yet (reports/); None otherwise."""
+    try:
+        import reports
+    except ImportError:
+        return None
+    for mod_name in ("reports.render", "reports.html", "reports"):
+        try:
+            mod = __import__(mod_name, fromlist=["x"])
+        except ImportError:
+            continue
+        fn = getattr(mod, "render_run", None) or getattr(mod, "write_report", None)
+        if fn is not None:
+            try:
+                fn(folder.path)
+                return folder.report
+            except Exception as e:  # a broken report must not hide the verdict
+                print(f"splitbrain run: report not written: {type(e).__name__}: {e}", file=sys.stderr)
+                return None
+    del reports
+    return None
+
+
+def _verdict_word(v) -> str:
+    if v is True:
+        return "valid"
+    if v is False:
+        return "ANOMALY"
+    return str(v or "unknown")
+
+
+def print_summary(results: dict[str, Any], folder, report: Path | None, out) -> None:
+    run = results["run"]
+    stats = results.get("stats") or {}
+    lines = [f"splitbrain run: {results['test']} (seed {results['seed']})"]
+    for name, r in results["checkers"].items():
+        extra = ""
+        if r.get("valid") is False:
+            if name == "set":
+                extra = f": {r.get('lost_count', 0)} lost, {len(r.get('unexpected', []))} unexpected, {len(r.get('duplicated', {}))} duplicated"
+            elif name == "split-brain":
+                kinds = sorted({a.get("type", "?") for a in r.get("anomalies", [])})
+                extra = f": {', '.join(kinds)}"
+            elif name == "linearizability":
+                extra = f": key {r.get('keys', {}).get('failing') or (r.get('evidence') or {}).get('key')}"
+        lines.append(f"  {name:<16} {_verdict_word(r.get('valid'))}{extra}")
+    if results.get("history_error"):
+        lines.append(f"  history          INVALID: {results['history_error']}")
+    if stats:
+        avail = stats.get("availability")
+        lines.append(
+            f"  ops              {stats.get('ops', 0)} (ok {stats.get('ok', 0)}, fail {stats.get('fail', 0)}, "
+            f"info {stats.get('info', 0)}), {stats.get('throughput_per_s') or 0}/s, availability "
+            + (f"{avail:.1%}" if avail is not None else "-")
+        )
+    lines.append(f"  nemesis ops      {run.get('nemesis_ops', 0)}, observer samples {run.get('observer_samples', 0)}")
+    if run.get("recovered") is not None:
+        lines.append("  recovery         " + (f"served again {run['recovery_s']}s after heal" if run["recovered"]
+                                              else "the cluster did NOT serve again within the recovery limit"))
+    if run.get("interrupted"):
+        lines.append(f"  interrupted      by {run['interrupted']}; cluster torn down")
+    if run.get("infra_error"):
+        lines.append(f"  infra error      {run['infra_error']}")
+    lines.append(f"  verdict          {_verdict_word(results['valid'])} (exit {results['exit_code']})")
+    lines.append(f"  run folder       {folder.path}")
+    lines.append(f"  report           {report if report else str(folder.report) + ' (not rendered: no renderer yet)'}")
+    lines.append(f"  reproduce        {results['command']}")
+    print("\n".join(lines), file=out)
