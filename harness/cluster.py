@@ -293,6 +293,26 @@ class DockerCluster:
         res = self.container(node).exec_run(cmd, stdout=True, stderr=True)
         return res.exit_code, (res.output or b"").decode("utf-8", "replace")
 
+    def exec_netns(self, node: str, cmd: list[str]) -> tuple[int, str]:
+        """Run cmd in the node's network namespace, also while the node is paused.
+
+        A paused container refuses `docker exec`, so for one a short-lived
+        helper container (same image, NET_ADMIN, labelled with the run) joins
+        its network namespace instead.
+        """
+        if self.state(node) != "paused":
+            return self.exec(node, cmd)
+        import docker
+
+        try:
+            out = self.client.containers.run(
+                self.image, cmd, network_mode=f"container:{self.container(node).id}", cap_add=["NET_ADMIN"],
+                remove=True, labels=self.labels(), stdout=True, stderr=True,
+            )
+            return 0, out.decode("utf-8", "replace")
+        except docker.errors.ContainerError as e:
+            return e.exit_status, (e.stderr or b"").decode("utf-8", "replace")
+
     def put_file(self, node: str, path: str, data: bytes) -> None:
         """Write a file inside the node's container atomically (tar to a temp name, then rename)."""
         tmp = f"{path}.splitbrain-tmp"

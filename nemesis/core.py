@@ -1,0 +1,323 @@
+"""The nemesis: one entry point, `invoke(op) -> completion`, over the fault families, each verified.
+
+Operations (what `nemesis.schedule` emits; a few shorthands are accepted too):
+
+    {"f": "start-partition", "value": {"grudge": NAME, "seed"?: int}}   NAME in grudges.GRUDGES
+    {"f": "stop-partition"}
+    {"f": "kill" | "pause",  "value": {"nodes": [...]} | NODE | "leader" | "random"}
+    {"f": "start" | "resume", "value": {"nodes": [...]} | NODE | None}   None / "leader" = every killed/paused node
+    {"f": "bump-clock",   "value": {"nodes": [...], "delta_ms": D, "rate"?: R} | {NODE: offset_s, ...}}
+    {"f": "strobe-clock", "value": {"nodes": [...], "delta_ms": D, "period_ms": P}}
+    {"f": "reset-clock",  "value": None | {"nodes": [...]}}
+    {"f": "start-loss",   "value": {"nodes"?: [...], "probability": P} | P}
+    {"f": "stop-loss"}
+
+The completion is {"type": "info", "f", "value": what was actually done (nodes
+and grudge resolved), "evidence": what the verification saw}. A fault that did
+not take effect raises NemesisError: the run stops as an infrastructure error
+rather than reporting a test that never happened.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from typing import Any
+
+from nemesis import grudges as G
+from nemesis.clock import Clocks
+from nemesis.errors import NemesisError, NemesisOpError
+from nemesis.loss import NETEM_FAULTS, Loss, netem_problem
+from nemesis.partition import Partitioner
+from nemesis.process import Processes
+
+OPS = (
+    "start-partition", "stop-partition", "kill", "start", "pause", "resume",
+    "bump-clock", "strobe-clock", "reset-clock", "start-loss", "stop-loss",
+)
+FAMILY_OF = {
+    "start-partition": "partition", "stop-partition": "partition",
+    "kill": "kill", "start": "kill", "pause": "pause", "resume": "pause",
+    "bump-clock": "clock", "strobe-clock": "clock", "reset-clock": "clock",
+    "start-loss": "loss", "stop-loss": "loss",
+}
+SYMBOLIC = ("leader", "random")
+
+
+def _node_list(value: Any, node_ids: list[str], f: str, allow_empty: bool) -> list[str]:
+    if value is None:
+        nodes: list = []
+    elif isinstance(value, str):
+        nodes = [value]
+    elif isinstance(value, dict):
+        nodes = list(value.get("nodes") or [])
+    elif isinstance(value, (list, tuple)):
+        nodes = list(value)
+    else:
+        raise NemesisOpError(f"{f}: cannot read nodes from {value!r}")
+    for n in nodes:
+        if n not in node_ids and n not in SYMBOLIC:
+            raise NemesisOpError(f"{f}: unknown node {n!r} (nodes: {', '.join(node_ids)})")
+    if not nodes and not allow_empty:
+        raise NemesisOpError(f"{f}: needs at least one node")
+    return nodes
+
+
+def validate_op(op: dict[str, Any], node_ids: list[str]) -> dict[str, Any]:
+    """The op in one normal form {"f", ...fields}; NemesisOpError when it is malformed. Pure."""
+    if not isinstance(op, dict) or "f" not in op:
+        raise NemesisOpError(f"a nemesis op needs an 'f': {op!r}")
+    f, value = op["f"], op.get("value")
+    if f not in OPS:
+        if f in ("start-delay", "stop-delay", "start-duplicate", "stop-duplicate", "start-reorder", "stop-reorder"):
+            raise NemesisOpError(f"{f}: needs netem; refused (see Nemesis.problems)")
+        raise NemesisOpError(f"unknown nemesis op {f!r}; known: {', '.join(OPS)}")
+    if f == "start-partition":
+        grudge = value.get("grudge") if isinstance(value, dict) else value
+        if grudge not in G.GRUDGES:
+            raise NemesisOpError(f"start-partition: unknown grudge {grudge!r}; known: {', '.join(G.GRUDGES)}")
+        seed = value.get("seed") if isinstance(value, dict) else None
+        return {"f": f, "grudge": grudge, "seed": seed}
+    if f in ("stop-partition", "stop-loss"):
+        return {"f": f}
+    if f in ("kill", "pause"):
+        return {"f": f, "nodes": _node_list(value, node_ids, f, allow_empty=False)}
+    if f in ("start", "resume"):
+        return {"f": f, "nodes": _node_list(value, node_ids, f, allow_empty=True)}
+    if f == "reset-clock":
+        return {"f": f, "nodes": _node_list(value, node_ids, f, allow_empty=True) or None}
+    if f == "bump-clock":
+        if isinstance(value, dict) and "nodes" in value:
+            nodes = _node_list(value, node_ids, f, allow_empty=False)
+            delta = _number(value.get("delta_ms", 0), f, "delta_ms") / 1000.0
+            rate = _number(value.get("rate", 1.0), f, "rate")
+            if rate <= 0:
+                raise NemesisOpError(f"bump-clock: rate must be positive, got {rate}")
+            return {"f": f, "nodes": nodes, "delta_s": delta, "rate": rate, "absolute": None}
+        if isinstance(value, dict) and value:
+            absolute = {}
+            for n, off in value.items():
+                if n not in node_ids:
+                    raise NemesisOpError(f"bump-clock: unknown node {n!r}")
+                absolute[n] = _number(off, f, f"offset of {n}")
+            return {"f": f, "nodes": sorted(absolute), "delta_s": None, "rate": 1.0, "absolute": absolute}
+        raise NemesisOpError(f"bump-clock: needs {{'nodes', 'delta_ms'}} or {{node: offset_s}}, got {value!r}")
+    if f == "strobe-clock":
+        value = value or {}
+        nodes = _node_list(value, node_ids, f, allow_empty=True) or list(node_ids)
+        delta = _number(value.get("delta_ms", 1000), f, "delta_ms") / 1000.0
+        period = _number(value.get("period_ms", 100), f, "period_ms") / 1000.0
+        if period <= 0:
+            raise NemesisOpError(f"strobe-clock: period_ms must be positive, got {period * 1000:g}")
+        return {"f": f, "nodes": nodes, "delta_s": delta, "period_s": period}
+    # start-loss
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        nodes, p = list(node_ids), float(value)
+    elif isinstance(value, dict):
+        nodes = _node_list(value, node_ids, f, allow_empty=True) or list(node_ids)
+        p = _number(value.get("probability"), f, "probability")
+    else:
+        raise NemesisOpError(f"start-loss: needs a probability, got {value!r}")
+    if not 0 < p <= 1:
+        raise NemesisOpError(f"start-loss: probability must be in (0, 1], got {p}")
+    return {"f": f, "nodes": nodes, "probability": p}
+
+
+def _number(x: Any, f: str, what: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise NemesisOpError(f"{f}: {what} must be a number, got {x!r}")
+    return float(x)
+
+
+class Nemesis:
+    """Faults against one DockerCluster; see the module docstring for the operations."""
+
+    def __init__(self, cluster, target, faults: list[str] | tuple[str, ...], rng: random.Random | None = None):
+        self.cluster = cluster
+        self.target = target
+        self.faults = list(faults)
+        self.rng = rng or random.Random(0)
+        self.partition = Partitioner(cluster, target.peer_port)
+        self.loss = Loss(cluster)
+        self.processes = Processes(cluster)
+        self.clocks = Clocks(cluster, target.clock_control())
+        self._lock = threading.RLock()
+
+    # ---- before the run ---------------------------------------------------
+
+    def problems(self) -> list[str]:
+        """One line per requested fault family that this host or target cannot inject."""
+        out = list(self.target.unsupported_faults(self.faults))
+        for f in self.faults:
+            if f in NETEM_FAULTS:
+                why = netem_problem()
+                if why:
+                    out.append(f"{f} needs the netem qdisc: {why}")
+            elif f == "partition" and len(self.cluster.node_ids) < 2:
+                out.append("partition needs at least 2 nodes")
+            elif f not in ("partition", "kill", "pause", "clock", "loss") and f not in NETEM_FAULTS:
+                out.append(f"{f}: no such fault family")
+        return out
+
+    # ---- during the run ---------------------------------------------------
+
+    @property
+    def current_faults(self) -> list[str]:
+        out = []
+        if self.partition.active:
+            out.append(f"partition:{self.partition.grudge_name}")
+        out += [f"killed:{n}" for n in sorted(self.processes.killed)]
+        out += [f"paused:{n}" for n in sorted(self.processes.paused)]
+        for n, s in sorted(self.clocks.settings.items()):
+            rate = f"x{s['rate']:g}" if s["rate"] != 1.0 else ""
+            out.append(f"clock:{n}{s['offset_s']:+g}s{rate}")
+        out += [f"strobe:{n}" for n in sorted(self.clocks.strobing)]
+        if self.loss.active:
+            out.append(f"loss:{self.loss.probability:g}")
+        return out
+
+    def _alive(self) -> list[str]:
+        """Nodes whose network namespace exists (running or paused)."""
+        return [n for n in self.cluster.node_ids if self.cluster.state(n) in ("running", "paused")]
+
+    def leader(self) -> str | None:
+        """The node that claims leadership in the highest term, per the status probes."""
+        statuses = self.cluster.probe_all(timeout=0.5)
+        leaders = [(s.get("term") or 0, n) for n, s in statuses.items() if s and s.get("role") == "leader"]
+        return max(leaders)[1] if leaders else None
+
+    def _resolve(self, nodes: list[str], pool: list[str]) -> tuple[list[str], dict]:
+        """Replace "leader"/"random" by node ids (from pool); notes for the evidence."""
+        out, notes = [], {}
+        for n in nodes:
+            if n == "leader":
+                lead = self.leader()
+                if lead is None or lead not in pool:
+                    lead = self.rng.choice(pool) if pool else None
+                    notes["leader"] = f"no leader found; chose {lead}"
+                else:
+                    notes["leader"] = lead
+                n = lead
+            elif n == "random":
+                n = self.rng.choice(pool) if pool else None
+            if n is not None and n not in out:
+                out.append(n)
+        return out, notes
+
+    def invoke(self, op: dict[str, Any]) -> dict[str, Any]:
+        """Perform one fault operation, verify it, and return its completion (see module docstring)."""
+        norm = validate_op(op, self.cluster.node_ids)
+        f = norm["f"]
+        with self._lock:
+            try:
+                value, evidence = self._do(norm)
+            except NemesisError:
+                raise
+            except Exception as e:
+                raise NemesisError(f"{f}: {type(e).__name__}: {e}") from e
+        return {"type": "info", "f": f, "value": value, "evidence": evidence}
+
+    def _do(self, op: dict[str, Any]) -> tuple[Any, dict]:
+        f = op["f"]
+        ids = self.cluster.node_ids
+        if f == "start-partition":
+            rng = random.Random(op["seed"]) if op["seed"] is not None else self.rng
+            leader = self.leader() if op["grudge"] == "isolate-leader" else None
+            name = op["grudge"]
+            if name == "isolate-leader" and leader is None:
+                name = "isolate-one"  # no leader to isolate: isolate someone, and say so
+            grudge = G.compute(name, ids, rng, leader=leader)
+            ev = self.partition.start(name, grudge, self._alive())
+            if name != op["grudge"]:
+                ev["note"] = "no node claimed leadership; isolated a random node instead"
+            return {"grudge": name, "drops": G.describe(grudge), "leader": leader}, ev
+        if f == "stop-partition":
+            if not self.partition.active:
+                return None, {"note": "no partition was active"}
+            return None, self.partition.stop(self._alive())
+        if f == "kill":
+            pool = [n for n in ids if n not in self.processes.killed]
+            nodes, notes = self._resolve(op["nodes"], pool)
+            nodes = [n for n in nodes if n not in self.processes.killed]
+            if not nodes:
+                return [], {"note": "every chosen node was already down", **notes}
+            return nodes, {**self.processes.kill(nodes), **notes}
+        if f == "start":
+            nodes = [n for n in op["nodes"] if n not in SYMBOLIC] if op["nodes"] else []
+            if not nodes or set(op["nodes"]) & set(SYMBOLIC):
+                nodes = sorted(set(nodes) | self.processes.killed)
+            nodes = [n for n in nodes if self.cluster.state(n) not in ("running", "paused")]
+            if not nodes:
+                return [], {"note": "no node was down"}
+            ev = self.processes.start(nodes)
+            ev["reapplied"] = [r for n in nodes for r in (self.partition.reapply(n), self.loss.reapply(n)) if r]
+            return nodes, ev
+        if f == "pause":
+            pool = [n for n in ids if n not in self.processes.paused and n not in self.processes.killed]
+            nodes, notes = self._resolve(op["nodes"], pool)
+            nodes = [n for n in nodes if n in pool]
+            if not nodes:
+                return [], {"note": "every chosen node was already paused or down", **notes}
+            return nodes, {**self.processes.pause(nodes), **notes}
+        if f == "resume":
+            nodes = [n for n in op["nodes"] if n not in SYMBOLIC] if op["nodes"] else []
+            if not nodes or set(op["nodes"]) & set(SYMBOLIC):
+                nodes = sorted(set(nodes) | self.processes.paused)
+            nodes = [n for n in nodes if self.cluster.state(n) == "paused"]
+            if not nodes:
+                return [], {"note": "no node was paused"}
+            return nodes, self.processes.resume(nodes)
+        if f == "bump-clock":
+            self._need_clock()
+            if op["absolute"] is not None:
+                changes = {n: {"offset_s": off, "rate": 1.0} for n, off in op["absolute"].items()}
+            else:
+                nodes, _ = self._resolve(op["nodes"], list(ids))
+                changes = {}
+                for n in nodes:
+                    cur = self.clocks.settings.get(n, {"offset_s": 0.0, "rate": 1.0})
+                    changes[n] = {"offset_s": cur["offset_s"] + op["delta_s"], "rate": op["rate"]}
+            return changes, self.clocks.bump(changes)
+        if f == "strobe-clock":
+            self._need_clock()
+            nodes, _ = self._resolve(op["nodes"], list(ids))
+            return ({"nodes": nodes, "delta_s": op["delta_s"], "period_s": op["period_s"]},
+                    self.clocks.strobe(nodes, op["delta_s"], op["period_s"]))
+        if f == "reset-clock":
+            self._need_clock()
+            ev = self.clocks.reset(op["nodes"])
+            return [e["node"] for e in ev["nodes"]], ev
+        if f == "start-loss":
+            nodes, _ = self._resolve(op["nodes"], list(ids))
+            return ({"nodes": nodes, "probability": op["probability"]},
+                    self.loss.start(nodes, op["probability"], self._alive()))
+        if f == "stop-loss":
+            if not self.loss.active:
+                return None, {"note": "no loss was active"}
+            return None, self.loss.stop(self._alive())
+        raise NemesisOpError(f"unhandled op {f}")
+
+    def _need_clock(self) -> None:
+        if self.target.clock_control() is None:
+            raise NemesisError(f"target {self.target.name} has no clock control")
+
+    # ---- the end ----------------------------------------------------------
+
+    def heal_all(self) -> dict[str, Any]:
+        """Undo every fault: thaw, restart, remove the harness's rules, reset clocks; each step verified."""
+        with self._lock:
+            done: dict[str, Any] = {}
+            paused = [n for n in self.cluster.node_ids if self.cluster.state(n) == "paused"]
+            if paused:
+                done["resume"] = self.processes.resume(paused)
+            down = [n for n in self.cluster.node_ids if self.cluster.state(n) not in ("running", "paused")]
+            if down:
+                done["start"] = self.processes.start(down)
+            alive = self._alive()
+            if self.partition.active:
+                done["stop-partition"] = self.partition.stop(alive)
+            if self.loss.active:
+                done["stop-loss"] = self.loss.stop(alive)
+            if self.clocks.skewed:
+                done["reset-clock"] = self.clocks.reset()
+            return {"type": "info", "f": "heal", "value": sorted(done), "evidence": done}

@@ -1,0 +1,159 @@
+"""Grudges: who cannot hear whom in a partition, computed as graphs with networkx.
+
+A grudge maps each node to the set of nodes it drops packets from. It is
+derived from a *connectivity* graph: an undirected edge means two nodes hear
+each other; a node holds a grudge against every node it has no edge to.
+One-way partitions are directed: A drops B's packets while B still takes A's.
+
+Pure functions of (nodes, rng[, leader]); the partition nemesis turns a grudge
+into iptables rules.
+"""
+
+from __future__ import annotations
+
+import random
+
+import networkx as nx
+
+Grudge = dict[str, frozenset[str]]
+
+GRUDGES = (
+    "halves",
+    "random-halves",
+    "isolate-one",
+    "isolate-leader",
+    "majorities-ring",
+    "bridge",
+    "one-way",
+)
+
+
+class GrudgeError(ValueError):
+    """A grudge that cannot be formed for these nodes (e.g. a bridge of two)."""
+
+
+def from_connectivity(g: nx.Graph) -> Grudge:
+    """Each node drops every node it has no edge to."""
+    nodes = list(g.nodes)
+    return {n: frozenset(m for m in nodes if m != n and not g.has_edge(n, m)) for n in nodes}
+
+
+def from_components(nodes: list[str], components: list[list[str]]) -> Grudge:
+    g = nx.Graph()
+    g.add_nodes_from(nodes)
+    for comp in components:
+        g.add_edges_from((a, b) for i, a in enumerate(comp) for b in comp[i + 1:])
+    return from_connectivity(g)
+
+
+def halves(nodes: list[str]) -> Grudge:
+    """First half (the smaller, for odd sizes) against the rest, in node order."""
+    k = len(nodes) // 2
+    return from_components(nodes, [nodes[:k], nodes[k:]])
+
+
+def random_halves(nodes: list[str], rng: random.Random) -> Grudge:
+    shuffled = list(nodes)
+    rng.shuffle(shuffled)
+    return halves(shuffled)
+
+
+def isolate(nodes: list[str], node: str) -> Grudge:
+    if node not in nodes:
+        raise GrudgeError(f"cannot isolate {node!r}: not one of {nodes}")
+    return from_components(nodes, [[node], [n for n in nodes if n != node]])
+
+
+def majorities_ring(nodes: list[str], rng: random.Random | None = None) -> Grudge:
+    """Every node hears a majority (itself included) and no two nodes hear the same majority.
+
+    Nodes sit on a ring (in a random order when rng is given) and each hears
+    the window of `majority` consecutive nodes around itself. Windows that
+    start at different places of a ring shorter than it are different sets,
+    so no two nodes share a majority. For odd sizes the windows are centred
+    and hearing is mutual (5 nodes: each hears its two ring neighbours); for
+    even sizes and for 3 nodes a window leans one way, so hearing is directed,
+    which is why the hearing graph is a networkx DiGraph.
+    """
+    n = len(nodes)
+    if n < 3:
+        raise GrudgeError(f"a majorities ring needs at least 3 nodes, got {n}")
+    order = list(nodes)
+    if rng is not None:
+        rng.shuffle(order)
+    majority = n // 2 + 1
+    behind = (majority - 1) // 2
+    hearing = nx.DiGraph()  # edge a -> b: a hears b
+    hearing.add_nodes_from(order)
+    for i, node in enumerate(order):
+        for step in range(-behind, majority - behind):
+            hearing.add_edge(node, order[(i + step) % n])
+    return {a: frozenset(b for b in order if b != a and not hearing.has_edge(a, b)) for a in order}
+
+
+def bridge(nodes: list[str], rng: random.Random | None = None) -> Grudge:
+    """Two halves that cannot hear each other, plus one node that hears both (Jepsen's bridge)."""
+    if len(nodes) < 3:
+        raise GrudgeError(f"a bridge needs at least 3 nodes, got {len(nodes)}")
+    order = list(nodes)
+    if rng is not None:
+        rng.shuffle(order)
+    k = len(order) // 2
+    middle = order[k]
+    left, right = order[:k], order[k + 1:]
+    return from_components(nodes, [left + [middle], right + [middle]])
+
+
+def one_way(nodes: list[str], rng: random.Random | None = None) -> Grudge:
+    """A minority drops every packet from the majority; the majority still hears the minority.
+
+    Asymmetric: messages from the minority to the majority arrive, replies do not.
+    """
+    if len(nodes) < 2:
+        raise GrudgeError("a one-way partition needs at least 2 nodes")
+    order = list(nodes)
+    if rng is not None:
+        rng.shuffle(order)
+    k = max(1, (len(order) - 1) // 2)
+    deaf, rest = order[:k], order[k:]
+    grudge: Grudge = {n: frozenset() for n in nodes}
+    for d in deaf:
+        grudge[d] = frozenset(rest)
+    return grudge
+
+
+def compute(name: str, nodes: list[str], rng: random.Random, leader: str | None = None) -> Grudge:
+    """The grudge called name over nodes; isolate-leader needs the current leader."""
+    nodes = list(nodes)
+    if name == "halves":
+        return halves(nodes)
+    if name == "random-halves":
+        return random_halves(nodes, rng)
+    if name == "isolate-one":
+        return isolate(nodes, rng.choice(nodes))
+    if name == "isolate-leader":
+        if leader is None:
+            raise GrudgeError("isolate-leader: no node currently claims to lead")
+        return isolate(nodes, leader)
+    if name == "majorities-ring":
+        return majorities_ring(nodes, rng)
+    if name == "bridge":
+        return bridge(nodes, rng)
+    if name == "one-way":
+        return one_way(nodes, rng)
+    raise GrudgeError(f"unknown grudge {name!r}; known: {', '.join(GRUDGES)}")
+
+
+def hears(grudge: Grudge, node: str) -> frozenset[str]:
+    """The nodes whose packets node accepts, itself included."""
+    return frozenset(n for n in grudge if n not in grudge[node])
+
+
+def blocked_pairs(grudge: Grudge) -> list[tuple[str, str]]:
+    """(receiver, sender) for every dropped direction, sorted."""
+    return sorted((dst, src) for dst, srcs in grudge.items() for src in srcs)
+
+
+def describe(grudge: Grudge) -> dict[str, list[str]]:
+    """JSON-able form: node -> sorted list of nodes it drops."""
+    return {n: sorted(s) for n, s in sorted(grudge.items()) if s}

@@ -1,0 +1,47 @@
+"""Network verification: can this node open a TCP connection to those, run from inside the node.
+
+A blocked path shows as a connect timeout (the SYN or the SYN-ACK is dropped
+by a grudge); a reachable one as an open port or a refusal (the peer's kernel
+answered). The probe is a few lines of python3 run in the node's network
+namespace, one thread per destination, so checking a whole cluster costs
+about one connect timeout.
+"""
+
+from __future__ import annotations
+
+import json
+
+PROBE_SCRIPT = r"""
+import json, socket, sys, threading
+port, limit = int(sys.argv[1]), float(sys.argv[2])
+res = {}
+def probe(ip):
+    s = socket.socket()
+    s.settimeout(limit)
+    try:
+        s.connect((ip, port)); res[ip] = "open"
+    except ConnectionRefusedError:
+        res[ip] = "refused"
+    except socket.timeout:
+        res[ip] = "timeout"
+    except OSError as e:
+        res[ip] = "unreachable" if e.errno in (101, 113) else "error-%s" % e.errno
+    finally:
+        s.close()
+ts = [threading.Thread(target=probe, args=(ip,)) for ip in sys.argv[3:]]
+[t.start() for t in ts]; [t.join() for t in ts]
+print(json.dumps(res))
+"""
+
+BLOCKED = ("timeout", "unreachable")
+REACHABLE = ("open", "refused")
+
+
+def connect_probe(cluster, src: str, dst_ips: list[str], port: int, limit: float = 1.0) -> dict[str, str]:
+    """ip -> open | refused | timeout | unreachable | error-N, as seen from node src."""
+    if not dst_ips:
+        return {}
+    rc, out = cluster.exec_netns(src, ["python3", "-c", PROBE_SCRIPT, str(port), str(limit), *dst_ips])
+    if rc != 0:
+        raise RuntimeError(f"connect probe from {src} failed (exit {rc}): {out.strip()[-300:]}")
+    return json.loads(out.strip().splitlines()[-1])

@@ -1,0 +1,151 @@
+"""Partitions: a grudge becomes iptables DROP rules in the harness's own chain inside each node.
+
+Each node gets a chain SPLITBRAIN, jumped to from the top of INPUT, holding
+one `-s <peer ip> -j DROP` per peer it must not hear. Nothing else in the
+node's ruleset is touched: healing flushes and deletes that chain and its
+jump, and checks that no SPLITBRAIN rule is left. The rules live in the
+container's network namespace, which a killed container loses, so a node that
+restarts during a partition gets its rules again (`reapply`).
+
+Verification: from every running node, a TCP connect to every other node's
+peer port; a pair in the grudge (either direction) must time out, a pair
+outside it must connect or be refused.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from typing import Any
+
+from nemesis import grudges as G
+from nemesis.errors import NemesisError
+from nemesis.netprobe import BLOCKED, REACHABLE, connect_probe
+
+CHAIN = "SPLITBRAIN"
+
+
+def chain_script(chain: str, rules: list[str]) -> str:
+    """Shell that (re)creates chain with exactly rules, jumped to from INPUT once."""
+    lines = [
+        f"iptables -w -N {chain} 2>/dev/null || true",
+        f"iptables -w -C INPUT -j {chain} 2>/dev/null || iptables -w -I INPUT 1 -j {chain}",
+        f"iptables -w -F {chain}",
+    ]
+    lines += [f"iptables -w -A {chain} {r}" for r in rules]
+    lines.append(f"iptables -w -S {chain}")
+    return " && ".join(lines)
+
+
+def remove_chain_script(chain: str) -> str:
+    """Shell that removes the chain and its jump (idempotent), then lists what is left of it."""
+    return (
+        f"while iptables -w -D INPUT -j {chain} 2>/dev/null; do :; done; "
+        f"iptables -w -F {chain} 2>/dev/null; iptables -w -X {chain} 2>/dev/null; "
+        f"iptables -w -S | grep -c -- '{chain}' || true"
+    )
+
+
+def parallel(fn, items) -> list:
+    items = list(items)
+    if not items:
+        return []
+    with concurrent.futures.ThreadPoolExecutor(len(items)) as ex:
+        return list(ex.map(fn, items))
+
+
+class Partitioner:
+    def __init__(self, cluster, peer_port: int):
+        self.cluster = cluster
+        self.peer_port = peer_port
+        self.grudge: G.Grudge | None = None
+        self.grudge_name: str | None = None
+
+    def _rules_for(self, node: str) -> list[str]:
+        assert self.grudge is not None
+        return [f"-s {self.cluster.ips[src]} -j DROP" for src in sorted(self.grudge.get(node, ()))]
+
+    def _install(self, node: str) -> str:
+        rules = self._rules_for(node)
+        rc, out = self.cluster.exec_netns(node, ["sh", "-c", chain_script(CHAIN, rules)])
+        if rc != 0:
+            raise NemesisError(f"partition: installing rules on {node} failed (exit {rc}): {out.strip()[-300:]}")
+        present = sum(1 for line in out.splitlines() if line.startswith(f"-A {CHAIN} ") and "DROP" in line)
+        if present != len(rules):
+            raise NemesisError(f"partition: {node} shows {present} DROP rules after installing {len(rules)}")
+        return out
+
+    def start(self, name: str, grudge: G.Grudge, running: list[str]) -> dict[str, Any]:
+        """Install the grudge on every running node and verify it; evidence dict."""
+        if self.grudge is not None:
+            self.stop(running)
+        self.grudge, self.grudge_name = grudge, name
+        parallel(self._install, [n for n in running if grudge.get(n)])
+        evidence = self.verify(running, expect_grudge=True)
+        return {"grudge": G.describe(grudge), "rules": {n: len(grudge.get(n, ())) for n in running}, **evidence}
+
+    def reapply(self, node: str) -> dict[str, Any] | None:
+        """A restarted node lost its namespace: install its part of the current grudge again."""
+        if not self.grudge or not self.grudge.get(node):
+            return None
+        self._install(node)
+        return {"reapplied": node, "drops": sorted(self.grudge[node])}
+
+    def stop(self, running: list[str]) -> dict[str, Any]:
+        """Remove the harness's chain from every running node and verify everyone connects again."""
+        had = self.grudge
+        self.grudge, self.grudge_name = None, None
+
+        def remove(node: str) -> int:
+            rc, out = self.cluster.exec_netns(node, ["sh", "-c", remove_chain_script(CHAIN)])
+            left = int((out.strip().splitlines() or ["0"])[-1]) if out.strip() else 0
+            if left:
+                raise NemesisError(f"partition heal: {node} still has {left} {CHAIN} rule(s)")
+            return left
+
+        parallel(remove, running)
+        evidence = self.verify(running, expect_grudge=False, previous=had)
+        return {"healed": G.describe(had) if had else {}, **evidence}
+
+    def verify(self, running: list[str], expect_grudge: bool, previous: G.Grudge | None = None,
+               attempts: int = 3) -> dict[str, Any]:
+        """Probe every ordered pair of running nodes; NemesisError when any pair disagrees with the grudge."""
+        grudge = self.grudge if expect_grudge else None
+        ips = self.cluster.ips
+        by_ip = {ip: n for n, ip in ips.items()}
+
+        def expected_blocked(a: str, b: str) -> bool:
+            return bool(grudge) and (b in grudge.get(a, ()) or a in grudge.get(b, ()))
+
+        mismatches: list[str] = []
+        for attempt in range(attempts):
+            results = dict(zip(running, parallel(
+                lambda src: connect_probe(self.cluster, src, [ips[d] for d in running if d != src], self.peer_port),
+                running), strict=True))
+            mismatches = []
+            blocked_seen = reachable_seen = 0
+            for src, res in results.items():
+                for ip, outcome in res.items():
+                    dst = by_ip[ip]
+                    if expected_blocked(src, dst):
+                        if outcome in BLOCKED:
+                            blocked_seen += 1
+                        else:
+                            mismatches.append(f"{src}->{dst} {outcome} (should be blocked)")
+                    else:
+                        if outcome in REACHABLE:
+                            reachable_seen += 1
+                        else:
+                            mismatches.append(f"{src}->{dst} {outcome} (should connect)")
+            if not mismatches:
+                return {"verified": True, "blocked_pairs": blocked_seen, "connected_pairs": reachable_seen,
+                        "attempts": attempt + 1,
+                        "unverified_nodes": sorted(set(ips) - set(running))}
+            # A heal can take a moment to reach established flows; a grudge never should.
+            time.sleep(0.3)
+        what = "partition" if expect_grudge else "partition heal"
+        raise NemesisError(f"{what} did not take effect: " + "; ".join(mismatches[:6]))
+
+    @property
+    def active(self) -> bool:
+        return self.grudge is not None

@@ -1,0 +1,99 @@
+"""Nemesis operations are validated before anything is touched, and every schedule op is understood."""
+
+from __future__ import annotations
+
+import pytest
+
+from nemesis.core import Nemesis, validate_op
+from nemesis.errors import NemesisOpError
+from nemesis.schedule import make_schedule
+
+NODES = ["n1", "n2", "n3", "n4", "n5"]
+
+
+@pytest.mark.parametrize(
+    "op",
+    [
+        {"f": "explode"},
+        {"value": 1},
+        {"f": "start-partition", "value": {"grudge": "triangle"}},
+        {"f": "kill", "value": "n9"},
+        {"f": "kill", "value": None},
+        {"f": "pause", "value": {"nodes": []}},
+        {"f": "bump-clock", "value": {"nodes": ["n1"], "delta_ms": "soon"}},
+        {"f": "bump-clock", "value": {"nodes": ["n1"], "delta_ms": 5, "rate": 0}},
+        {"f": "bump-clock", "value": {"n7": 3.0}},
+        {"f": "strobe-clock", "value": {"nodes": ["n1"], "period_ms": 0}},
+        {"f": "start-loss", "value": 1.5},
+        {"f": "start-loss", "value": {"nodes": ["n1"], "probability": 0}},
+        {"f": "start-delay", "value": {"nodes": ["n1"]}},
+    ],
+)
+def test_malformed_ops_are_refused_with_a_reason(op):
+    with pytest.raises(NemesisOpError):
+        validate_op(op, NODES)
+
+
+def test_symbolic_nodes_and_shorthands_are_accepted():
+    assert validate_op({"f": "kill", "value": "leader"}, NODES)["nodes"] == ["leader"]
+    assert validate_op({"f": "kill", "value": {"nodes": ["n2", "n3"]}}, NODES)["nodes"] == ["n2", "n3"]
+    assert validate_op({"f": "start"}, NODES)["nodes"] == []
+    bump = validate_op({"f": "bump-clock", "value": {"n1": 5.0}}, NODES)
+    assert bump["absolute"] == {"n1": 5.0}
+    loss = validate_op({"f": "start-loss", "value": 0.2}, NODES)
+    assert loss["nodes"] == NODES and loss["probability"] == 0.2
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_every_op_the_schedule_emits_is_valid(seed):
+    plan = make_schedule(seed, ["partition", "kill", "pause", "clock", "loss"], NODES, 1.0, 60.0)
+    assert plan
+    for step in plan:
+        validate_op(step.op(), NODES)
+
+
+class FakeTarget:
+    name = "fake"
+    peer_port = 1
+
+    def __init__(self, clock):
+        self._clock = clock
+
+    def clock_control(self):
+        return self._clock
+
+    def unsupported_faults(self, faults):
+        return ["clock: no clock control"] if "clock" in faults and self._clock is None else []
+
+
+class FakeCluster:
+    node_ids = NODES
+    ips = {n: f"10.0.0.{i}" for i, n in enumerate(NODES, 11)}
+
+
+def test_problems_name_what_the_host_or_target_cannot_do(monkeypatch):
+    import nemesis.core as core
+
+    monkeypatch.setattr(core, "netem_problem", lambda: "this kernel has no netem qdisc")
+    nem = Nemesis(FakeCluster(), FakeTarget(None), ["partition", "clock", "delay", "reorder"])
+    problems = nem.problems()
+    assert any(p.startswith("clock") for p in problems)
+    assert any(p.startswith("delay needs the netem qdisc") for p in problems)
+    assert any(p.startswith("reorder") for p in problems)
+    assert not any(p.startswith("partition") for p in problems)
+
+
+def test_nothing_to_refuse_when_everything_is_available(monkeypatch):
+    import nemesis.core as core
+
+    monkeypatch.setattr(core, "netem_problem", lambda: None)
+    nem = Nemesis(FakeCluster(), FakeTarget("clock-file"), ["partition", "kill", "pause", "clock", "loss", "delay"])
+    assert nem.problems() == []
+    assert nem.current_faults == []
+
+
+def test_this_kernel_netem_probe_gives_an_answer():
+    from nemesis.loss import netem_problem
+
+    answer = netem_problem()
+    assert answer is None or "netem" in answer
