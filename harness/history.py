@@ -9,7 +9,7 @@ Public API:
     Event                  one line of the history (frozen)
     Problem                one thing wrong with a history, with its line
     InvalidHistory         FormatError carrying every Problem
-    HistoryWriter(path)    thread-safe streaming appender
+    HistoryWriter(path)    thread-safe streaming appender (.append, .complete)
     event_from_dict(d)     a decoded JSON object -> Event (FormatError if unusable)
     event_to_dict(e)       Event -> JSON-ready dict (the inverse)
     iter_events(path)      streaming reader; FormatError at the first bad line
@@ -47,6 +47,8 @@ REQUIRED_FIELDS = ("index", "type", "process", "f", "time")
 KNOWN_FIELDS = frozenset(REQUIRED_FIELDS + ("key", "value", "node"))
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+# "Not given" for HistoryWriter.complete's value, where None is a real value.
+_ECHO: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +251,33 @@ class HistoryWriter:
             self._last_time = t
             return event
 
+    def complete(
+        self,
+        invoke: Event,
+        type: str,
+        *,
+        value: Any = _ECHO,
+        time: int | None = None,
+        node: str | None = None,
+        **extra: Any,
+    ) -> Event:
+        """Record the completion of `invoke` (ok, fail or info) with its
+        process, f and key, so a completion can never mismatch its invoke.
+        `value` defaults to the invoke's (a write echoes what it wrote); pass
+        the result for a read."""
+        if type not in COMPLETIONS:
+            raise ValueError(f"a completion is ok, fail or info, not {type!r}")
+        return self.append(
+            type,
+            invoke.process,
+            invoke.f,
+            key=invoke.key,
+            value=invoke.value if value is _ECHO else value,
+            time=time,
+            node=node,
+            **extra,
+        )
+
     def close(self) -> None:
         with self._lock:
             if not self._file.closed:
@@ -295,8 +324,7 @@ def _iter_lines(path: str) -> Iterator[tuple[int, bytes]]:
     except OSError as e:
         raise FormatError(f"cannot read: {e.strerror or e}", path) from None
     with f:
-        for n, raw in enumerate(f, start=1):
-            yield n, raw
+        yield from enumerate(f, start=1)
 
 
 def iter_events(path: str | os.PathLike[str]) -> Iterator[Event]:

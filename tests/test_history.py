@@ -90,6 +90,19 @@ def test_writer_is_thread_safe_dense_indices_and_times_in_file_order(tmp_path):
     assert len(history.client_operations()) == 800
 
 
+def test_writer_complete_copies_process_f_and_key_from_the_invoke(tmp_path):
+    with HistoryWriter(tmp_path / "h.jsonl") as w:
+        write = w.append("invoke", 2, "write", key="k", value=5, time=1)
+        read = w.append("invoke", 3, "read", key="k", time=2)
+        done = w.complete(write, "ok", node="n1", time=3)
+        seen = w.complete(read, "ok", value=None, time=4)
+        with pytest.raises(ValueError):
+            w.complete(read, "invoke")
+    assert (done.process, done.f, done.key, done.value, done.node) == (2, "write", "k", 5, "n1")
+    assert (seen.process, seen.f, seen.value) == (3, "read", None)
+    assert validate(read_history(tmp_path / "h.jsonl").events) == []
+
+
 def test_writer_rejects_a_time_older_than_the_last(tmp_path):
     with HistoryWriter(tmp_path / "h.jsonl") as w:
         w.append("invoke", 0, "read", time=100)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -12,6 +14,7 @@ from harness.formats.jepsen_edn import (
     looks_independent,
     parse_jepsen_edn,
     read_jepsen_edn,
+    read_jepsen_history,
     write_jepsen_edn,
 )
 from harness.history import Event, history_from_events, validate
@@ -43,6 +46,12 @@ def test_imports_a_vector_of_maps_and_record_tags_and_fills_missing_index_and_ti
     a, b = parse_jepsen_edn(text)
     assert (a.index, a.time, b.index, b.time, b.value) == (0, 0, 1, 1, 5)
     assert a.line is None
+
+
+def test_unknown_tags_such_as_java_objects_are_kept_as_text():
+    text = '{:type :info :f :write :value 1 :process 0 :time 1 :index 0 :exception #object[java.net.SocketTimeoutException 0x5 "Read timed out"]}\n'
+    [e] = parse_jepsen_edn(text)
+    assert e.extra["exception"].startswith("#object [java.net.SocketTimeoutException")
 
 
 def test_independent_key_value_tuples_become_key_and_value():
@@ -100,7 +109,7 @@ def test_an_invalid_jepsen_history_is_reported_by_the_validator_with_lines():
         ("{:type :invoke :f :read :process 0 :time 1}\n42\n", 2, "expected an op map"),
         ("{:type :done :f :read :process 0 :time 1}\n", 1, "unknown type"),
         ("{:type :ok :f :read :process 0}\n{:type :ok :process 0 :time 2}\n", 2, "missing field f"),
-        ("#weird/tag {:a 1}\n", 1, "malformed EDN"),
+        ("#inst \"not a time\"\n", 1, "malformed EDN"),
         ("{:type :invoke :f :write :value [1 2] :process 0 :time 1}\n{:type :ok :f :write :value 3 :process 0 :time 2}\n", 2, "not a [key value]"),
     ],
 )
@@ -185,3 +194,19 @@ def test_fuzz_garbage_edn_gives_format_error_never_a_crash(tmp_path_factory, dat
     else:
         validate(events)
         history_from_events(events, check=False).client_operations()
+
+
+PEERS = Path(__file__).resolve().parents[1] / ".." / "shared" / "peer-histories" / "porcupine"
+
+
+@pytest.mark.skipif(not (PEERS / "kv").is_dir(), reason="peer histories not present")
+@pytest.mark.parametrize("name", ["c01-ok.txt", "c01-bad.txt", "c10-ok.txt", "c10-bad.txt"])
+def test_porcupine_kv_files_are_edn_and_read_as_such_give_porcupines_verdict(name):
+    # Porcupine's kv files are one EDN map per line with :key and no :time:
+    # the generic importer (file order as time) must agree with porcupine.
+    from checkers.linearizability import check
+    from checkers.models import get_model
+
+    history = read_jepsen_history(PEERS / "kv" / name)
+    result = check(history.client_operations(), get_model("string-kv", ""))
+    assert result["valid"] is name.endswith("-ok.txt")

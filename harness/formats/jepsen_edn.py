@@ -27,7 +27,13 @@ import edn_format
 from edn_format import ImmutableDict, ImmutableList, Keyword, Symbol
 
 from harness.formats import FormatError
-from harness.history import NON_CLIENT_PROCESSES, Event, History, event_from_dict, history_from_events
+from harness.history import (
+    NON_CLIENT_PROCESSES,
+    Event,
+    History,
+    event_from_dict,
+    history_from_events,
+)
 
 _OP_FIELDS = ("index", "type", "process", "f", "value", "time")
 
@@ -115,10 +121,31 @@ def _is_non_client(process: Any) -> bool:
     return isinstance(process, str) and process in NON_CLIENT_PROCESSES
 
 
+# edn_format refuses a tag it has no handler for, and names it in its message.
+_UNKNOWN_TAG = re.compile(r"Don't know how to handle tag ImmutableDict\((.+)\)$")
+_MAX_NEW_TAGS = 16
+
+
+def _loads_all(text: str) -> list[Any]:
+    """edn_format.loads_all, but a tagged value we have no reader for (Clojure
+    prints a Java object as #object[...]) is kept as its EDN text instead of
+    failing the whole history: it can only be an opaque payload."""
+    for _ in range(_MAX_NEW_TAGS):
+        try:
+            return list(edn_format.loads_all(text))
+        except NotImplementedError as e:
+            m = _UNKNOWN_TAG.match(str(e))
+            if not m:
+                raise
+            tag = m.group(1)
+            edn_format.add_tag(tag, lambda value, tag=tag: f"#{tag} {edn_format.dumps(value)}")
+    return list(edn_format.loads_all(text))
+
+
 def _read_forms(text: str, path: str | None) -> tuple[list[Any], list[int | None]]:
     """Every top-level form, with its line when the file is one form per line."""
     try:
-        forms = list(edn_format.loads_all(text))
+        forms = _loads_all(text)
     except Exception as e:  # noqa: BLE001 - edn_format raises many types; all mean "cannot parse"
         raise _locate_parse_error(text, path, e) from None
     nonblank = [n for n, line in enumerate(text.splitlines(), start=1) if line.strip() and not line.lstrip().startswith(";")]
@@ -136,7 +163,7 @@ def _locate_parse_error(text: str, path: str | None, error: Exception) -> Format
             if not line.strip():
                 continue
             try:
-                edn_format.loads_all(line)
+                _loads_all(line)
             except Exception as e:  # noqa: BLE001
                 return FormatError(f"malformed EDN: {_one_line(e)}", path, n)
     return FormatError(f"malformed EDN: {reason}", path)
