@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import logging
+import os
 import signal
 import sys
 
@@ -134,9 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"raftkv: error: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+    logging.basicConfig(level=logging.DEBUG if os.environ.get("RAFTKV_DEBUG") else logging.INFO, stream=sys.stderr,
                         format=f"%(asctime)s.%(msecs)03d {config.node.id} %(levelname)s %(message)s",
                         datefmt="%Y-%m-%dT%H:%M:%S")
+    # `kill -USR1 <pid>` dumps every thread's stack into the node log: for diagnosing a hung node.
+    faulthandler.register(signal.SIGUSR1, file=sys.stderr)
     server = RaftKVServer(config)
     try:
         server.open_storage()

@@ -186,7 +186,7 @@ class HttpApi:
         self.metrics = metrics
         self.counters = {"http_requests": 0, "http_bad_requests": 0}
         self._server: asyncio.AbstractServer | None = None
-        self._conns: set[asyncio.Task] = set()
+        self._conns: dict[asyncio.Task, asyncio.StreamWriter] = {}
 
     async def start(self, host: str, port: int) -> None:
         self._server = await asyncio.start_server(self._serve, host, port)
@@ -201,7 +201,7 @@ class HttpApi:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        self._conns.add(task)
+        self._conns[task] = writer
         buf = bytearray()
         try:
             while True:
@@ -232,12 +232,16 @@ class HttpApi:
         except (ConnectionError, OSError):
             pass
         finally:
-            self._conns.discard(task)
+            self._conns.pop(task, None)
             writer.close()
 
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-        for task in list(self._conns):
-            task.cancel()
-        await asyncio.gather(*self._conns, return_exceptions=True)
+        # Close sockets rather than cancel handler tasks (asyncio logs a spurious
+        # traceback for a cancelled stream handler); a handler waiting on the node
+        # gives up when the loop ends.
+        for writer in list(self._conns.values()):
+            writer.close()
+        if self._conns:
+            await asyncio.wait(list(self._conns), timeout=0.2)

@@ -103,10 +103,13 @@ class RaftKVServer:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        log.debug("stop: driver stopped")
         if self.http is not None:
             await self.http.close()
+        log.debug("stop: http closed")
         if self.transport is not None:
             await self.transport.close()
+        log.debug("stop: transport closed")
         self._io.shutdown(wait=True)  # an fsync in flight finishes before we close the file
         self.storage.close()
 

@@ -112,6 +112,7 @@ class _PeerLink:
         self.wakeup = asyncio.Event()
         self.connected = False
         self.broken = False
+        self.closing = False
         self.task = asyncio.create_task(self._run(), name=f"peer-link-{peer_id}")
 
     def enqueue(self, frame: bytes) -> bool:
@@ -123,7 +124,7 @@ class _PeerLink:
 
     async def _run(self) -> None:
         backoff = BACKOFF_MIN_S
-        while True:
+        while not self.closing:
             try:
                 reader, writer = await asyncio.wait_for(
                     asyncio.open_connection(self.host, self.port), timeout=1.0)
@@ -133,6 +134,10 @@ class _PeerLink:
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
                 continue
             backoff = BACKOFF_MIN_S
+            if self.closing:
+                # Python 3.11's wait_for can return a connection despite a pending cancel.
+                writer.close()
+                return
             self.connected, self.broken = True, False
             watcher = asyncio.create_task(self._watch_for_close(reader))
             try:
@@ -156,7 +161,7 @@ class _PeerLink:
         self.wakeup.set()
 
     async def _write_until_broken(self, writer: asyncio.StreamWriter) -> None:
-        while not self.broken:
+        while not self.broken and not self.closing:
             await self.wakeup.wait()
             self.wakeup.clear()
             if self.queue:
@@ -166,6 +171,8 @@ class _PeerLink:
                 await writer.drain()
 
     def close(self) -> None:
+        self.closing = True
+        self.wakeup.set()
         self.task.cancel()
 
 
@@ -183,7 +190,7 @@ class PeerTransport:
                          "peer_messages_received": 0}
         self._links: dict[str, _PeerLink] = {}
         self._server: asyncio.AbstractServer | None = None
-        self._inbound: set[asyncio.Task] = set()
+        self._inbound: dict[asyncio.Task, asyncio.StreamWriter] = {}
 
     @property
     def rejected(self) -> dict[str, int]:
@@ -208,7 +215,7 @@ class PeerTransport:
 
     async def _serve_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         task = asyncio.current_task()
-        self._inbound.add(task)
+        self._inbound[task] = writer
         try:
             while True:
                 header = await reader.readexactly(_LEN.size)
@@ -224,7 +231,7 @@ class PeerTransport:
         except (asyncio.IncompleteReadError, OSError, ConnectionError):
             pass
         finally:
-            self._inbound.discard(task)
+            self._inbound.pop(task, None)
             writer.close()
 
     async def close(self) -> None:
@@ -232,7 +239,10 @@ class PeerTransport:
             link.close()
         if self._server is not None:
             self._server.close()
-        for task in list(self._inbound):
-            task.cancel()
+        # Closing the sockets ends the inbound readers cleanly (cancelling a
+        # stream handler task makes asyncio log a spurious traceback).
+        for writer in list(self._inbound.values()):
+            writer.close()
         tasks = [link.task for link in self._links.values()] + list(self._inbound)
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            await asyncio.wait(tasks, timeout=1.0)
