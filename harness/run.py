@@ -372,7 +372,10 @@ class RunLoop:
                 op["value"] = {**(op.get("value") or {}), "nodes": self._fault_nodes.pop(step.family)}
             completion = await self._nemesis_op(op)
             if step.f != FAMILY_OPS[step.family][1]:
-                if isinstance(op.get("value"), dict) and "nodes" in op["value"]:
+                done = completion.get("value")
+                if step.family in ("kill", "pause") and isinstance(done, list):
+                    self._fault_nodes[step.family] = list(done)  # the nodes really hit
+                elif isinstance(op.get("value"), dict) and "nodes" in op["value"]:
                     self._fault_nodes[step.family] = list(op["value"]["nodes"])
                 self._active_faults[step.family] = _describe(op, completion)
             else:

@@ -84,28 +84,25 @@ def resolve_spec(args: argparse.Namespace) -> tuple[TestSpec, Any]:
     check_spec(spec, targets=target_names())
     target = get_target(spec.target)
     check_spec(spec, targets=target_names(), bugs=sorted(target.bugs()))
-    problems = list(target.unsupported_faults(list(spec.nemesis)))
-    problems += nemesis_problems(spec.nemesis, target)
+    # Nemesis.problems() includes the target's unsupported_faults().
+    problems = list(dict.fromkeys(nemesis_problems(spec, target)))
     if problems:
         raise SpecError(f"cannot inject on this run: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
     return spec.resolve(), target
 
 
-def nemesis_problems(faults, target) -> list[str]:
-    """What the host cannot do of the chosen faults (e.g. no netem), asked of the nemesis before anything starts."""
-    if not faults:
+def nemesis_problems(spec: TestSpec, target) -> list[str]:
+    """What this host or target cannot do of the chosen faults (e.g. no netem), asked of the nemesis
+    before anything starts; it needs only the node names, not a running cluster."""
+    if not spec.nemesis:
         return []
-    try:
-        import nemesis as nem
-    except ImportError:
-        return []
-    fn = getattr(nem, "problems", None) or getattr(nem, "host_problems", None)
-    if fn is not None:
-        try:
-            return list(fn(list(faults), target))
-        except TypeError:
-            return list(fn(list(faults)))
-    return []
+    from nemesis.core import Nemesis
+
+    class _Names:
+        node_ids = [f"n{i}" for i in range(1, spec.nodes + 1)]
+        ips: dict[str, str] = {}
+
+    return list(Nemesis(_Names(), target, list(spec.nemesis)).problems())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -137,7 +134,7 @@ class _TargetClient:
 
 
 def make_nemesis(cluster, target, spec: TestSpec):
-    from nemesis import Nemesis  # the fault injectors of nemesis/
+    from nemesis.core import Nemesis
 
     return Nemesis(cluster, target, list(spec.nemesis), random.Random(f"{spec.seed}:nemesis"))
 
