@@ -106,10 +106,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     try:
         result = check(ops, model, time_limit=args.time_limit)
-    except ValueError as e:
-        # Models raise ValueError for an operation they do not know: the
-        # history was recorded for another model, which the user can fix.
-        raise UsageError(f"{source.path}: {e}; choose the model with --model") from None
+    except (ValueError, TypeError) as e:
+        # Models raise ValueError for an operation they do not know, and a
+        # value of the wrong shape (a list where a set read is expected) can
+        # surface as TypeError: either way the history was recorded for
+        # another model, which the user can fix.
+        raise UsageError(
+            f"{source.path}: the history does not fit model {model_name}: {e}; choose the model with --model"
+        ) from None
     if args.json:
         out = dict(result, path=source.path, format=source.format)
         print(json.dumps(jsonable(out), indent=2))
