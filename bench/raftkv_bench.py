@@ -84,7 +84,7 @@ async def throughput(cluster: LocalCluster, clients: int, duration: float) -> di
             started = time.perf_counter()
             try:
                 status, _ = await conn.request("PUT", f"/kv/b{w}-{i % 100}", {"value": i})
-            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError):
+            except (TimeoutError, OSError, asyncio.IncompleteReadError):
                 status = None
             if status == 200:
                 latencies.append(time.perf_counter() - started)
@@ -117,7 +117,7 @@ async def first_committed_write(cluster: LocalCluster, survivors: list[str], tag
                     status, body = await conns[node_id].request(
                         "PUT", f"/kv/failover-{tag}", {"value": n, "request_id": f"{tag}-{n}"},
                         timeout=1.0)
-                except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError):
+                except (TimeoutError, OSError, asyncio.IncompleteReadError):
                     continue
                 if status == 200:
                     return time.perf_counter()

@@ -126,3 +126,33 @@ def test_forged_frames_without_the_key_change_no_term_and_no_leader(cluster):
         rejected = cluster.metrics(victim)['raftkv_frames_rejected_total{reason="bad_mac"}']
         assert rejected >= rejected_before[victim] + 5
     cluster.put_via_leader("x", 2)  # still serving
+
+
+def test_metrics_clock_skew_and_a_graceful_sigterm(cluster):
+    leader = cluster.wait_for_leader(timeout=10)
+    cluster.put_via_leader("m", 1)
+    m = cluster.metrics(leader)
+    for name in ("raftkv_elections_started_total", "raftkv_leader_changes_total", "raftkv_term",
+                 'raftkv_role{role="leader"}', "raftkv_commit_index",
+                 'raftkv_frames_rejected_total{reason="bad_mac"}', "raftkv_fsync_seconds_count"):
+        assert name in m, name
+    assert m['raftkv_role{role="leader"}'] == 1 and m["raftkv_fsync_seconds_count"] >= 1
+
+    # a nemesis skews one node's wall clock through its clock file; /status shows it took effect
+    follower = next(i for i in cluster.ids if i != leader)
+    tmp = cluster.clock_file(follower).with_suffix(".tmp")
+    tmp.write_text(json.dumps({"offset_s": 3600.0, "rate": 1.0}))
+    tmp.replace(cluster.clock_file(follower))
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        skew = cluster.status(follower)["wall_time"] - time.time()
+        if skew > 3500:
+            break
+        time.sleep(0.05)
+    assert 3590 < skew < 3610
+    assert abs(cluster.status(leader)["wall_time"] - time.time()) < 5
+
+    proc = cluster.procs[follower]
+    proc.terminate()
+    assert proc.wait(5) == 0
+    assert "stopping" in cluster.log_path(follower).read_text()

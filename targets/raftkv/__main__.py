@@ -128,6 +128,19 @@ async def serve(server: RaftKVServer) -> None:
     await server.stop()
 
 
+def configure_logging(node_id: str) -> None:
+    """One timestamped line per event on stderr (RAFTKV_DEBUG=1 for more)."""
+    level = logging.DEBUG if os.environ.get("RAFTKV_DEBUG") else logging.INFO
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format=f"%(asctime)s.%(msecs)03d {node_id} %(levelname)s %(message)s",
+                        datefmt="%Y-%m-%dT%H:%M:%S")
+    # `kill -USR1 <pid>` dumps every thread's stack into the node log: for diagnosing a hung node.
+    try:
+        faulthandler.register(signal.SIGUSR1, file=sys.stderr)
+    except (AttributeError, ValueError, OSError):  # stderr without a file descriptor (embedded)
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
@@ -136,11 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"raftkv: error: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.DEBUG if os.environ.get("RAFTKV_DEBUG") else logging.INFO, stream=sys.stderr,
-                        format=f"%(asctime)s.%(msecs)03d {config.node.id} %(levelname)s %(message)s",
-                        datefmt="%Y-%m-%dT%H:%M:%S")
-    # `kill -USR1 <pid>` dumps every thread's stack into the node log: for diagnosing a hung node.
-    faulthandler.register(signal.SIGUSR1, file=sys.stderr)
+    configure_logging(config.node.id)
     server = RaftKVServer(config)
     try:
         server.open_storage()

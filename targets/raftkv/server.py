@@ -130,7 +130,7 @@ class RaftKVServer:
         net = self.config.node.request_timeout / 1000 * 2 + 1
         try:
             return await asyncio.wait_for(asyncio.shield(fut), net)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return 504, {"error": "timeout"}
         finally:
             self._waiting.pop(handle, None)

@@ -128,7 +128,7 @@ class _PeerLink:
             try:
                 reader, writer = await asyncio.wait_for(
                     asyncio.open_connection(self.host, self.port), timeout=1.0)
-            except (OSError, asyncio.TimeoutError):
+            except (TimeoutError, OSError):
                 # Jitter so that nodes restarting together do not reconnect in lockstep.
                 await asyncio.sleep(backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
