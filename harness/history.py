@@ -6,17 +6,21 @@ leaves a readable history up to its last event. Client events pair up into
 the report can draw faults and leadership over the operations.
 
 Public API:
-    Event                  one line of the history (frozen)
+    Event                  one line of the history (frozen); .is_client
     Problem                one thing wrong with a history, with its line
-    InvalidHistory         FormatError carrying every Problem
-    HistoryWriter(path)    thread-safe streaming appender (.append, .complete)
+    InvalidHistory         FormatError carrying every Problem (.problems)
+    HistoryWriter(path)    thread-safe streaming appender: .append(...), .complete(invoke, ...)
+    write_history(path, events)   write events as they are (export, tests)
     event_from_dict(d)     a decoded JSON object -> Event (FormatError if unusable)
-    event_to_dict(e)       Event -> JSON-ready dict (the inverse)
+    event_to_dict(e)       Event -> JSON-ready dict (the inverse); event_to_json(e)
     iter_events(path)      streaming reader; FormatError at the first bad line
-    validate(events)       every Problem in an event stream, in line order
+    parse_events(text)     the same for text in memory
+    validate(events)       every Problem in an event stream, in line order (one pass)
     pair_operations(evs)   client events -> Operations (invoke paired with completion)
-    History                events plus .client_operations(), .nemesis_events(), ...
+    History                events plus .client_operations(), .nemesis_events(),
+                           .observations(), .client_events(), .problems(), .keys()
     read_history(path)     read + validate; raises InvalidHistory listing every problem
+    history_from_events(evs)  the same for events from another importer
 """
 
 from __future__ import annotations
@@ -72,6 +76,11 @@ class Event:
     node: str | None = None
     extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     line: int | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        # A frozen event must not share a mutable dict with its caller.
+        if not isinstance(self.extra, MappingProxyType):
+            object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)) if self.extra else _EMPTY)
 
     @property
     def is_client(self) -> bool:
