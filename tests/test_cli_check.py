@@ -105,7 +105,9 @@ def test_a_hard_history_with_a_tiny_time_limit_exits_3_unknown(tmp_path, capsys)
 
 def test_a_run_folder_uses_its_history_and_its_recorded_model(tmp_path, capsys):
     good_register(tmp_path / "history.jsonl")
-    (tmp_path / "results.json").write_text(json.dumps({"linearizability": {"checker": "linearizability", "model": "cas-register"}}))
+    results = {"valid": True, "checks": {"set": {"checker": "set", "model": "set"},
+                                         "linearizability": {"checker": "linearizability", "model": "cas-register"}}}
+    (tmp_path / "results.json").write_text(json.dumps(results))
     code, out, _ = run(capsys, str(tmp_path), "--json")
     assert code == 0 and json.loads(out)["model"] == "cas-register"
 

@@ -168,7 +168,7 @@ def keyed_histories(draw):
     return events
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(keyed_histories())
 def test_roundtrip_property_our_events_survive_edn_export_and_import(events):
     independent = any(e.key is not None for e in events)

@@ -214,16 +214,17 @@ def run_model(run_dir: str) -> str | None:
     return None
 
 
-def _find_model(results: dict) -> str | None:
-    if isinstance(results.get("model"), str):
+def _find_model(results: Any, depth: int = 0) -> str | None:
+    """A top-level `model`, else the model of the first linearizability result
+    nested anywhere in results.json (however the run loop groups its checks)."""
+    if not isinstance(results, dict) or depth > 4:
+        return None
+    if isinstance(results.get("model"), str) and (depth == 0 or results.get("checker") == "linearizability"):
         return results["model"]
     for value in results.values():
-        if isinstance(value, dict) and value.get("checker") == "linearizability" and isinstance(value.get("model"), str):
-            return value["model"]
-        if isinstance(value, dict) and isinstance(value.get("linearizability"), dict):
-            inner = value["linearizability"].get("model")
-            if isinstance(inner, str):
-                return inner
+        found = _find_model(value, depth + 1)
+        if found:
+            return found
     return None
 
 
