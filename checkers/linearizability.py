@@ -67,6 +67,10 @@ class _Prepared:
     read_only: list[bool]
     effect: list[Any]
     optional: list[int] = field(default_factory=list)
+    # Growth pruning (see Model.reachable): per op a predicate or None, and
+    # the bits of ops that may reset the state.
+    reach: list = field(default_factory=list)
+    reset_mask: int = 0
 
 
 def _prepare(ops: Sequence[Operation], model: Model) -> _Prepared:
@@ -77,6 +81,7 @@ def _prepare(ops: Sequence[Operation], model: Model) -> _Prepared:
     optional.sort(key=lambda op: (op.call, op.index))
     ordered = required + optional
     n_req = len(required)
+    reach = [model.reachable(op) if i < n_req else None for i, op in enumerate(ordered)]
     return _Prepared(
         ops=ordered,
         n_req=n_req,
@@ -86,6 +91,8 @@ def _prepare(ops: Sequence[Operation], model: Model) -> _Prepared:
         read_only=[model.read_only(op) for op in ordered],
         effect=[model.effect_key(op) for op in ordered],
         optional=list(range(n_req, len(ordered))),
+        reach=reach if any(g is not None for g in reach) else [],
+        reset_mask=sum(1 << i for i, op in enumerate(ordered) if model.resets(op)),
     )
 
 
@@ -164,6 +171,8 @@ class _Search:
                     break
             else:
                 break
+        if p.reach and not self._may_hold(lin, state, req):
+            return [lin, state, [], 0]
         children = []
         for j in req:
             if not read_only[j]:
@@ -175,6 +184,25 @@ class _Search:
                 if t != state:
                     children.append((o, t))
         return [lin, state, children, 0]
+
+    def _may_hold(self, lin: int, state: Any, req: list[int]) -> bool:
+        """False when a pending read can no longer hold: growth cannot reach it and no reset can come first."""
+        p = self.p
+        pending = p.reset_mask & ~lin
+        first_reset = END_OF_TIME
+        if pending:
+            low = pending & self.req_mask
+            if low:
+                first_reset = p.calls[(low & -low).bit_length() - 1]
+            high = pending >> p.n_req
+            if high:
+                first_reset = min(first_reset, p.calls[p.n_req + (high & -high).bit_length() - 1])
+        rets, reach = p.rets, p.reach
+        for j in req:
+            holds = reach[j]
+            if holds is not None and rets[j] < first_reset and not holds(state):
+                return False
+        return True
 
     def run(self, budget: int) -> bool | None:
         if self.result is not None:

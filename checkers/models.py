@@ -64,6 +64,10 @@ class Model(Protocol):
 
     def effect_key(self, op: Operation) -> Any: ...
 
+    def resets(self, op: Operation) -> bool: ...
+
+    def reachable(self, op: Operation) -> Callable[[Any], bool] | None: ...
+
 
 class BaseModel:
     """Defaults shared by the models: one partition, fail ops dropped, step via transition."""
@@ -106,6 +110,18 @@ class BaseModel:
     def effect_key(self, op: Operation) -> Any:
         """Ops with equal keys move every state alike, so the search may treat them as one."""
         return (op.f, freeze(op.value), op.status, freeze(op.output))
+
+    # Pruning hooks for models whose state only grows between resets (appends,
+    # set adds). While no reset op can still come before a pending read, the
+    # search drops a configuration from which that read can no longer hold.
+
+    def resets(self, op: Operation) -> bool:
+        """May this op put the state back somewhere growth cannot reach? (True: assume so.)"""
+        return True
+
+    def reachable(self, op: Operation) -> Callable[[Any], bool] | None:
+        """For a read: state -> can growth alone still make this read legal? None: can't tell."""
+        return None
 
 
 def _show(value: Any) -> str:
@@ -211,6 +227,15 @@ class GrowSet(BaseModel):
 
     def describe_state(self, state: Any) -> str:
         return "{" + ", ".join(sorted(map(repr, state))) + "}"
+
+    def resets(self, op: Operation) -> bool:
+        return False  # elements are never removed
+
+    def reachable(self, op: Operation) -> Callable[[Any], bool] | None:
+        if op.f != "read" or op.status != "ok":
+            return None
+        want = frozenset(freeze(v) for v in (op.output or ()))
+        return want.issuperset
 
     def needs(self, op: Operation) -> str | None:
         if op.f == "read" and op.status == "ok":
@@ -343,6 +368,17 @@ class StringKV(BaseModel):
 
     def describe_state(self, state: Any) -> str:
         return repr(state)
+
+    def resets(self, op: Operation) -> bool:
+        return op.f == "put"
+
+    def reachable(self, op: Operation) -> Callable[[Any], bool] | None:
+        # Appends only extend the string, so a get can still hold only if the
+        # string so far is a prefix of what it read.
+        if op.f != "get" or op.status != "ok":
+            return None
+        want = "" if op.output is None else op.output
+        return want.startswith
 
     def needs(self, op: Operation) -> str | None:
         if op.f == "get" and op.status == "ok":
