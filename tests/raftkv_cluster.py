@@ -99,6 +99,7 @@ class LocalCluster:
         self.extra_args = tuple(extra_args)
         self.fsync = fsync
         self.procs: dict[str, subprocess.Popen] = {}
+        self._last_writer: str | None = None
 
     # -- processes -------------------------------------------------------------
 
@@ -263,16 +264,19 @@ class LocalCluster:
         request_id = request_id or secrets.token_hex(8)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            lead = self.leader()
+            # Try the node that acked last time before asking everyone who leads.
+            lead = self._last_writer if self._last_writer in self.alive() else self.leader()
             if lead is not None:
                 c = self.client(lead, timeout=3)
                 try:
                     code, body = c.put(key, value, request_id)
                     if code == 200:
+                        self._last_writer = lead
                         return lead
                 except (OSError, http.client.HTTPException):
                     pass
                 finally:
                     c.close()
+            self._last_writer = None
             time.sleep(0.02)
         raise TimeoutError(f"write {key}={value!r} not acknowledged within {timeout}s")

@@ -156,3 +156,37 @@ def test_metrics_clock_skew_and_a_graceful_sigterm(cluster):
     proc.terminate()
     assert proc.wait(5) == 0
     assert "stopping" in cluster.log_path(follower).read_text()
+
+
+def test_a_restarted_node_behind_a_compacted_log_catches_up_from_a_snapshot(tmp_path):
+    with LocalCluster(3, base_dir=str(tmp_path), extra_args=("--snapshot-every", "20")) as c:
+        try:
+            c.start_all()
+            leader = c.wait_for_leader(timeout=10)
+            lagging = next(i for i in c.ids if i != leader)
+            c.kill(lagging)
+            acked = {}
+            for i in range(120):  # several snapshots past anything the lagging node has
+                c.put_via_leader(f"s{i % 7}", i)
+                acked[f"s{i % 7}"] = i
+            assert (c.data_dir(leader) / "snapshot").exists()
+            c.start(lagging)
+            c.wait_until_serving(lagging)
+            target = c.status(c.wait_for_leader(timeout=10))["commit_index"]
+            c.wait_for_applied(lagging, target, timeout=15)
+            assert c.metrics(lagging).get("raftkv_snapshots_installed", 0) >= 1
+            # the leader's compacted WAL no longer holds the first entries
+            assert (c.data_dir(leader) / "wal").stat().st_size < 120 * 60
+            # restart everything from disk (snapshot + compacted WAL) and read back
+            c.stop_all()
+            for node_id in c.ids:
+                c.start(node_id)
+            for node_id in c.ids:
+                c.wait_until_serving(node_id)
+            lead = c.wait_for_leader(timeout=10)
+            for key, value in acked.items():
+                assert read_via(c, lead, key) == value
+        finally:
+            c.stop_all()
+            for node_id in c.ids:
+                print(f"--- {node_id} log ---\n{c.log_tail(node_id, 40)}")

@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heartbeat", type=int, default=50, metavar="MS",
                    help="leader heartbeat interval in ms (default 50)")
     p.add_argument("--tick", type=int, default=10, metavar="MS", help="tick length in ms (default 10)")
+    p.add_argument("--snapshot-every", type=int, default=1000, metavar="N",
+                   help="snapshot and compact the log every N applied entries (default 1000)")
     p.add_argument("--lease-reads", action="store_true", help="serve reads from a leader lease")
     p.add_argument("--bug", action="append", default=[], choices=sorted(BUGS), metavar="NAME",
                    help="enable a deliberate bug (listed below)")
@@ -96,8 +98,8 @@ def config_from_args(argv: list[str]) -> ServerConfig:
     if args.id not in peers:
         raise UsageError(f"--id {args.id!r} is not in --peers ({', '.join(peers)})")
     client = parse_address(args.client, "--client")
-    if args.heartbeat <= 0 or args.tick <= 0:
-        raise UsageError("--heartbeat and --tick must be positive")
+    if args.heartbeat <= 0 or args.tick <= 0 or args.snapshot_every <= 0:
+        raise UsageError("--heartbeat, --tick and --snapshot-every must be positive")
     try:
         key = read_cluster_key(args.cluster_key_file)
     except KeyFileError as e:
@@ -106,7 +108,8 @@ def config_from_args(argv: list[str]) -> ServerConfig:
         node = NodeConfig(id=args.id, peers=tuple(peers),
                           election_timeout=parse_range(args.election_timeout),
                           heartbeat=args.heartbeat, tick_ms=args.tick,
-                          lease_reads=args.lease_reads, bugs=frozenset(args.bug))
+                          lease_reads=args.lease_reads, bugs=frozenset(args.bug),
+                          snapshot_every=args.snapshot_every)
     except ValueError as e:
         raise UsageError(str(e)) from None
     return ServerConfig(node=node, peer_addrs=peers, client_addr=client, data_dir=args.data,
