@@ -1,0 +1,102 @@
+"""`splitbrain run` end to end against real raftkv containers: a short chaos test, and an interrupted one.
+
+Marked docker: `pytest -m docker` (scripts/test runs it). Each test removes
+any container or network its run left behind, also when it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.history import read_history
+
+pytestmark = pytest.mark.docker
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _labelled_runs() -> set[str]:
+    import docker
+
+    client = docker.from_env()
+    runs = {c.labels.get("splitbrain.run") for c in client.containers.list(all=True, filters={"label": "splitbrain.run"})}
+    runs |= {n.attrs.get("Labels", {}).get("splitbrain.run") for n in client.networks.list(filters={"label": "splitbrain.run"})}
+    return {r for r in runs if r}
+
+
+@pytest.fixture
+def leaves_nothing_behind():
+    """Fails the test if its run left labelled containers or networks; removes them either way."""
+    from harness.cluster import clean
+
+    before = _labelled_runs()
+    leftovers: set[str] = set()
+    try:
+        yield
+        leftovers = _labelled_runs() - before
+    finally:
+        for run_id in _labelled_runs() - before:
+            clean(run_id)
+    assert not leftovers, f"runs left containers or networks: {sorted(leftovers)}"
+
+
+def _splitbrain(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", "run", *args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_a_short_chaos_run_is_recorded_checked_and_torn_down(tmp_path, leaves_nothing_behind):
+    store = tmp_path / "store"
+    proc = _splitbrain("--target", "raftkv", "--nodes", "3", "--workload", "register",
+                       "--nemesis", "partition,kill", "--time-limit", "12", "--nemesis-interval", "2",
+                       "--concurrency", "10", "--rate", "200", "--seed", "3", "--warmup", "2",
+                       "--store", str(store), "--quiet")
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, out + err
+    run = (store / "latest").resolve()
+    results = json.loads((run / "results.json").read_text())
+    assert results["valid"] is True and results["exit_code"] == 0
+    assert set(results["checkers"]) >= {"linearizability", "split-brain"}
+    assert results["run"]["recovered"] is True
+    history = read_history(run / "history.jsonl")
+    assert len(history.client_operations()) > 500
+    assert {e.f for e in history.nemesis_events()} & {"start-partition", "kill"}
+    assert history.observations()
+    assert sorted(p.name for p in (run / "logs").iterdir()) == ["n1.log", "n2.log", "n3.log"]
+    assert "seed: 3" in (run / "spec.yaml").read_text()
+    assert "verdict          valid" in out and str(run.name) in out
+
+
+def test_sigterm_mid_run_tears_down_and_leaves_a_checkable_history(tmp_path, leaves_nothing_behind):
+    store = tmp_path / "store"
+    proc = _splitbrain("--nodes", "3", "--nemesis", "kill", "--time-limit", "120", "--nemesis-interval", "2",
+                       "--seed", "5", "--store", str(store))
+    try:
+        deadline = time.monotonic() + 120
+        history = None
+        while time.monotonic() < deadline:
+            found = list(store.glob("*/*/history.jsonl"))
+            if found and found[0].stat().st_size > 20_000:
+                history = found[0]
+                break
+            time.sleep(0.5)
+        assert history is not None, "the run never got going"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 2, out + err
+    assert "interrupted      by SIGTERM" in out
+    read_history(history)  # the partial history keeps the contract
+    check = subprocess.run([sys.executable, "-m", "harness.cli", "check", str(history.parent)], cwd=REPO,
+                           capture_output=True, text=True, timeout=120)
+    assert check.returncode in (0, 3), check.stdout + check.stderr
