@@ -137,8 +137,8 @@ class Nemesis:
         self.target = target
         self.faults = list(faults)
         self.rng = rng or random.Random(0)
-        self.partition = Partitioner(cluster, target.peer_port)
         self.loss = Loss(cluster)
+        self.partition = Partitioner(cluster, target.peer_port, lossy=lambda: self.loss.nodes)
         self.processes = Processes(cluster)
         self.clocks = Clocks(cluster, target.clock_control())
         self._lock = threading.RLock()
@@ -314,10 +314,11 @@ class Nemesis:
             if down:
                 done["start"] = self.processes.start(down)
             alive = self._alive()
-            if self.partition.active:
-                done["stop-partition"] = self.partition.stop(alive)
+            # Loss first: the partition heal then verifies on a loss-free network.
             if self.loss.active:
                 done["stop-loss"] = self.loss.stop(alive)
+            if self.partition.active:
+                done["stop-partition"] = self.partition.stop(alive)
             if self.clocks.skewed:
                 done["reset-clock"] = self.clocks.reset()
             return {"type": "info", "f": "heal", "value": sorted(done), "evidence": done}
