@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from harness.formats import FormatError
@@ -16,6 +17,8 @@ from harness.formats import FormatError
 COMMANDS: list[str] = [
     "run",
     "check",
+    "images",
+    "clean",
 ]
 
 EXIT_VALID, EXIT_ANOMALY, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
@@ -65,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("splitbrain: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `splitbrain check ... | head`: the reader left; that is not an error
+        # worth a traceback. Point stdout at devnull so the interpreter's own
+        # flush at exit does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
