@@ -206,10 +206,61 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None) -> int:
         "run_dir": str(folder.path),
         "command": reproduce_command(folder),
     }
+    found = anomaly_times(results["checkers"])
+    faults_start = outcome.phases.get("faults")
+    results["anomalies_found_at"] = {
+        name: {"at_s": t, "into_faults_s": None if faults_start is None else round(t - faults_start, 3),
+               "after_faults": faults_before(folder.history, t)[-3:]}
+        for name, t in found.items()
+    }
     folder.write_results(results)
     report = render_report(folder)
     print_summary(results, folder, report, out)
     return code
+
+
+def anomaly_times(checkers: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Checker -> seconds since the run began at which its first anomaly became visible (best effort)."""
+    out: dict[str, float] = {}
+    for name, r in checkers.items():
+        if r.get("valid") is not False:
+            continue
+        times: list[float] = []
+        ev = r.get("evidence") or {}
+        if name == "linearizability" and isinstance(ev, dict):
+            rets = {o.get("index"): o.get("ret") or o.get("call") for o in ev.get("operations", [])}
+            for b in ev.get("blocked") or []:
+                t = rets.get(b.get("op") if isinstance(b, dict) else b)
+                if isinstance(t, (int, float)):
+                    times.append(t)
+            if not times:
+                times = [o["ret"] for o in ev.get("operations", []) if isinstance(o.get("ret"), (int, float))][-1:]
+        elif name == "set":
+            times = [e["ret"] for e in r.get("lost", []) if isinstance(e.get("ret"), (int, float))]
+        else:
+            for a in r.get("anomalies", []):
+                for k in ("start", "time"):
+                    if isinstance(a.get(k), (int, float)):
+                        times.append(a[k])
+                for o in a.get("observations", []) or []:
+                    if isinstance(o, dict) and isinstance(o.get("time"), (int, float)):
+                        times.append(o["time"])
+        if times:
+            out[name] = round(min(times) / 1e9, 3)
+    return out
+
+
+def faults_before(history_path: Path, at_s: float) -> list[str]:
+    """The nemesis operations begun before `at_s` seconds: which faults led to an anomaly."""
+    from harness.history import iter_events
+
+    seen = []
+    for e in iter_events(history_path):
+        if e.time / 1e9 > at_s:
+            break
+        if e.process == "nemesis" and e.type == "invoke":
+            seen.append(e.f)
+    return seen
 
 
 def reproduce_command(folder) -> str:
@@ -261,6 +312,10 @@ def print_summary(results: dict[str, Any], folder, report: Path | None, out) -> 
                 extra = f": {', '.join(kinds)}"
             elif name == "linearizability":
                 extra = f": key {r.get('keys', {}).get('failing') or (r.get('evidence') or {}).get('key')}"
+        at = (results.get("anomalies_found_at") or {}).get(name)
+        if at:
+            extra += f" (visible at {at['at_s']}s, {at['into_faults_s']}s into the faults"
+            extra += f", after {', '.join(at['after_faults'])})" if at["after_faults"] else ", before any fault)"
         lines.append(f"  {name:<16} {_verdict_word(r.get('valid'))}{extra}")
     if results.get("history_error"):
         lines.append(f"  history          INVALID: {results['history_error']}")
