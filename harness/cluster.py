@@ -22,6 +22,7 @@ import ipaddress
 import os
 import random
 import secrets
+import socket
 import tarfile
 import threading
 import time
@@ -34,6 +35,8 @@ from targets.base import FAKETIME, ClusterLayout, NodeAddress, Target, TargetOpt
 
 RUN_LABEL = "splitbrain.run"
 NODE_LABEL = "splitbrain.node"
+# Who made it: `clean` without a run id spares runs whose harness is still alive.
+OWNER_LABEL = "splitbrain.owner"
 SUBNET_POOL = ipaddress.ip_network("10.210.0.0/16")
 FIRST_NODE_HOST = 11  # node i gets .(10 + i); .1 is the bridge gateway (the harness)
 
@@ -132,7 +135,7 @@ class DockerCluster:
         return self._client
 
     def labels(self, node: str | None = None) -> dict[str, str]:
-        lab = {RUN_LABEL: self.run_id}
+        lab = {RUN_LABEL: self.run_id, OWNER_LABEL: owner()}
         if node:
             lab[NODE_LABEL] = node
         return lab
@@ -360,13 +363,39 @@ class DockerCluster:
         self.teardown()
 
 
-def clean(run_id: str | None = None, client=None) -> tuple[int, int]:
-    """Remove the containers and networks labelled by splitbrain (one run's, or every run's). (containers, networks)."""
+def owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_alive(label: str | None) -> bool:
+    """True when the harness process that created something still runs on this host."""
+    host, _, pid = (label or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def clean(run_id: str | None = None, client=None, include_live: bool = False) -> tuple[int, int]:
+    """Remove the containers and networks labelled by splitbrain; (containers, networks) removed.
+
+    With run_id, exactly that run's. Without, every run whose harness process is
+    gone (killed), sparing runs still in progress unless include_live.
+    """
     import docker
 
     client = client or docker_client()
     selector = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
-    containers = client.containers.list(all=True, filters={"label": selector})
+
+    def orphaned(labels: dict) -> bool:
+        return bool(run_id) or include_live or not owner_alive(labels.get(OWNER_LABEL))
+
+    containers = [c for c in client.containers.list(all=True, filters={"label": selector}) if orphaned(c.labels)]
 
     def remove(c) -> int:
         try:
@@ -374,11 +403,17 @@ def clean(run_id: str | None = None, client=None) -> tuple[int, int]:
             return 1
         except docker.errors.NotFound:
             return 0
+        except docker.errors.APIError as e:
+            if "in progress" in str(e):  # someone else's teardown is already removing it
+                return 0
+            raise
 
     with concurrent.futures.ThreadPoolExecutor(max(1, min(16, len(containers)))) as ex:
         removed_containers = sum(ex.map(remove, containers))
     removed_networks = 0
     for net in client.networks.list(filters={"label": selector}):
+        if not orphaned(net.attrs.get("Labels") or {}):
+            continue
         try:
             net.remove()
             removed_networks += 1

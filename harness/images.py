@@ -141,12 +141,15 @@ def image_exists(client, tag: str) -> bool:
         return False
 
 
-def ensure_image(recipe: ImageRecipe, rebuild: bool = False, progress: Progress = print, client=None) -> str:
+def ensure_image(recipe: ImageRecipe, rebuild: bool = False, progress: Progress = print, client=None,
+                 rebuild_base: bool | None = None) -> str:
     """The tag of the target's image, building the base and the target image if missing (or if rebuild)."""
     client = client or docker_client()
     base = base_recipe_for(recipe)
     base_tag = base.tag()
-    if rebuild or not image_exists(client, base_tag):
+    if rebuild_base is None:
+        rebuild_base = rebuild
+    if rebuild_base or not image_exists(client, base_tag):
         build_base(client, base, progress)
     else:
         progress(f"base image {base_tag}: cached")

@@ -1,0 +1,54 @@
+"""`splitbrain images`: build (or check) the container images a run needs, so the first run does not wait."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "images"
+HELP = "build the node images a run needs (cached by content hash)"
+DESCRIPTION = """\
+Build the images a run of each target needs and keep them in the local Docker
+image store. The base image (Debian bookworm with python3, iproute2, iptables,
+procps, libfaketime) comes from a registry pull where one answers, otherwise
+from Debian's packages with debootstrap and `docker import` (a few minutes,
+once). A target image is the base plus the target's source files.
+
+Tags are hashes of what goes in: editing a target's source rebuilds only that
+target's image, changing the package list rebuilds the base. A run builds
+whatever is missing on its own; this command just does it ahead of time.
+
+examples:
+  splitbrain images                    # build what is missing, show what is cached
+  splitbrain images --rebuild          # build everything again
+  splitbrain images --target raftkv
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", action="append", metavar="NAME",
+                   help="only this target (repeatable; default: every known target)")
+    p.add_argument("--rebuild", action="store_true", help="rebuild even when cached")
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.cli import UsageError
+    from harness.images import ImageError, docker_client, ensure_image
+    from targets.registry import get_target, target_names
+
+    names = args.target or target_names()
+    try:
+        targets = [get_target(n) for n in names]
+    except KeyError as e:
+        raise UsageError(str(e.args[0])) from None
+    try:
+        client = docker_client()
+        rebuilt_base = False
+        for t in targets:
+            # The base is shared: --rebuild rebuilds it once, not once per target.
+            tag = ensure_image(t.image_recipe(), rebuild=args.rebuild, rebuild_base=args.rebuild and not rebuilt_base,
+                               progress=print, client=client)
+            rebuilt_base = True
+            print(f"{t.name}: {tag}")
+    except ImageError as e:
+        raise UsageError(str(e)) from None
+    return 0

@@ -1,0 +1,84 @@
+"""Images are tagged by what goes into them: a change rebuilds, nothing else does; a missing tool says how to fix it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import images
+from harness.images import BaseRecipe, ImageError, ImageRecipe, files_under, target_tag
+
+
+def recipe_of(tmp_path: Path, text: str) -> ImageRecipe:
+    f = tmp_path / "pkg" / "mod.py"
+    f.parent.mkdir(exist_ok=True)
+    f.write_text(text)
+    return ImageRecipe(name="t", files=files_under(tmp_path, "pkg"))
+
+
+def test_target_tag_changes_with_the_source_and_only_with_it(tmp_path):
+    a = target_tag(recipe_of(tmp_path, "x = 1\n"))
+    assert target_tag(recipe_of(tmp_path, "x = 1\n")) == a
+    b = target_tag(recipe_of(tmp_path, "x = 2\n"))
+    assert b != a
+    assert a.startswith("splitbrain-t:")
+
+
+def test_base_tag_depends_on_the_package_set_not_on_its_order():
+    assert BaseRecipe(packages=("python3", "iptables")).tag() == BaseRecipe(packages=("iptables", "python3")).tag()
+    assert BaseRecipe(packages=("python3",)).tag() != BaseRecipe(packages=("python3", "curl")).tag()
+
+
+def test_extra_target_packages_go_into_the_base(tmp_path):
+    plain = recipe_of(tmp_path, "x = 1\n")
+    extra = ImageRecipe(name="t", files=plain.files, packages=("curl",))
+    assert images.base_recipe_for(extra).tag() != images.base_recipe_for(plain).tag()
+    assert target_tag(extra) != target_tag(plain)
+
+
+def test_byte_code_caches_are_not_part_of_the_recipe(tmp_path):
+    r = recipe_of(tmp_path, "x = 1\n")
+    cache = tmp_path / "pkg" / "__pycache__"
+    cache.mkdir()
+    (cache / "mod.cpython-311.pyc").write_bytes(b"junk")
+    assert files_under(tmp_path, "pkg") == r.files
+
+
+def test_raftkv_image_holds_its_package_and_nothing_else():
+    from targets.registry import get_target
+
+    dests = [d for d, _ in get_target("raftkv").image_recipe().files]
+    assert "targets/raftkv/__main__.py" in dests
+    assert all(d.startswith("targets/") for d in dests)
+    assert not any("tests/" in d or "harness/" in d for d in dests)
+
+
+def test_missing_debootstrap_says_how_to_install_it(monkeypatch):
+    monkeypatch.setenv("SPLITBRAIN_NO_REGISTRY", "1")
+    monkeypatch.setattr(images.shutil, "which", lambda name: None)
+    monkeypatch.setattr(images.os.path, "exists", lambda p: False)
+    with pytest.raises(ImageError, match="apt-get install debootstrap"):
+        images.build_base(client=None, base=BaseRecipe(), progress=lambda s: None)
+
+
+def test_missing_docker_daemon_is_one_line(monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    with pytest.raises(ImageError) as e:
+        images.docker_client()
+    assert "\n" not in str(e.value) and "docker" in str(e.value).lower()
+
+
+@pytest.mark.docker
+def test_second_build_is_cached():
+    from targets.registry import get_target
+
+    recipe = get_target("raftkv").image_recipe()
+    first = images.ensure_image(recipe, progress=lambda s: None)
+    lines: list[str] = []
+    started = time.monotonic()
+    second = images.ensure_image(recipe, progress=lines.append)
+    assert second == first
+    assert all(line.endswith("cached") for line in lines) and len(lines) == 2
+    assert time.monotonic() - started < 3
