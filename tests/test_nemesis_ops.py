@@ -97,3 +97,39 @@ def test_this_kernel_netem_probe_gives_an_answer():
 
     answer = netem_problem()
     assert answer is None or "netem" in answer
+
+
+class SilentCluster(FakeCluster):
+    """A cluster whose iptables 'works' but changes nothing: every probe still connects."""
+
+    def __init__(self):
+        self.commands: list[tuple[str, str]] = []
+
+    def state(self, node):
+        return "running"
+
+    def exec_netns(self, node, cmd):
+        self.commands.append((node, cmd[-1]))
+        script = cmd[-1]
+        if script.startswith("iptables"):  # chain_script: echo back the rules it was asked for
+            rules = [part.split(" -A ", 1)[1] for part in script.split(" && ") if " -A SPLITBRAIN " in part]
+            return 0, "\n".join(f"-A {r}" for r in rules)
+        if "json" in script or cmd[0] == "python3":
+            import json
+
+            ips = cmd[5:]
+            return 0, json.dumps({ip: "open" for ip in ips})
+        return 0, "0"
+
+    def probe_all(self, timeout=0.5):
+        return {n: {"role": "follower", "term": 1} for n in NODES}
+
+
+def test_a_partition_that_silently_did_nothing_is_an_infrastructure_error():
+    from nemesis.errors import NemesisError
+
+    cluster = SilentCluster()
+    nem = Nemesis(cluster, FakeTarget(None), ["partition"])
+    with pytest.raises(NemesisError, match="did not take effect"):
+        nem.invoke({"f": "start-partition", "value": {"grudge": "halves"}})
+    assert any("-j DROP" in script for _, script in cluster.commands), "rules were installed first"
