@@ -29,7 +29,10 @@ class Fault:
 
     kind: "partition" (args: the node indexes of one side; the rest is the
     other side), "isolate" (args: one node index), "heal", "crash" (node),
-    "restart" (node), "drop" (args: loss rate in percent), "transfer" (the
+    "restart" (node), "bounce" (node, ms down: crash and restart), "isolate-leader"
+    (whoever leads now), "bounce-after-vote" (node, ms down: a crash point armed
+    until the node next grants a vote), "slow" (src, dst, extra ms on that one-way link),
+    "drop" (args: loss rate in percent), "transfer" (the
     leader, if any, hands over to node), "skew" (node, tick period in percent
     of normal: 50 runs its clock twice as fast).
     """
@@ -155,6 +158,8 @@ class Simulation:
         self.incarnation = [0] * cfg.nodes
         self.tick_period = [cfg.tick_ms] * cfg.nodes
         self.blocked: set[tuple[int, int]] = set()
+        self.slow: dict[tuple[int, int], int] = {}  # (src, dst) -> extra ms on that link
+        self.bounce_after_vote: dict[int, int] = {}  # node -> ms down, armed crash point
         self.drop_rate = 0.0
         self.now = 0
         self.queue: list[tuple] = []
@@ -272,11 +277,17 @@ class Simulation:
             dst = self.ids.index(msg["dst"])
             copies = 2 if self.rng.random() < self.cfg.duplicate_rate else 1
             for _ in range(copies):
-                self._at(self.now + self._delay(), "deliver", i, dst, _copy(msg))
+                delay = self._delay() + self.slow.get((i, dst), 0)
+                self._at(self.now + delay, "deliver", i, dst, _copy(msg))
         for handle, status, body in rd.replies:
             self._at(self.now + self._delay(), "reply", handle, status, _copy(body))
         node.advance(rd)
         self._check_leader(i)
+        if i in self.bounce_after_vote and any(
+            msg["type"] == "vote_resp" and msg["granted"] for msg in rd.messages
+        ):
+            # A crash point: the node dies right after its vote is on disk and sent.
+            self._on_fault(Fault(self.now, "bounce", (i, self.bounce_after_vote.pop(i))))
 
     def _delay(self) -> int:
         return self.rng.randint(self.cfg.min_delay, self.cfg.max_delay)
@@ -291,8 +302,22 @@ class Simulation:
             self.blocked = {(a, b) for a in range(n) for b in range(n) if (a in side) != (b in side)}
         elif kind == "heal":
             self.blocked = set()
+            self.slow = {}
+        elif kind == "slow":
+            self.slow[(args[0] % n, args[1] % n)] = args[2]
         elif kind == "crash":
             self._crash(args[0] % n)
+        elif kind == "bounce":
+            # kill -9 and start again a moment later: loses exactly what was not persisted
+            i = args[0] % n
+            self._crash(i)
+            self._at(self.now + (args[1] if len(args) > 1 else 1), "fault", Fault(self.now, "restart", (i,)))
+        elif kind == "bounce-after-vote":
+            self.bounce_after_vote[args[0] % n] = args[1] if len(args) > 1 else 1
+        elif kind == "isolate-leader":
+            leaders = [i for i, node in enumerate(self.nodes) if node is not None and node.core.role == LEADER]
+            if leaders:
+                self._on_fault(Fault(self.now, "isolate", (leaders[0],)))
         elif kind == "restart":
             i = args[0] % n
             if self.nodes[i] is None:
@@ -321,6 +346,7 @@ class Simulation:
     def _on_heal(self) -> None:
         self.healed = True
         self.blocked = set()
+        self.slow = {}
         self.drop_rate = 0.0
         self.tick_period = [self.cfg.tick_ms] * self.cfg.nodes
         for i, node in enumerate(self.nodes):
@@ -558,21 +584,35 @@ def run(cfg: SimConfig, seed: int, schedule: list[Fault] = ()) -> SimResult:  # 
     return Simulation(cfg, seed, list(schedule)).run()
 
 
-def random_schedule(rng: random.Random, cfg: SimConfig, faults: int) -> list[Fault]:
-    """A seeded mix of partitions, crashes, restarts, loss, transfers and skew before cfg.duration."""
+FAULT_KINDS = ("partition", "isolate", "isolate-leader", "heal", "crash", "restart", "bounce",
+               "slow", "drop", "transfer", "skew", "bounce-after-vote")
+
+
+def random_schedule(
+    rng: random.Random,
+    cfg: SimConfig,
+    faults: int,
+    kinds: tuple[str, ...] = FAULT_KINDS,
+    skews: tuple[int, ...] = (50, 80, 100, 150),
+) -> list[Fault]:
+    """A seeded mix of faults of the given kinds, at random times before cfg.duration."""
     out = []
     n = cfg.nodes
     for _ in range(faults):
         at = rng.randrange(cfg.duration)
-        kind = rng.choice(["partition", "isolate", "heal", "crash", "restart", "restart", "drop", "transfer", "skew"])
+        kind = rng.choice(kinds)
         if kind == "partition":
             args = tuple(rng.sample(range(n), rng.randint(1, n // 2)))
         elif kind in ("isolate", "crash", "restart", "transfer"):
             args = (rng.randrange(n),)
+        elif kind in ("bounce", "bounce-after-vote"):
+            args = (rng.randrange(n), rng.randint(1, 40))
         elif kind == "drop":
             args = (rng.choice([0, 5, 20, 50]),)
+        elif kind == "slow":
+            args = (rng.randrange(n), rng.randrange(n), rng.choice([0, 50, 100, 200]))
         elif kind == "skew":
-            args = (rng.randrange(n), rng.choice([50, 80, 100, 150]))
+            args = (rng.randrange(n), rng.choice(skews))
         else:
             args = ()
         out.append(Fault(at, kind, args))
