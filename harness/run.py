@@ -205,7 +205,10 @@ class RunLoop:
     async def _phases(self) -> None:
         spec = self.spec
         self._enter("up")
-        node_map = await asyncio.to_thread(self.cluster.up)
+        # Shielded: a SIGINT during bring-up must not leave the thread creating
+        # containers while teardown runs; teardown waits for it instead.
+        self._up_future = asyncio.ensure_future(asyncio.to_thread(self.cluster.up))
+        node_map = await asyncio.shield(self._up_future)
         self.outcome.nodes = dict(node_map)
         self.nodes = sorted(node_map)
         self.client = self.open_client(node_map)
@@ -473,6 +476,12 @@ class RunLoop:
         self._phase = "teardown"
         self.outcome.phases["teardown"] = round(self.elapsed(), 3)
         started = time.monotonic()
+        up = getattr(self, "_up_future", None)
+        if up is not None and not up.done():
+            try:
+                await asyncio.wait_for(up, 120)
+            except BaseException:
+                pass
         if self.logs_dir is not None:
             try:
                 await asyncio.to_thread(self.cluster.copy_logs, self.logs_dir)

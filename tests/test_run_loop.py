@@ -30,6 +30,8 @@ class FakeCluster:
         self.torn_down = 0
         self.logs_copied = 0
         self.lose_writes = lose_writes
+        self.term = 0
+        self.last_leader = None
 
     def up(self):
         return {n: f"10.0.0.{i + 1}" for i, n in enumerate(NODES)}
@@ -81,7 +83,10 @@ class FakeClient:
         if node in self.c.down or node in self.c.paused:
             return None
         leader = self.c.leader()
-        return {"role": "leader" if node == leader else "follower", "term": 1, "leader": leader, "commit_index": 0}
+        if leader != self.c.last_leader:  # a new leader is elected in a new term
+            self.c.last_leader, self.c.term = leader, self.c.term + 1
+        return {"role": "leader" if node == leader else "follower", "term": self.c.term, "leader": leader,
+                "commit_index": 0}
 
 
 class FakeNemesis:

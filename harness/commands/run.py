@@ -139,24 +139,38 @@ def make_nemesis(cluster, target, spec: TestSpec):
     return Nemesis(cluster, target, list(spec.nemesis), random.Random(f"{spec.seed}:nemesis"))
 
 
-def execute(spec: TestSpec, target, quiet: bool = False, out=None) -> int:
-    """Run a resolved spec end to end and print its summary; the exit code."""
+def docker_parts(spec: TestSpec, target, log):
+    """The real cluster, client factory and nemesis factory of a run: Docker containers of the target."""
     from harness.cluster import DockerCluster
+    from targets.base import TargetOptions
+
+    run_id = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    cluster = DockerCluster(run_id, target, spec.nodes, TargetOptions(bugs=spec.bugs, settings=dict(spec.options)),
+                            log=log)
+
+    def open_client(node_ips):
+        return _TargetClient(target, cluster.addresses, spec.op_timeout)
+
+    def open_nemesis(node_ips):
+        return make_nemesis(cluster, target, spec)
+
+    return cluster, list(cluster.node_ids), open_client, open_nemesis
+
+
+def execute(spec: TestSpec, target, quiet: bool = False, out=None, parts=docker_parts) -> int:
+    """Run a resolved spec end to end and print its summary; the exit code.
+    `parts(spec, target, log)` gives (cluster, node ids, client factory, nemesis factory)."""
     from harness.progress import Progress
     from harness.run import RunLoop, check_history, exit_code_for
     from harness.store import create_run_folder
     from nemesis.schedule import make_schedule
-    from targets.base import TargetOptions
     from workloads.base import make_workload
 
     out = out or sys.stdout
     folder = create_run_folder(spec.store, spec.test or "test")
     folder.write_spec(spec.to_yaml())
     progress = Progress(quiet=quiet)
-    run_id = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    cluster = DockerCluster(run_id, target, spec.nodes, TargetOptions(bugs=spec.bugs, settings=dict(spec.options)),
-                            log=progress.message)
-    nodes = list(cluster.node_ids)
+    cluster, nodes, open_client, open_nemesis = parts(spec, target, progress.message)
     options = {"keys": spec.active_keys(), "ops_per_key": spec.ops_per_key} if spec.workload == "register" else {}
     workload = make_workload(spec.workload, spec.seed, **options)
     schedule = make_schedule(spec.seed, spec.nemesis, nodes, spec.nemesis_interval, spec.time_limit)
@@ -164,8 +178,8 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None) -> int:
     loop = RunLoop(
         spec,
         cluster,
-        lambda node_ips: _TargetClient(target, cluster.addresses, spec.op_timeout),
-        (lambda node_ips: make_nemesis(cluster, target, spec)) if spec.nemesis else None,
+        open_client,
+        open_nemesis if spec.nemesis else None,
         workload,
         schedule,
         folder.history,
@@ -200,6 +214,7 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None) -> int:
         "bugs": list(spec.bugs),
         "checkers": checked.get("checkers", {}),
         "stats": checked.get("stats", {}),
+        "availability": availability(outcome.counts, checked.get("stats", {})),
         "history_error": checked.get("history_error"),
         "run": outcome.as_dict(),
         "timings": {"run_s": round(run_s, 3), "check_s": round(check_s, 3), **outcome.phases},
@@ -217,6 +232,16 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None) -> int:
     report = render_report(folder)
     print_summary(results, folder, report, out)
     return code
+
+
+def availability(counts: dict[str, dict[str, int]], stats: dict[str, Any]) -> dict[str, float | None]:
+    """Share of client ops that were ok: overall, and during the fault phase alone."""
+    faults = counts.get("faults") or {}
+    total = sum(faults.values())
+    return {
+        "overall": stats.get("availability"),
+        "during_faults": round(faults.get("ok", 0) / total, 4) if total else None,
+    }
 
 
 def anomaly_times(checkers: dict[str, dict[str, Any]]) -> dict[str, float]:
@@ -325,6 +350,8 @@ def print_summary(results: dict[str, Any], folder, report: Path | None, out) -> 
             f"  ops              {stats.get('ops', 0)} (ok {stats.get('ok', 0)}, fail {stats.get('fail', 0)}, "
             f"info {stats.get('info', 0)}), {stats.get('throughput_per_s') or 0}/s, availability "
             + (f"{avail:.1%}" if avail is not None else "-")
+            + (f" ({results['availability']['during_faults']:.1%} during faults)"
+               if (results.get("availability") or {}).get("during_faults") is not None else "")
         )
     lines.append(f"  nemesis ops      {run.get('nemesis_ops', 0)}, observer samples {run.get('observer_samples', 0)}")
     if run.get("recovered") is not None:

@@ -1,0 +1,78 @@
+"""`splitbrain run`'s end: the run folder, results.json, the summary and the exit code, over the in-memory cluster."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import yaml
+from test_run_loop import NODES, FakeClient, FakeCluster, FakeNemesis
+
+from harness.commands.run import execute
+from harness.spec import TestSpec
+
+
+def fake_parts(cluster):
+    def parts(spec, target, log):
+        return cluster, list(NODES), (lambda ips: FakeClient(cluster)), (lambda ips: FakeNemesis(cluster))
+    return parts
+
+
+def spec(tmp_path, **kw) -> TestSpec:
+    base = dict(target="raftkv", nodes=3, workload="set", nemesis=("kill",), time_limit=1.0, concurrency=4,
+                rate=300, seed=11, nemesis_interval=0.25, warmup=0.1, recovery_limit=2, op_timeout=0.2,
+                store=str(tmp_path / "store"))
+    base.update(kw)
+    return TestSpec(**base).resolve()
+
+
+def test_a_valid_run_writes_its_folder_and_exits_0(tmp_path):
+    out = io.StringIO()
+    s = spec(tmp_path)
+    code = execute(s, None, quiet=True, out=out, parts=fake_parts(FakeCluster()))
+    assert code == 0, out.getvalue()
+    latest = tmp_path / "store" / "latest"
+    assert latest.is_symlink()
+    run = latest.resolve()
+    assert run.parent.name == s.test
+    assert yaml.safe_load((run / "spec.yaml").read_text())["seed"] == 11
+    results = json.loads((run / "results.json").read_text())
+    assert results["valid"] is True and results["model"] == "set" and results["exit_code"] == 0
+    assert results["checkers"]["set"]["valid"] is True
+    assert results["availability"]["during_faults"] is not None
+    assert results["stats"]["ok"] > 0 and results["run"]["recovered"] is True
+    assert (run / "logs" / "n1.log").exists()
+    text = out.getvalue()
+    assert "verdict          valid (exit 0)" in text and str(run) in text and "report.html" in text
+
+
+def test_lost_writes_exit_1_and_say_when_they_were_found(tmp_path):
+    out = io.StringIO()
+    code = execute(spec(tmp_path), None, quiet=True, out=out, parts=fake_parts(FakeCluster(lose_writes=True)))
+    assert code == 1
+    results = json.loads((tmp_path / "store" / "latest" / "results.json").read_text())
+    assert results["checkers"]["set"]["lost"]
+    assert "set" in results["anomalies_found_at"]
+    assert "ANOMALY" in out.getvalue() and "lost" in out.getvalue()
+
+
+def test_a_cluster_that_cannot_come_up_is_an_infra_error_exit_2(tmp_path):
+    class Broken(FakeCluster):
+        def up(self):
+            raise RuntimeError("no docker daemon")
+
+    cluster = Broken()
+    out = io.StringIO()
+    code = execute(spec(tmp_path), None, quiet=True, out=out, parts=fake_parts(cluster))
+    assert code == 2 and "no docker daemon" in out.getvalue()
+    assert cluster.torn_down == 1
+
+
+def test_two_runs_get_two_folders_and_latest_moves(tmp_path):
+    execute(spec(tmp_path), None, quiet=True, out=io.StringIO(), parts=fake_parts(FakeCluster()))
+    first = (tmp_path / "store" / "latest").resolve()
+    execute(spec(tmp_path), None, quiet=True, out=io.StringIO(), parts=fake_parts(FakeCluster()))
+    second = (tmp_path / "store" / "latest").resolve()
+    assert first != second and first.exists() and second.exists()
+    assert os.readlink(tmp_path / "store" / "latest").startswith(spec(tmp_path).test)
