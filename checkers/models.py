@@ -221,7 +221,7 @@ class GrowSet(BaseModel):
         if op.f == "read":
             if op.status != "ok":
                 return _accept_any
-            want = frozenset(freeze(v) for v in (op.output or ()))
+            want = _elements(op)
             return lambda s: (s,) if s == want else _ILLEGAL
         raise ValueError(f"model set cannot do {op.f!r} (op index {op.index})")
 
@@ -234,13 +234,21 @@ class GrowSet(BaseModel):
     def reachable(self, op: Operation) -> Callable[[Any], bool] | None:
         if op.f != "read" or op.status != "ok":
             return None
-        want = frozenset(freeze(v) for v in (op.output or ()))
-        return want.issuperset
+        return _elements(op).issuperset
 
     def needs(self, op: Operation) -> str | None:
         if op.f == "read" and op.status == "ok":
-            return self.describe_state(frozenset(freeze(v) for v in (op.output or ())))
+            return self.describe_state(_elements(op))
         return None
+
+
+def _elements(op: Operation) -> frozenset:
+    """What a set read returned; None counts as empty."""
+    if op.output is None:
+        return frozenset()
+    if not isinstance(op.output, list | tuple | set | frozenset):
+        raise ValueError(f"a set read returns a list, got {op.output!r} (op index {op.index})")
+    return frozenset(freeze(v) for v in op.output)
 
 
 _FREE = None
