@@ -178,7 +178,8 @@ class Nemesis:
 
     def _alive(self) -> list[str]:
         """Nodes whose network namespace exists (running or paused)."""
-        return [n for n in self.cluster.node_ids if self.cluster.state(n) in ("running", "paused")]
+        states = self.cluster.states()
+        return [n for n in self.cluster.node_ids if states[n] in ("running", "paused")]
 
     def leader(self) -> str | None:
         """The node that claims leadership in the highest term, per the status probes."""
@@ -307,10 +308,11 @@ class Nemesis:
         """Undo every fault: thaw, restart, remove the harness's rules, reset clocks; each step verified."""
         with self._lock:
             done: dict[str, Any] = {}
-            paused = [n for n in self.cluster.node_ids if self.cluster.state(n) == "paused"]
+            states = self.cluster.states()
+            paused = [n for n in self.cluster.node_ids if states[n] == "paused"]
             if paused:
                 done["resume"] = self.processes.resume(paused)
-            down = [n for n in self.cluster.node_ids if self.cluster.state(n) not in ("running", "paused")]
+            down = [n for n in self.cluster.node_ids if states[n] not in ("running", "paused")]
             if down:
                 done["start"] = self.processes.start(down)
             alive = self._alive()

@@ -37,7 +37,7 @@ BLOCKED = ("timeout", "unreachable")
 REACHABLE = ("open", "refused")
 
 
-def connect_probe(cluster, src: str, dst_ips: list[str], port: int, limit: float = 1.0) -> dict[str, str]:
+def connect_probe(cluster, src: str, dst_ips: list[str], port: int, limit: float = 0.5) -> dict[str, str]:
     """ip -> open | refused | timeout | unreachable | error-N, as seen from node src."""
     if not dst_ips:
         return {}

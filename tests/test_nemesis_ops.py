@@ -108,6 +108,9 @@ class SilentCluster(FakeCluster):
     def state(self, node):
         return "running"
 
+    def states(self):
+        return {n: "running" for n in NODES}
+
     def exec_netns(self, node, cmd):
         self.commands.append((node, cmd[-1]))
         script = cmd[-1]
