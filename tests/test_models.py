@@ -1,0 +1,148 @@
+"""Each model does what DESIGN.md and the peer grammar say, one operation at a time."""
+
+from __future__ import annotations
+
+import pytest
+
+from checkers.models import MODELS, get_model
+from checkers.operation import END_OF_TIME, Operation
+
+
+def op(f, value=None, output=None, status="ok", process=0, key=None, call=0, ret=1):
+    if status == "info":
+        ret = END_OF_TIME
+    return Operation(0, process, f, value, output, call, ret, status, key)
+
+
+def test_the_registry_has_the_seven_models_the_cli_offers():
+    assert set(MODELS) == {"register", "cas-register", "kv", "set", "mutex", "etcd", "string-kv"}
+    for name in MODELS:
+        assert get_model(name).name == name
+
+
+def test_an_unknown_model_name_is_a_one_line_value_error_naming_the_choices():
+    with pytest.raises(ValueError) as err:
+        get_model("queue")
+    message = str(err.value)
+    assert "\n" not in message and "queue" in message and "cas-register" in message
+
+
+def test_register_reads_what_was_written_and_starts_at_initial():
+    m = get_model("register")
+    assert m.init() is None
+    assert m.step(None, op("read", output=None)) == (None,)
+    assert m.step(None, op("read", output=3)) == ()
+    assert m.step(None, op("write", 3)) == (3,)
+    assert get_model("register", initial=5).init() == 5
+
+
+def test_register_refuses_cas():
+    with pytest.raises(ValueError):
+        get_model("register").step(None, op("cas", [1, 2]))
+
+
+def test_cas_register_cas_needs_the_from_value():
+    m = get_model("cas-register")
+    assert m.step(1, op("cas", [1, 2])) == (2,)
+    assert m.step(3, op("cas", [1, 2])) == ()
+    assert m.needs(op("cas", [1, 2])) == "1"
+    assert m.needs(op("read", output=None)) == "nil"
+
+
+def test_lists_read_from_json_are_values_like_tuples():
+    m = get_model("cas-register")
+    (state,) = m.step(None, op("write", [1, 2]))
+    assert m.step(state, op("read", output=[1, 2])) == (state,)
+
+
+def test_a_read_with_unknown_output_constrains_nothing():
+    m = get_model("cas-register")
+    assert m.step(7, op("read", status="info")) == (7,)
+
+
+def test_kv_partitions_by_key_and_is_a_cas_register_per_key():
+    m = get_model("kv")
+    ops = [op("write", 1, key="a"), op("write", 2, key="b"), op("read", output=1, key="a")]
+    parts = m.partition(ops)
+    assert set(parts) == {"a", "b"}
+    assert len(parts["a"]) == 2
+    assert m.step(1, op("cas", [1, 2], key="a")) == (2,)
+
+
+def test_set_adds_and_reads_everything():
+    m = get_model("set")
+    s0 = m.init()
+    (s1,) = m.step(s0, op("add", 1))
+    (s2,) = m.step(s1, op("add", 2))
+    assert m.step(s2, op("read", output=[2, 1])) == (s2,)
+    assert m.step(s2, op("read", output=[1])) == ()
+    assert m.describe_state(s2) == "{1, 2}"
+
+
+def test_set_read_of_a_non_list_is_a_clear_error():
+    with pytest.raises(ValueError, match="list"):
+        get_model("set").step(frozenset(), op("read", output=3))
+
+
+def test_mutex_only_the_holder_releases_and_nobody_acquires_a_held_lock():
+    m = get_model("mutex")
+    (held,) = m.step(m.init(), op("acquire", process=1))
+    assert m.describe_state(held) == "held by 1"
+    assert m.step(held, op("acquire", process=2)) == ()
+    assert m.step(held, op("release", process=2)) == ()
+    assert m.step(held, op("release", process=1)) == (None,)
+
+
+def test_etcd_failed_cas_means_the_value_did_not_match():
+    m = get_model("etcd")
+    failed = op("cas", [1, 2], status="fail")
+    assert m.relevant(failed)
+    assert m.step(1, failed) == ()
+    assert m.step(3, failed) == (3,)
+
+
+def test_etcd_timed_out_read_accepts_any_state_and_unknown_cas_does_what_the_state_allows():
+    m = get_model("etcd")
+    assert m.step(4, op("read", status="fail")) == (4,)
+    unknown = op("cas", [1, 2], status="info")
+    assert m.step(1, unknown) == (2,)
+    assert m.step(3, unknown) == (3,)
+
+
+def test_fail_ops_take_no_part_except_in_the_etcd_grammar():
+    failed = op("write", 1, status="fail")
+    for name in ("register", "cas-register", "kv", "set", "mutex", "string-kv"):
+        assert not get_model(name).relevant(failed)
+    assert get_model("etcd").relevant(failed)
+
+
+def test_string_kv_get_put_append_start_from_empty():
+    m = get_model("string-kv")
+    assert m.init() == ""
+    (s,) = m.step("", op("append", "x 1 0 y", key="0"))
+    assert s == "x 1 0 y"
+    assert m.step(s, op("get", output="x 1 0 y", key="0")) == (s,)
+    assert m.step(s, op("put", "z", key="0")) == ("z",)
+    assert set(m.partition([op("get", key="0", output=""), op("get", key="1", output="")])) == {
+        "0",
+        "1",
+    }
+
+
+def test_growth_models_say_when_a_read_can_no_longer_hold():
+    kv = get_model("string-kv")
+    holds = kv.reachable(op("get", output="ab"))
+    assert holds("a") and holds("ab") and not holds("b")
+    assert kv.resets(op("put", "x")) and not kv.resets(op("append", "x"))
+    s = get_model("set")
+    assert s.reachable(op("read", output=[1, 2]))(frozenset({1}))
+    assert not s.reachable(op("read", output=[1, 2]))(frozenset({3}))
+    assert get_model("cas-register").reachable(op("read", output=1)) is None
+
+
+def test_every_model_describes_ops_and_states_in_words():
+    for name in MODELS:
+        m = get_model(name)
+        assert isinstance(m.describe_state(m.init()), str)
+        f = {"set": "add", "mutex": "acquire", "string-kv": "put"}.get(name, "write")
+        assert f in m.describe_op(op(f, 1 if name != "string-kv" else "v", process=3))
