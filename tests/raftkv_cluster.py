@@ -255,6 +255,26 @@ class LocalCluster:
         raise TimeoutError(f"{node_id} did not apply index {index} within {timeout}s: "
                            f"{self.status(node_id)}")
 
+    def get_via_leader(self, key: str, timeout: float = 10.0):
+        """The value a linearizable read through the current leader returns (None if absent)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lead = self.leader()
+            if lead is not None:
+                c = self.client(lead, timeout=3)
+                try:
+                    code, body = c.get(key)
+                    if code == 200:
+                        return body["value"]
+                    if code == 404:
+                        return None
+                except (OSError, http.client.HTTPException):
+                    pass
+                finally:
+                    c.close()
+            time.sleep(0.02)
+        raise TimeoutError(f"read of {key} not answered within {timeout}s")
+
     def put_via_leader(self, key: str, value, timeout: float = 10.0,
                        request_id: str | None = None) -> str:
         """Write through whichever node leads; the node that acked.

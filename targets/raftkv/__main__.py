@@ -116,7 +116,8 @@ def config_from_args(argv: list[str]) -> ServerConfig:
                         cluster_key=key, clock_file=args.clock_file, fsync=not args.no_fsync)
 
 
-async def serve(server: RaftKVServer) -> None:
+async def serve(server: RaftKVServer) -> int:
+    """Run until SIGTERM/SIGINT (0) or until the node's loop fails (1)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -126,9 +127,16 @@ async def serve(server: RaftKVServer) -> None:
     except OSError as e:
         await server.stop()
         raise UsageError(f"cannot listen: {e.strerror or e}") from None
-    await stop.wait()
+    waits = [asyncio.create_task(stop.wait()), asyncio.create_task(server.failed.wait())]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for w in waits:
+        w.cancel()
+    if server.failed.is_set():
+        await server.stop()
+        return 1
     logging.getLogger("raftkv").info("stopping (signal)")
     await server.stop()
+    return 0
 
 
 def configure_logging(node_id: str) -> None:
@@ -156,17 +164,17 @@ def main(argv: list[str] | None = None) -> int:
     server = RaftKVServer(config)
     try:
         server.open_storage()
-        asyncio.run(serve(server))
     except IncompatibleDataDir as e:
-        print(f"raftkv: error: {e}", file=sys.stderr)
-        return 2
-    except UsageError as e:
         print(f"raftkv: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
         print(f"raftkv: error: data directory {config.data_dir}: {e.strerror or e}", file=sys.stderr)
         return 2
-    return 0
+    try:
+        return asyncio.run(serve(server))
+    except UsageError as e:
+        print(f"raftkv: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

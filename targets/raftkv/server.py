@@ -67,6 +67,9 @@ class RaftKVServer:
         self._last_status: dict = {}
         self._tasks: list[asyncio.Task] = []
         self._clock_error: str | None = None
+        # Set when the driver or the ticker died of a bug or a failed write:
+        # the process must then exit rather than keep answering without Raft.
+        self.failed: asyncio.Event | None = None
 
     def open_storage(self) -> None:
         """Replay the data directory (before the loop starts, so errors are plain exceptions)."""
@@ -88,6 +91,7 @@ class RaftKVServer:
         if self.node is None:
             self.open_storage()
         self._wake = asyncio.Event()
+        self.failed = asyncio.Event()
         cfg = self.config
         self.transport = PeerTransport(cfg.node.id, cfg.peer_addrs, cfg.cluster_key,
                                        self._on_peer_message)
@@ -96,8 +100,17 @@ class RaftKVServer:
         await self.http.start(*cfg.client_addr)
         self._tasks = [asyncio.create_task(self._drive(), name="raftkv-driver"),
                        asyncio.create_task(self._tick(), name="raftkv-ticker")]
+        for t in self._tasks:
+            t.add_done_callback(self._on_task_done)
         log.info("serving peers on %s:%d, clients on %s:%d",
                  *cfg.peer_addrs[cfg.node.id], *cfg.client_addr)
+
+    def _on_task_done(self, task: asyncio.Task) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        log.critical("%s stopped: %r", task.get_name(), exc, exc_info=exc)
+        self.failed.set()
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -172,7 +185,14 @@ class RaftKVServer:
                 except Exception:  # an authenticated but unexpected message must not stop the node
                     log.exception("node rejected a peer message %r", ev[1].get("type"))
             elif kind == "client":
-                node.client_request(ev[1], ev[2])
+                try:
+                    node.client_request(ev[1], ev[2])
+                except Exception:
+                    # Unknown whether the node changed state: answer 500 (indefinite).
+                    log.exception("node failed on client request %r", ev[2])
+                    fut = self._waiting.get(ev[1])
+                    if fut is not None and not fut.done():
+                        fut.set_result((500, {"error": "internal"}))
 
     async def _drive(self) -> None:
         loop = asyncio.get_running_loop()

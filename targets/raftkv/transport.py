@@ -25,6 +25,7 @@ import hmac
 import json
 import logging
 import random
+import socket
 import struct
 from collections import deque
 from collections.abc import Callable
@@ -39,6 +40,12 @@ MAX_FRAME_BYTES = 64 * 1024 * 1024
 MAX_QUEUED_FRAMES = 10_000
 BACKOFF_MIN_S = 0.02
 BACKOFF_MAX_S = 0.5
+# A partition (iptables DROP) leaves TCP connections open but silent, and TCP's
+# own retransmission backoff can then take minutes to notice. Unacknowledged
+# data older than this kills the outbound connection so we reconnect promptly
+# after the partition heals; keepalive does the same for idle inbound ones.
+TCP_USER_TIMEOUT_MS = 2000
+KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_PROBES = 5, 1, 3
 
 log = logging.getLogger("raftkv.transport")
 
@@ -101,6 +108,25 @@ class FrameCheck:
         return None
 
 
+def _set_socket_timeouts(writer: asyncio.StreamWriter, user_timeout: bool) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return
+    # Best effort: these options are Linux-specific, and the node must still run elsewhere.
+    options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+    for name, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE_S), ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL_S),
+                        ("TCP_KEEPCNT", KEEPALIVE_PROBES)):
+        if hasattr(socket, name):
+            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
+    if user_timeout and hasattr(socket, "TCP_USER_TIMEOUT"):
+        options.append((socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, TCP_USER_TIMEOUT_MS))
+    for level, opt, value in options:
+        try:
+            sock.setsockopt(level, opt, value)
+        except OSError:
+            pass
+
+
 class _PeerLink:
     """The outbound half towards one peer: a queue and a task that (re)connects and writes."""
 
@@ -134,6 +160,7 @@ class _PeerLink:
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
                 continue
             backoff = BACKOFF_MIN_S
+            _set_socket_timeouts(writer, user_timeout=True)
             if self.closing:
                 # Python 3.11's wait_for can return a connection despite a pending cancel.
                 writer.close()
@@ -216,6 +243,7 @@ class PeerTransport:
     async def _serve_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         task = asyncio.current_task()
         self._inbound[task] = writer
+        _set_socket_timeouts(writer, user_timeout=False)
         try:
             while True:
                 header = await reader.readexactly(_LEN.size)
