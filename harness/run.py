@@ -273,14 +273,18 @@ class RunLoop:
         self._stats.setdefault(self._phase, PhaseStats()).add(kind)
         self._by_f.setdefault(f, Counter())[kind] += 1
 
-    async def _call(self, process: int, node: str, op: dict[str, Any]) -> str:
-        """Invoke one client operation and record invoke and completion; returns ok | fail | info."""
+    async def _call(self, process: int, node: str, op: dict[str, Any], timeout: float | None = None) -> str:
+        """Invoke one client operation and record invoke and completion; returns ok | fail | info.
+
+        The harness's own timeout is a little longer than the client's, so the
+        client's finer classification (a refused connect is a fail) usually wins."""
         assert self.client is not None
         f, key, value = op["f"], op.get("key"), op.get("value")
         self.history.append("invoke", process, f, key=key, value=value, node=node)
         extra: dict[str, Any] = {}
         try:
-            result = await asyncio.wait_for(self.client.invoke(node, op), self.spec.op_timeout)
+            limit = timeout if timeout is not None else self.spec.op_timeout + 0.25
+            result = await asyncio.wait_for(self.client.invoke(node, op), limit)
             kind = result.get("type")
             if kind not in ("ok", "fail", "info"):
                 kind, extra["error"] = "info", f"client returned type {kind!r}"
@@ -420,11 +424,12 @@ class RunLoop:
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + self.spec.recovery_limit
-        ops = self.workload.final_ops()
-        probe = ops[0] if ops else {"f": "read", "key": "__recovery__", "value": None}
+        # Ordinary workload ops, one at a time, until one is ok: serving means acknowledging
+        # what clients ask, and the history stays one workload's history.
         process = self._new_process()
         i = 0
         while True:
+            probe = self.workload.next_op()
             kind = await self._call(process, self.nodes[i % len(self.nodes)], probe)
             if kind == "ok":
                 self.outcome.recovered = True
@@ -442,7 +447,8 @@ class RunLoop:
         """Every final op until it succeeds on some node, in parallel, within recovery_limit."""
         ops = self.workload.final_ops()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(self.spec.recovery_limit, 5.0)
+        final_timeout = max(10 * self.spec.op_timeout, 30.0)
+        deadline = loop.time() + max(self.spec.recovery_limit, 5.0) + final_timeout
         queue: asyncio.Queue = asyncio.Queue()
         for op in ops:
             queue.put_nowait(op)
@@ -457,7 +463,8 @@ class RunLoop:
                 except asyncio.QueueEmpty:
                     return
                 while True:
-                    kind = await self._call(process, self.nodes[i % len(self.nodes)], op)
+                    # A read of everything (a whole set) may be many requests: give it time.
+                    kind = await self._call(process, self.nodes[i % len(self.nodes)], op, timeout=final_timeout)
                     if kind == "info":
                         process = self._new_process()
                     if kind == "ok":
