@@ -137,3 +137,22 @@ def test_fsync_latency_is_recorded(tmp_path):
     s.persist(hard_state={"term": 1, "vote": None})
     assert s.fsync_stats.count == 1
     assert s.fsync_stats.counts[-1] == 1
+
+
+def test_only_a_commit_index_move_skips_the_fsync(tmp_path):
+    s = Storage(tmp_path, fsync=True)
+    s.open()
+
+    def needs_fsync(**ready):
+        plan = s.prepare(**ready)
+        s.write(plan)
+        return plan.needs_fsync
+
+    assert needs_fsync(hard_state={"term": 1, "voted_for": "n1", "commit": 0})
+    assert not needs_fsync(hard_state={"term": 1, "voted_for": "n1", "commit": 5})
+    assert s.fsync_stats.count == 1
+    assert needs_fsync(hard_state={"term": 2, "voted_for": None, "commit": 5})
+    assert needs_fsync(entries=[entry(1, 2)])
+    s.close()
+    _, rec = reopen(tmp_path)  # written, just not forced: a clean restart still sees it
+    assert rec.hard_state == {"term": 2, "voted_for": None, "commit": 5}

@@ -25,6 +25,8 @@ truncated there: everything before it was fsynced whole, everything after it
 was never acknowledged (we fsync before answering), so dropping it is safe.
 
 Group commit: ``persist`` appends every record of one Ready and fsyncs once.
+A Ready that only advances the commit index is written without an fsync
+(the commit index is volatile in Raft; see ``Storage.prepare``).
 When a snapshot is persisted the WAL is compacted: rewritten (atomically) with
 the current hard state and only the entries after the snapshot.
 """
@@ -109,6 +111,13 @@ def _write_atomically(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def _durable_part(hard_state: dict | None) -> dict | None:
+    """What of a hard state must be on disk before anything depends on it: term and vote."""
+    if hard_state is None:
+        return None
+    return {k: v for k, v in hard_state.items() if k != "commit"}
+
+
 def _snapshot_index(snapshot: dict) -> int:
     return snapshot["index"]
 
@@ -120,6 +129,8 @@ class WritePlan:
     wal_append: bytes = b""
     snapshot: bytes | None = None
     wal_rewrite: bytes | None = None
+    # False when the plan only moves the commit index: see Storage.prepare.
+    needs_fsync: bool = True
 
 
 @dataclass
@@ -267,11 +278,20 @@ class Storage:
         for e in entries:
             records.append({"t": "ent", "e": e})
             self._append(e)
+        needs_fsync = bool(records) or snapshot is not None
         if hard_state is not None:
             records.append({"t": "hs", "hs": hard_state})
+            if _durable_part(hard_state) != _durable_part(self.hard_state):
+                needs_fsync = True
             self.hard_state = hard_state
         if snapshot is None:
-            return WritePlan(wal_append=b"".join(encode_record(r) for r in records))
+            # A plan that only moves the commit index is written but not fsynced:
+            # Raft treats the commit index as volatile (a restarted node learns it
+            # again from the leader), so losing it in a crash is harmless and the
+            # leader saves one fsync on the path of every client write. The next
+            # plan that does need an fsync makes it durable too.
+            return WritePlan(wal_append=b"".join(encode_record(r) for r in records),
+                             needs_fsync=needs_fsync)
         # Compaction: the new WAL is the current hard state plus the entries the
         # snapshot does not cover. It replaces the old one only after the snapshot
         # is durable, so a crash in between leaves a redundant WAL, never a gap.
@@ -286,7 +306,10 @@ class Storage:
             return
         if plan.snapshot is None:
             self._wal.write(plan.wal_append)
-            self._sync(self._wal)
+            if plan.needs_fsync:
+                self._sync(self._wal)
+            else:
+                self._wal.flush()
             return
         started = self._clock()
         _write_atomically(self.dir / "snapshot", plan.snapshot)
