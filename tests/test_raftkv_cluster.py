@@ -157,7 +157,7 @@ def test_metrics_clock_skew_and_a_graceful_sigterm(cluster):
     # a nemesis skews one node's wall clock through its clock file; /status shows it took effect
     follower = next(i for i in cluster.ids if i != leader)
     tmp = cluster.clock_file(follower).with_suffix(".tmp")
-    tmp.write_text(json.dumps({"offset_s": 3600.0, "rate": 1.0}))
+    tmp.write_text(json.dumps({"offset_s": 3600.0, "rate": 1.5}))
     tmp.replace(cluster.clock_file(follower))
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:
@@ -166,6 +166,7 @@ def test_metrics_clock_skew_and_a_graceful_sigterm(cluster):
             break
         time.sleep(0.05)
     assert 3590 < skew < 3610
+    assert cluster.status(follower)["clock_rate"] == 1.5
     assert abs(cluster.status(leader)["wall_time"] - time.time()) < 5
 
     proc = cluster.procs[follower]

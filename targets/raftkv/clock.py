@@ -13,6 +13,7 @@ changed, reads it. The file holds one JSON object::
 - ``rate`` (float > 0, default 1): how fast the node's monotonic clock runs
   compared to the real one. Ticks come ``rate`` times as often, so election
   timeouts, heartbeats and leases run fast (rate > 1) or slow (rate < 1).
+  The rate in force is reported as ``clock_rate`` in ``GET /status``.
   A rate change never makes the monotonic clock jump: it bends from "now".
 
 A missing file means no skew. A file that does not parse, or holds a

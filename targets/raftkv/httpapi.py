@@ -5,7 +5,8 @@ Routes (what the harness, the bench and other tools depend on):
 - ``GET /kv/<key>``              -> the node's reply to {"f": "get"}
 - ``PUT /kv/<key>`` {"value": V, "request_id"?: str}          -> {"f": "put"}
 - ``POST /kv/<key>/cas`` {"from": A, "to": B, "request_id"?: str} -> {"f": "cas"}
-- ``GET /status``                -> the node's status (plus "wall_time")
+- ``GET /status``                -> the node's status, plus "wall_time" and "clock_rate"
+  (this node's skewable clock, see clock.py)
 - ``GET /metrics``               -> Prometheus text
 
 Keys are URL-decoded (``/kv/a%2Fb`` is the key ``a/b``). Status codes and

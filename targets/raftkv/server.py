@@ -235,7 +235,8 @@ class RaftKVServer:
     # -- outputs ------------------------------------------------------------------
 
     def status(self) -> dict:
-        return {**self.node.status(), "wall_time": self.clock.wall()}
+        # wall_time and clock_rate let a nemesis verify that a clock skew took effect.
+        return {**self.node.status(), "wall_time": self.clock.wall(), "clock_rate": self.clock.rate}
 
     def metrics_text(self) -> str:
         io = {**self.transport.counters, **self.http.counters}
