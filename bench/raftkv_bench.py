@@ -8,6 +8,10 @@ connection to the leader, issue PUTs back to back for --duration seconds;
 we count acknowledged (200) writes and their latency. Failover: SIGKILL the
 leader, then measure until some survivor has committed (acknowledged) a
 write; restart the killed node and let it catch up before the next trial.
+
+The machine's load matters (2 shared cores here): the CPU milliseconds each
+write costs the nodes are printed too, a figure that does not depend on what
+else is running.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
@@ -62,6 +67,16 @@ class RawHttp:
         self.reader = self.writer = None
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used (Linux /proc): cost per write, whatever the machine's load."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(sorted_values: list[float], p: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -71,32 +86,43 @@ def pct(sorted_values: list[float], p: float) -> float:
 
 async def throughput(cluster: LocalCluster, clients: int, duration: float) -> dict:
     leader = cluster.wait_for_leader()
-    port = cluster.client_ports[leader]
     latencies: list[float] = []
-    errors = {"count": 0}
+    errors: dict[str, int] = {}
     stop_at = time.perf_counter() + duration
 
     async def worker(w: int) -> None:
-        conn = RawHttp(port)
+        conn = RawHttp(cluster.client_ports[leader])
         i = 0
         while time.perf_counter() < stop_at:
             i += 1
             started = time.perf_counter()
             try:
-                status, _ = await conn.request("PUT", f"/kv/b{w}-{i % 100}", {"value": i})
+                status, body = await conn.request("PUT", f"/kv/b{w}-{i % 100}", {"value": i})
             except (TimeoutError, OSError, asyncio.IncompleteReadError):
-                status = None
+                status, body = None, {}
             if status == 200:
                 latencies.append(time.perf_counter() - started)
-            else:
-                errors["count"] += 1
+                continue
+            errors[str(status)] = errors.get(str(status), 0) + 1
+            if status == 503 and body.get("leader") in cluster.client_ports:
+                # leadership moved (an election on a loaded machine): follow it
+                conn.close()
+                conn = RawHttp(cluster.client_ports[body["leader"]])
+            elif status == 503:
+                await asyncio.sleep(0.01)
         conn.close()
 
+    pids = {i: p.pid for i, p in cluster.procs.items() if p.poll() is None}
+    cpu_before = {i: cpu_seconds(pid) for i, pid in pids.items()}
     began = time.perf_counter()
     await asyncio.gather(*(worker(w) for w in range(clients)))
     elapsed = time.perf_counter() - began
+    cpu_ms = {i: (cpu_seconds(pid) - cpu_before[i]) * 1000 for i, pid in pids.items()}
     latencies.sort()
-    return {"clients": clients, "acked": len(latencies), "errors": errors["count"],
+    return {"clients": clients, "acked": len(latencies), "errors": sum(errors.values()),
+            "error_kinds": errors, "leader": leader,
+            "leader_cpu_ms_per_write": cpu_ms[leader] / max(1, len(latencies)),
+            "cluster_cpu_ms_per_write": sum(cpu_ms.values()) / max(1, len(latencies)),
             "per_s": len(latencies) / elapsed, "p50_ms": pct(latencies, 50) * 1000,
             "p99_ms": pct(latencies, 99) * 1000}
 
@@ -163,11 +189,14 @@ def main() -> int:
               f"election timeout {args.election_timeout} ms", flush=True)
         if not args.skip_throughput:
             print(f"\nwrites (PUT), {args.duration:g} s per run, keep-alive connections to the leader")
-            print(f"{'clients':>8} {'acked':>8} {'errors':>7} {'writes/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+            print(f"{'clients':>8} {'acked':>8} {'errors':>7} {'writes/s':>10} {'p50 ms':>8} {'p99 ms':>8}"
+                  f" {'cpu ms/write (leader, all nodes)':>34}")
             for n in (int(x) for x in args.clients.split(",")):
                 r = asyncio.run(throughput(cluster, n, args.duration))
+                kinds = " ".join(f"{k}:{v}" for k, v in sorted(r["error_kinds"].items()))
                 print(f"{r['clients']:>8} {r['acked']:>8} {r['errors']:>7} {r['per_s']:>10.0f} "
-                      f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f}", flush=True)
+                      f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['leader_cpu_ms_per_write']:>20.3f}"
+                      f" {r['cluster_cpu_ms_per_write']:>13.3f}  {kinds}", flush=True)
         if not args.skip_failover and args.trials > 0:
             print(f"\nfailover: SIGKILL the leader, until a survivor commits a write ({args.trials} trials)")
             times = []
