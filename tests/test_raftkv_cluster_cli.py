@@ -76,3 +76,12 @@ def test_help_lists_every_bug_with_its_description():
     for name, description in BUGS.items():
         assert name in text
         assert description[:40] in text
+
+
+def test_a_data_dir_held_by_a_running_node_is_one_line_and_exit_2(tmp_path, key_file, capsys):
+    holder = Storage(tmp_path / "data")
+    holder.open()
+    try:
+        assert "in use" in one_line_error(capsys, args(tmp_path, key_file))
+    finally:
+        holder.close()

@@ -2,7 +2,13 @@
 
 import pytest
 
-from targets.raftkv.storage import FORMAT_LINE, WAL_MAGIC, IncompatibleDataDir, Storage
+from targets.raftkv.storage import (
+    FORMAT_LINE,
+    WAL_MAGIC,
+    DataDirLocked,
+    IncompatibleDataDir,
+    Storage,
+)
 
 
 def entry(index, term, value=None):
@@ -156,3 +162,12 @@ def test_only_a_commit_index_move_skips_the_fsync(tmp_path):
     s.close()
     _, rec = reopen(tmp_path)  # written, just not forced: a clean restart still sees it
     assert rec.hard_state == {"term": 2, "voted_for": None, "commit": 5}
+
+
+def test_a_data_dir_in_use_by_another_node_is_refused_until_it_closes(tmp_path):
+    first = Storage(tmp_path, fsync=False)
+    first.open()
+    with pytest.raises(DataDirLocked, match="in use"):
+        Storage(tmp_path).open()
+    first.close()
+    Storage(tmp_path).open()

@@ -18,7 +18,7 @@ import sys
 
 from .node import BUGS, NodeConfig
 from .server import RaftKVServer, ServerConfig
-from .storage import IncompatibleDataDir
+from .storage import DataDirLocked, IncompatibleDataDir
 from .transport import KeyFileError, read_cluster_key
 
 PROG = "python3 -m targets.raftkv"
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     server = RaftKVServer(config)
     try:
         server.open_storage()
-    except IncompatibleDataDir as e:
+    except (IncompatibleDataDir, DataDirLocked) as e:
         print(f"raftkv: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:

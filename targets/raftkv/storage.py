@@ -1,6 +1,6 @@
 """Durable Raft state on disk: a checksummed write-ahead log plus an atomic snapshot file.
 
-A data directory holds three files:
+A data directory holds three files (and a ``LOCK`` file, flocked while a node runs):
 
 - ``FORMAT``: one line naming the on-disk format and its version. A directory
   written by another version is refused (``IncompatibleDataDir``) instead of
@@ -33,6 +33,7 @@ the current hard state and only the entries after the snapshot.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import struct
@@ -53,6 +54,10 @@ MAX_RECORD_BYTES = 256 * 1024 * 1024
 
 class IncompatibleDataDir(Exception):
     """The data directory was written by another storage format version."""
+
+
+class DataDirLocked(Exception):
+    """Another live process holds this data directory (two nodes on one log would corrupt it)."""
 
 
 @dataclass
@@ -163,17 +168,30 @@ class Storage:
         self.snapshot: dict | None = None
         self.entries: list[dict] = []  # entries after the snapshot, in index order
         self._wal = None
+        self._lock = None
 
     # -- opening -----------------------------------------------------------
 
     def open(self) -> Recovered:
         """Create or replay the data directory. Raises IncompatibleDataDir."""
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
         self._check_format()
         self.snapshot = self._read_snapshot()
         truncated = self._replay_wal()
         self._wal = open(self.dir / "wal", "ab")
         return Recovered(self.hard_state, self.snapshot, list(self.entries), truncated)
+
+    def _take_lock(self) -> None:
+        # flock is released by the kernel when the holder dies, so a SIGKILLed
+        # node never leaves a stale lock behind.
+        self._lock = open(self.dir / "LOCK", "a")
+        try:
+            fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            self._lock = None
+            raise DataDirLocked(f"data directory {self.dir} is in use by another process") from None
 
     def _check_format(self) -> None:
         fmt = self.dir / "FORMAT"
@@ -330,3 +348,6 @@ class Storage:
         if self._wal is not None:
             self._wal.close()
             self._wal = None
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
