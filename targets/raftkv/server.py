@@ -142,7 +142,7 @@ class RaftKVServer:
         # a net under it (a stalled loop, a very slow clock rate).
         net = self.config.node.request_timeout / 1000 * 2 + 1
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), net)
+            return await asyncio.wait_for(fut, net)
         except TimeoutError:
             return 504, {"error": "timeout"}
         finally:
