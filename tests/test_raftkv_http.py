@@ -139,3 +139,35 @@ def test_the_server_answers_with_the_node_reply_over_one_keep_alive_connection()
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()
+
+
+# -- fuzzing: whatever bytes arrive, the parser and router only ever answer or raise HttpError
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+request_lines = st.sampled_from([b"GET /kv/k HTTP/1.1", b"PUT /kv/%41 HTTP/1.1",
+                                 b"POST /kv/a/cas HTTP/1.0", b"GET /status HTTP/1.1", b"X"])
+header_lines = st.lists(st.one_of(
+    st.sampled_from([b"Content-Length: 2", b"Content-Length: -1", b"Connection: close",
+                     b"Transfer-Encoding: chunked", b"Content-Length: 99999999999"]),
+    st.binary(max_size=30)), max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(request_lines, header_lines, st.binary(max_size=64), st.binary(max_size=64))
+def test_any_bytes_parse_to_a_request_nothing_yet_or_an_http_error(line, headers, body, tail):
+    raw = bytearray(b"\r\n".join([line, *headers]) + b"\r\n\r\n" + body + tail)
+    try:
+        while True:
+            before = len(raw)
+            r = parse_request(raw)
+            if r is None:
+                break
+            assert len(raw) < before  # every request consumes bytes: no livelock
+            try:
+                route(r)
+            except HttpError:
+                pass
+    except HttpError as e:
+        assert e.status in (400, 413)

@@ -171,3 +171,25 @@ def test_a_data_dir_in_use_by_another_node_is_refused_until_it_closes(tmp_path):
         Storage(tmp_path).open()
     first.close()
     Storage(tmp_path).open()
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from targets.raftkv.storage import decode_records, encode_record  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 10**6), max_size=5), st.binary(max_size=40), st.integers(0, 200))
+def test_whatever_follows_good_records_the_good_records_survive(values, garbage, cut):
+    good = b"".join(encode_record({"t": "ent", "e": {"index": i, "term": v}})
+                    for i, v in enumerate(values))
+    data = good + garbage
+    records, end = decode_records(data, 0)
+    assert [r["e"]["term"] for r in records[: len(values)]] == values
+    assert len(good) <= end <= len(data)
+    # a torn write (any prefix) decodes to a prefix of the records
+    torn = good[: min(cut, len(good))]
+    records, end = decode_records(torn, 0)
+    assert [r["e"]["term"] for r in records] == values[: len(records)]
+    assert end <= len(torn)

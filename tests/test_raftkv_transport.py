@@ -139,3 +139,25 @@ def test_sending_to_a_dead_peer_drops_without_blocking():
             await t1.close()
 
     asyncio.run(scenario())
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_any_frame_body_is_accepted_only_with_the_key(body):
+    c = checker()
+    assert c.accept(body) is None  # random bytes never carry a valid MAC
+    assert sum(c.rejected.values()) == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.none(), st.integers(), st.text(max_size=5), st.lists(st.integers(), max_size=3),
+                 st.dictionaries(st.text(max_size=5), st.integers(), max_size=3)))
+def test_signed_but_strange_payloads_are_dropped_not_crashing(msg):
+    c = checker()
+    payload = json.dumps({"from": "n2", "msg": msg}).encode()
+    result = c.accept(mac_of(KEY, payload) + payload)
+    assert result is None or (isinstance(result, dict) and result.get("src", "n2") == "n2")
