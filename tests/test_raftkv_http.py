@@ -171,3 +171,11 @@ def test_any_bytes_parse_to_a_request_nothing_yet_or_an_http_error(line, headers
                 pass
     except HttpError as e:
         assert e.status in (400, 413)
+
+
+def test_a_client_that_expects_100_continue_is_told_to_go_on():
+    from targets.raftkv.httpapi import expects_continue
+    head = bytearray(b"PUT /kv/k HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 12\r\n\r\n")
+    assert expects_continue(head) and parse_request(head) is None
+    assert not expects_continue(bytearray(b"PUT /kv/k HTTP/1.1\r\nContent-Length: 12\r\n\r\n"))
+    assert not expects_continue(bytearray(b"PUT /kv/k HTTP/1.1\r\nExpect: 100-continue\r\n"))

@@ -102,6 +102,12 @@ def parse_request(buf: bytearray) -> Request | None:
     return Request(method, target, version, headers, body)
 
 
+def expects_continue(buf: bytearray) -> bool:
+    """True when a complete head in ``buf`` asks for ``100 Continue`` before its body (curl does)."""
+    head_end = buf.find(b"\r\n\r\n")
+    return head_end >= 0 and b"expect: 100-continue" in bytes(buf[:head_end]).lower()
+
+
 @dataclass(frozen=True)
 class Route:
     """What a request asks for: a node operation, the status, or the metrics."""
@@ -208,7 +214,11 @@ class HttpApi:
             while True:
                 try:
                     req = parse_request(buf)
+                    continued = False
                     while req is None:
+                        if not continued and expects_continue(buf):
+                            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                            continued = True
                         chunk = await reader.read(65536)
                         if not chunk:
                             return
