@@ -215,6 +215,8 @@ class RaftKVServer:
                 if fut is not None and not fut.done():
                     fut.set_result((status, body))
             self.node.advance(rd)
+            if rd.snapshot is not None:
+                log.info("snapshot at index %s persisted; log compacted", rd.snapshot.get("index"))
             self._log_transitions()
             self._wake.set()  # events that arrived during the fsync are waiting
 

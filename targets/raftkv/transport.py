@@ -105,6 +105,10 @@ class FrameCheck:
 
     def _reject(self, reason: str) -> None:
         self.rejected[reason] += 1
+        n = self.rejected[reason]
+        # Logged at 1, 10, 100, ... so a flood of forged frames cannot flood the log.
+        if n == 10 ** (len(str(n)) - 1):
+            log.warning("dropped peer frame: %s (%d so far)", reason, n)
         return None
 
 
@@ -166,6 +170,7 @@ class _PeerLink:
                 writer.close()
                 return
             self.connected, self.broken = True, False
+            log.info("peer link to %s up", self.peer_id)
             watcher = asyncio.create_task(self._watch_for_close(reader))
             try:
                 await self._write_until_broken(writer)
@@ -176,7 +181,8 @@ class _PeerLink:
                 self.queue.clear()
                 watcher.cancel()
                 writer.close()
-            log.debug("link to %s lost; reconnecting", self.peer_id)
+            if not self.closing:
+                log.info("peer link to %s down; reconnecting with backoff", self.peer_id)
 
     async def _watch_for_close(self, reader: asyncio.StreamReader) -> None:
         # The peer never writes on this connection, so any read returning means it closed.
