@@ -175,3 +175,91 @@ def test_heal_all_undoes_a_pile_of_faults(cluster, nemesis):
     assert nemesis.current_faults == []
     assert all(cluster.probe_all().values())
     assert all(chain_rules(cluster, n) == [] for n in cluster.node_ids)
+
+
+def test_five_nodes_up_and_serving_under_10s_and_teardown_under_5s():
+    from harness.images import ensure_image
+
+    target = get_target("raftkv")
+    ensure_image(target.image_recipe(), progress=lambda s: None)  # the figure is "with images cached"
+    run_id = f"test-{uuid.uuid4().hex[:8]}"
+    c = DockerCluster(run_id, target, 5, TargetOptions(), log=lambda s: None)
+    try:
+        started = time.monotonic()
+        c.up(timeout=30)
+        up_s = time.monotonic() - started
+        assert all(c.probe_all().values())
+    finally:
+        started = time.monotonic()
+        c.teardown()
+        down_s = time.monotonic() - started
+        clean(run_id)
+    assert up_s < 10, f"up took {up_s:.1f}s"
+    assert down_s < 5, f"teardown took {down_s:.1f}s"
+    assert labelled(run_id) == (0, 0)
+
+
+class HttpServerTarget:
+    """A test-only target: python3's http.server, with clocks skewed through libfaketime."""
+
+    name = "http-server"
+    peer_port = client_port = 8000
+
+    def image_recipe(self):
+        return get_target("raftkv").image_recipe()  # any image of ours has python3
+
+    def node_command(self, node_id, cluster, options):
+        return ["python3", "-m", "http.server", "8000"]
+
+    def node_environment(self, node_id, cluster, options):
+        return {}
+
+    def clock_control(self):
+        from targets.base import FAKETIME
+
+        return FAKETIME
+
+    def client(self, addresses, timeout=1.0):
+        raise NotImplementedError
+
+    async def status_probe(self, address, timeout=0.5):
+        import asyncio
+
+        host, _, port = address.rpartition(":")
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout)
+            writer.write(b"HEAD / HTTP/1.0\r\n\r\n")
+            line = await asyncio.wait_for(reader.readline(), timeout)
+            writer.close()
+        except (OSError, TimeoutError):
+            return None
+        return {"role": "none", "term": 0, "leader": None} if b" 200 " in line else None
+
+    def unsupported_faults(self, faults):
+        return []
+
+    def bugs(self):
+        return {}
+
+
+def test_any_target_gets_partitions_kills_and_faketime_clocks():
+    run_id = f"test-{uuid.uuid4().hex[:8]}"
+    target = HttpServerTarget()
+    c = DockerCluster(run_id, target, 3, TargetOptions(), log=lambda s: None)
+    try:
+        c.up(timeout=60)
+        nem = Nemesis(c, target, ["partition", "kill", "clock"], random.Random(1))
+        bumped = nem.invoke({"f": "bump-clock", "value": {"n1": 30.0}})
+        assert bumped["evidence"]["nodes"][0]["verified"]
+        rc, out = c.exec("n1", ["python3", "-c", "import time; print(time.time())"])
+        assert abs(float(out) - time.time() - 30) < 2, "the node's own processes see the skew"
+        assert nem.invoke({"f": "start-partition", "value": {"grudge": "halves"}})["evidence"]["verified"]
+        assert nem.invoke({"f": "kill", "value": "n2"})["evidence"]["verified"]
+        healed = nem.heal_all()
+        assert set(healed["value"]) == {"start", "stop-partition", "reset-clock"}
+        rc, out = c.exec("n1", ["date", "+%s"])
+        assert abs(int(out) - time.time()) < 2
+    finally:
+        c.teardown()
+        clean(run_id)
+    assert labelled(run_id) == (0, 0)
