@@ -275,6 +275,25 @@ class LocalCluster:
             time.sleep(0.02)
         raise TimeoutError(f"read of {key} not answered within {timeout}s")
 
+    def cas_via_leader(self, key: str, old, new, timeout: float = 10.0) -> tuple[int, dict]:
+        """The first definite answer (200 or 409) to a CAS sent to whichever node leads."""
+        request_id = secrets.token_hex(8)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lead = self.leader()
+            if lead is not None:
+                c = self.client(lead, timeout=3)
+                try:
+                    code, body = c.cas(key, old, new, request_id)
+                    if code in (200, 409):
+                        return code, body
+                except (OSError, http.client.HTTPException):
+                    pass
+                finally:
+                    c.close()
+            time.sleep(0.02)
+        raise TimeoutError(f"cas {key} {old!r}->{new!r} not answered within {timeout}s")
+
     def put_via_leader(self, key: str, value, timeout: float = 10.0,
                        request_id: str | None = None) -> str:
         """Write through whichever node leads; the node that acked.
