@@ -263,3 +263,37 @@ def test_any_target_gets_partitions_kills_and_faketime_clocks():
         c.teardown()
         clean(run_id)
     assert labelled(run_id) == (0, 0)
+
+
+def test_client_classifies_every_outcome_as_definite_or_indefinite(cluster, nemesis):
+    import asyncio
+
+    leader = wait_leader(cluster)
+    follower = next(n for n in cluster.node_ids if n != leader)
+
+    async def scenario():
+        client = cluster.target.client(cluster.addresses, timeout=0.5)
+        call = client.invoke
+        assert await call(leader, {"f": "write", "key": "c", "value": 1}) == {"type": "ok", "value": 1, "error": None}
+        assert (await call(leader, {"f": "read", "key": "c", "value": None}))["value"] == 1
+        absent = await call(leader, {"f": "read", "key": "never-written", "value": None})
+        assert absent == {"type": "ok", "value": None, "error": None}
+        assert (await call(leader, {"f": "cas", "key": "c", "value": [1, 2]}))["type"] == "ok"
+        mismatch = await call(leader, {"f": "cas", "key": "c", "value": [1, 3]})
+        assert mismatch["type"] == "fail" and "mismatch" in mismatch["error"]
+        refused = await call(follower, {"f": "write", "key": "c", "value": 9})
+        assert refused["type"] == "fail", refused  # not the leader: certainly not applied
+        assert (await call(leader, {"f": "add", "key": "s", "value": 1}))["type"] == "ok"
+        assert (await call(leader, {"f": "read", "key": "s", "value": None}))["value"] == [1]
+
+        nemesis.invoke({"f": "pause", "value": follower})
+        timed_out = await call(follower, {"f": "write", "key": "c", "value": 9})
+        assert timed_out["type"] == "info" and timed_out["error"] == "timeout"
+        nemesis.invoke({"f": "resume"})
+        nemesis.invoke({"f": "kill", "value": follower})
+        # A request on a fresh connection to a dead node is refused before anything is sent.
+        down = await call(follower, {"f": "write", "key": "c", "value": 9})
+        assert down["type"] == "fail" and down["error"].startswith("connect"), down
+        await client.close()
+
+    asyncio.run(scenario())
