@@ -29,6 +29,7 @@ What makes it fast enough in Python, each justified where it is used:
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,7 +71,10 @@ class _Prepared:
     # Growth pruning (see Model.reachable): per op a predicate or None, and
     # the bits of ops that may reset the state.
     reach: list = field(default_factory=list)
+    reach_reads: list[int] = field(default_factory=list)
     reset_mask: int = 0
+    # Per read: the resets that may come before it and leave a state it can grow from.
+    reset_compat: list[int] = field(default_factory=list)
 
 
 def _prepare(ops: Sequence[Operation], model: Model) -> _Prepared:
@@ -82,6 +86,7 @@ def _prepare(ops: Sequence[Operation], model: Model) -> _Prepared:
     ordered = required + optional
     n_req = len(required)
     reach = [model.reachable(op) if i < n_req else None for i, op in enumerate(ordered)]
+    resets = [i for i, op in enumerate(ordered) if model.resets(op)] if any(reach) else []
     return _Prepared(
         ops=ordered,
         n_req=n_req,
@@ -92,8 +97,27 @@ def _prepare(ops: Sequence[Operation], model: Model) -> _Prepared:
         effect=[model.effect_key(op) for op in ordered],
         optional=list(range(n_req, len(ordered))),
         reach=reach if any(g is not None for g in reach) else [],
-        reset_mask=sum(1 << i for i, op in enumerate(ordered) if model.resets(op)),
+        reach_reads=[i for i, g in enumerate(reach) if g is not None],
+        reset_mask=sum(1 << i for i in resets),
+        reset_compat=[
+            0 if g is None else _compatible_resets(g, p_ret, resets, ordered, model)
+            for g, p_ret in zip(reach, (op.ret for op in ordered), strict=True)
+        ],
     )
+
+
+def _compatible_resets(
+    holds, ret: float, resets: list[int], ops: list[Operation], model: Model
+) -> int:
+    """Bits of the resets that may come before a read returning at `ret` and leave a state it can grow from."""
+    mask = 0
+    for i in resets:
+        if ops[i].call > ret:
+            continue
+        after = model.state_after_reset(ops[i])
+        if after is None or holds(after[0]):
+            mask |= 1 << i
+    return mask
 
 
 def _window(p: _Prepared, lin: int) -> tuple[list[int], list[int], float]:
@@ -171,10 +195,10 @@ class _Search:
                     break
             else:
                 break
-        if p.reach and not self._may_hold(lin, state, req):
+        if p.reach and not self._may_hold(lin, state):
             return [lin, state, [], 0]
         children = []
-        for j in req:
+        for j in sorted(req, key=p.rets.__getitem__):
             if not read_only[j]:
                 for t in trans[j](state):
                     children.append((j, t))
@@ -185,22 +209,20 @@ class _Search:
                     children.append((o, t))
         return [lin, state, children, 0]
 
-    def _may_hold(self, lin: int, state: Any, req: list[int]) -> bool:
-        """False when a pending read can no longer hold: growth cannot reach it and no reset can come first."""
+    def _may_hold(self, lin: int, state: Any) -> bool:
+        """False when some pending read can no longer hold, whatever comes next.
+
+        A pending read is linearized after everything placed so far, so its
+        state grows from the current one, unless a pending reset that may come
+        before it (see Model.resets) restarts from somewhere it could still hold.
+        """
         p = self.p
-        pending = p.reset_mask & ~lin
-        first_reset = END_OF_TIME
-        if pending:
-            low = pending & self.req_mask
-            if low:
-                first_reset = p.calls[(low & -low).bit_length() - 1]
-            high = pending >> p.n_req
-            if high:
-                first_reset = min(first_reset, p.calls[p.n_req + (high & -high).bit_length() - 1])
-        rets, reach = p.rets, p.reach
-        for j in req:
-            holds = reach[j]
-            if holds is not None and rets[j] < first_reset and not holds(state):
+        pending_resets = p.reset_mask & ~lin
+        reach, reads, compat = p.reach, p.reach_reads, p.reset_compat
+        front = ((lin + 1) & ~lin).bit_length() - 1
+        for n in range(bisect_left(reads, front), len(reads)):
+            j = reads[n]
+            if not (lin >> j) & 1 and not compat[j] & pending_resets and not reach[j](state):
                 return False
         return True
 

@@ -68,6 +68,8 @@ class Model(Protocol):
 
     def reachable(self, op: Operation) -> Callable[[Any], bool] | None: ...
 
+    def state_after_reset(self, op: Operation) -> tuple | None: ...
+
 
 class BaseModel:
     """Defaults shared by the models: one partition, fail ops dropped, step via transition."""
@@ -121,6 +123,10 @@ class BaseModel:
 
     def reachable(self, op: Operation) -> Callable[[Any], bool] | None:
         """For a read: state -> can growth alone still make this read legal? None: can't tell."""
+        return None
+
+    def state_after_reset(self, op: Operation) -> tuple | None:
+        """For a reset op: (the state it leaves,) when that does not depend on the state before."""
         return None
 
 
@@ -379,6 +385,9 @@ class StringKV(BaseModel):
 
     def resets(self, op: Operation) -> bool:
         return op.f == "put"
+
+    def state_after_reset(self, op: Operation) -> tuple | None:
+        return (op.value,) if op.f == "put" else None
 
     def reachable(self, op: Operation) -> Callable[[Any], bool] | None:
         # Appends only extend the string, so a get can still hold only if the
