@@ -66,8 +66,11 @@ class _Prepared:
     rets: list[float]
     trans: list
     read_only: list[bool]
-    effect: list[Any]
-    optional: list[int] = field(default_factory=list)
+    # Bits of all optional ops, and per optional op the earlier optional ops
+    # with the same effect: while one of those is pending, trying this one
+    # too would only repeat the same configurations.
+    optional_mask: int = 0
+    twins_before: list[int] = field(default_factory=list)
     # Growth pruning (see Model.reachable): per op a predicate or None, and
     # the bits of ops that may reset the state.
     reach: list = field(default_factory=list)
@@ -94,8 +97,8 @@ def _prepare(ops: Sequence[Operation], model: Model) -> _Prepared:
         rets=[op.ret for op in ordered],
         trans=[model.transition(op) for op in ordered],
         read_only=[model.read_only(op) for op in ordered],
-        effect=[model.effect_key(op) for op in ordered],
-        optional=list(range(n_req, len(ordered))),
+        optional_mask=((1 << len(ordered)) - 1) ^ ((1 << n_req) - 1),
+        twins_before=_twins_before(ordered, n_req, model),
         reach=reach if any(g is not None for g in reach) else [],
         reach_reads=[i for i, g in enumerate(reach) if g is not None],
         reset_mask=sum(1 << i for i in resets),
@@ -104,6 +107,16 @@ def _prepare(ops: Sequence[Operation], model: Model) -> _Prepared:
             for g, p_ret in zip(reach, (op.ret for op in ordered), strict=True)
         ],
     )
+
+
+def _twins_before(ops: list[Operation], n_req: int, model: Model) -> list[int]:
+    masks = [0] * len(ops)
+    by_effect: dict[Any, int] = {}
+    for i in range(n_req, len(ops)):
+        key = model.effect_key(ops[i])
+        masks[i] = by_effect.get(key, 0)
+        by_effect[key] = masks[i] | (1 << i)
+    return masks
 
 
 def _compatible_resets(
@@ -121,29 +134,37 @@ def _compatible_resets(
 
 
 def _window(p: _Prepared, lin: int) -> tuple[list[int], list[int], float]:
-    """Definite and optional ops that may be linearized next, and the earliest pending return."""
-    calls, rets, n_req = p.calls, p.rets, p.n_req
-    j = ((lin + 1) & ~lin).bit_length() - 1  # first pending definite op
+    """Definite and optional ops that may be linearized next, and the earliest pending return.
+
+    Walks the pending ops' bits from the lowest (ops are in call order) and
+    stops at the first one called after the earliest pending return.
+    """
+    calls, rets = p.calls, p.rets
+    pending = ~lin & ((1 << p.n_req) - 1)
     req: list[int] = []
     min_ret = END_OF_TIME
-    while j < n_req:
-        if not (lin >> j) & 1:
-            if calls[j] > min_ret:
-                break
-            if rets[j] < min_ret:
-                min_ret = rets[j]
-            req.append(j)
-        j += 1
+    while pending:
+        low = pending & -pending
+        j = low.bit_length() - 1
+        if calls[j] > min_ret:
+            break
+        if rets[j] < min_ret:
+            min_ret = rets[j]
+        req.append(j)
+        pending ^= low
     opt: list[int] = []
-    if p.optional:
-        effects_seen = set()
-        effect = p.effect
-        for o in p.optional:
+    if p.optional_mask:
+        waiting = p.optional_mask & ~lin
+        rest = waiting
+        twins = p.twins_before
+        while rest:
+            low = rest & -rest
+            o = low.bit_length() - 1
             if calls[o] > min_ret:
                 break
-            if not (lin >> o) & 1 and effect[o] not in effects_seen:
-                effects_seen.add(effect[o])
+            if not twins[o] & waiting:
                 opt.append(o)
+            rest ^= low
     return req, opt, min_ret
 
 
@@ -162,6 +183,8 @@ class _Search:
         self.init = init
         self.req_mask = (1 << p.n_req) - 1
         self.seen: set = set()
+        # With optional ops: (definite ops placed, state) -> optional-op sets used.
+        self.subsumers: dict = {}
         self.path: list[int] = []
         # A frame: [lin, state, children, next child, path length at entry, depth]
         self.frames: list[list] = []
@@ -179,6 +202,7 @@ class _Search:
             frame.append(bin(frame[0] & self.req_mask).count("1"))
             self.frames.append(frame)
             self.seen.add((0, init))
+            self.subsumers[(0, init)] = [0]
 
     def _enter(self, lin: int, state: Any) -> list | None:
         """Place greedy reads, then list the children; None means every definite op is placed."""
@@ -188,12 +212,15 @@ class _Search:
             if lin & req_mask == req_mask:
                 return None
             req, opt, _ = _window(p, lin)
+            placed = False
             for j in req:
                 if read_only[j] and trans[j](state):
+                    # Reads leave the state alone, so all legal ones go at once;
+                    # the window may then widen, hence the next pass.
                     lin |= 1 << j
                     path.append(j)
-                    break
-            else:
+                    placed = True
+            if not placed:
                 break
         if p.reach and not self._may_hold(lin, state):
             return [lin, state, [], 0]
@@ -226,12 +253,34 @@ class _Search:
                 return False
         return True
 
+    def _subsumed(self, lin: int, state: Any) -> bool:
+        """Has a configuration been explored with these definite ops, this state and fewer optional ops used?
+
+        Optional ops only add choices, so having used fewer of them can do
+        everything this configuration can: it is subsumed. Otherwise it is
+        recorded (dropping the records it subsumes) and explored.
+        """
+        n_req = self.p.n_req
+        key = (lin & self.req_mask, state)
+        used = lin >> n_req
+        prior = self.subsumers.get(key)
+        if prior is None:
+            self.subsumers[key] = [used]
+            return False
+        for m in prior:
+            if not m & ~used:
+                return True
+        prior[:] = [m for m in prior if used & ~m]
+        prior.append(used)
+        return False
+
     def run(self, budget: int) -> bool | None:
         if self.result is not None:
             return self.result
         started = time.monotonic()
         n_req = self.p.n_req
         frames, path, seen, enter = self.frames, self.path, self.seen, self._enter
+        subsume = bool(self.p.optional_mask)
         best_depth, best_pending = self.best_depth, self.best_pending
         explored = self.explored
         stop_at = explored + budget
@@ -254,10 +303,14 @@ class _Search:
             frame[3] = k + 1
             j, t = children[k]
             nlin = lin | (1 << j)
-            key = (nlin, t)
-            if key in seen:
-                continue
-            seen.add(key)
+            if subsume:
+                if self._subsumed(nlin, t):
+                    continue
+            else:
+                key = (nlin, t)
+                if key in seen:
+                    continue
+                seen.add(key)
             explored += 1
             start = len(path)
             path.append(j)
@@ -279,6 +332,7 @@ class _Search:
             if result:
                 # Nothing left to explain: let the memo go.
                 self.seen = set()
+                self.subsumers = {}
                 self.frames = []
         return result
 
