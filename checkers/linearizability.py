@@ -41,6 +41,10 @@ from checkers.operation import END_OF_TIME, Operation
 # (and before the clock is looked at); doubled every round.
 _SLICE = 2000
 
+# Memo entries (configurations) kept before the memo is dropped: a few hundred
+# bytes each, so this keeps one partition's search well under 1 GiB.
+_MEMO_CAP = 1_500_000
+
 
 @dataclass(frozen=True, slots=True)
 class PartitionVerdict:
@@ -312,6 +316,11 @@ class _Search:
                     continue
                 seen.add(key)
             explored += 1
+            if not explored & 0xFFF and len(seen) + len(self.subsumers) > _MEMO_CAP:
+                # Bounded memory: the memo only saves repeated work, so when it
+                # grows too big, forget it and carry on (still sound, maybe slower).
+                seen.clear()
+                self.subsumers.clear()
             start = len(path)
             path.append(j)
             child = enter(nlin, t)
@@ -354,26 +363,44 @@ def _op_dict(op: Operation, model: Model) -> dict:
 
 
 def _evidence(key: Any, p: _Prepared, model: Model, best: tuple) -> dict:
-    """What a person needs to see why this partition is not linearizable."""
+    """What a person needs to see why this partition is not linearizable.
+
+    From the deepest configuration reached: the prefix that got there, the
+    state after it, the ops that may go next but are illegal in that state
+    ("blocked", with the state each needs), those that are legal but lead
+    nowhere, and pending reads that can no longer hold at all.
+    """
     lin, state, path = best
     req, opt, min_ret = _window(p, lin)
-    blocked, dead_ends = [], []
-    for j in req + opt:
+
+    def entry(j: int, reason: str) -> dict:
         op = p.ops[j]
-        entry = {
+        return {
             "op": op.index,
             "description": model.describe_op(op),
             "needs": model.needs(op),
+            "reason": reason,
         }
+
+    blocked, dead_ends = [], []
+    for j in req + opt:
         if p.trans[j](state):
-            dead_ends.append(entry)
+            dead_ends.append(entry(j, "legal here, but every way on from it fails"))
         else:
-            blocked.append(entry)
+            blocked.append(entry(j, "illegal in the state after the prefix"))
+    shown_bits = 0
+    if p.reach:
+        pending_resets = p.reset_mask & ~lin
+        for j in p.reach_reads:
+            if (lin >> j) & 1 or j in req:
+                continue
+            if not p.reset_compat[j] & pending_resets and not p.reach[j](state):
+                blocked.append(entry(j, "can no longer hold: the state only grows from here"))
+                shown_bits |= 1 << j
     # The part of the partition that matters: everything called before the
     # earliest pending return (the prefix and the ops that could go next).
-    shown = [op for op in p.ops if op.call <= min_ret]
+    shown = [op for j, op in enumerate(p.ops) if op.call <= min_ret or (shown_bits >> j) & 1]
     shown.sort(key=lambda op: (op.call, op.index))
-    pending_definite = [p.ops[j].index for j in range(p.n_req) if not (lin >> j) & 1]
     return {
         "key": key,
         "partition_operations": len(p.ops),
@@ -382,7 +409,7 @@ def _evidence(key: Any, p: _Prepared, model: Model, best: tuple) -> dict:
         "state_after_prefix": model.describe_state(state),
         "blocked": blocked,
         "legal_but_dead_end": dead_ends,
-        "definite_ops_left": len(pending_definite),
+        "definite_ops_left": sum(1 for j in range(p.n_req) if not (lin >> j) & 1),
     }
 
 

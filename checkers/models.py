@@ -100,10 +100,13 @@ class BaseModel:
         return "nil" if state is None else repr(state)
 
     def describe_op(self, op: Operation) -> str:
-        out = "" if op.output is None and op.f != "read" else f" -> {_show(op.output)}"
+        """e.g. "p3 write 'k7' 4", "p1 read -> 2", "p2 cas [1, 4] [info]"."""
+        reads = self.read_only(op)
+        value = "" if reads and op.value is None else f" {_show(op.value)}"
+        out = f" -> {_show(op.output)}" if reads and op.status == "ok" else ""
         status = "" if op.status == "ok" else f" [{op.status}]"
         key = "" if op.key is None else f" {op.key!r}"
-        return f"p{op.process} {op.f}{key} {_show(op.value)}{out}{status}"
+        return f"p{op.process} {op.f}{key}{value}{out}{status}"
 
     def needs(self, op: Operation) -> str | None:
         """The state an op needs to be placed, in words (None: it can go anywhere)."""

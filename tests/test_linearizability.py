@@ -170,3 +170,14 @@ def test_a_long_single_register_history_is_checked_quickly():
     result = check(ops, get_model("register"), time_limit=30)
     assert result["valid"] is True
     assert result["elapsed_s"] < 10
+
+
+def test_with_the_memo_capped_the_verdict_is_the_same(monkeypatch):
+    import checkers.linearizability as lin
+
+    ops = _hard_key("k", writers=10)
+    expected = check(ops, get_model("kv"))
+    monkeypatch.setattr(lin, "_MEMO_CAP", 100)
+    capped = check(ops, get_model("kv"))
+    assert expected["valid"] is False and capped["valid"] is False
+    assert capped["configurations"] > expected["configurations"]  # the cap did bite
