@@ -370,10 +370,14 @@ class StringKV(BaseModel):
 
     def transition(self, op: Operation) -> Transition:
         f = op.f
+        if f != "get" and not isinstance(op.value, str):
+            raise ValueError(f"{f} needs a string value, got {op.value!r} (op index {op.index})")
         if f == "get":
             if op.status != "ok":
                 return _accept_any
             want = "" if op.output is None else op.output
+            if not isinstance(want, str):
+                raise ValueError(f"get returns a string, got {want!r} (op index {op.index})")
             return lambda s: (s,) if s == want else _ILLEGAL
         if f == "put":
             new = (op.value,)
@@ -398,7 +402,7 @@ class StringKV(BaseModel):
         if op.f != "get" or op.status != "ok":
             return None
         want = "" if op.output is None else op.output
-        return want.startswith
+        return want.startswith if isinstance(want, str) else None
 
     def needs(self, op: Operation) -> str | None:
         if op.f == "get" and op.status == "ok":

@@ -146,3 +146,22 @@ def test_every_model_describes_ops_and_states_in_words():
         assert isinstance(m.describe_state(m.init()), str)
         f = {"set": "add", "mutex": "acquire", "string-kv": "put"}.get(name, "write")
         assert f in m.describe_op(op(f, 1 if name != "string-kv" else "v", process=3))
+
+
+def test_values_of_the_wrong_shape_are_value_errors_not_type_errors():
+    m = get_model("string-kv")
+    with pytest.raises(ValueError):
+        m.step("", op("append", 5))
+    with pytest.raises(ValueError):
+        m.step("", op("get", output=[1]))
+    with pytest.raises(ValueError):
+        get_model("cas-register").step(None, op("cas", 5))
+
+
+def test_a_history_of_the_wrong_shape_gives_value_error_from_check():
+    from checkers.linearizability import check
+
+    with pytest.raises(ValueError):
+        check([op("get", output=[1], key="k")], get_model("string-kv"))
+    with pytest.raises(ValueError):
+        check([op("read", output=3)], get_model("set"))
