@@ -158,6 +158,7 @@ class DockerCluster:
         )
         key = secrets.token_hex(32).encode() + b"\n"
         self._parallel(lambda n: self._create_node(n, key), self.node_ids)
+        self._check_not_torn_down()
         self._parallel(lambda n: self._containers[n].start(), self.node_ids)
         remaining = max(1.0, timeout - (time.monotonic() - started))
         missing = self.wait_serving(self.node_ids, remaining)
@@ -195,6 +196,7 @@ class DockerCluster:
                     continue
                 raise ClusterError(f"cannot create network {self.network_name}: {e}") from None
             self.subnet = subnet
+            self._check_not_torn_down(self._network)
             for i, n in enumerate(self.node_ids):
                 self.ips[n] = str(subnet.network_address + FIRST_NODE_HOST + i)
             return
@@ -232,6 +234,7 @@ class DockerCluster:
             files[self.layout.faketime_file] = b"+0\n"
         container.put_archive("/", _tar(files))
         self._containers[node] = container
+        self._check_not_torn_down(container)
 
     def wait_serving(self, nodes: list[str], timeout: float) -> list[str]:
         """Wait until every node answers its status probe; the nodes that still do not, [] on success."""
@@ -358,8 +361,20 @@ class DockerCluster:
             if self._torn_down:
                 return
             self._torn_down = True
-        clean(self.run_id, client=self._client)
+        # A fresh client: teardown may run from a signal handler that interrupted
+        # a request on the cluster's own connection.
+        clean(self.run_id, client=docker_client())
         self._containers.clear()
+
+    def _check_not_torn_down(self, created=None) -> None:
+        """Teardown (e.g. from a signal handler) raced with up(): remove what was just made, stop."""
+        if self._torn_down:
+            if created is not None:
+                try:
+                    created.remove(force=True)
+                except Exception:
+                    pass
+            raise ClusterError(f"cluster {self.run_id} was torn down while coming up")
 
     def _parallel(self, fn, items) -> list:
         with concurrent.futures.ThreadPoolExecutor(max(1, len(items))) as ex:

@@ -312,7 +312,8 @@ class Nemesis:
             paused = [n for n in self.cluster.node_ids if states[n] == "paused"]
             if paused:
                 done["resume"] = self.processes.resume(paused)
-            down = [n for n in self.cluster.node_ids if states[n] not in ("running", "paused")]
+            # "missing": never created (up failed half-way) or already torn down.
+            down = [n for n in self.cluster.node_ids if states[n] not in ("running", "paused", "missing")]
             if down:
                 done["start"] = self.processes.start(down)
             alive = self._alive()

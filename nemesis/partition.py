@@ -121,10 +121,15 @@ class Partitioner:
 
         mismatches: list[str] = []
         lossy = set(self.lossy())
+        states = self.cluster.states()
+        paused = {n for n in running if states.get(n) == "paused"}
         for attempt in range(attempts):
-            results = dict(zip(running, parallel(
+            # Probe from running nodes only: a paused node's kernel still answers a
+            # connect, so its pairs are covered from the other end, without a helper.
+            sources = [n for n in running if n not in paused] or running
+            results = dict(zip(sources, parallel(
                 lambda src: connect_probe(self.cluster, src, [ips[d] for d in running if d != src], self.peer_port),
-                running), strict=True))
+                sources), strict=True))
             mismatches = []
             blocked_seen = reachable_seen = lost_seen = 0
             for src, res in results.items():
