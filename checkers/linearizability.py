@@ -189,6 +189,7 @@ class _Search:
         self.seen: set = set()
         # With optional ops: (definite ops placed, state) -> optional-op sets used.
         self.subsumers: dict = {}
+        self.memo_cap = _MEMO_CAP
         self.path: list[int] = []
         # A frame: [lin, state, children, next child, path length at entry, depth]
         self.frames: list[list] = []
@@ -316,7 +317,7 @@ class _Search:
                     continue
                 seen.add(key)
             explored += 1
-            if not explored & 0xFFF and len(seen) + len(self.subsumers) > _MEMO_CAP:
+            if not explored & 0xFFF and len(seen) + len(self.subsumers) > self.memo_cap:
                 # Bounded memory: the memo only saves repeated work, so when it
                 # grows too big, forget it and carry on (still sound, maybe slower).
                 seen.clear()
@@ -457,10 +458,15 @@ def check(ops: Sequence[Operation], model: Model, time_limit: float | None = Non
     # finished, at most doubling the work on histories that are linearizable.
     budget = _SLICE
     open_keys = list(parts)
+    open_keys_left: list = []
+    failed_raw = None
     while open_keys and not failed:
         still_open = []
+        # The memo bound is shared by the partitions still open.
+        memo_cap = max(_MEMO_CAP // len(open_keys), min(_MEMO_CAP, 10_000))
         for key in open_keys:
             search = searches[key]
+            search.memo_cap = memo_cap
             result = search.run(budget)
             if result is None:
                 if time_limit is not None and search.spent > time_limit:
@@ -473,13 +479,15 @@ def check(ops: Sequence[Operation], model: Model, time_limit: float | None = Non
             settled.append(keys[key])
             explored += search.explored
             if result is False:
-                failing_key, failed = keys[key], True
+                failing_key, failed, failed_raw = keys[key], True, key
                 evidence = _verdict(search, model, failing_key).evidence
                 break
             searches[key] = None  # free its memo now
+        # After a failure, the keys not yet settled are reported as unchecked.
+        open_keys_left = [k for k in open_keys if searches[k] is not None and k != failed_raw]
         open_keys = [] if failed else still_open
         budget *= 2
-    unchecked = [keys[k] for k in parts if keys[k] not in settled and keys[k] not in unknown]
+    unchecked = [keys[k] for k in open_keys_left]
     valid: bool | str = False if failed else ("unknown" if unknown else True)
     return {
         "valid": valid,
