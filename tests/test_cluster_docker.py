@@ -297,3 +297,31 @@ def test_client_classifies_every_outcome_as_definite_or_indefinite(cluster, neme
         await client.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("delay", [0.3, 1.5])
+def test_teardown_during_up_leaves_nothing(delay):
+    import threading
+
+    from harness.cluster import ClusterError
+
+    run_id = f"test-{uuid.uuid4().hex[:8]}"
+    c = DockerCluster(run_id, get_target("raftkv"), 3, TargetOptions(), log=lambda s: None)
+    errors = []
+
+    def bring_up():
+        try:
+            c.up(timeout=30)
+        except ClusterError as e:
+            errors.append(e)
+
+    th = threading.Thread(target=bring_up)
+    th.start()
+    time.sleep(delay)
+    c.teardown()  # what the run loop's SIGINT/SIGTERM handler does
+    th.join(60)
+    c.teardown()
+    try:
+        assert labelled(run_id) == (0, 0)
+    finally:
+        clean(run_id)
