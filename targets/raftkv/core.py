@@ -545,7 +545,9 @@ class RaftCore:
             if existing == e["term"]:
                 continue
             if existing is not None:
-                assert e["index"] > self.commit, "a leader tried to overwrite a committed entry"
+                # A correct leader never overwrites an entry we committed; a buggy
+                # one (commit-old-term) can, and the simulator must see the result
+                # rather than a crash here.
                 self._truncate(e["index"])
             self.log.append([dict(x) for x in entries[i:]])
             break
@@ -616,8 +618,11 @@ class RaftCore:
             if self.transferee == src and pr.match == self.log.last_index():
                 self._send(src, m.TIMEOUT_NOW)
             return
-        if msg["reject_index"] < pr.match:
-            return  # an answer to an append we have since moved past
+        if msg["reject_index"] <= pr.match:
+            # The follower has since acknowledged this far: the refusal is stale
+            # (and answering it would ping-pong forever with a follower whose
+            # committed prefix differs, which only a buggy leader can cause).
+            return
         pr.next = max(pr.match + 1, min(self._next_after_reject(msg), self.log.last_index() + 1))
         self._send_append(src)
 

@@ -1,0 +1,455 @@
+"""Unit tests for the raftkv Raft core, driven by hand: no sockets, no clocks.
+
+A tiny in-test cluster delivers every message within the tick that produced it,
+so each test controls exactly who can hear whom and who is up.
+"""
+
+from __future__ import annotations
+
+import random
+
+from targets.raftkv.core import CoreConfig, RaftCore
+from targets.raftkv.node import NodeConfig, RaftKVNode, Restored
+from targets.raftkv.sim import Disk
+
+
+class Cluster:
+    """Nodes n1..nN, instant delivery, cuttable links, crash and restart from disk."""
+
+    def __init__(self, n: int = 3, restored: dict[str, Restored] | None = None, down=(), **config):
+        self.ids = tuple(f"n{i + 1}" for i in range(n))
+        self.config = config
+        self.disks = {i: Disk() for i in self.ids}
+        self.nodes: dict[str, RaftKVNode | None] = {}
+        self.cut: set[tuple[str, str]] = set()
+        self.inflight: list[dict] = []
+        self.replies: dict[int, tuple[int, dict]] = {}
+        self.sent: list[dict] = []  # every message ever sent, for tests that count them
+        self.handles = 0
+        self.lives = 0
+        for node_id in self.ids:
+            if restored and node_id in restored:
+                self._persist_restored(node_id, restored[node_id])
+            if node_id not in down:
+                self.start(node_id)
+
+    def _persist_restored(self, node_id: str, r: Restored) -> None:
+        disk = self.disks[node_id]
+        disk.hard_state, disk.snapshot = r.hard_state, r.snapshot
+        disk.entries = {e["index"]: e for e in r.entries}
+
+    def start(self, node_id: str) -> None:
+        self.lives += 1
+        cfg = NodeConfig(id=node_id, peers=self.ids, **self.config)
+        self.nodes[node_id] = RaftKVNode(cfg, self.disks[node_id].restored(), random.Random(self.lives))
+        self.pump(node_id)
+
+    def crash(self, node_id: str) -> None:
+        self.nodes[node_id] = None
+
+    def pump(self, node_id: str) -> None:
+        node = self.nodes[node_id]
+        rd = node.ready()
+        self.disks[node_id].persist(rd)
+        self.inflight.extend(rd.messages)
+        self.sent.extend(rd.messages)
+        for handle, status, body in rd.replies:
+            self.replies[handle] = (status, body)
+        node.advance(rd)
+
+    def deliver_all(self, limit: int = 100_000) -> None:
+        for _ in range(limit):
+            if not self.inflight:
+                return
+            msg = self.inflight.pop(0)
+            node = self.nodes.get(msg["dst"])
+            if node is None or (msg["src"], msg["dst"]) in self.cut:
+                continue
+            node.receive(msg)
+            self.pump(msg["dst"])
+        raise AssertionError(f"messages still flowing after {limit} deliveries: a livelock")
+
+    def tick(self, times: int = 1) -> None:
+        for _ in range(times):
+            for node_id, node in self.nodes.items():
+                if node is not None:
+                    node.tick()
+                    self.pump(node_id)
+            self.deliver_all()
+
+    def isolate(self, *group: str) -> None:
+        """Nobody in `group` can talk to anybody outside it."""
+        self.cut = {(a, b) for a in self.ids for b in self.ids if (a in group) != (b in group)}
+
+    def heal(self) -> None:
+        self.cut = set()
+
+    def leaders(self) -> list[str]:
+        return [i for i, n in self.nodes.items() if n is not None and n.core.role == "leader"]
+
+    def leader(self) -> str:
+        leaders = self.leaders()
+        assert len(leaders) == 1, f"expected one leader, found {leaders}"
+        return leaders[0]
+
+    def elect(self, within: int = 200) -> str:
+        for _ in range(within):
+            self.tick()
+            if len(self.leaders()) == 1:
+                return self.leader()
+        raise AssertionError(f"no leader within {within} ticks: {self.status()}")
+
+    def status(self) -> list[dict]:
+        return [n.status() for n in self.nodes.values() if n is not None]
+
+    def request(self, node_id: str, op: dict, ticks: int = 50) -> tuple[int, dict]:
+        """Send op to node_id and tick until it answers."""
+        self.handles += 1
+        handle = self.handles
+        self.nodes[node_id].client_request(handle, op)
+        self.pump(node_id)
+        self.deliver_all()
+        for _ in range(ticks):
+            if handle in self.replies:
+                break
+            self.tick()
+        return self.replies.pop(handle, (None, {}))
+
+
+def put(key, value, request_id=None):
+    return {"f": "put", "key": key, "value": value, "request_id": request_id}
+
+
+def get(key):
+    return {"f": "get", "key": key}
+
+
+def entries(*terms: int) -> list[dict]:
+    """A log whose i-th entry (from index 1) has the given term; puts x = index."""
+    return [
+        {"index": i, "term": t, "kind": "op", "data": {"op": put("x", i)}}
+        for i, t in enumerate(terms, start=1)
+    ]
+
+
+# ---- elections ------------------------------------------------------------
+
+
+def test_a_leader_is_elected_and_a_write_commits_on_every_node():
+    c = Cluster()
+    leader = c.elect()
+    assert c.request(leader, put("k", 1)) == (200, {})
+    c.tick(10)
+    assert all(n.kv.read("k").body == {"value": 1} for n in c.nodes.values())
+    assert {s["commit_index"] for s in c.status()} == {2}  # the no-op, then the put
+
+
+def test_prevote_stops_an_isolated_node_from_raising_its_term_and_disrupting_the_leader():
+    c = Cluster()
+    leader = c.elect()
+    term = c.nodes[leader].core.term
+    loner = next(i for i in c.ids if i != leader)
+    c.isolate(loner)
+    c.tick(300)  # ten election timeouts
+    assert c.nodes[loner].core.term == term  # its prevotes were never granted
+    c.heal()
+    c.tick(30)
+    assert c.leader() == leader and c.nodes[leader].core.term == term
+
+
+def test_check_quorum_makes_an_isolated_leader_step_down_within_two_election_timeouts():
+    c = Cluster()
+    leader = c.elect()
+    c.isolate(leader)
+    c.tick(2 * 15 + 1)
+    assert c.nodes[leader].core.role == "follower"
+    assert c.nodes[leader].metrics()["check_quorum_stepdowns"] == 1
+
+
+def test_without_check_quorum_an_isolated_leader_stays_leader():
+    c = Cluster(bugs=frozenset({"lease-no-checkquorum"}))
+    leader = c.elect()
+    c.isolate(leader)
+    c.tick(100)
+    assert c.nodes[leader].core.role == "leader"
+
+
+def test_a_follower_that_heard_the_leader_recently_ignores_a_vote_request():
+    c = Cluster()
+    leader = c.elect()
+    follower = next(i for i in c.ids if i != leader)
+    term = c.nodes[follower].core.term
+    c.nodes[follower].receive({"type": "vote", "src": next(i for i in c.ids if i not in (leader, follower)),
+                               "dst": follower, "term": term + 5, "last_index": 99, "last_term": 99,
+                               "force": False})
+    assert c.nodes[follower].core.term == term
+
+
+def test_no_persist_vote_leaves_voted_for_out_of_the_hard_state():
+    correct, buggy = Cluster(), Cluster(bugs=frozenset({"no-persist-vote"}))
+    for c in (correct, buggy):
+        c.elect()
+    assert all(d.hard_state["voted_for"] is not None for d in correct.disks.values())
+    assert all(d.hard_state["voted_for"] is None for d in buggy.disks.values())
+
+
+# ---- replication ------------------------------------------------------------
+
+
+def test_fast_backoff_skips_a_whole_conflicting_term_per_round_trip():
+    # n1 and n2 hold 50 entries of term 3; n3 holds 50 divergent entries of term 2.
+    good = Restored({"term": 3, "voted_for": None, "commit": 10}, None, entries(*[1] * 10, *[3] * 50))
+    stale = Restored({"term": 3, "voted_for": None, "commit": 10}, None, entries(*[1] * 10, *[2] * 50))
+    c = Cluster(restored={"n1": good, "n2": good, "n3": stale}, down=("n3",))
+    leader = c.elect()
+    c.start("n3")
+    c.tick(10)
+    rejections = [m for m in c.sent if m["type"] == "append_resp" and m["src"] == "n3" and not m["success"]]
+    assert 1 <= len(rejections) <= 2  # not one per divergent entry
+    assert c.nodes["n3"].core.log.term_at(60) == 3
+    assert c.nodes["n3"].status()["commit_index"] == c.nodes[leader].status()["commit_index"]
+
+
+def test_a_restarted_follower_catches_up_from_its_disk_and_the_leader():
+    c = Cluster()
+    leader = c.elect()
+    follower = next(i for i in c.ids if i != leader)
+    c.request(leader, put("a", 1))
+    c.crash(follower)
+    for i in range(5):
+        assert c.request(leader, put("b", i))[0] == 200
+    c.start(follower)
+    c.tick(10)
+    assert c.nodes[follower].kv.read("b").body == {"value": 4}
+    assert c.nodes[follower].status()["applied_index"] == c.nodes[leader].status()["applied_index"]
+
+
+# ---- the Figure 8 rule ------------------------------------------------------
+
+
+def figure8_cluster(bugs=frozenset()) -> Cluster:
+    """Figure 8 (c) of the Raft paper: S1 and S2 hold index 2 from term 2; S5 holds
+    a different index 2 from term 3 (which S3 and S4 elected it in) and is down."""
+    hs = {"term": 3, "voted_for": None, "commit": 1}
+    return Cluster(
+        5,
+        restored={
+            "n1": Restored(hs, None, entries(1, 2)),
+            "n2": Restored(hs, None, entries(1, 2)),
+            "n3": Restored(hs, None, entries(1)),
+            "n4": Restored(hs, None, entries(1)),
+            "n5": Restored(hs, None, entries(1, 3)),
+        },
+        down=("n5",),
+        bugs=bugs,
+    )
+
+
+def figure8_play(c: Cluster) -> dict | None:
+    """A term-4 leader (S1 or S2, with S3's vote) reaches S3, then S1 and S2 die and S5 returns.
+
+    Returns the entry at index 2 as the term-4 leader applied it (None if it did not)."""
+    c.isolate("n1", "n2", "n3")
+    leader = c.elect()
+    c.tick(10)
+    node = c.nodes[leader]
+    applied = node.core.log.entry(2) if node.applied >= 2 else None
+    for dead in ("n1", "n2"):
+        c.crash(dead)
+    c.heal()
+    c.start("n5")
+    c.tick(100)
+    return applied
+
+
+def won_election(core) -> None:
+    """Walk a core through PreVote and a vote with every peer granting."""
+    while core.role != "precandidate":
+        core.tick()
+    for peer in core.others:
+        core.step({"type": "prevote_resp", "src": peer, "dst": core.cfg.id, "term": core.term + 1,
+                   "granted": True})
+    for peer in core.others:
+        core.step({"type": "vote_resp", "src": peer, "dst": core.cfg.id, "term": core.term,
+                   "granted": True})
+    assert core.role == "leader"
+
+
+def figure8_leader(bugs=frozenset()):
+    cfg = CoreConfig("n1", ("n1", "n2", "n3", "n4", "n5"), (15, 30), 5, bugs)
+    core = RaftCore(cfg, random.Random(1), {"term": 3, "voted_for": None, "commit": 1}, None,
+                    entries(1, 2))
+    won_election(core)
+    return core
+
+
+def acked(core, peer: str, match: int) -> None:
+    core.step({"type": "append_resp", "src": peer, "dst": "n1", "term": core.term,
+               "success": True, "match_index": match, "seq": 0})
+
+
+def test_figure8_a_leader_does_not_commit_an_old_term_entry_by_counting_replicas():
+    core = figure8_leader()
+    assert core.term == 4 and core.log.term_at(3) == 4  # the no-op of its term
+    acked(core, "n2", 2)
+    acked(core, "n3", 2)
+    assert core.commit == 1  # index 2 is on n1, n2, n3 but is from term 2
+    acked(core, "n2", 3)
+    acked(core, "n3", 3)
+    assert core.commit == 3  # the no-op of term 4 commits, and index 2 with it
+
+
+def test_commit_old_term_commits_an_old_term_entry_by_counting_replicas():
+    core = figure8_leader(frozenset({"commit-old-term"}))
+    acked(core, "n2", 2)
+    acked(core, "n3", 2)
+    assert core.commit == 2
+
+
+def test_figure8_the_correct_leaders_commit_survives_when_s5_returns():
+    c = figure8_cluster()
+    committed = figure8_play(c)
+    assert committed is not None and committed["term"] == 2
+    for node_id in ("n3", "n4", "n5"):
+        assert c.nodes[node_id].core.log.term_at(2) == 2  # S5 could not win with its term-3 entry
+
+
+def test_figure8_commit_old_term_lets_a_later_leader_commit_a_different_entry_at_that_index():
+    c = figure8_cluster(bugs=frozenset({"commit-old-term"}))
+    committed = figure8_play(c)
+    assert committed is not None and committed["term"] == 2  # the bug committed it by counting
+    s5 = c.nodes["n5"]
+    assert s5.core.role == "leader"
+    assert s5.applied >= 2 and s5.core.log.term_at(2) == 3  # ... and S5 applied its own
+
+
+# ---- reads --------------------------------------------------------------------
+
+
+def test_followers_answer_503_not_leader_naming_the_leader():
+    c = Cluster()
+    leader = c.elect()
+    follower = next(i for i in c.ids if i != leader)
+    assert c.request(follower, get("k")) == (503, {"error": "not-leader", "leader": leader})
+    assert c.request(follower, put("k", 1)) == (503, {"error": "not-leader", "leader": leader})
+
+
+def test_a_readindex_read_waits_for_a_heartbeat_round_then_sees_the_latest_write():
+    c = Cluster()
+    leader = c.elect()
+    c.request(leader, put("k", 7))
+    before = len(c.sent)
+    assert c.request(leader, get("k")) == (200, {"value": 7})
+    assert any(m["type"] == "append" for m in c.sent[before:])  # leadership was confirmed
+    assert c.request(leader, get("missing")) == (404, {"error": "not-found"})
+
+
+def test_a_leader_cut_off_from_the_quorum_does_not_answer_a_read():
+    c = Cluster(request_timeout=100)
+    leader = c.elect()
+    c.isolate(leader)
+    status, body = c.request(leader, get("k"), ticks=20)
+    assert status in (503, 504, None)
+
+
+def test_a_write_that_cannot_reach_a_quorum_times_out_with_504():
+    c = Cluster(request_timeout=100)
+    leader = c.elect()
+    c.isolate(leader)
+    assert c.request(leader, put("k", 1), ticks=20) == (504, {"error": "timeout"})
+
+
+def test_a_lease_read_is_served_without_any_message():
+    c = Cluster(lease_reads=True)
+    leader = c.elect()
+    c.request(leader, put("k", 1))
+    c.tick(5)  # a heartbeat round answered: the lease is fresh
+    before = len(c.sent)
+    handle = 999
+    c.nodes[leader].client_request(handle, get("k"))
+    c.pump(leader)
+    assert c.replies[handle] == (200, {"value": 1})
+    assert len(c.sent) == before
+
+
+def test_stale_read_lets_a_follower_answer_from_its_own_state():
+    c = Cluster(bugs=frozenset({"stale-read"}))
+    leader = c.elect()
+    follower = next(i for i in c.ids if i != leader)
+    c.isolate(follower)
+    c.request(leader, put("k", 1))
+    assert c.request(follower, get("k")) == (404, {"error": "not-found"})  # stale
+
+
+# ---- writes ---------------------------------------------------------------------
+
+
+def test_a_retried_write_with_a_request_id_is_applied_at_most_once():
+    c = Cluster()
+    leader = c.elect()
+    assert c.request(leader, put("k", 1, "req-1"))[0] == 200
+    assert c.request(leader, put("k", 2, "req-2"))[0] == 200
+    assert c.request(leader, put("k", 1, "req-1"))[0] == 200  # the retry
+    assert c.request(leader, get("k")) == (200, {"value": 2})
+
+
+def test_cas_answers_409_with_the_current_value():
+    c = Cluster()
+    leader = c.elect()
+    c.request(leader, put("k", 1))
+    assert c.request(leader, {"f": "cas", "key": "k", "from": 5, "to": 6, "request_id": None}) == (
+        409, {"error": "cas-mismatch", "value": 1})
+    assert c.request(leader, {"f": "cas", "key": "k", "from": 1, "to": 6, "request_id": None}) == (200, {})
+
+
+def test_ack_before_replicate_acknowledges_a_write_no_follower_has():
+    c = Cluster(bugs=frozenset({"ack-before-replicate"}))
+    leader = c.elect()
+    c.isolate(leader)
+    assert c.request(leader, put("k", 1), ticks=5) == (200, {})
+    assert c.nodes[leader].status()["commit_index"] < c.nodes[leader].status()["last_log_index"]
+
+
+# ---- transfer and snapshots ---------------------------------------------------
+
+
+def test_leadership_transfer_hands_over_to_the_chosen_node_at_once():
+    c = Cluster()
+    leader = c.elect()
+    term = c.nodes[leader].core.term
+    target = next(i for i in c.ids if i != leader)
+    c.request(leader, put("k", 1))
+    c.nodes[leader].transfer_leadership(target)
+    c.pump(leader)
+    c.deliver_all()
+    c.tick(2)
+    assert c.leader() == target
+    assert c.nodes[target].core.term == term + 1
+
+
+def test_a_follower_far_behind_a_compacted_log_is_sent_a_snapshot():
+    c = Cluster(snapshot_every=5)
+    leader = c.elect()
+    laggard = next(i for i in c.ids if i != leader)
+    c.isolate(laggard)
+    for i in range(20):
+        assert c.request(leader, put(f"k{i % 3}", i, f"r{i}"))[0] == 200
+    assert c.nodes[leader].core.log.snap_index > 0
+    c.heal()
+    c.tick(20)
+    node = c.nodes[laggard]
+    assert node.metrics()["snapshots_installed"] >= 1
+    assert node.kv.to_json() == c.nodes[leader].kv.to_json()  # data and dedupe table
+    assert c.disks[laggard].snapshot is not None
+
+
+def test_a_node_restarts_from_its_snapshot_and_log():
+    c = Cluster(snapshot_every=5)
+    leader = c.elect()
+    for i in range(12):
+        c.request(leader, put("k", i))
+    c.tick(5)
+    follower = next(i for i in c.ids if i != leader)
+    c.crash(follower)
+    c.start(follower)
+    assert c.nodes[follower].kv.read("k").body == {"value": 11}
