@@ -107,15 +107,30 @@ class Clocks:
 
         def apply(item):
             node, s = item
+            prev_rate = self.settings.get(node, {}).get("rate", 1.0)
             self._write(node, s["offset_s"], s["rate"])
             self.settings[node] = dict(s)
             ev = self._verify_offset(node, s["offset_s"])
-            if s["rate"] != 1.0:
-                ev["rate"] = s["rate"]
-                ev["rate_file"] = self._read_back(node)
+            if s["rate"] != 1.0 or prev_rate != 1.0:
+                ev.update(self._verify_rate(node, s["rate"]))
             return ev
 
         return {"nodes": parallel(apply, sorted(changes.items()))}
+
+    def _verify_rate(self, node: str, rate: float, wait: float = 2.0) -> dict[str, Any]:
+        """A rate does not show in wall time: ask the node's status for clock_rate, else read the file back."""
+        deadline = time.monotonic() + wait
+        reported = None
+        while self.control == CLOCK_FILE and time.monotonic() < deadline:
+            reported = (self.cluster.probe(node, timeout=0.5) or {}).get("clock_rate")
+            if reported is None:
+                break  # this target does not report its rate
+            if abs(float(reported) - rate) < 1e-9:
+                return {"rate": rate, "rate_verified": True, "reported_rate": reported}
+            time.sleep(0.1)
+        if reported is not None:
+            raise NemesisError(f"clock rate on {node}: set {rate}, node reports {reported}")
+        return {"rate": rate, "rate_verified": False, "rate_file": self._read_back(node)}
 
     def _read_back(self, node: str) -> str | None:
         if self.cluster.state(node) != "running":
@@ -179,9 +194,12 @@ class Clocks:
             self._stop_strobe(node)
 
         def apply(node):
+            prev_rate = self.settings.pop(node, {}).get("rate", 1.0)
             self._write(node, 0.0, 1.0)
-            self.settings.pop(node, None)
-            return self._verify_offset(node, 0.0)
+            ev = self._verify_offset(node, 0.0)
+            if prev_rate != 1.0 and ev.get("verified"):
+                ev.update(self._verify_rate(node, 1.0))
+            return ev
 
         return {"nodes": parallel(apply, nodes)}
 
