@@ -84,6 +84,7 @@ class SimResult:
     leaders_by_term: dict[int, str]
     final_status: list[dict]
     events: int
+    recovered_after: int | None  # ms from the final heal until a write committed
 
     @property
     def ok(self) -> bool:
@@ -216,8 +217,9 @@ class Simulation:
             self._check_final()
         except ViolationFound as found:
             violations.append(found.violation)
+        recovered = None if self.probe_done_at is None else self.probe_done_at - cfg.duration
         return SimResult(self.seed, violations, self.history, dict(self.leaders_by_term),
-                         self._status(), self.events)
+                         self._status(), self.events, recovered)
 
     def _status(self) -> list[dict]:
         return [n.status() if n else {"id": self.ids[i], "role": "down"} for i, n in enumerate(self.nodes)]
