@@ -107,8 +107,8 @@ def _prepare(ops: Sequence[Operation], model: Model) -> _Prepared:
         reach_reads=[i for i, g in enumerate(reach) if g is not None],
         reset_mask=sum(1 << i for i in resets),
         reset_compat=[
-            0 if g is None else _compatible_resets(g, p_ret, resets, ordered, model)
-            for g, p_ret in zip(reach, (op.ret for op in ordered), strict=True)
+            0 if g is None else _compatible_resets(op, resets, ordered, model)
+            for g, op in zip(reach, ordered, strict=True)
         ],
     )
 
@@ -124,15 +124,12 @@ def _twins_before(ops: list[Operation], n_req: int, model: Model) -> list[int]:
 
 
 def _compatible_resets(
-    holds, ret: float, resets: list[int], ops: list[Operation], model: Model
+    read: Operation, resets: list[int], ops: list[Operation], model: Model
 ) -> int:
-    """Bits of the resets that may come before a read returning at `ret` and leave a state it can grow from."""
+    """Bits of the resets that may come before `read` and leave a state it can grow from."""
     mask = 0
     for i in resets:
-        if ops[i].call > ret:
-            continue
-        after = model.state_after_reset(ops[i])
-        if after is None or holds(after[0]):
+        if ops[i].call <= read.ret and model.reset_allows(ops[i], read):
             mask |= 1 << i
     return mask
 

@@ -68,7 +68,7 @@ class Model(Protocol):
 
     def reachable(self, op: Operation) -> Callable[[Any], bool] | None: ...
 
-    def state_after_reset(self, op: Operation) -> tuple | None: ...
+    def reset_allows(self, reset: Operation, read: Operation) -> bool: ...
 
 
 class BaseModel:
@@ -128,9 +128,9 @@ class BaseModel:
         """For a read: state -> can growth alone still make this read legal? None: can't tell."""
         return None
 
-    def state_after_reset(self, op: Operation) -> tuple | None:
-        """For a reset op: (the state it leaves,) when that does not depend on the state before."""
-        return None
+    def reset_allows(self, reset: Operation, read: Operation) -> bool:
+        """Could `read` still hold if `reset` came before it (then growth)? True: assume so."""
+        return True
 
 
 def _show(value: Any) -> str:
@@ -393,8 +393,12 @@ class StringKV(BaseModel):
     def resets(self, op: Operation) -> bool:
         return op.f == "put"
 
-    def state_after_reset(self, op: Operation) -> tuple | None:
-        return (op.value,) if op.f == "put" else None
+    def reset_allows(self, reset: Operation, read: Operation) -> bool:
+        # After a put of v the string grows from v, so the get needs v as a prefix.
+        want = read.output
+        if read.f != "get" or not isinstance(want, str) or not isinstance(reset.value, str):
+            return True
+        return reset.f != "put" or want.startswith(reset.value)
 
     def reachable(self, op: Operation) -> Callable[[Any], bool] | None:
         # Appends only extend the string, so a get can still hold only if the

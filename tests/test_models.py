@@ -134,6 +134,8 @@ def test_growth_models_say_when_a_read_can_no_longer_hold():
     holds = kv.reachable(op("get", output="ab"))
     assert holds("a") and holds("ab") and not holds("b")
     assert kv.resets(op("put", "x")) and not kv.resets(op("append", "x"))
+    assert kv.reset_allows(op("put", "a"), op("get", output="ab"))
+    assert not kv.reset_allows(op("put", "b"), op("get", output="ab"))
     s = get_model("set")
     assert s.reachable(op("read", output=[1, 2]))(frozenset({1}))
     assert not s.reachable(op("read", output=[1, 2]))(frozenset({3}))
