@@ -29,6 +29,8 @@ def faults(nodes: int, skews=(50, 80, 100, 150)) -> st.SearchStrategy[Fault]:
         st.builds(lambda t, i: Fault(t, "restart", (i,)), at, node),
         st.builds(lambda t, i, d: Fault(t, "bounce", (i, d)), at, node, down),
         st.builds(lambda t, i, d: Fault(t, "bounce-after-vote", (i, d)), at, node, down),
+        st.builds(lambda t, i, d: Fault(t, "bounce-before-send", (i, d)), at, node, down),
+        st.builds(lambda t, d: Fault(t, "bounce-leader", (d,)), at, down),
         st.builds(lambda t, a, b, d: Fault(t, "slow", (a, b, d)), at, node, node,
                   st.sampled_from([0, 50, 100, 200])),
         st.builds(lambda t, p: Fault(t, "drop", (p,)), at, st.sampled_from([0, 5, 20, 50])),
@@ -102,8 +104,8 @@ BUG_HUNTS = {
         ("bounce-after-vote", "slow", "bounce"), 30, 200, {"election-safety"},
     ),
     "commit-old-term": (
-        dict(clients=4, keys=1, request_timeout=300),
-        ("isolate-leader", "bounce", "heal"), 6, 60,
+        dict(clients=6, keys=1, request_timeout=300),
+        ("bounce-before-send",), 20, 100,
         {"stale-read", "state-machine-safety", "leader-completeness", "lost-write"},
     ),
     "ack-before-replicate": (

@@ -30,8 +30,9 @@ class Fault:
     kind: "partition" (args: the node indexes of one side; the rest is the
     other side), "isolate" (args: one node index), "heal", "crash" (node),
     "restart" (node), "bounce" (node, ms down: crash and restart), "isolate-leader"
-    (whoever leads now), "bounce-after-vote" (node, ms down: a crash point armed
-    until the node next grants a vote), "slow" (src, dst, extra ms on that one-way link),
+    (whoever leads now), "bounce-leader" (ms down), "bounce-after-vote" (node, ms down: a crash point armed
+    until the node next grants a vote), "bounce-before-send" (node, ms down: armed
+    until the node, leading, next persists a client entry), "slow" (src, dst, extra ms on that one-way link),
     "drop" (args: loss rate in percent), "transfer" (the
     leader, if any, hands over to node), "skew" (node, tick period in percent
     of normal: 50 runs its clock twice as fast).
@@ -161,6 +162,7 @@ class Simulation:
         self.blocked: set[tuple[int, int]] = set()
         self.slow: dict[tuple[int, int], int] = {}  # (src, dst) -> extra ms on that link
         self.bounce_after_vote: dict[int, int] = {}  # node -> ms down, armed crash point
+        self.bounce_before_send: dict[int, int] = {}  # node -> ms down, armed crash point
         self.drop_rate = 0.0
         self.now = 0
         self.queue: list[tuple] = []
@@ -273,6 +275,13 @@ class Simulation:
             return
         self._check_new_entries(i, rd.entries)
         self.disks[i].persist(rd)
+        if i in self.bounce_before_send and node.core.role == LEADER and any(
+            e["kind"] == "op" for e in rd.entries
+        ):
+            # A crash point: a leader dies after writing a client's entry to its
+            # disk but before anything leaves the machine.
+            self._on_fault(Fault(self.now, "bounce", (i, self.bounce_before_send.pop(i))))
+            return
         for msg in rd.messages:
             if self.rng.random() < self.drop_rate:
                 continue
@@ -316,10 +325,14 @@ class Simulation:
             self._at(self.now + (args[1] if len(args) > 1 else 1), "fault", Fault(self.now, "restart", (i,)))
         elif kind == "bounce-after-vote":
             self.bounce_after_vote[args[0] % n] = args[1] if len(args) > 1 else 1
-        elif kind == "isolate-leader":
+        elif kind == "bounce-before-send":
+            self.bounce_before_send[args[0] % n] = args[1] if len(args) > 1 else 1
+        elif kind in ("isolate-leader", "bounce-leader"):
             leaders = [i for i, node in enumerate(self.nodes) if node is not None and node.core.role == LEADER]
-            if leaders:
+            if leaders and kind == "isolate-leader":
                 self._on_fault(Fault(self.now, "isolate", (leaders[0],)))
+            elif leaders:
+                self._on_fault(Fault(self.now, "bounce", (leaders[0], args[0] if args else 1)))
         elif kind == "restart":
             i = args[0] % n
             if self.nodes[i] is None:
@@ -587,7 +600,8 @@ def run(cfg: SimConfig, seed: int, schedule: list[Fault] = ()) -> SimResult:  # 
 
 
 FAULT_KINDS = ("partition", "isolate", "isolate-leader", "heal", "crash", "restart", "bounce",
-               "slow", "drop", "transfer", "skew", "bounce-after-vote")
+               "bounce-leader",
+               "slow", "drop", "transfer", "skew", "bounce-after-vote", "bounce-before-send")
 
 
 def random_schedule(
@@ -607,8 +621,10 @@ def random_schedule(
             args = tuple(rng.sample(range(n), rng.randint(1, n // 2)))
         elif kind in ("isolate", "crash", "restart", "transfer"):
             args = (rng.randrange(n),)
-        elif kind in ("bounce", "bounce-after-vote"):
+        elif kind in ("bounce", "bounce-after-vote", "bounce-before-send"):
             args = (rng.randrange(n), rng.randint(1, 40))
+        elif kind == "bounce-leader":
+            args = (rng.randint(1, 100),)
         elif kind == "drop":
             args = (rng.choice([0, 5, 20, 50]),)
         elif kind == "slow":
