@@ -48,3 +48,38 @@ def linearizable_by_brute_force(ops: Sequence[Operation], model: Model) -> bool:
         return False
 
     return search(tuple(relevant), states)
+
+
+def linearizable_by_plain_search(ops: Sequence[Operation], model: Model) -> bool:
+    """The same question by a plain memoised search: no window tricks, greedy reads or pruning hooks.
+
+    Exponential only in concurrency, so it reaches histories of a few dozen
+    operations, where brute force cannot; tests use it to hold the real
+    search's pruning to account on bigger histories.
+    """
+    relevant = [op for op in ops if model.relevant(op)]
+    part_of: dict[int, int] = {}
+    parts = list(model.partition(relevant).values())
+    for n, part in enumerate(parts):
+        for op in part:
+            part_of[id(op)] = n
+    failed: set = set()
+
+    def search(remaining: frozenset[int], states: tuple) -> bool:
+        if all(relevant[i].ret == END_OF_TIME for i in remaining):
+            return True
+        if (remaining, states) in failed:
+            return False
+        earliest_return = min(relevant[i].ret for i in remaining)
+        for i in remaining:
+            op = relevant[i]
+            if op.call > earliest_return:
+                continue
+            n = part_of[id(op)]
+            for nxt in model.step(states[n], op):
+                if search(remaining - {i}, states[:n] + (nxt,) + states[n + 1 :]):
+                    return True
+        failed.add((remaining, states))
+        return False
+
+    return search(frozenset(range(len(relevant))), tuple(model.init() for _ in parts))

@@ -40,6 +40,7 @@ from checkers.operation import END_OF_TIME, Operation
 # Configurations a partition explores per turn before the next partition's turn
 # (and before the clock is looked at); doubled every round.
 _SLICE = 2000
+_MAX_SLICE = 64_000
 
 # Memo entries (configurations) kept before the memo is dropped: a few hundred
 # bytes each, so this keeps one partition's search well under 1 GiB.
@@ -483,7 +484,8 @@ def check(ops: Sequence[Operation], model: Model, time_limit: float | None = Non
         # After a failure, the keys not yet settled are reported as unchecked.
         open_keys_left = [k for k in open_keys if searches[k] is not None and k != failed_raw]
         open_keys = [] if failed else still_open
-        budget *= 2
+        # Capped, so a partition past its time limit is noticed within a second or so.
+        budget = min(budget * 2, _MAX_SLICE)
     unchecked = [keys[k] for k in open_keys_left]
     valid: bool | str = False if failed else ("unknown" if unknown else True)
     return {

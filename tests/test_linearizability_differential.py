@@ -15,7 +15,7 @@ import dataclasses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from checkers.bruteforce import linearizable_by_brute_force
+from checkers.bruteforce import linearizable_by_brute_force, linearizable_by_plain_search
 from checkers.linearizability import check
 from checkers.models import get_model
 from checkers.operation import END_OF_TIME, Operation
@@ -76,10 +76,10 @@ def _apply(name, state, process, f, value, key):
 
 
 @st.composite
-def histories(draw, name):
-    """A history from a random schedule of 2-3 processes, linearizable by construction."""
-    n_proc = draw(st.integers(2, 3))
-    budget = draw(st.integers(1, 8))
+def histories(draw, name, max_ops=8, max_procs=3):
+    """A history from a random schedule of 2+ processes, linearizable by construction."""
+    n_proc = draw(st.integers(2, max_procs))
+    budget = draw(st.integers(1, max_ops))
     state = {} if name in ("kv", "string-kv") else _initial(name)
     clock = 0
     next_proc = n_proc
@@ -209,3 +209,29 @@ def test_histories_from_a_sequential_model_are_linearizable_and_both_checkers_sa
 def test_perturbed_histories_get_the_brute_force_verdict(case):
     name, ops = case
     _agree(ops, name)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(MODEL_NAMES).flatmap(
+        lambda n: st.tuples(
+            st.just(n), histories(n, max_ops=30, max_procs=4).flatmap(lambda h: perturbed(h, n))
+        )
+    )
+)
+def test_on_longer_histories_the_search_agrees_with_a_plain_memoised_search(case):
+    name, ops = case
+    model = get_model(name)
+    assert check(ops, model)["valid"] is linearizable_by_plain_search(ops, model), ops
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(MODEL_NAMES).flatmap(
+        lambda n: st.tuples(st.just(n), histories(n).flatmap(lambda h: perturbed(h, n)))
+    )
+)
+def test_the_plain_search_agrees_with_brute_force(case):
+    name, ops = case
+    model = get_model(name)
+    assert linearizable_by_plain_search(ops, model) is linearizable_by_brute_force(ops, model)
