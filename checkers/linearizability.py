@@ -1,29 +1,35 @@
 """Linearizability checking: a Wing-Gong / Lowe search with memoisation, one partition at a time.
 
 `check(ops, model)` splits the history with `model.partition` (P-compositionality:
-a history is linearizable iff every partition is), searches each partition and
-stops at the first illegal one. The search is a depth-first walk over
-configurations (set of linearized operations as an int bitset, model state);
-a configuration seen once is never expanded again.
+a history is linearizable iff every partition is) and searches the partitions
+round-robin with a doubling budget, so an easy illegal partition settles the
+verdict before a hard legal one is finished. Each search is a depth-first walk
+over configurations (set of linearized operations as an int bitset, model
+state); a configuration seen once is never expanded again.
 
-What makes it fast enough in Python, each justified where it is used:
+What makes it fast enough in Python (each is justified where it is used):
 
 - Real-time order as a window: an operation may go next only if no pending
   operation returned before it was called, i.e. its call is <= the earliest
-  pending return. Operations are sorted by call, so the window is a short
-  scan from the first pending operation.
+  pending return. Operations are sorted by call, so the window is a short walk
+  over the pending bits. Candidates are tried earliest-return first.
 - Reads go greedily: an operation that never changes any state (a read, a
   failed cas in the etcd grammar) and is legal now is placed at once, with no
   branching. Placing it now is never worse: it leaves the state as it is and
   only widens the window.
 - Operations with an unknown outcome (`info`, never returned: ret is the end of
-  time) are optional. They are tried after the definite ones, never when they
-  would leave the state unchanged, and of several pending ones with the same
-  effect only the first is tried. The search succeeds once every definite
-  operation is placed.
-- Evidence in bounded memory: the search keeps only the deepest prefix it has
-  reached (by definite operations placed), its state, and at the end the
-  operations that could not go next from there.
+  time) are optional. The search succeeds once every definite operation is
+  placed. Optional ops are tried after the definite ones, never when they would
+  leave the state unchanged, only the first of several pending ones with the
+  same effect, and a configuration is skipped when one with the same definite
+  ops and state but fewer optional ops used was already explored (subsumption).
+- Growth pruning, for models that say their state only grows between resets
+  (append-only strings, grow-only sets; see `Model.reachable`): a configuration
+  is dropped as soon as some pending read can no longer hold from its state.
+- Bounded memory: the memo is dropped when it passes a cap (it only saves
+  repeated work), and evidence keeps only the deepest prefix reached (by
+  definite operations placed) and its state; the operations that could not go
+  next are worked out from those at the end.
 """
 
 from __future__ import annotations
