@@ -339,7 +339,10 @@ def print_summary(results: dict[str, Any], folder, report: Path | None, out) -> 
                 extra = f": key {r.get('keys', {}).get('failing') or (r.get('evidence') or {}).get('key')}"
         at = (results.get("anomalies_found_at") or {}).get(name)
         if at:
-            extra += f" (visible at {at['at_s']}s, {at['into_faults_s']}s into the faults"
+            what = "first lost add acknowledged" if name == "set" else "visible"
+            into = at["into_faults_s"]
+            when = "during the warm-up" if into is not None and into < 0 else f"{into}s into the faults"
+            extra += f" ({what} at {at['at_s']}s, {when}"
             extra += f", after {', '.join(at['after_faults'])})" if at["after_faults"] else ", before any fault)"
         lines.append(f"  {name:<16} {_verdict_word(r.get('valid'))}{extra}")
     if results.get("history_error"):
