@@ -484,6 +484,11 @@ class RaftCore:
     def _in_lease(self) -> bool:
         if not self.check_quorum_enabled():
             return False
+        if self.now < self.cfg.election_ticks[0]:
+            # Just (re)started: we may have acknowledged a leader moments before
+            # crashing, and its lease may count on us. Stay loyal to whoever that
+            # was for one minimum election timeout.
+            return True
         return self.leader is not None and self.election_elapsed < self.cfg.election_ticks[0]
 
     def _on_prevote(self, msg: dict) -> None:
