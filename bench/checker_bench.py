@@ -1,9 +1,10 @@
 """Linearizability checker speed and memory, side by side with Porcupine on its own histories.
 
 Checks every file in ../shared/peer-histories/porcupine and prints, per file:
-operations, our verdict, the expected one, our check time (parsing excluded,
-as in Porcupine's figures), Porcupine's time from porcupine-timings.tsv and
-our peak memory; then totals and the ratio. Then it builds a seeded synthetic
+operations, our verdict, the expected one, our check time (parsing excluded
+and the median of 3 runs after a warm-up, as in Porcupine's figures),
+Porcupine's time from porcupine-timings.tsv and our peak memory; then
+totals and the ratio. Then it builds a seeded synthetic
 `kv` history (100,000 ops on 1,000 keys from 20 processes, some `info`) and
 checks that. Each file runs in its own subprocess so its peak RSS
 (ru_maxrss) is its own; the interpreter's baseline is printed for reference.
@@ -18,6 +19,7 @@ import csv
 import json
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -33,6 +35,7 @@ from harness.formats.porcupine import read_porcupine_etcd, read_porcupine_kv  # 
 
 PEER_DIR = ROOT.parent / "shared" / "peer-histories" / "porcupine"
 MIB = 1024  # ru_maxrss is in KiB on Linux
+RUNS = 3
 
 
 def synthetic_kv_history(n_ops: int, n_keys: int, n_procs: int, seed: int) -> list[Operation]:
@@ -137,9 +140,13 @@ def _load(rel: str):
 def measure_file(rel: str, time_limit: float) -> dict:
     """Check one peer file here; time excludes parsing."""
     ops, model = _load(rel)
-    start = time.perf_counter()
-    result = check(ops, model, time_limit=time_limit)
-    elapsed = time.perf_counter() - start
+    # Like Porcupine's figures: one warm-up, then the median of three timed runs.
+    times = []
+    for _ in range(1 + RUNS):
+        start = time.perf_counter()
+        result = check(ops, model, time_limit=time_limit)
+        times.append(time.perf_counter() - start)
+    elapsed = statistics.median(times[1:])
     return {
         "file": rel,
         "ops": len(ops),
