@@ -552,7 +552,13 @@ class Simulation:
     # ---- client-visible checks, after the run -----------------------------------
 
     def _check_final(self) -> None:
-        """Every acknowledged write was applied, and no read returned an overwritten value."""
+        """Every acknowledged write was applied, and no read returned an overwritten value.
+
+        The order of writes is the order the cluster applied them, which the
+        simulator can see: stricter than linearizability of the client history
+        alone (a bug that acknowledges early can leave a history that is still
+        linearizable but contradicts what the cluster actually did).
+        """
         writes = {}  # request_id -> apply index of its first application
         value_index = {}  # (key, value) -> index of the write that stored it
         state = KVState()
@@ -574,24 +580,34 @@ class Simulation:
             if e["f"] != "get" and e.get("request_id") not in writes:
                 self._violation("lost-write", f"acknowledged {e['f']} {e['request_id']} "
                                 f"{e['key']}={e['value']} was never applied")
-        stored_at = {}  # request_id of an acknowledged write -> index that stored its value
-        for w in oks:
-            if w["f"] != "get":
-                value = w["value"] if w["f"] == "put" else w["value"][1]
-                stored_at[w["request_id"]] = value_index.get((w["key"], value))
-        for read in (e for e in oks if e["f"] == "get"):
-            got = 0 if read["value"] is None else value_index.get((read["key"], read["value"]))
-            if got is None:
-                self._violation("stale-read", f"read {read} returned a value no write stored")
-            for w in oks:
-                if w["f"] == "get" or w["key"] != read["key"] or w["time"] >= read["invoke_time"]:
-                    continue
-                if (stored_at[w["request_id"]] or 0) > got:
+        # What each acknowledged operation proves about the key's state: a write
+        # stored its value at some index; a read saw the value stored at some
+        # index (0: the key was absent). Once an operation completed, every
+        # read that starts later must see that index or a later one.
+        seen: dict[str, list[tuple[int, int, dict]]] = {}  # key -> (complete time, index, op)
+        reads = []
+        for e in oks:
+            if e["f"] == "get":
+                got = 0 if e["value"] is None else value_index.get((e["key"], e["value"]))
+                if got is None:
+                    self._violation("stale-read", f"read {e} returned a value no write stored")
+                reads.append((e, got))
+            else:
+                value = e["value"] if e["f"] == "put" else e["value"][1]
+                got = value_index.get((e["key"], value)) or 0
+            seen.setdefault(e["key"], []).append((e["time"], got, e))
+        for observations in seen.values():
+            observations.sort(key=lambda o: o[0])
+        for read, got in reads:
+            for done, index, op in seen[read["key"]]:
+                if done >= read["invoke_time"]:
+                    break
+                if index > got:
                     self._violation(
                         "stale-read",
                         f"read of {read['key']} at {read['invoke_time']}-{read['time']} ms on "
-                        f"{read['node']} returned {read['value']!r} although {w['f']} "
-                        f"{w['value']!r} completed at {w['time']} ms")
+                        f"{read['node']} returned {read['value']!r} although {op['f']} of "
+                        f"{op['value']!r} (index {index}) completed at {done} ms")
 
 
 def run(cfg: SimConfig, seed: int, schedule: list[Fault] = ()) -> SimResult:  # type: ignore[assignment]
