@@ -372,6 +372,21 @@ def test_a_lease_read_is_served_without_any_message():
     assert len(c.sent) == before
 
 
+def test_after_a_failed_transfer_the_leader_reads_by_readindex_not_by_lease():
+    # The transfer target may still win a forced election that ignores leases.
+    c = Cluster(lease_reads=True)
+    leader = c.elect()
+    c.request(leader, put("k", 1))
+    target = next(i for i in c.ids if i != leader)
+    c.isolate(target)
+    c.nodes[leader].transfer_leadership(target)
+    c.tick(20)  # the handover times out
+    assert c.leader() == leader
+    before = len(c.sent)
+    assert c.request(leader, get("k")) == (200, {"value": 1})
+    assert len(c.sent) > before
+
+
 def test_stale_read_lets_a_follower_answer_from_its_own_state():
     c = Cluster(bugs=frozenset({"stale-read"}))
     leader = c.elect()

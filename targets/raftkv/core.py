@@ -181,6 +181,10 @@ class RaftCore:
         self.seq = 0
         self.seq_sent_tick: dict[int, int] = {}
         self.transferee: str | None = None
+        # Set once this leader has asked somebody to take over: the target's
+        # forced election ignores leases, so ours is void for the rest of the term
+        # (reads fall back to ReadIndex), even if the handover seems to fail.
+        self.lease_revoked = False
         self.pending_reads: list[PendingRead] = []
         self.reads_awaiting_term_commit: list[int] = []
         self.counters = CoreCounters()
@@ -219,7 +223,7 @@ class RaftCore:
 
     def lease_valid(self) -> bool:
         """May this leader serve a read from local state without a heartbeat round?"""
-        if self.role != LEADER or self.transferee is not None:
+        if self.role != LEADER or self.transferee is not None or self.lease_revoked:
             return False
         if "lease-no-checkquorum" in self.cfg.bugs:
             return True
@@ -300,6 +304,7 @@ class RaftCore:
         self.role = LEADER
         self._set_leader(self.cfg.id)
         self.counters.became_leader += 1
+        self.lease_revoked = False
         self.votes = {}
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
@@ -402,6 +407,7 @@ class RaftCore:
             return
         self.counters.transfers_started += 1
         self.transferee = to
+        self.lease_revoked = True
         self.election_elapsed = 0  # the transfer must happen within one election timeout
         if self.progress[to].match == self.log.last_index():
             self._send(to, m.TIMEOUT_NOW)
