@@ -146,3 +146,18 @@ def test_the_same_hunt_finds_nothing_without_the_bug(bug):
     # The checks must not cry wolf: the correct node passes the hunt's first schedules.
     settings_, kinds, faults_, _, _ = BUG_HUNTS[bug]
     assert hunt(frozenset(), settings_, kinds, faults_, 8) is None
+
+
+def test_the_command_line_reports_a_clean_run_with_exit_0(capsys):
+    from targets.raftkv.sim import main
+
+    assert main(["--seed", "3", "--duration", "1000", "--faults", "5"]) == 0
+    assert "all safety and client-visible checks passed" in capsys.readouterr().out
+
+
+def test_the_command_line_hunts_a_bug_and_exits_1(capsys):
+    from targets.raftkv.sim import main
+
+    assert main(["--bug", "ack-before-replicate", "--hunt", "20", "--faults", "6",
+                 "--kinds", "isolate-leader,partition,bounce,heal"]) == 1
+    assert "VIOLATION" in capsys.readouterr().out
