@@ -11,6 +11,8 @@ Operations (what `nemesis.schedule` emits; a few shorthands are accepted too):
     {"f": "reset-clock",  "value": None | {"nodes": [...]}}
     {"f": "start-loss",   "value": {"nodes"?: [...], "probability": P} | P}
     {"f": "stop-loss"}
+    {"f": "start-delay" | "start-duplicate" | "start-reorder", "value": {"nodes"?: [...], ...}}  netem only
+    {"f": "stop-delay" | "stop-duplicate" | "stop-reorder"}
 
 The completion is {"type": "info", "f", "value": what was actually done (nodes
 and grudge resolved), "evidence": what the verification saw}. A fault that did
@@ -27,19 +29,22 @@ from typing import Any
 from nemesis import grudges as G
 from nemesis.clock import Clocks
 from nemesis.errors import NemesisError, NemesisOpError
-from nemesis.loss import NETEM_FAULTS, Loss, netem_problem
+from nemesis.loss import NETEM_FAULTS, Loss, iptables_problem, netem_problem
+from nemesis.netem import Netem, parse_value
 from nemesis.partition import Partitioner
 from nemesis.process import Processes
 
+NETEM_OPS = tuple(f"{verb}-{kind}" for kind in NETEM_FAULTS for verb in ("start", "stop"))
 OPS = (
     "start-partition", "stop-partition", "kill", "start", "pause", "resume",
     "bump-clock", "strobe-clock", "reset-clock", "start-loss", "stop-loss",
-)
+) + NETEM_OPS
 FAMILY_OF = {
     "start-partition": "partition", "stop-partition": "partition",
     "kill": "kill", "start": "kill", "pause": "pause", "resume": "pause",
     "bump-clock": "clock", "strobe-clock": "clock", "reset-clock": "clock",
     "start-loss": "loss", "stop-loss": "loss",
+    **{op: op.split("-", 1)[1] for op in NETEM_OPS},
 }
 SYMBOLIC = ("leader", "random")
 
@@ -69,8 +74,6 @@ def validate_op(op: dict[str, Any], node_ids: list[str]) -> dict[str, Any]:
         raise NemesisOpError(f"a nemesis op needs an 'f': {op!r}")
     f, value = op["f"], op.get("value")
     if f not in OPS:
-        if f in ("start-delay", "stop-delay", "start-duplicate", "stop-duplicate", "start-reorder", "stop-reorder"):
-            raise NemesisOpError(f"{f}: needs netem; refused (see Nemesis.problems)")
         raise NemesisOpError(f"unknown nemesis op {f!r}; known: {', '.join(OPS)}")
     if f == "start-partition":
         grudge = value.get("grudge") if isinstance(value, dict) else value
@@ -78,8 +81,12 @@ def validate_op(op: dict[str, Any], node_ids: list[str]) -> dict[str, Any]:
             raise NemesisOpError(f"start-partition: unknown grudge {grudge!r}; known: {', '.join(G.GRUDGES)}")
         seed = value.get("seed") if isinstance(value, dict) else None
         return {"f": f, "grudge": grudge, "seed": seed}
-    if f in ("stop-partition", "stop-loss"):
+    if f in ("stop-partition", "stop-loss") or (f in NETEM_OPS and f.startswith("stop-")):
         return {"f": f}
+    if f in NETEM_OPS:
+        kind = f.split("-", 1)[1]
+        nodes = _node_list(value, node_ids, f, allow_empty=True) or list(node_ids)
+        return {"f": f, "kind": kind, "nodes": nodes, "values": parse_value(kind, value)}
     if f in ("kill", "pause"):
         return {"f": f, "nodes": _node_list(value, node_ids, f, allow_empty=False)}
     if f in ("start", "resume"):
@@ -141,6 +148,7 @@ class Nemesis:
         self.partition = Partitioner(cluster, target.peer_port, lossy=lambda: self.loss.nodes)
         self.processes = Processes(cluster)
         self.clocks = Clocks(cluster, target.clock_control())
+        self.netem = Netem(cluster)
         self._lock = threading.RLock()
 
     # ---- before the run ---------------------------------------------------
@@ -153,6 +161,8 @@ class Nemesis:
                 why = netem_problem()
                 if why:
                     out.append(f"{f} needs the netem qdisc: {why}")
+            elif f in ("partition", "loss") and iptables_problem():
+                out.append(f"{f}: {iptables_problem()}")
             elif f == "partition" and len(self.cluster.node_ids) < 2:
                 out.append("partition needs at least 2 nodes")
             elif f not in ("partition", "kill", "pause", "clock", "loss") and f not in NETEM_FAULTS:
@@ -174,6 +184,7 @@ class Nemesis:
         out += [f"strobe:{n}" for n in sorted(self.clocks.strobing)]
         if self.loss.active:
             out.append(f"loss:{self.loss.probability:g}")
+        out += self.netem.active_kinds()
         return out
 
     def _alive(self) -> list[str]:
@@ -251,7 +262,8 @@ class Nemesis:
             if not nodes:
                 return [], {"note": "no node was down"}
             ev = self.processes.start(nodes)
-            ev["reapplied"] = [r for n in nodes for r in (self.partition.reapply(n), self.loss.reapply(n)) if r]
+            ev["reapplied"] = [r for n in nodes
+                               for r in (self.partition.reapply(n), self.loss.reapply(n), self.netem.reapply(n)) if r]
             return nodes, ev
         if f == "pause":
             pool = [n for n in ids if n not in self.processes.paused and n not in self.processes.killed]
@@ -296,6 +308,15 @@ class Nemesis:
             if not self.loss.active:
                 return None, {"note": "no loss was active"}
             return None, self.loss.stop(self._alive())
+        if f in NETEM_OPS:
+            why = netem_problem()
+            if why:
+                raise NemesisError(f"{f}: {why}")
+            if f.startswith("stop-"):
+                return None, self.netem.stop(f.split("-", 1)[1], self._alive())
+            nodes, _ = self._resolve(op["nodes"], list(ids))
+            return ({"nodes": nodes, **op["values"]},
+                    self.netem.start(op["kind"], nodes, op["values"], self._alive()))
         raise NemesisOpError(f"unhandled op {f}")
 
     def _need_clock(self) -> None:
@@ -324,4 +345,6 @@ class Nemesis:
                 done["stop-partition"] = self.partition.stop(alive)
             if self.clocks.skewed:
                 done["reset-clock"] = self.clocks.reset()
+            if self.netem.settings:
+                done["stop-netem"] = self.netem.stop(None, alive)
             return {"type": "info", "f": "heal", "value": sorted(done), "evidence": done}

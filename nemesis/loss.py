@@ -45,6 +45,21 @@ def netem_problem() -> str | None:
     return "cannot probe for netem here (needs root, tc and unshare on the harness host)"
 
 
+@functools.cache
+def iptables_problem() -> str | None:
+    """None when this kernel takes the rules partitions and loss use (probed in a scratch namespace)."""
+    ipt, unshare = shutil.which("iptables"), shutil.which("unshare")
+    if os.geteuid() != 0 or not ipt or not unshare:
+        return None  # cannot probe from here; the nemesis verifies every rule it installs anyway
+    script = ("iptables -w -N SPLITBRAIN-PROBE && iptables -w -A SPLITBRAIN-PROBE -s 10.0.0.1 "
+              "-m statistic --mode random --probability 0.5 -j DROP")
+    res = subprocess.run([unshare, "--net", "sh", "-c", script], capture_output=True, text=True, timeout=10)
+    if res.returncode == 0:
+        return None
+    detail = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["unknown error"]
+    return f"iptables with the statistic match does not work on this kernel ({detail[0]})"
+
+
 class Loss:
     def __init__(self, cluster):
         self.cluster = cluster

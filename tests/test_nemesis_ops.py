@@ -26,7 +26,8 @@ NODES = ["n1", "n2", "n3", "n4", "n5"]
         {"f": "strobe-clock", "value": {"nodes": ["n1"], "period_ms": 0}},
         {"f": "start-loss", "value": 1.5},
         {"f": "start-loss", "value": {"nodes": ["n1"], "probability": 0}},
-        {"f": "start-delay", "value": {"nodes": ["n1"]}},
+        {"f": "start-delay", "value": {"nodes": ["n1"], "delay_ms": -5}},
+        {"f": "start-duplicate", "value": {"probability": 2}},
     ],
 )
 def test_malformed_ops_are_refused_with_a_reason(op):
@@ -46,7 +47,8 @@ def test_symbolic_nodes_and_shorthands_are_accepted():
 
 @pytest.mark.parametrize("seed", range(20))
 def test_every_op_the_schedule_emits_is_valid(seed):
-    plan = make_schedule(seed, ["partition", "kill", "pause", "clock", "loss"], NODES, 1.0, 60.0)
+    plan = make_schedule(seed, ["partition", "kill", "pause", "clock", "loss", "delay", "duplicate", "reorder"],
+                         NODES, 1.0, 60.0)
     assert plan
     for step in plan:
         validate_op(step.op(), NODES)
@@ -75,6 +77,7 @@ def test_problems_name_what_the_host_or_target_cannot_do(monkeypatch):
     import nemesis.core as core
 
     monkeypatch.setattr(core, "netem_problem", lambda: "this kernel has no netem qdisc")
+    monkeypatch.setattr(core, "iptables_problem", lambda: None)
     nem = Nemesis(FakeCluster(), FakeTarget(None), ["partition", "clock", "delay", "reorder"])
     problems = nem.problems()
     assert any(p.startswith("clock") for p in problems)
@@ -87,6 +90,7 @@ def test_nothing_to_refuse_when_everything_is_available(monkeypatch):
     import nemesis.core as core
 
     monkeypatch.setattr(core, "netem_problem", lambda: None)
+    monkeypatch.setattr(core, "iptables_problem", lambda: None)
     nem = Nemesis(FakeCluster(), FakeTarget("clock-file"), ["partition", "kill", "pause", "clock", "loss", "delay"])
     assert nem.problems() == []
     assert nem.current_faults == []
@@ -136,3 +140,25 @@ def test_a_partition_that_silently_did_nothing_is_an_infrastructure_error():
     with pytest.raises(NemesisError, match="did not take effect"):
         nem.invoke({"f": "start-partition", "value": {"grudge": "halves"}})
     assert any("-j DROP" in script for _, script in cluster.commands), "rules were installed first"
+
+
+def test_netem_arguments_compose_into_one_qdisc():
+    from nemesis.netem import netem_args
+
+    assert netem_args({"delay": {"delay_ms": 100, "jitter_ms": 20}}) == [
+        "delay", "100ms", "20ms", "distribution", "normal"]
+    both = netem_args({"delay": {"delay_ms": 50, "jitter_ms": 0}, "duplicate": {"probability": 0.1}})
+    assert both == ["delay", "50ms", "duplicate", "10%"]
+    assert netem_args({"reorder": {"probability": 0.25, "delay_ms": 50}}) == ["delay", "50ms", "reorder", "25%"]
+
+
+def test_a_netem_fault_on_a_kernel_without_netem_is_refused_not_faked(monkeypatch):
+    import nemesis.core as core
+    from nemesis.errors import NemesisError
+
+    monkeypatch.setattr(core, "netem_problem", lambda: "this kernel has no netem qdisc")
+    cluster = SilentCluster()
+    nem = Nemesis(cluster, FakeTarget(None), ["delay"])
+    with pytest.raises(NemesisError, match="netem"):
+        nem.invoke({"f": "start-delay", "value": {"nodes": ["n1"]}})
+    assert cluster.commands == [], "nothing was touched"
