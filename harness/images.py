@@ -16,6 +16,8 @@ source rebuilds only the target image.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import io
 import json
@@ -147,18 +149,40 @@ def ensure_image(recipe: ImageRecipe, rebuild: bool = False, progress: Progress 
     client = client or docker_client()
     base = base_recipe_for(recipe)
     base_tag = base.tag()
+    tag = target_tag(recipe)
     if rebuild_base is None:
         rebuild_base = rebuild
-    if rebuild_base or not image_exists(client, base_tag):
-        build_base(client, base, progress)
-    else:
+    if not (rebuild or rebuild_base) and image_exists(client, base_tag) and image_exists(client, tag):
         progress(f"base image {base_tag}: cached")
-    tag = target_tag(recipe)
-    if rebuild or not image_exists(client, tag):
-        build_target(client, recipe, base_tag, tag, progress)
-    else:
         progress(f"target image {tag}: cached")
+        return tag
+    # Two harnesses on one host (parallel CI jobs) would otherwise both run
+    # debootstrap for the same tag: the second waits, then finds it built.
+    with build_lock(progress):
+        if rebuild_base or not image_exists(client, base_tag):
+            build_base(client, base, progress)
+        else:
+            progress(f"base image {base_tag}: cached")
+        if rebuild or not image_exists(client, tag):
+            build_target(client, recipe, base_tag, tag, progress)
+        else:
+            progress(f"target image {tag}: cached")
     return tag
+
+
+@contextlib.contextmanager
+def build_lock(progress: Progress):
+    path = Path(tempfile.gettempdir()) / "splitbrain-images.lock"
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            progress("another splitbrain is building images; waiting for it")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def build_base(client, base: BaseRecipe, progress: Progress) -> None:
