@@ -37,7 +37,8 @@ RUN_LABEL = "splitbrain.run"
 NODE_LABEL = "splitbrain.node"
 # Who made it: `clean` without a run id spares runs whose harness is still alive.
 OWNER_LABEL = "splitbrain.owner"
-SUBNET_POOL = ipaddress.ip_network("10.210.0.0/16")
+# Where run networks come from; change it if 10.210/16 is in use on your network.
+SUBNET_POOL = ipaddress.ip_network(os.environ.get("SPLITBRAIN_SUBNET_POOL", "10.210.0.0/16"))
 FIRST_NODE_HOST = 11  # node i gets .(10 + i); .1 is the bridge gateway (the harness)
 
 
@@ -164,8 +165,10 @@ class DockerCluster:
         missing = self.wait_serving(self.node_ids, remaining)
         if missing:
             tails = {n: self.node_log(n)[-300:].strip().replace("\n", " | ") for n in missing}
+            states = self.states()
             raise ClusterError(
-                f"nodes {', '.join(missing)} did not answer their status probe within {timeout:.0f}s; "
+                f"nodes {', '.join(f'{n} ({states[n]})' for n in missing)} did not answer their status probe "
+                f"within {time.monotonic() - started:.0f}s; "
                 + "; ".join(f"{n} log: {t or '(empty)'}" for n, t in tails.items())
             )
         self.log(f"cluster {self.run_id}: {len(self.node_ids)} nodes serving on {self.subnet} "
@@ -241,9 +244,16 @@ class DockerCluster:
         async def wait() -> list[str]:
             deadline = time.monotonic() + timeout
             pending = list(nodes)
+            rounds = 0
             while pending and time.monotonic() < deadline:
                 answers = await asyncio.gather(*(self.target.status_probe(self.addresses[n], 0.5) for n in pending))
                 pending = [n for n, a in zip(pending, answers, strict=True) if a is None]
+                rounds += 1
+                if pending and rounds % 5 == 0:
+                    # A node whose process exited will never answer: say so now, not at the timeout.
+                    states = await asyncio.to_thread(self.states)
+                    if any(states.get(n) in ("exited", "dead") for n in pending):
+                        return pending
                 if pending:
                     await asyncio.sleep(0.1)
             return pending

@@ -326,3 +326,22 @@ def test_teardown_during_up_leaves_nothing(delay):
         assert labelled(run_id) == (0, 0)
     finally:
         clean(run_id)
+
+
+def test_a_node_that_cannot_start_fails_up_quickly_with_its_log():
+    from harness.cluster import ClusterError
+
+    class Broken(HttpServerTarget):
+        def node_command(self, node_id, cluster, options):
+            return ["python3", "-c", "raise SystemExit('no such store: broken on purpose')"]
+
+    run_id = f"test-{uuid.uuid4().hex[:8]}"
+    c = DockerCluster(run_id, Broken(), 2, TargetOptions(), log=lambda s: None)
+    started = time.monotonic()
+    try:
+        with pytest.raises(ClusterError, match="broken on purpose"):
+            c.up(timeout=30)
+        assert time.monotonic() - started < 15
+    finally:
+        c.teardown()
+    assert labelled(run_id) == (0, 0)
