@@ -161,6 +161,7 @@ class RaftCore:
         self.rng = rng
         self.others = tuple(p for p in cfg.peers if p != cfg.id)
         hs = hard_state or {}
+        self.restarted = hard_state is not None  # a first start has acknowledged nobody
         self.term: int = hs.get("term", 0)
         self.voted_for: str | None = hs.get("voted_for")
         if "no-persist-vote" in cfg.bugs:
@@ -181,6 +182,7 @@ class RaftCore:
         self.seq = 0
         self.seq_sent_tick: dict[int, int] = {}
         self.transferee: str | None = None
+        self.transfer_elapsed = 0
         # Set once this leader has asked somebody to take over: the target's
         # forced election ignores leases, so ours is void for the rest of the term
         # (reads fall back to ReadIndex), even if the handover seems to fail.
@@ -328,9 +330,11 @@ class RaftCore:
             self._campaign(pre=True)
 
     def _tick_leader(self) -> None:
+        self.transfer_elapsed += 1
+        if self.transferee is not None and self.transfer_elapsed >= self.cfg.election_ticks[0]:
+            self.transferee = None  # a handover that has not happened by now failed
         if self.election_elapsed >= self.cfg.election_ticks[0]:
             self.election_elapsed = 0
-            self.transferee = None  # a transfer that has not happened by now failed
             if self.check_quorum_enabled():
                 active = 1 + sum(1 for p in self.others if self.progress[p].active)
                 if active < self.cfg.quorum:
@@ -408,7 +412,7 @@ class RaftCore:
         self.counters.transfers_started += 1
         self.transferee = to
         self.lease_revoked = True
-        self.election_elapsed = 0  # the transfer must happen within one election timeout
+        self.transfer_elapsed = 0  # the handover must happen within one election timeout
         if self.progress[to].match == self.log.last_index():
             self._send(to, m.TIMEOUT_NOW)
         else:
@@ -490,8 +494,8 @@ class RaftCore:
     def _in_lease(self) -> bool:
         if not self.check_quorum_enabled():
             return False
-        if self.now < self.cfg.election_ticks[0]:
-            # Just (re)started: we may have acknowledged a leader moments before
+        if self.now < self.cfg.election_ticks[0] and self.restarted:
+            # Just restarted: we may have acknowledged a leader moments before
             # crashing, and its lease may count on us. Stay loyal to whoever that
             # was for one minimum election timeout.
             return True
