@@ -66,7 +66,8 @@ class SimConfig:
 
 @dataclass(frozen=True)
 class Violation:
-    kind: str  # election-safety, log-matching, leader-completeness, state-machine-safety, liveness, lost-write, stale-read
+    kind: str  # election-safety, log-matching, leader-completeness, state-machine-safety,
+    # liveness, divergence, lost-write, stale-read
     time: int  # simulated ms
     detail: str
 
@@ -551,6 +552,14 @@ class Simulation:
 
     # ---- client-visible checks, after the run -----------------------------------
 
+    def _check_convergence(self) -> None:
+        """After the heal and the settle time, every node has applied the same state."""
+        nodes = [n for n in self.nodes if n is not None]
+        states = {(n.applied, _key(n.kv.to_json())) for n in nodes}
+        if len(states) > 1:
+            self._violation("divergence", "nodes hold different state after healing: "
+                            + str([(n.config.id, n.applied) for n in nodes]))
+
     def _check_final(self) -> None:
         """Every acknowledged write was applied, and no read returned an overwritten value.
 
@@ -559,6 +568,7 @@ class Simulation:
         alone (a bug that acknowledges early can leave a history that is still
         linearizable but contradicts what the cluster actually did).
         """
+        self._check_convergence()
         writes = {}  # request_id -> apply index of its first application
         value_index = {}  # (key, value) -> index of the write that stored it
         state = KVState()
