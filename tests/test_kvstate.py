@@ -53,3 +53,13 @@ def test_the_dedupe_table_survives_a_snapshot_round_trip():
     restored = KVState.from_json(kv.to_json())
     restored.apply({"f": "put", "key": "k", "value": 1, "request_id": "r1"})
     assert restored.read("k").body == {"value": 2}
+
+
+def test_the_dedupe_table_forgets_the_oldest_request_ids_beyond_its_capacity():
+    from targets.raftkv import kvstate
+
+    kv = KVState()
+    for i in range(kvstate.DEDUPE_CAPACITY + 5):
+        kv.apply({"f": "put", "key": "k", "value": i, "request_id": f"r{i}"})
+    assert len(kv.dedupe) == kvstate.DEDUPE_CAPACITY
+    assert "r0" not in kv.dedupe and f"r{kvstate.DEDUPE_CAPACITY + 4}" in kv.dedupe

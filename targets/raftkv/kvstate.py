@@ -12,6 +12,12 @@ from dataclasses import dataclass
 
 NOT_FOUND = (404, {"error": "not-found"})
 
+# How many request ids the dedupe table remembers, oldest forgotten first: a
+# retry is recognised while it is among this many recent writes. Bounded so that
+# snapshots stay small; every replica evicts identically because it applies the
+# same writes in the same order.
+DEDUPE_CAPACITY = 10_000
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -43,6 +49,8 @@ class KVState:
         outcome = self._apply_once(op)
         if request_id is not None:
             self.dedupe[request_id] = [outcome.status, outcome.body]
+            if len(self.dedupe) > DEDUPE_CAPACITY:
+                del self.dedupe[next(iter(self.dedupe))]
         return outcome
 
     def _apply_once(self, op: dict) -> Outcome:
