@@ -80,7 +80,7 @@ class Clocks:
         except ValueError:
             return None
 
-    def _verify_offset(self, node: str, offset_s: float, wait: float = 2.0) -> dict[str, Any]:
+    def verify_offset(self, node: str, offset_s: float, wait: float = 2.0) -> dict[str, Any]:
         """Poll until the node reports host time + offset (within tolerance); evidence, or NemesisError."""
         if self.cluster.state(node) != "running":
             return {"node": node, "verified": False, "why": f"node is {self.cluster.state(node)}; checked when it runs"}
@@ -110,7 +110,7 @@ class Clocks:
             prev_rate = self.settings.get(node, {}).get("rate", 1.0)
             self._write(node, s["offset_s"], s["rate"])
             self.settings[node] = dict(s)
-            ev = self._verify_offset(node, s["offset_s"])
+            ev = self.verify_offset(node, s["offset_s"])
             if s["rate"] != 1.0 or prev_rate != 1.0:
                 ev.update(self._verify_rate(node, s["rate"]))
             return ev
@@ -196,7 +196,7 @@ class Clocks:
         def apply(node):
             prev_rate = self.settings.pop(node, {}).get("rate", 1.0)
             self._write(node, 0.0, 1.0)
-            ev = self._verify_offset(node, 0.0)
+            ev = self.verify_offset(node, 0.0)
             if prev_rate != 1.0 and ev.get("verified"):
                 ev.update(self._verify_rate(node, 1.0))
             return ev

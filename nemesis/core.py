@@ -264,6 +264,9 @@ class Nemesis:
             ev = self.processes.start(nodes)
             ev["reapplied"] = [r for n in nodes
                                for r in (self.partition.reapply(n), self.loss.reapply(n), self.netem.reapply(n)) if r]
+            # A skew written while the node was down is checked now that it runs.
+            ev["clocks"] = [self.clocks.verify_offset(n, self.clocks.settings[n]["offset_s"])
+                            for n in nodes if n in self.clocks.settings and n in ev["nodes"] and ev["nodes"][n]["answers"]]
             return nodes, ev
         if f == "pause":
             pool = [n for n in ids if n not in self.processes.paused and n not in self.processes.killed]

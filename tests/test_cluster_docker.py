@@ -345,3 +345,12 @@ def test_a_node_that_cannot_start_fails_up_quickly_with_its_log():
     finally:
         c.teardown()
     assert labelled(run_id) == (0, 0)
+
+
+def test_a_clock_skew_written_while_a_node_is_down_is_verified_when_it_starts(cluster, nemesis):
+    nemesis.invoke({"f": "kill", "value": "n3"})
+    bumped = nemesis.invoke({"f": "bump-clock", "value": {"n3": 15.0}})
+    assert bumped["evidence"]["nodes"][0]["verified"] is False  # nothing to ask while it is down
+    started = nemesis.invoke({"f": "start", "value": "n3"})
+    assert started["evidence"]["clocks"][0]["verified"]
+    assert abs(started["evidence"]["clocks"][0]["observed_skew_s"] - 15) < 1
