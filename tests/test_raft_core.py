@@ -408,6 +408,16 @@ def test_a_retried_write_with_a_request_id_is_applied_at_most_once():
     assert c.request(leader, get("k")) == (200, {"value": 2})
 
 
+def test_a_malformed_write_is_refused_with_400_and_never_reaches_the_log():
+    c = Cluster()
+    leader = c.elect()
+    last = c.nodes[leader].status()["last_log_index"]
+    assert c.request(leader, {"f": "put", "key": "k"}) == (400, {"error": "bad-request"})
+    assert c.request(leader, {"f": "cas", "key": "k", "to": 1}) == (400, {"error": "bad-request"})
+    assert c.request(leader, {"f": "delete", "key": "k"}) == (400, {"error": "bad-request"})
+    assert c.nodes[leader].status()["last_log_index"] == last
+
+
 def test_cas_answers_409_with_the_current_value():
     c = Cluster()
     leader = c.elect()

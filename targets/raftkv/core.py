@@ -14,7 +14,7 @@ the driver in a Ready. Membership is fixed at start.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from targets.raftkv import messages as m
 
@@ -145,7 +145,6 @@ class CoreCounters:
     snapshots_installed: int = 0
     messages_rejected_stale_term: int = 0
     transfers_started: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 class RaftCore:

@@ -119,6 +119,14 @@ def not_leader(leader: str | None) -> tuple[int, dict]:
 TIMEOUT = (504, {"error": "timeout"})
 
 
+def _well_formed(op: dict) -> bool:
+    needs = {"get": (), "put": ("value",), "cas": ("from", "to")}.get(op.get("f"))
+    if needs is None or not isinstance(op.get("key"), str):
+        return False
+    request_id = op.get("request_id")
+    return all(k in op for k in needs) and (request_id is None or isinstance(request_id, str))
+
+
 @dataclass(frozen=True)
 class PendingWrite:
     handle: int
@@ -192,10 +200,12 @@ class RaftKVNode:
         """
         self.counters["client_requests"] += 1
         self.deadlines[handle] = self.now + self.request_timeout_ticks
-        f = op.get("f")
-        if f not in ("get", "put", "cas") or not isinstance(op.get("key"), str):
+        if not _well_formed(op):
+            # Refused here, so that no malformed write can reach the log and
+            # trip every replica that applies it.
             self._reply(handle, 400, {"error": "bad-request"})
             return
+        f = op["f"]
         if f == "get":
             self._start_read(handle, op["key"])
         else:
