@@ -652,7 +652,9 @@ class RaftCore:
         if self.role != LEADER:
             return
         matches = sorted([self.log.last_index()] + [p.match for p in self.progress.values()], reverse=True)
-        n = matches[self.cfg.quorum - 1]
+        # A follower can only claim more than we hold if a buggy leader before us
+        # let its log run ahead of ours; never commit what we do not have.
+        n = min(matches[self.cfg.quorum - 1], self.log.last_index())
         if n <= self.commit:
             return
         if self.log.term_at(n) != self.term and "commit-old-term" not in self.cfg.bugs:
