@@ -52,6 +52,13 @@ _MAX_SLICE = 64_000
 # bytes each, so this keeps one partition's search well under 1 GiB.
 _MEMO_CAP = 1_500_000
 
+# Optional-op sets remembered per (definite ops, state): scanning a longer
+# list costs more than the repeated work it would save.
+_SUBSUMERS_PER_KEY = 16
+
+# Scan optional ops by effect when there are at least this many per effect.
+_CLASS_SCAN_RATIO = 4
+
 
 @dataclass(frozen=True, slots=True)
 class PartitionVerdict:
@@ -82,6 +89,8 @@ class _Prepared:
     # too would only repeat the same configurations.
     optional_mask: int = 0
     twins_before: list[int] = field(default_factory=list)
+    # The same as masks per effect, when effects are few next to the ops.
+    effect_classes: list[int] = field(default_factory=list)
     # Growth pruning (see Model.reachable): per op a predicate or None, and
     # the bits of ops that may reset the state.
     reach: list = field(default_factory=list)
@@ -110,6 +119,7 @@ def _prepare(ops: Sequence[Operation], model: Model) -> _Prepared:
         read_only=[model.read_only(op) for op in ordered],
         optional_mask=((1 << len(ordered)) - 1) ^ ((1 << n_req) - 1),
         twins_before=_twins_before(ordered, n_req, model),
+        effect_classes=_effect_classes(ordered, n_req, model),
         reach=reach if any(g is not None for g in reach) else [],
         reach_reads=[i for i, g in enumerate(reach) if g is not None],
         reset_mask=sum(1 << i for i in resets),
@@ -128,6 +138,15 @@ def _twins_before(ops: list[Operation], n_req: int, model: Model) -> list[int]:
         masks[i] = by_effect.get(key, 0)
         by_effect[key] = masks[i] | (1 << i)
     return masks
+
+
+def _effect_classes(ops: list[Operation], n_req: int, model: Model) -> list[int]:
+    classes: dict[Any, int] = {}
+    for i in range(n_req, len(ops)):
+        key = model.effect_key(ops[i])
+        classes[key] = classes.get(key, 0) | (1 << i)
+    # Walking the pending bits is cheaper while most optional ops differ.
+    return list(classes.values()) if _CLASS_SCAN_RATIO * len(classes) <= len(ops) - n_req else []
 
 
 def _compatible_resets(
@@ -163,16 +182,25 @@ def _window(p: _Prepared, lin: int) -> tuple[list[int], list[int], float]:
     opt: list[int] = []
     if p.optional_mask:
         waiting = p.optional_mask & ~lin
-        rest = waiting
-        twins = p.twins_before
-        while rest:
-            low = rest & -rest
-            o = low.bit_length() - 1
-            if calls[o] > min_ret:
-                break
-            if not twins[o] & waiting:
-                opt.append(o)
-            rest ^= low
+        if p.effect_classes:
+            # Few effects: the first pending op of each, if it has been called.
+            for members in p.effect_classes:
+                m = members & waiting
+                if m:
+                    o = (m & -m).bit_length() - 1
+                    if calls[o] <= min_ret:
+                        opt.append(o)
+        else:
+            rest = waiting
+            twins = p.twins_before
+            while rest:
+                low = rest & -rest
+                o = low.bit_length() - 1
+                if calls[o] > min_ret:
+                    break
+                if not twins[o] & waiting:
+                    opt.append(o)
+                rest ^= low
     return req, opt, min_ret
 
 
@@ -280,7 +308,9 @@ class _Search:
             if not m & ~used:
                 return True
         prior[:] = [m for m in prior if used & ~m]
-        prior.append(used)
+        if len(prior) < _SUBSUMERS_PER_KEY:
+            prior.append(used)
+        # else: not remembered; it may be explored again, which is only slower.
         return False
 
     def run(self, budget: int) -> bool | None:

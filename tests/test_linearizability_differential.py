@@ -15,6 +15,7 @@ import dataclasses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import checkers.linearizability as lin
 from checkers.bruteforce import linearizable_by_brute_force, linearizable_by_plain_search
 from checkers.linearizability import check
 from checkers.models import get_model
@@ -76,7 +77,7 @@ def _apply(name, state, process, f, value, key):
 
 
 @st.composite
-def histories(draw, name, max_ops=8, max_procs=3):
+def histories(draw, name, max_ops=8, max_procs=3, info_weight=1):
     """A history from a random schedule of 2+ processes, linearizable by construction."""
     n_proc = draw(st.integers(2, max_procs))
     budget = draw(st.integers(1, max_ops))
@@ -95,9 +96,9 @@ def histories(draw, name, max_ops=8, max_procs=3):
         applied = [p for p, o in pending.items() if o[5]]
         # Weights: most ops complete; fail and info are the exceptions they are in real runs.
         if unapplied:
-            actions += ["apply"] * 4 + ["fail", "info"]
+            actions += ["apply"] * 4 + ["fail"] + ["info"] * info_weight
         if applied:
-            actions += ["complete"] * 4 + ["info"]
+            actions += ["complete"] * 4 + ["info"] * info_weight
         action = draw(st.sampled_from(actions))
         if action == "fail" and name == "etcd":
             # In the etcd grammar a failed cas means "found another value", and
@@ -235,3 +236,27 @@ def test_the_plain_search_agrees_with_brute_force(case):
     name, ops = case
     model = get_model(name)
     assert linearizable_by_plain_search(ops, model) is linearizable_by_brute_force(ops, model)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(["register", "cas-register", "etcd", "set", "mutex"]).flatmap(
+        lambda n: st.tuples(
+            st.just(n),
+            histories(n, max_ops=30, max_procs=4, info_weight=4).flatmap(lambda h: perturbed(h, n)),
+        )
+    )
+)
+def test_with_many_info_ops_the_search_agrees_with_the_plain_search(case):
+    # Many unknown outcomes with few distinct effects: the search then groups
+    # optional ops by effect, a path the other tests rarely reach.
+    name, ops = case
+    model = get_model(name)
+    expected = linearizable_by_plain_search(ops, model)
+    assert check(ops, model)["valid"] is expected, ops
+    # And with optional ops always grouped by effect, however few share one.
+    ratio, lin._CLASS_SCAN_RATIO = lin._CLASS_SCAN_RATIO, 1
+    try:
+        assert check(ops, model)["valid"] is expected, ops
+    finally:
+        lin._CLASS_SCAN_RATIO = ratio
