@@ -8,6 +8,7 @@ Operations (what `nemesis.schedule` emits; a few shorthands are accepted too):
     {"f": "start" | "resume", "value": {"nodes": [...]} | NODE | None}   None / "leader" = every killed/paused node
     {"f": "bump-clock",   "value": {"nodes": [...], "delta_ms": D, "rate"?: R} | {NODE: offset_s, ...}}
     {"f": "strobe-clock", "value": {"nodes": [...], "delta_ms": D, "period_ms": P}}
+    {"f": "clock-rate",   "value": {"nodes": [...], "rate": R}}   (= bump-clock with delta_ms 0)
     {"f": "reset-clock",  "value": None | {"nodes": [...]}}
     {"f": "start-loss",   "value": {"nodes"?: [...], "probability": P} | P}
     {"f": "stop-loss"}
@@ -73,6 +74,9 @@ def validate_op(op: dict[str, Any], node_ids: list[str]) -> dict[str, Any]:
     if not isinstance(op, dict) or "f" not in op:
         raise NemesisOpError(f"a nemesis op needs an 'f': {op!r}")
     f, value = op["f"], op.get("value")
+    if f == "clock-rate":  # shorthand: a rate change is a bump of zero with a rate
+        value = {**(value if isinstance(value, dict) else {}), "delta_ms": 0}
+        return validate_op({"f": "bump-clock", "value": value}, node_ids)
     if f not in OPS:
         raise NemesisOpError(f"unknown nemesis op {f!r}; known: {', '.join(OPS)}")
     if f == "start-partition":

@@ -41,6 +41,8 @@ def test_symbolic_nodes_and_shorthands_are_accepted():
     assert validate_op({"f": "start"}, NODES)["nodes"] == []
     bump = validate_op({"f": "bump-clock", "value": {"n1": 5.0}}, NODES)
     assert bump["absolute"] == {"n1": 5.0}
+    rate = validate_op({"f": "clock-rate", "value": {"nodes": ["n2"], "rate": 2.0}}, NODES)
+    assert rate["f"] == "bump-clock" and rate["rate"] == 2.0 and rate["delta_s"] == 0
     loss = validate_op({"f": "start-loss", "value": 0.2}, NODES)
     assert loss["nodes"] == NODES and loss["probability"] == 0.2
 
