@@ -53,6 +53,7 @@ def test_raftkv_image_holds_its_package_and_nothing_else():
     assert "targets/raftkv/__main__.py" in dests
     assert all(d.startswith("targets/") for d in dests)
     assert not any("tests/" in d or "harness/" in d for d in dests)
+    assert "targets/raftkv/plugin.py" not in dests, "the harness-side plugin is not needed in the node"
 
 
 def test_missing_debootstrap_says_how_to_install_it(monkeypatch):

@@ -213,10 +213,11 @@ class RaftKV:
 
     def image_recipe(self) -> ImageRecipe:
         # The node runs `python3 -m targets.raftkv`; only the package itself
-        # goes into the image (tests and the harness stay out, so editing them
-        # does not rebuild it).
-        files = (("targets/__init__.py", REPO_ROOT / "targets" / "__init__.py"),) + files_under(
-            REPO_ROOT, "targets/raftkv"
+        # goes into the image (tests, the harness and this plugin stay out, so
+        # editing them does not rebuild it).
+        files = (("targets/__init__.py", REPO_ROOT / "targets" / "__init__.py"),) + tuple(
+            (dest, src) for dest, src in files_under(REPO_ROOT, "targets/raftkv")
+            if dest != "targets/raftkv/plugin.py"  # harness side only: editing it must not rebuild
         )
         return ImageRecipe(name=self.name, files=files, env=(("PYTHONDONTWRITEBYTECODE", "1"),))
 
