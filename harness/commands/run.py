@@ -169,6 +169,10 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None, parts=docker_
     out = out or sys.stdout
     folder = create_run_folder(spec.store, spec.test or "test")
     folder.write_spec(spec.to_yaml())
+    model = "kv" if spec.workload == "register" else "set"
+    # Replaced at the end; a harness killed mid-run leaves this, which says so.
+    folder.write_results({"test": spec.test, "seed": spec.seed, "valid": "unknown", "status": "running",
+                          "model": model, "workload": spec.workload, "command": reproduce_command(folder)})
     progress = Progress(quiet=quiet)
     cluster, nodes, open_client, open_nemesis = parts(spec, target, progress.message)
     options = {"keys": spec.active_keys(), "ops_per_key": spec.ops_per_key} if spec.workload == "register" else {}
@@ -208,7 +212,8 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None, parts=docker_
         "seed": spec.seed,
         "valid": verdict,
         "exit_code": code,
-        "model": "kv" if spec.workload == "register" else "set",
+        "status": "interrupted" if outcome.interrupted else "infra-error" if outcome.infra_error else "complete",
+        "model": model,
         "workload": spec.workload,
         "nemesis": list(spec.nemesis),
         "bugs": list(spec.bugs),
