@@ -52,19 +52,19 @@ def assert_safe(cfg: SimConfig, seed: int, schedule: list[Fault]) -> None:
 # ---- the correct node keeps every invariant --------------------------------------
 
 
-@settings(max_examples=30, deadline=None, derandomize=True, database=None)
+@settings(max_examples=50, deadline=None, derandomize=True, database=None)
 @given(seed=st.integers(0, 2**16), schedule=schedules(3))
 def test_three_nodes_keep_raft_safety_and_recover_under_generated_faults(seed, schedule):
     assert_safe(SimConfig(nodes=3, duration=DURATION), seed, schedule)
 
 
-@settings(max_examples=12, deadline=None, derandomize=True, database=None)
+@settings(max_examples=20, deadline=None, derandomize=True, database=None)
 @given(seed=st.integers(0, 2**16), schedule=schedules(5))
 def test_five_nodes_with_frequent_snapshots_keep_raft_safety_under_generated_faults(seed, schedule):
     assert_safe(SimConfig(nodes=5, duration=DURATION, snapshot_every=10), seed, schedule)
 
 
-@settings(max_examples=12, deadline=None, derandomize=True, database=None)
+@settings(max_examples=20, deadline=None, derandomize=True, database=None)
 @given(seed=st.integers(0, 2**16), schedule=schedules(3, skews=(90, 100, 110)))
 def test_lease_reads_stay_linearizable_while_clock_drift_stays_within_the_margin(seed, schedule):
     assert_safe(SimConfig(nodes=3, duration=DURATION, lease_reads=True), seed, schedule)

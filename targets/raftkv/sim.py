@@ -139,6 +139,7 @@ class Client:
     target: int  # node index it will talk to next
     op_count: int = 0
     busy: bool = False
+    retry: dict | None = None  # a write whose outcome was unknown, to send again as is
 
 
 @dataclass
@@ -383,6 +384,12 @@ class Simulation:
     def _on_client(self, client: Client) -> None:
         if self.healed or client.busy:
             return
+        if client.retry is not None:
+            # The same request id again: the store must apply it at most once.
+            op, client.retry = client.retry, None
+            client.busy = True
+            self._invoke(client, op, client.target)
+            return
         key = f"k{self.rng.randrange(self.cfg.keys)}"
         roll = self.rng.random()
         if roll < 0.5:
@@ -456,6 +463,8 @@ class Simulation:
             client.target = self.rng.randrange(self.cfg.nodes)  # try somebody else
         if kind == "info":
             client.process = self._new_process()  # Jepsen: an indefinite op retires its process
+            if op["f"] != "get" and self.rng.random() < 0.5:
+                client.retry = op
         self._at(self.now + self.rng.randint(0, self.cfg.think_time), "client", client)
 
     def _record(self, kind, client, op, read_value, node, error=None, invoke_time=None) -> None:
