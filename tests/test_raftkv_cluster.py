@@ -211,3 +211,20 @@ def test_a_restarted_node_behind_a_compacted_log_catches_up_from_a_snapshot(tmp_
             c.stop_all()
             for node_id in c.ids:
                 print(f"--- {node_id} log ---\n{c.log_tail(node_id, 40)}")
+
+
+def test_a_node_restarted_with_a_torn_log_tail_truncates_it_and_catches_up(cluster):
+    leader = cluster.wait_for_leader(timeout=10)
+    for i in range(10):
+        cluster.put_via_leader(f"t{i}", i)
+    victim = next(i for i in cluster.ids if i != leader)
+    cluster.kill(victim)
+    with open(cluster.data_dir(victim) / "wal", "ab") as wal:
+        wal.write(b"\x00\x00\x01\x00\xde\xad\xbe\xef{\"t\":\"ent\"")  # a record cut off mid-write
+    cluster.start(victim)
+    cluster.wait_until_serving(victim)
+    for i in range(10, 15):
+        cluster.put_via_leader(f"t{i}", i)
+    target = cluster.status(cluster.wait_for_leader(timeout=10))["commit_index"]
+    cluster.wait_for_applied(victim, target, timeout=15)
+    assert "torn or corrupt log tail" in cluster.log_path(victim).read_text()
