@@ -86,6 +86,8 @@ class RunOutcome:
     final_reads: dict[str, int] = field(default_factory=dict)
     interrupted: str | None = None
     infra_error: str | None = None
+    infra_error_traceback: str | None = None
+    logs_error: str | None = None
     nemesis_ops: int = 0
     schedule_lag_max_s: float = 0.0
     observer_samples: int = 0
@@ -183,7 +185,7 @@ class RunLoop:
             self.outcome.infra_error = str(e)
         except Exception as e:  # a bug or an infrastructure failure: keep the evidence
             self.outcome.infra_error = f"{type(e).__name__}: {e}"
-            self.outcome.infra_error_traceback = traceback.format_exc()  # type: ignore[attr-defined]
+            self.outcome.infra_error_traceback = traceback.format_exc()
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
@@ -493,7 +495,7 @@ class RunLoop:
             try:
                 await asyncio.to_thread(self.cluster.copy_logs, self.logs_dir)
             except Exception as e:
-                self.outcome.logs_error = f"{type(e).__name__}: {e}"  # type: ignore[attr-defined]
+                self.outcome.logs_error = f"{type(e).__name__}: {e}"
         try:
             await asyncio.to_thread(self.cluster.teardown)
         except Exception as e:
