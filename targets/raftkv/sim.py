@@ -32,7 +32,10 @@ class Fault:
     "restart" (node), "bounce" (node, ms down: crash and restart), "isolate-leader"
     (whoever leads now), "bounce-leader" (ms down), "bounce-after-vote" (node, ms down: a crash point armed
     until the node next grants a vote), "bounce-before-send" (node, ms down: armed
-    until the node, leading, next persists a client entry), "slow" (src, dst, extra ms on that one-way link),
+    until the node, leading, next persists a client entry), "bounce-leader-before-send"
+    (ms down: the same crash point, armed in whoever leads now), "bounce-first-writes"
+    (ms down, ms window: in the window every new leader dies at its first client
+    entry, the k-th for k times the ms down: the Figure 8 sequence), "slow" (src, dst, extra ms on that one-way link),
     "drop" (args: loss rate in percent), "transfer" (the
     leader, if any, hands over to node), "skew" (node, tick period in percent
     of normal: 50 runs its clock twice as fast).
@@ -165,6 +168,11 @@ class Simulation:
         self.slow: dict[tuple[int, int], int] = {}  # (src, dst) -> extra ms on that link
         self.bounce_after_vote: dict[int, int] = {}  # node -> ms down, armed crash point
         self.bounce_before_send: dict[int, int] = {}  # node -> ms down, armed crash point
+        # "bounce-first-writes": until this time every new leader dies at its first
+        # client entry; the k-th such death keeps the node down k * first_write_down ms.
+        self.first_writes_until = -1
+        self.first_write_down = 0
+        self.first_write_terms: set[int] = set()
         self.drop_rate = 0.0
         self.now = 0
         self.queue: list[tuple] = []
@@ -277,13 +285,17 @@ class Simulation:
             return
         self._check_new_entries(i, rd.entries)
         self.disks[i].persist(rd)
-        if i in self.bounce_before_send and node.core.role == LEADER and any(
-            e["kind"] == "op" for e in rd.entries
-        ):
+        if node.core.role == LEADER and any(e["kind"] == "op" for e in rd.entries):
             # A crash point: a leader dies after writing a client's entry to its
             # disk but before anything leaves the machine.
-            self._on_fault(Fault(self.now, "bounce", (i, self.bounce_before_send.pop(i))))
-            return
+            down = self.bounce_before_send.pop(i, None)
+            term = node.core.term
+            if down is None and self.now < self.first_writes_until and term not in self.first_write_terms:
+                self.first_write_terms.add(term)
+                down = self.first_write_down * len(self.first_write_terms)
+            if down is not None:
+                self._on_fault(Fault(self.now, "bounce", (i, down)))
+                return
         for msg in rd.messages:
             if self.rng.random() < self.drop_rate:
                 continue
@@ -327,14 +339,18 @@ class Simulation:
             self._at(self.now + (args[1] if len(args) > 1 else 1), "fault", Fault(self.now, "restart", (i,)))
         elif kind == "bounce-after-vote":
             self.bounce_after_vote[args[0] % n] = args[1] if len(args) > 1 else 1
+        elif kind == "bounce-first-writes":
+            self.first_write_down, self.first_writes_until = args[0], self.now + args[1]
         elif kind == "bounce-before-send":
             self.bounce_before_send[args[0] % n] = args[1] if len(args) > 1 else 1
-        elif kind in ("isolate-leader", "bounce-leader"):
+        elif kind in ("isolate-leader", "bounce-leader", "bounce-leader-before-send"):
             leaders = [i for i, node in enumerate(self.nodes) if node is not None and node.core.role == LEADER]
             if leaders and kind == "isolate-leader":
                 self._on_fault(Fault(self.now, "isolate", (leaders[0],)))
-            elif leaders:
+            elif leaders and kind == "bounce-leader":
                 self._on_fault(Fault(self.now, "bounce", (leaders[0], args[0] if args else 1)))
+            elif leaders:
+                self.bounce_before_send[leaders[0]] = args[0] if args else 1
         elif kind == "restart":
             i = args[0] % n
             if self.nodes[i] is None:
@@ -635,7 +651,7 @@ def run(cfg: SimConfig, seed: int, schedule: list[Fault] = ()) -> SimResult:  # 
 
 
 FAULT_KINDS = ("partition", "isolate", "isolate-leader", "heal", "crash", "restart", "bounce",
-               "bounce-leader",
+               "bounce-leader", "bounce-leader-before-send", "bounce-first-writes",
                "slow", "drop", "transfer", "skew", "bounce-after-vote", "bounce-before-send")
 
 
@@ -658,8 +674,10 @@ def random_schedule(
             args = (rng.randrange(n),)
         elif kind in ("bounce", "bounce-after-vote", "bounce-before-send"):
             args = (rng.randrange(n), rng.randint(1, 40))
-        elif kind == "bounce-leader":
+        elif kind in ("bounce-leader", "bounce-leader-before-send"):
             args = (rng.randint(1, 100),)
+        elif kind == "bounce-first-writes":
+            args = (rng.choice([100, 200, 300]), rng.choice([500, 1000, 2000]))
         elif kind == "drop":
             args = (rng.choice([0, 5, 20, 50]),)
         elif kind == "slow":
