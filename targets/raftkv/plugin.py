@@ -182,19 +182,28 @@ class RaftKVClient:
         return _outcome("info", None, err)
 
     async def _read_set(self, node_id: str, key: str) -> dict[str, Any]:
+        """Read every element ever attempted (raftkv has no range reads): one GET each, 64 at a time.
+
+        The first element is read alone, so a node that refuses (not the leader)
+        costs one request, not thousands.
+        """
         elements = sorted(self._set_elements.get(key, ()), key=lambda v: (str(type(v)), v))
-        found = []
-        sem = asyncio.Semaphore(32)
+        sem = asyncio.Semaphore(64)
 
         async def one(v):
             async with sem:
                 return v, await self._single(node_id, "GET", f"/kv/{quote(SET_PREFIX + key + '/' + str(v), safe='')}",
                                              None, read=True)
 
-        results = await asyncio.gather(*(one(v) for v in elements))
+        results = []
+        if elements:
+            results.append(await one(elements[0]))
+            if results[0][1]["type"] == "ok":
+                results += await asyncio.gather(*(one(v) for v in elements[1:]))
+        found = []
         for v, r in results:
             if r["type"] != "ok":
-                # One element unknown makes the whole read unknown; fail only if all were definite.
+                # One element unknown makes the whole read unknown; a refusal makes it a refusal.
                 return _outcome(r["type"], None, f"element {v}: {r['error']}")
             if r["value"] is not None:
                 found.append(v)
