@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from targets.raftkv.core import CoreConfig, RaftCore
 from targets.raftkv.node import NodeConfig, RaftKVNode, Restored
 from targets.raftkv.sim import Disk
@@ -130,6 +132,29 @@ def entries(*terms: int) -> list[dict]:
         {"index": i, "term": t, "kind": "op", "data": {"op": put("x", i)}}
         for i, t in enumerate(terms, start=1)
     ]
+
+
+# ---- configuration ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(bugs=frozenset({"no-such-bug"})),
+        dict(election_timeout=(300, 150)),
+        dict(heartbeat=200),
+        dict(tick_ms=0),
+        dict(snapshot_every=0),
+    ],
+)
+def test_a_node_config_that_cannot_work_is_refused(bad):
+    with pytest.raises(ValueError):
+        NodeConfig(id="n1", peers=("n1", "n2", "n3"), **bad)
+
+
+def test_a_node_must_be_one_of_its_peers():
+    with pytest.raises(ValueError):
+        NodeConfig(id="n9", peers=("n1", "n2", "n3"))
 
 
 # ---- elections ------------------------------------------------------------

@@ -51,6 +51,14 @@ class NodeConfig:
         lo, hi = self.election_timeout
         if not 0 < lo <= hi:
             raise ValueError(f"election timeout must satisfy 0 < lo <= hi, got {self.election_timeout}")
+        if self.tick_ms < 1 or lo < self.tick_ms:
+            raise ValueError(f"tick of {self.tick_ms} ms must be positive and below the election timeout")
+        if not self.tick_ms <= self.heartbeat < lo:
+            # A heartbeat as slow as the election timeout makes healthy followers campaign.
+            raise ValueError(f"heartbeat {self.heartbeat} ms must be at least one tick and below "
+                             f"the election timeout's lower bound {lo} ms")
+        if self.snapshot_every < 1 or self.request_timeout < self.tick_ms:
+            raise ValueError("snapshot_every must be >= 1 and request_timeout at least one tick")
 
 
 @dataclass
