@@ -128,6 +128,8 @@ TIMEOUT = (504, {"error": "timeout"})
 
 
 def _well_formed(op: dict) -> bool:
+    if not isinstance(op, dict):
+        return False
     needs = {"get": (), "put": ("value",), "cas": ("from", "to")}.get(op.get("f"))
     if needs is None or not isinstance(op.get("key"), str):
         return False
