@@ -374,8 +374,9 @@ class RunLoop:
             due = started + step.at
             if due > loop.time():
                 await asyncio.sleep(due - loop.time())
-            lag = loop.time() - due
-            self.outcome.schedule_lag_max_s = max(self.outcome.schedule_lag_max_s, round(lag, 4))
+            if not step.follows:
+                lag = loop.time() - due
+                self.outcome.schedule_lag_max_s = max(self.outcome.schedule_lag_max_s, round(lag, 4))
             op = self._resolve(step)
             if step.f in ("start", "resume") and step.family in self._fault_nodes:
                 op["value"] = {**(op.get("value") or {}), "nodes": self._fault_nodes.pop(step.family)}

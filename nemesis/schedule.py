@@ -2,7 +2,7 @@
 
 Every `interval` seconds the schedule either starts a fault of a family that is
 not active or stops one that is, so faults of different families overlap and
-mix. The same seed, faults, nodes, interval and time limit always give the
+mix. Some kills are bounces: the node restarts within a second. The same seed, faults, nodes, interval and time limit always give the
 same plan; only choices that depend on the running cluster ("the current
 leader") are left as the symbolic node "leader" for the run loop to resolve.
 At the time limit every fault still active is stopped.
@@ -39,6 +39,9 @@ FAMILY_OPS: dict[str, tuple[str, str]] = {
 
 LEADER = "leader"  # symbolic node: the run loop substitutes the observed leader
 
+BOUNCE_CHANCE = 0.35  # of a kill: restart almost at once instead of an interval later
+BOUNCE_DELAYS = (0.1, 0.25, 0.5, 1.0)
+
 
 @dataclass(frozen=True)
 class ScheduledOp:
@@ -48,6 +51,9 @@ class ScheduledOp:
     family: str
     f: str
     value: Any = None
+    # A bounce's restart: due `at`, but it follows its kill however long the kill took,
+    # so its lateness is not the schedule falling behind.
+    follows: bool = False
 
     def op(self) -> dict[str, Any]:
         return {"f": self.f, "value": self.value}
@@ -133,6 +139,15 @@ def make_schedule(
             busy = {n for a in active for n in a.nodes}
             name, value, reserved = _start(rng, family, nodes, busy)
             if family in ("kill", "pause") and not reserved:
+                at += interval
+                continue
+            if family == "kill" and rng.random() < BOUNCE_CHANCE:
+                # A bounce: restart within a second, so nodes crash and come back while
+                # an election is still going on (where forgotten votes and lost
+                # state show up), not only between settled terms.
+                back = min(rng.choice(BOUNCE_DELAYS), interval / 2)
+                plan.append(ScheduledOp(at, family, name, value))
+                plan.append(ScheduledOp(round(at + back, 3), family, "start", {"nodes": list(reserved)}, follows=True))
                 at += interval
                 continue
             plan.append(ScheduledOp(at, family, name, value))

@@ -21,7 +21,14 @@ def test_ops_come_every_interval_within_the_time_limit_and_end_healed():
     plan = make_schedule(1, ALL, NODES, 5, 60)
     times = [s.at for s in plan]
     assert times == sorted(times) and times[0] == 5 and max(times) <= 60
-    assert all(t % 5 == 0 for t in times)
+    assert all(s.at % 5 == 0 for s in plan if not s.follows)
+
+
+def test_some_kills_are_bounces_that_restart_within_a_second():
+    plan = make_schedule(4, ["kill"], NODES, 5, 600)
+    bounces = [(a, b) for a, b in zip(plan, plan[1:], strict=False) if b.follows]
+    assert bounces and all(a.f == "kill" and b.f == "start" and 0 < b.at - a.at <= 1 for a, b in bounces)
+    assert any(not s.follows and s.f == "start" for s in plan)  # and some kills last an interval
 
 
 def test_no_fault_and_no_interval_mean_no_schedule():
