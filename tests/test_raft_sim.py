@@ -31,6 +31,8 @@ def faults(nodes: int, skews=(50, 80, 100, 150)) -> st.SearchStrategy[Fault]:
         st.builds(lambda t, i, d: Fault(t, "bounce-after-vote", (i, d)), at, node, down),
         st.builds(lambda t, i, d: Fault(t, "bounce-before-send", (i, d)), at, node, down),
         st.builds(lambda t, d: Fault(t, "bounce-leader", (d,)), at, down),
+        st.builds(lambda t, i, d: Fault(t, "pause", (i, d)), at, node, st.sampled_from([50, 200, 1000])),
+        st.builds(lambda t, d: Fault(t, "pause-leader", (d,)), at, st.sampled_from([50, 200, 1000])),
         st.builds(lambda t, d, w: Fault(t, "bounce-first-writes", (d, w)), at,
                   st.sampled_from([100, 200, 300]), st.sampled_from([500, 1000])),
         st.builds(lambda t, a, b, d: Fault(t, "slow", (a, b, d)), at, node, node,

@@ -25,20 +25,21 @@ from targets.raftkv.node import NodeConfig, RaftKVNode, Restored
 
 @dataclass(frozen=True)
 class Fault:
-    """One nemesis action at a simulated time.
+    """One nemesis action at a simulated time; node arguments are indexes (mod N).
 
-    kind: "partition" (args: the node indexes of one side; the rest is the
-    other side), "isolate" (args: one node index), "heal", "crash" (node),
-    "restart" (node), "bounce" (node, ms down: crash and restart), "isolate-leader"
-    (whoever leads now), "bounce-leader" (ms down), "bounce-after-vote" (node, ms down: a crash point armed
-    until the node next grants a vote), "bounce-before-send" (node, ms down: armed
-    until the node, leading, next persists a client entry), "bounce-leader-before-send"
-    (ms down: the same crash point, armed in whoever leads now), "bounce-first-writes"
-    (ms down, ms window: in the window every new leader dies at its first client
-    entry, the k-th for k times the ms down: the Figure 8 sequence), "slow" (src, dst, extra ms on that one-way link),
-    "drop" (args: loss rate in percent), "transfer" (the
-    leader, if any, hands over to node), "skew" (node, tick period in percent
-    of normal: 50 runs its clock twice as fast).
+    partition (nodes on one side)      isolate (node)          isolate-leader ()
+    heal ()                            crash (node)            restart (node)
+    bounce (node, ms down)             bounce-leader (ms down)
+    pause (node, ms)                   pause-leader (ms)       frozen, then catches up
+    slow (src, dst, extra ms)          drop (loss %)           skew (node, tick period %)
+    transfer (node): the leader, if any, hands over to node
+    Crash points, armed until they fire:
+    bounce-after-vote (node, ms down): dies right after granting a vote
+    bounce-before-send (node, ms down): dies, leading, after persisting a client
+        entry and before sending anything
+    bounce-leader-before-send (ms down): the same, armed in whoever leads now
+    bounce-first-writes (ms down, ms window): in the window every new leader dies
+        at its first client entry, the k-th staying down k times as long (Figure 8)
     """
 
     at: int
@@ -164,6 +165,10 @@ class Simulation:
         self.nodes: list[RaftKVNode | None] = [None] * cfg.nodes
         self.incarnation = [0] * cfg.nodes
         self.tick_period = [cfg.tick_ms] * cfg.nodes
+        # A paused node (SIGSTOP, a long GC) runs nothing: its ticks pile up and
+        # its inbound messages wait in the kernel until it resumes.
+        self.paused_until = [-1] * cfg.nodes
+        self.missed_ticks = [0] * cfg.nodes
         self.blocked: set[tuple[int, int]] = set()
         self.slow: dict[tuple[int, int], int] = {}  # (src, dst) -> extra ms on that link
         self.bounce_after_vote: dict[int, int] = {}  # node -> ms down, armed crash point
@@ -241,6 +246,7 @@ class Simulation:
     def _start_node(self, i: int) -> None:
         cfg = self.cfg
         self.incarnation[i] += 1
+        self.paused_until[i], self.missed_ticks[i] = -1, 0
         node = RaftKVNode(
             NodeConfig(
                 id=self.ids[i],
@@ -265,13 +271,31 @@ class Simulation:
         node = self.nodes[i]
         if node is None or incarnation != self.incarnation[i]:
             return
+        self._at(self.now + self.tick_period[i], "tick", i, incarnation)
+        if self.now < self.paused_until[i]:
+            self.missed_ticks[i] += 1
+            return
         node.tick()
         self._drain(i)
-        self._at(self.now + self.tick_period[i], "tick", i, incarnation)
+
+    def _on_resume(self, i: int, incarnation: int) -> None:
+        node = self.nodes[i]
+        if node is None or incarnation != self.incarnation[i] or self.paused_until[i] < 0:
+            return
+        self.paused_until[i] = -1
+        # Like the server's loop after SIGCONT: first catch up on the time that
+        # passed, then handle what arrived meanwhile (delivered after this event).
+        for _ in range(self.missed_ticks[i]):
+            node.tick()
+        self.missed_ticks[i] = 0
+        self._drain(i)
 
     def _on_deliver(self, src: int, dst: int, msg: dict) -> None:
         node = self.nodes[dst]
         if node is None or (src, dst) in self.blocked:
+            return
+        if self.now < self.paused_until[dst]:
+            self._at(self.paused_until[dst], "deliver", src, dst, msg)
             return
         node.receive(msg)
         self._drain(dst)
@@ -343,9 +367,16 @@ class Simulation:
             self.first_write_down, self.first_writes_until = args[0], self.now + args[1]
         elif kind == "bounce-before-send":
             self.bounce_before_send[args[0] % n] = args[1] if len(args) > 1 else 1
-        elif kind in ("isolate-leader", "bounce-leader", "bounce-leader-before-send"):
+        elif kind == "pause":
+            i = args[0] % n
+            if self.nodes[i] is not None and self.paused_until[i] < 0:
+                self.paused_until[i] = self.now + args[1]
+                self._at(self.paused_until[i], "resume", i, self.incarnation[i])
+        elif kind in ("isolate-leader", "bounce-leader", "bounce-leader-before-send", "pause-leader"):
             leaders = [i for i, node in enumerate(self.nodes) if node is not None and node.core.role == LEADER]
-            if leaders and kind == "isolate-leader":
+            if leaders and kind == "pause-leader":
+                self._on_fault(Fault(self.now, "pause", (leaders[0], args[0] if args else 500)))
+            elif leaders and kind == "isolate-leader":
                 self._on_fault(Fault(self.now, "isolate", (leaders[0],)))
             elif leaders and kind == "bounce-leader":
                 self._on_fault(Fault(self.now, "bounce", (leaders[0], args[0] if args else 1)))
@@ -385,6 +416,9 @@ class Simulation:
         for i, node in enumerate(self.nodes):
             if node is None:
                 self._start_node(i)
+            elif self.paused_until[i] > self.now:
+                self.paused_until[i] = self.now
+                self._on_resume(i, self.incarnation[i])
         self._at(self.now, "probe")
 
     # ---- clients ------------------------------------------------------------------
@@ -440,6 +474,9 @@ class Simulation:
         node = self.nodes[flight.node]
         if node is None:
             self._complete(handle, "fail", None, "connection refused")
+            return
+        if self.now < self.paused_until[flight.node]:
+            self._at(self.paused_until[flight.node], "request", handle)
             return
         node.client_request(handle, dict(flight.op))
         self._drain(flight.node)
@@ -651,7 +688,8 @@ def run(cfg: SimConfig, seed: int, schedule: list[Fault] = ()) -> SimResult:  # 
 
 
 FAULT_KINDS = ("partition", "isolate", "isolate-leader", "heal", "crash", "restart", "bounce",
-               "bounce-leader", "bounce-leader-before-send", "bounce-first-writes",
+               "bounce-leader", "bounce-leader-before-send", "bounce-first-writes", "pause",
+               "pause-leader",
                "slow", "drop", "transfer", "skew", "bounce-after-vote", "bounce-before-send")
 
 
@@ -678,6 +716,10 @@ def random_schedule(
             args = (rng.randint(1, 100),)
         elif kind == "bounce-first-writes":
             args = (rng.choice([100, 200, 300]), rng.choice([500, 1000, 2000]))
+        elif kind == "pause":
+            args = (rng.randrange(n), rng.choice([50, 200, 500, 1000]))
+        elif kind == "pause-leader":
+            args = (rng.choice([50, 200, 500, 1000]),)
         elif kind == "drop":
             args = (rng.choice([0, 5, 20, 50]),)
         elif kind == "slow":
