@@ -313,12 +313,24 @@ class RunLoop:
 
     # ------------------------------------------------------------------ clients
 
+    def _pinned(self, slot: int) -> bool:
+        """Does this slot stay on its node whatever happens? Pinned clients keep talking
+        to a deposed or isolated leader, which is where stale reads and dual-serving
+        show; the others follow the leader, which keeps the load realistic."""
+        routing = self.spec.routing
+        if routing == "pinned":
+            return True
+        if routing == "leader":
+            return False
+        return slot < min(len(self.nodes), self.spec.concurrency // 2)
+
     async def _worker(self, slot: int, stop: asyncio.Event) -> None:
         """One client slot: issues ops at its share of the rate; after an info it carries on as a new process."""
         loop = asyncio.get_running_loop()
         process = slot
         self.outcome.processes += 1
         node_i = slot % len(self.nodes)
+        pinned = self._pinned(slot)
         period = self.spec.concurrency / self.spec.rate
         # Stagger the slots so they do not all fire at once.
         next_at = loop.time() + self.rng.random() * period
@@ -337,7 +349,7 @@ class RunLoop:
             kind = await self._call(process, self.nodes[node_i], op)
             if kind == "info":
                 process = self._new_process()
-            if kind != "ok":
+            if kind != "ok" and not pinned:
                 # The node may be down or not the leader: go to the leader the observer
                 # last saw if that is another node, else to the next node.
                 leader = self.observer.leader() if self.observer else None

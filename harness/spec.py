@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 WORKLOADS = ("register", "set")
+ROUTINGS = ("mixed", "leader", "pinned")
 
 # Fault families a schedule can mix. The nemesis and the target say at run
 # time which of these this host and this target can really inject.
@@ -51,6 +52,9 @@ class TestSpec:
     op_timeout: float = 1.0
     ops_per_key: int = 200
     keys: int = 0  # active register keys at once; 0 = derived from concurrency
+    # Which node a client asks: "leader" (follow the observed leader after a refusal),
+    # "pinned" (always its own node), "mixed" (one pinned client per node, the rest follow).
+    routing: str = "mixed"
     options: dict[str, Any] = field(default_factory=dict)  # passed to the target
 
     def resolve(self) -> TestSpec:
@@ -206,6 +210,8 @@ def check_spec(spec: TestSpec, targets: list[str] | None = None, bugs: list[str]
             if b not in bugs:
                 known = ", ".join(bugs) if bugs else "none"
                 raise SpecError(f"unknown bug {b!r} for target {spec.target}{_suggest(b, bugs)}; known: {known}")
+    if spec.routing not in ROUTINGS:
+        raise SpecError(f"unknown routing {spec.routing!r}; known: {', '.join(ROUTINGS)}")
     if spec.nodes < 1:
         raise SpecError(f"nodes must be at least 1, got {spec.nodes}")
     if spec.nodes > 9:

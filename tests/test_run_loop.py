@@ -220,3 +220,15 @@ def test_the_harness_keeps_up_with_1000_ops_per_second_from_20_clients(tmp_path,
         pytest.skip(f"machine overloaded (load {os.getloadavg()[0]:.0f}): {best:.0f} ops/s, cpu share {cpu_share:.2f}")
     assert best >= 1000, (best, outcome.counts)
     assert outcome.schedule_lag_max_s < 0.1
+
+
+def test_mixed_routing_pins_one_client_to_each_node_and_lets_the_rest_follow_the_leader(tmp_path):
+    spec = short_spec(nemesis=(), concurrency=6, time_limit=0.6)
+    run_fake(tmp_path, spec)
+    ops = read_history(tmp_path / "history.jsonl").client_operations()
+    nodes_of: dict = {}
+    for o in ops:
+        nodes_of.setdefault(o.process, set()).add(o.node)
+    assert all(nodes_of[p] == {NODES[p]} for p in range(3))  # pinned, though refused by followers
+    followers = [o for o in ops if o.process in (3, 4, 5)]
+    assert sum(o.node == "n1" for o in followers) > 0.8 * len(followers)  # n1 leads in the fake

@@ -68,11 +68,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the healed cluster must serve again within this many seconds (default 15)")
     p.add_argument("--op-timeout", type=float, metavar="S", help="client timeout; a timeout is recorded as info (default 1)")
     p.add_argument("--ops-per-key", type=int, metavar="N", help="register: operations before a key is retired (default 200)")
+    p.add_argument("--routing", choices=("mixed", "leader", "pinned"),
+                   help="which node a client asks: mixed (default: one client pinned to each node, the rest "
+                        "follow the leader), leader, or pinned")
     p.add_argument("--quiet", action="store_true", help="no live progress line")
 
 
 _OVERRIDES = ("target", "nodes", "workload", "nemesis", "time_limit", "concurrency", "rate", "seed", "bugs",
-              "nemesis_interval", "store", "test", "warmup", "recovery_limit", "op_timeout", "ops_per_key")
+              "nemesis_interval", "store", "test", "warmup", "recovery_limit", "op_timeout", "ops_per_key", "routing")
 
 
 def resolve_spec(args: argparse.Namespace) -> tuple[TestSpec, Any]:
