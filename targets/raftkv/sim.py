@@ -16,6 +16,7 @@ from __future__ import annotations
 import heapq
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from targets.raftkv.core import LEADER
@@ -155,7 +156,7 @@ class InFlight:
 
 
 class Simulation:
-    def __init__(self, cfg: SimConfig, seed: int, schedule: list[Fault] = ()):  # type: ignore[assignment]
+    def __init__(self, cfg: SimConfig, seed: int, schedule: Sequence[Fault] = ()):
         self.cfg = cfg
         self.seed = seed
         self.rng = random.Random(seed)
@@ -682,7 +683,7 @@ class Simulation:
                         f"{op['value']!r} (index {index}) completed at {done} ms")
 
 
-def run(cfg: SimConfig, seed: int, schedule: list[Fault] = ()) -> SimResult:  # type: ignore[assignment]
+def run(cfg: SimConfig, seed: int, schedule: Sequence[Fault] = ()) -> SimResult:
     """Run one simulation; the same arguments always give the same result."""
     return Simulation(cfg, seed, list(schedule)).run()
 
