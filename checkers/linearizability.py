@@ -43,6 +43,21 @@ from typing import Any
 from checkers.models import Model
 from checkers.operation import END_OF_TIME, Operation
 
+
+class _NoBlock:
+    """Marks a configuration not reached through optional ops (no state can equal it)."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return other is self
+
+    def __hash__(self) -> int:
+        return 0
+
+
+_NO_BLOCK = _NoBlock()
+
 # Configurations a partition explores per turn before the next partition's turn
 # (and before the clock is looked at); doubled every round.
 _SLICE = 2000
@@ -223,7 +238,8 @@ class _Search:
         self.subsumers: dict = {}
         self.memo_cap = _MEMO_CAP
         self.path: list[int] = []
-        # A frame: [lin, state, children, next child, path length at entry, depth]
+        # A frame: [lin, state, children, next child, path length at entry,
+        # depth, state before the optional block that led here or _NO_BLOCK]
         self.frames: list[list] = []
         self.best_depth = -1
         self.best: tuple = (0, init, [])
@@ -231,18 +247,29 @@ class _Search:
         self.explored = 0
         self.spent = 0.0
         self.result: bool | None = None
-        frame = self._enter(0, init)
+        # With optional ops: the same, for configurations inside an optional
+        # block, keyed also by the state before the block (see _enter).
+        self.block_subsumers: dict = {}
+        frame = self._enter(0, init, _NO_BLOCK)
         if frame is None:
             self.result = True
         else:
-            frame.append(0)
-            frame.append(bin(frame[0] & self.req_mask).count("1"))
+            frame[4] = 0
+            frame[5] = bin(frame[0] & self.req_mask).count("1")
             self.frames.append(frame)
             self.seen.add((0, init))
             self.subsumers[(0, init)] = [0]
 
-    def _enter(self, lin: int, state: Any) -> list | None:
-        """Place greedy reads, then list the children; None means every definite op is placed."""
+    def _enter(self, lin: int, state: Any, block_from: Any) -> list | None:
+        """Place greedy reads, then list the children; None means every definite op is placed.
+
+        `block_from` is the state before the run of optional ops just placed
+        (or _NO_BLOCK). Such a run is only worth placing if the definite op
+        after it does something it could not have done without it: otherwise
+        placing that op directly, keeping the optional ops for later, does
+        all the same and more. So inside a block, a definite op is a child only
+        if its next state could not be reached from `block_from`.
+        """
         p, path, req_mask = self.p, self.path, self.req_mask
         trans, read_only = p.trans, p.read_only
         while True:
@@ -259,19 +286,25 @@ class _Search:
                     placed = True
             if not placed:
                 break
+            # A read placed here was legal only thanks to the block (the
+            # block changed the state), so the block has done its work.
+            block_from = _NO_BLOCK
         if p.reach and not self._may_hold(lin, state):
-            return [lin, state, [], 0]
+            return [lin, state, [], 0, None, None, block_from]
         children = []
+        in_block = block_from is not _NO_BLOCK
         for j in sorted(req, key=p.rets.__getitem__):
             if not read_only[j]:
                 for t in trans[j](state):
+                    if in_block and t in trans[j](block_from):
+                        continue
                     children.append((j, t))
         for o in opt:
             for t in trans[o](state):
                 # An optional op that changes nothing is never worth placing.
                 if t != state:
                     children.append((o, t))
-        return [lin, state, children, 0]
+        return [lin, state, children, 0, None, None, block_from]
 
     def _may_hold(self, lin: int, state: Any) -> bool:
         """False when some pending read can no longer hold, whatever comes next.
@@ -290,23 +323,35 @@ class _Search:
                 return False
         return True
 
-    def _subsumed(self, lin: int, state: Any) -> bool:
+    def _subsumed(self, lin: int, state: Any, block_from: Any) -> bool:
         """Has a configuration been explored with these definite ops, this state and fewer optional ops used?
 
         Optional ops only add choices, so having used fewer of them can do
         everything this configuration can: it is subsumed. Otherwise it is
-        recorded (dropping the records it subsumes) and explored.
+        recorded (dropping the records it subsumes) and explored. Inside an
+        optional block fewer children are tried, so such a configuration is
+        subsumed by one outside a block, but not the other way round.
         """
-        n_req = self.p.n_req
+        used = lin >> self.p.n_req
         key = (lin & self.req_mask, state)
-        used = lin >> n_req
         prior = self.subsumers.get(key)
+        if prior is not None:
+            for m in prior:
+                if not m & ~used:
+                    return True
+        if block_from is _NO_BLOCK:
+            table = self.subsumers
+        else:
+            table = self.block_subsumers
+            key = (key[0], state, block_from)
+            prior = table.get(key)
+            if prior is not None:
+                for m in prior:
+                    if not m & ~used:
+                        return True
         if prior is None:
-            self.subsumers[key] = [used]
+            table[key] = [used]
             return False
-        for m in prior:
-            if not m & ~used:
-                return True
         prior[:] = [m for m in prior if used & ~m]
         if len(prior) < _SUBSUMERS_PER_KEY:
             prior.append(used)
@@ -343,27 +388,41 @@ class _Search:
             j, t = children[k]
             nlin = lin | (1 << j)
             if subsume:
-                if self._subsumed(nlin, t):
+                if j < n_req:
+                    block_from = _NO_BLOCK
+                else:
+                    block_from = frame[6]
+                    if block_from is _NO_BLOCK:
+                        block_from = state
+                    elif t == block_from:
+                        # The block has come back to where it started: it did nothing.
+                        continue
+                if self._subsumed(nlin, t, block_from):
                     continue
             else:
+                block_from = _NO_BLOCK
                 key = (nlin, t)
                 if key in seen:
                     continue
                 seen.add(key)
             explored += 1
-            if not explored & 0xFFF and len(seen) + len(self.subsumers) > self.memo_cap:
+            if (
+                not explored & 0xFFF
+                and len(seen) + len(self.subsumers) + len(self.block_subsumers) > self.memo_cap
+            ):
                 # Bounded memory: the memo only saves repeated work, so when it
                 # grows too big, forget it and carry on (still sound, maybe slower).
                 seen.clear()
                 self.subsumers.clear()
+                self.block_subsumers.clear()
             start = len(path)
             path.append(j)
-            child = enter(nlin, t)
+            child = enter(nlin, t, block_from)
             if child is None:
                 result = True
                 break
-            child.append(start)
-            child.append(depth + (1 if j < n_req else 0) + len(path) - start - 1)
+            child[4] = start
+            child[5] = depth + (1 if j < n_req else 0) + len(path) - start - 1
             frames.append(child)
             if explored >= stop_at:
                 break
@@ -377,6 +436,7 @@ class _Search:
                 # Nothing left to explain: let the memo go.
                 self.seen = set()
                 self.subsumers = {}
+                self.block_subsumers = {}
                 self.frames = []
         return result
 
