@@ -24,6 +24,7 @@ class Cluster:
         self.disks = {i: Disk() for i in self.ids}
         self.nodes: dict[str, RaftKVNode | None] = {}
         self.cut: set[tuple[str, str]] = set()
+        self.lost_types: set[str] = set()  # message types the network loses
         self.inflight: list[dict] = []
         self.replies: dict[int, tuple[int, dict]] = {}
         self.sent: list[dict] = []  # every message ever sent, for tests that count them
@@ -65,7 +66,7 @@ class Cluster:
                 return
             msg = self.inflight.pop(0)
             node = self.nodes.get(msg["dst"])
-            if node is None or (msg["src"], msg["dst"]) in self.cut:
+            if node is None or (msg["src"], msg["dst"]) in self.cut or msg["type"] in self.lost_types:
                 continue
             node.receive(msg)
             self.pump(msg["dst"])
@@ -491,6 +492,25 @@ def test_a_follower_far_behind_a_compacted_log_is_sent_a_snapshot():
     assert node.metrics()["snapshots_installed"] >= 1
     assert node.kv.to_json() == c.nodes[leader].kv.to_json()  # data and dedupe table
     assert c.disks[laggard].snapshot is not None
+
+
+def test_a_snapshot_on_its_way_is_not_sent_again_until_an_election_timeout_passes():
+    c = Cluster(snapshot_every=5)
+    leader = c.elect()
+    laggard = next(i for i in c.ids if i != leader)
+    c.isolate(laggard)
+    for i in range(10):
+        c.request(leader, put("k", i))
+    c.lost_types = {"snapshot"}  # it never arrives, and the laggard keeps refusing appends
+    c.heal()
+    before = len(c.sent)
+    c.tick(12)
+    snapshots = [m for m in c.sent[before:] if m["type"] == "snapshot" and m["dst"] == laggard]
+    assert len(snapshots) == 1
+    c.tick(10)
+    snapshots = [m for m in c.sent[before:] if m["type"] == "snapshot" and m["dst"] == laggard]
+    assert len(snapshots) == 2  # presumed lost after an election timeout, so sent again
+    assert c.nodes[laggard].core.role == "follower"  # the heartbeats kept it loyal
 
 
 def test_a_node_restarts_from_its_snapshot_and_log():

@@ -125,6 +125,7 @@ class Progress:
     acked_seq: int = 0  # the latest heartbeat round this follower answered
     ack_tick: float = float("-inf")  # when that round was sent (a lower bound on its contact)
     active: bool = False  # heard from since the last CheckQuorum
+    snapshot_sent_at: int | None = None  # tick a snapshot went out, until it is acknowledged
 
 
 @dataclass(frozen=True)
@@ -400,7 +401,8 @@ class RaftCore:
             return
         last = self.log.last_index()
         for peer in self.others:
-            if self.progress[peer].next <= last:
+            pr = self.progress[peer]
+            if pr.next <= last and not self._awaiting_snapshot(pr):
                 self._send_append(peer)
 
     def transfer_leadership(self, to: str) -> None:
@@ -435,7 +437,9 @@ class RaftCore:
             self._send_snapshot(peer)
             return
         hi = min(self.log.last_index() + 1, pr.next + self.cfg.max_batch)
-        entries = self.log.slice(pr.next, hi)
+        # While a snapshot is on its way, only heartbeats: entries after it would
+        # be refused, and each refusal would ask for the snapshot again.
+        entries = [] if self._awaiting_snapshot(pr) else self.log.slice(pr.next, hi)
         self._send(
             peer,
             m.APPEND,
@@ -447,11 +451,21 @@ class RaftCore:
         )
         pr.next = prev + len(entries) + 1  # optimistic: pipeline the next batch
 
+    def _awaiting_snapshot(self, pr: Progress) -> bool:
+        return pr.snapshot_sent_at is not None and self.now - pr.snapshot_sent_at < self.cfg.election_ticks[0]
+
     def _send_snapshot(self, peer: str) -> None:
         assert self.snapshot is not None, "log compacted without a snapshot"
+        pr = self.progress[peer]
+        pr.next = self.snapshot["index"] + 1
+        if self._awaiting_snapshot(pr):
+            # One is on its way: heartbeats (empty appends the follower refuses
+            # until it has installed it) keep it loyal meanwhile, and a large
+            # snapshot is not sent again on every refusal.
+            return
+        pr.snapshot_sent_at = self.now
         self.counters.snapshots_sent += 1
         self._send(peer, m.SNAPSHOT, snapshot=self.snapshot, seq=self.seq)
-        self.progress[peer].next = self.snapshot["index"] + 1
 
     # ---- receiving ----------------------------------------------------------
 
@@ -628,6 +642,8 @@ class RaftCore:
             if msg["match_index"] > pr.match:
                 pr.match = msg["match_index"]
                 self._maybe_commit()
+            if self.snapshot is not None and pr.match >= self.snapshot["index"]:
+                pr.snapshot_sent_at = None
             pr.next = max(pr.next, pr.match + 1)
             if self.transferee == src and pr.match == self.log.last_index():
                 self._send(src, m.TIMEOUT_NOW)
