@@ -197,6 +197,7 @@ class Simulation:
         self.clients: list[Client] = []
         self.probe_done_at: int | None = None
         self.probe_busy = False
+        self.probe_process = "probe-0"
         self.healed = False
         for i in range(cfg.nodes):
             self._start_node(i)
@@ -507,6 +508,8 @@ class Simulation:
         client = flight.client
         if client is None:
             self.probe_busy = False
+            if kind == "info":  # like any client: an unknown outcome retires the process
+                self.probe_process = f"probe-{int(self.probe_process[6:]) + 1}"
             if kind == "ok":
                 self.probe_done_at = self.now
             else:
@@ -525,7 +528,7 @@ class Simulation:
         event = {
             "index": len(self.history),
             "type": kind,
-            "process": client.process if client else "probe",
+            "process": client.process if client else self.probe_process,
             "f": op["f"],
             "key": op["key"],
             "value": read_value if op["f"] == "get" else (
@@ -733,6 +736,21 @@ def random_schedule(
     return out
 
 
+# The harness's register workload names operations read / write / cas.
+CONTRACT_F = {"get": "read", "put": "write", "cas": "cas"}
+
+
+def contract_history(history: list[dict]) -> list[dict]:
+    """The history as the harness writes it (DESIGN.md): register op names, times in ns."""
+    out = []
+    for e in history:
+        d = {k: v for k, v in e.items() if k != "invoke_time"}
+        d["f"] = CONTRACT_F[e["f"]]
+        d["time"] = e["time"] * 1_000_000
+        out.append(d)
+    return out
+
+
 def summary(result: SimResult) -> str:
     """A few lines a person reads after a run."""
     kinds = {k: sum(1 for e in result.history if e["type"] == k) for k in ("ok", "fail", "info")}
@@ -770,7 +788,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bug", action="append", default=[], choices=sorted(BUGS))
     parser.add_argument("--hunt", type=int, default=1, metavar="N",
                         help="try seeds seed..seed+N-1 and stop at the first violation")
-    parser.add_argument("--history", action="store_true", help="print the history as JSON lines")
+    parser.add_argument("--history", action="store_true",
+                        help="print the history as JSON lines in the harness's format")
     args = parser.parse_args(argv)
     kinds = tuple(k for k in args.kinds.split(",") if k)
     unknown = set(kinds) - set(FAULT_KINDS)
@@ -784,7 +803,7 @@ def main(argv: list[str] | None = None) -> int:
         if not result.ok:
             break
     if args.history:
-        for event in result.history:
+        for event in contract_history(result.history):
             print(json.dumps(event))
     print(summary(result))
     return 0 if result.ok else 1
