@@ -444,6 +444,38 @@ def test_a_malformed_write_is_refused_with_400_and_never_reaches_the_log():
     assert c.nodes[leader].status()["last_log_index"] == last
 
 
+def test_a_write_whose_entry_another_leader_overwrote_fails_definitely_with_503():
+    c = Cluster()
+    old = c.elect()
+    c.isolate(old)
+    handle = 77
+    c.nodes[old].client_request(handle, put("k", "lost"))
+    c.pump(old)
+    c.tick(40)  # the others elect a new leader and commit their own entries
+    new = next(i for i in c.leaders() if i != old)
+    assert c.request(new, put("k", "kept"))[0] == 200
+    c.heal()
+    c.tick(10)
+    assert c.replies[handle] == (503, {"error": "not-leader", "leader": new})
+    assert c.nodes[old].kv.read("k").body == {"value": "kept"}
+
+
+def test_a_lagging_transfer_target_is_caught_up_before_it_is_told_to_campaign():
+    c = Cluster()
+    leader = c.elect()
+    target = next(i for i in c.ids if i != leader)
+    c.isolate(target)
+    for i in range(5):
+        c.request(leader, put("k", i))
+    c.heal()
+    c.nodes[leader].transfer_leadership(target)
+    c.pump(leader)
+    c.deliver_all()
+    c.tick(3)
+    assert c.leader() == target
+    assert c.nodes[target].kv.read("k").body == {"value": 4}
+
+
 def test_cas_answers_409_with_the_current_value():
     c = Cluster()
     leader = c.elect()
