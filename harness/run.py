@@ -610,12 +610,23 @@ def op_stats(ops: list) -> dict[str, Any]:
         return round(lat[min(len(lat) - 1, int(p * len(lat)))], 3) if lat else None
 
     span = (max(o.call for o in ops) - min(o.call for o in ops)) / 1e9 if ops else 0.0
+    # Time-based availability: the share of seconds in which some operation was
+    # acknowledged. Unlike the ok share it does not depend on how many clients
+    # were pinned to followers that rightly refuse.
+    served_seconds = None
+    if ops:
+        first = min(o.call for o in ops)
+        last = max(o.ret if o.ret != float("inf") else o.call for o in ops)
+        buckets = int((last - first) // 1e9) + 1
+        served = {int((o.ret - first) // 1e9) for o in ops if o.status == "ok"}
+        served_seconds = round(len(served) / buckets, 4) if buckets else None
     return {
         "ops": total,
         "ok": counts.get("ok", 0),
         "fail": counts.get("fail", 0),
         "info": counts.get("info", 0),
         "availability": round(counts.get("ok", 0) / total, 4) if total else None,
+        "served_seconds_share": served_seconds,
         "throughput_per_s": round(total / span, 1) if span > 0 else None,
         "latency_ms": {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": lat[-1] if lat else None},
     }

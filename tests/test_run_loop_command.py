@@ -41,6 +41,7 @@ def test_a_valid_run_writes_its_folder_and_exits_0(tmp_path):
     assert results["valid"] is True and results["model"] == "set" and results["exit_code"] == 0
     assert results["checkers"]["set"]["valid"] is True
     assert results["availability"]["during_faults"] is not None
+    assert 0.5 < results["availability"]["served_seconds"] <= 1.0
     assert results["stats"]["ok"] > 0 and results["run"]["recovered"] is True
     assert (run / "logs" / "n1.log").exists()
     text = out.getvalue()

@@ -243,12 +243,14 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None, parts=docker_
 
 
 def availability(counts: dict[str, dict[str, int]], stats: dict[str, Any]) -> dict[str, float | None]:
-    """Share of client ops that were ok: overall, and during the fault phase alone."""
+    """Share of client ops that were ok (overall, and during the fault phase alone), and the
+    share of seconds in which the cluster acknowledged something."""
     faults = counts.get("faults") or {}
     total = sum(faults.values())
     return {
         "overall": stats.get("availability"),
         "during_faults": round(faults.get("ok", 0) / total, 4) if total else None,
+        "served_seconds": stats.get("served_seconds_share"),
     }
 
 
@@ -356,14 +358,20 @@ def print_summary(results: dict[str, Any], folder, report: Path | None, out) -> 
     if results.get("history_error"):
         lines.append(f"  history          INVALID: {results['history_error']}")
     if stats:
-        avail = stats.get("availability")
+        avail = results.get("availability") or {}
         lines.append(
             f"  ops              {stats.get('ops', 0)} (ok {stats.get('ok', 0)}, fail {stats.get('fail', 0)}, "
-            f"info {stats.get('info', 0)}), {stats.get('throughput_per_s') or 0}/s, availability "
-            + (f"{avail:.1%}" if avail is not None else "-")
-            + (f" ({results['availability']['during_faults']:.1%} during faults)"
-               if (results.get("availability") or {}).get("during_faults") is not None else "")
+            f"info {stats.get('info', 0)}), {stats.get('throughput_per_s') or 0}/s"
         )
+        parts = []
+        if avail.get("served_seconds") is not None:
+            parts.append(f"served in {avail['served_seconds']:.1%} of seconds")
+        if avail.get("overall") is not None:
+            parts.append(f"{avail['overall']:.1%} of ops ok")
+        if avail.get("during_faults") is not None:
+            parts.append(f"{avail['during_faults']:.1%} during faults")
+        if parts:
+            lines.append(f"  availability     {', '.join(parts)}")
     lines.append(f"  nemesis ops      {run.get('nemesis_ops', 0)}, observer samples {run.get('observer_samples', 0)}")
     if run.get("recovered") is not None:
         lines.append("  recovery         " + (f"served again {run['recovery_s']}s after heal" if run["recovered"]
