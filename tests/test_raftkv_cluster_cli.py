@@ -85,3 +85,10 @@ def test_a_data_dir_held_by_a_running_node_is_one_line_and_exit_2(tmp_path, key_
         assert "in use" in one_line_error(capsys, args(tmp_path, key_file))
     finally:
         holder.close()
+
+
+def test_bugs_can_be_named_after_one_flag_or_by_repeating_it(tmp_path, key_file):
+    from targets.raftkv.__main__ import config_from_args
+    one = config_from_args(args(tmp_path, key_file) + ["--bug", "stale-read", "no-persist-vote"])
+    two = config_from_args(args(tmp_path, key_file) + ["--bug", "stale-read", "--bug", "no-persist-vote"])
+    assert one.node.bugs == two.node.bugs == frozenset({"stale-read", "no-persist-vote"})

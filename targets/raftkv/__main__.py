@@ -82,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshot-every", type=int, default=1000, metavar="N",
                    help="snapshot and compact the log every N applied entries (default 1000)")
     p.add_argument("--lease-reads", action="store_true", help="serve reads from a leader lease")
-    p.add_argument("--bug", action="append", default=[], choices=sorted(BUGS), metavar="NAME",
-                   help="enable a deliberate bug (listed below)")
+    p.add_argument("--bug", action="extend", nargs="+", default=[], choices=sorted(BUGS),
+                   metavar="NAME", help="enable deliberate bugs (listed below); repeatable")
     p.add_argument("--clock-file", metavar="PATH",
                    help='clock control file, JSON {"offset_s": float, "rate": float} '
                         "(see targets/raftkv/clock.py)")
