@@ -144,7 +144,20 @@ class DockerCluster:
     # ---- bring-up --------------------------------------------------------
 
     def up(self, timeout: float = 30) -> dict[str, str]:
-        """Build missing images, create the network and the nodes, wait until every node answers. node -> ip."""
+        """Build missing images, create the network and the nodes, wait until every node answers. node -> ip.
+
+        Raises ClusterError (an infrastructure error) for anything that goes wrong.
+        """
+        import docker
+
+        try:
+            return self._up(timeout)
+        except docker.errors.DockerException as e:
+            if self._torn_down:
+                raise ClusterError(f"cluster {self.run_id} was torn down while coming up") from None
+            raise ClusterError(f"cluster {self.run_id}: Docker refused: {str(e).splitlines()[0][:300]}") from None
+
+    def _up(self, timeout: float) -> dict[str, str]:
         started = time.monotonic()
         try:
             self.image = ensure_image(self.target.image_recipe(), rebuild=self.rebuild_images, progress=self.log,
@@ -282,8 +295,10 @@ class DockerCluster:
 
     def states(self) -> dict[str, str]:
         """Docker's state of every node's container, asked in one call."""
-        found = {c.labels.get(NODE_LABEL): c.status
-                 for c in self.client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={self.run_id}"})}
+        # The low-level list: one call, and no per-container inspect that could
+        # race a concurrent removal.
+        found = {(c.get("Labels") or {}).get(NODE_LABEL): c.get("State")
+                 for c in self.client.api.containers(all=True, filters={"label": f"{RUN_LABEL}={self.run_id}"})}
         return {n: found.get(n, "missing") for n in self.node_ids}
 
     def state(self, node: str) -> str:
@@ -381,7 +396,10 @@ class DockerCluster:
         if self._torn_down:
             if created is not None:
                 try:
-                    created.remove(force=True)
+                    if hasattr(created, "containers"):  # a network: remove() takes no force
+                        created.remove()
+                    else:
+                        created.remove(force=True)
                 except Exception:
                     pass
             raise ClusterError(f"cluster {self.run_id} was torn down while coming up")
@@ -432,11 +450,12 @@ def clean(run_id: str | None = None, client=None, include_live: bool = False) ->
     def orphaned(labels: dict) -> bool:
         return bool(run_id) or include_live or not owner_alive(labels.get(OWNER_LABEL))
 
-    containers = [c for c in client.containers.list(all=True, filters={"label": selector}) if orphaned(c.labels)]
+    containers = [c["Id"] for c in client.api.containers(all=True, filters={"label": selector})
+                  if orphaned(c.get("Labels") or {})]
 
-    def remove(c) -> int:
+    def remove(cid: str) -> int:
         try:
-            c.remove(force=True, v=True)
+            client.api.remove_container(cid, force=True, v=True)
             return 1
         except docker.errors.NotFound:
             return 0

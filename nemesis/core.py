@@ -354,4 +354,28 @@ class Nemesis:
                 done["reset-clock"] = self.clocks.reset()
             if self.netem.settings:
                 done["stop-netem"] = self.netem.stop(None, alive)
-            return {"type": "info", "f": "heal", "value": sorted(done), "evidence": done}
+            done["final-check"] = self._final_check()
+            return {"type": "info", "f": "heal", "value": sorted(k for k in done if k != "final-check"),
+                    "evidence": done}
+
+    def _final_check(self) -> dict[str, Any]:
+        """After a heal: every node runs and answers, and no rule of ours is left anywhere (removed if found)."""
+        from nemesis.partition import parallel, remove_chain_script
+
+        states = self.cluster.states()
+        not_running = {n: st for n, st in states.items() if st != "running"}
+        if not_running:
+            raise NemesisError(f"heal: nodes not running afterwards: {not_running}")
+        script = (f"{remove_chain_script('SPLITBRAIN')}; {remove_chain_script('SPLITBRAIN-LOSS')}; "
+                  "tc qdisc show dev eth0 | grep -c netem || true")
+
+        def leftovers(node: str) -> list[int]:
+            rc, out = self.cluster.exec_netns(node, ["sh", "-c", script])
+            return [int(x) for x in out.split() if x.isdigit()]
+
+        counts = dict(zip(self.cluster.node_ids, parallel(leftovers, self.cluster.node_ids), strict=True))
+        dirty = {n: c for n, c in counts.items() if any(c)}
+        if any(c[:2] != [0, 0] for c in dirty.values() if len(c) >= 2):
+            raise NemesisError(f"heal: harness iptables rules survive on {sorted(dirty)}")
+        silent = self.cluster.wait_serving(self.cluster.node_ids, 10.0)
+        return {"all_running": True, "no_rules_left": True, "netem_left": sorted(dirty), "silent_nodes": silent}
