@@ -268,6 +268,8 @@ class Nemesis:
             ev = self.processes.start(nodes)
             ev["reapplied"] = [r for n in nodes
                                for r in (self.partition.reapply(n), self.loss.reapply(n), self.netem.reapply(n)) if r]
+            if self.partition.active:
+                ev["partition"] = self.partition.verify(self._alive(), expect_grudge=True)
             # A skew written while the node was down is checked now that it runs.
             ev["clocks"] = [self.clocks.verify_offset(n, self.clocks.settings[n]["offset_s"])
                             for n in nodes if n in self.clocks.settings and n in ev["nodes"] and ev["nodes"][n]["answers"]]
