@@ -23,6 +23,7 @@ rather than reporting a test that never happened.
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from typing import Any
@@ -135,8 +136,8 @@ def validate_op(op: dict[str, Any], node_ids: list[str]) -> dict[str, Any]:
 
 
 def _number(x: Any, f: str, what: str) -> float:
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        raise NemesisOpError(f"{f}: {what} must be a number, got {x!r}")
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+        raise NemesisOpError(f"{f}: {what} must be a finite number, got {x!r}")
     return float(x)
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from nemesis.core import Nemesis, validate_op
+from nemesis.core import OPS, Nemesis, validate_op
 from nemesis.errors import NemesisOpError
 from nemesis.schedule import make_schedule
 
@@ -164,3 +166,24 @@ def test_a_netem_fault_on_a_kernel_without_netem_is_refused_not_faked(monkeypatc
     with pytest.raises(NemesisError, match="netem"):
         nem.invoke({"f": "start-delay", "value": {"nodes": ["n1"]}})
     assert cluster.commands == [], "nothing was touched"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False) | st.text(max_size=8)
+    | st.sampled_from(NODES + ["leader", "random"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["nodes", "grudge", "seed", "delta_ms", "rate", "period_ms", "probability", "delay_ms", "n1"]),
+        inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(f=st.sampled_from(list(OPS) + ["clock-rate", "explode"]), value=json_values)
+def test_any_op_value_is_either_understood_or_refused_with_nemesis_op_error(f, value):
+    try:
+        norm = validate_op({"f": f, "value": value}, NODES)
+    except NemesisOpError:
+        return
+    assert norm["f"] in OPS
+    for n in norm.get("nodes") or []:
+        assert n in NODES or n in ("leader", "random")
