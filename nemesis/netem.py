@@ -10,6 +10,7 @@ run and an operation that still asks for one raises NemesisError.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from nemesis.errors import NemesisError, NemesisOpError
@@ -44,7 +45,7 @@ def parse_value(kind: str, value: Any) -> dict[str, float]:
                          "duplicate": {"probability": 0.1},
                          "reorder": {"probability": 0.25, "delay_ms": 50.0}}[kind].items():
         v = value.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
             raise NemesisOpError(f"start-{kind}: {key} must be a non-negative number, got {v!r}")
         if key == "probability" and not 0 < v <= 1:
             raise NemesisOpError(f"start-{kind}: probability must be in (0, 1], got {v}")
