@@ -67,7 +67,8 @@ class ImageRecipe:
 
     ``files`` maps a path in the image (relative to ``/opt/splitbrain``) to a
     file on this machine; ``packages`` are extra Debian packages the target
-    needs (they go into the base image, hashed into its tag).
+    needs (they go into the base image, hashed into its tag); ``run`` are
+    shell commands run last (hashed into the target tag).
     """
 
     name: str
@@ -75,6 +76,7 @@ class ImageRecipe:
     packages: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     workdir: str = "/opt/splitbrain"
+    run: tuple[str, ...] = ()  # shell commands run in the image after the files are copied (RUN lines)
 
 
 def files_under(root: Path, package_dir: str, exclude: tuple[str, ...] = ("__pycache__",)) -> tuple[tuple[str, Path], ...]:
@@ -107,7 +109,7 @@ def base_recipe_for(recipe: ImageRecipe) -> BaseRecipe:
 def target_tag(recipe: ImageRecipe) -> str:
     h = hashlib.sha256()
     h.update(base_recipe_for(recipe).tag().encode())
-    h.update(json.dumps({"env": recipe.env, "workdir": recipe.workdir}).encode())
+    h.update(json.dumps({"env": recipe.env, "workdir": recipe.workdir, "run": recipe.run}).encode())
     for dest, src in sorted(recipe.files):
         h.update(dest.encode() + b"\0")
         h.update(Path(src).read_bytes())
@@ -312,6 +314,7 @@ def build_target(client, recipe: ImageRecipe, base_tag: str, tag: str, progress:
         lines.append(f"ENV {k}={json.dumps(v)}")
     lines.append(f"COPY src/ {recipe.workdir}/")
     lines.append(f"WORKDIR {recipe.workdir}")
+    lines += [f"RUN {cmd}" for cmd in recipe.run]
     lines.append(f'LABEL {LABEL}="{recipe.name}"')
     context = {"Dockerfile": ("\n".join(lines) + "\n").encode()}
     for dest, src in recipe.files:

@@ -26,6 +26,12 @@ def test_target_tag_changes_with_the_source_and_only_with_it(tmp_path):
     assert a.startswith("splitbrain-t:")
 
 
+def test_build_commands_are_part_of_the_target_tag(tmp_path):
+    plain = recipe_of(tmp_path, "x = 1\n")
+    built = ImageRecipe(name="t", files=plain.files, run=("python3 -m compileall -q .",))
+    assert target_tag(built) != target_tag(plain)
+
+
 def test_base_tag_depends_on_the_package_set_not_on_its_order():
     assert BaseRecipe(packages=("python3", "iptables")).tag() == BaseRecipe(packages=("iptables", "python3")).tag()
     assert BaseRecipe(packages=("python3",)).tag() != BaseRecipe(packages=("python3", "curl")).tag()
