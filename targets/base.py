@@ -4,6 +4,23 @@ The harness, the nemesis and the workloads know targets only through this
 module. A target is a value with a few methods (`Target`); its client turns a
 workload operation into a request and classifies every outcome as `ok`,
 `fail` (it certainly did not happen) or `info` (it may have happened).
+
+Adding a target (etcd, Redis Sentinel, your own election code):
+
+1. `image_recipe()`: extra Debian packages (they join the base image) and the
+   files to copy; the image tag is a hash of both.
+2. `node_command()`: argv of one node, given every node's address
+   (`ClusterLayout`), its data dir and the cluster key file (both exist in the
+   container before the node starts). Log to stdout/stderr: the logs land in
+   the run folder.
+3. `status_probe()`: what the node believes, {"role", "term", "leader"} at
+   least; the observer and the split-brain checker read nothing else.
+4. `client()`: read / write / cas (and add / read for sets) with honest
+   ok / fail / info.
+5. `clock_control()`: CLOCK_FILE if the node reads our JSON clock file,
+   FAKETIME for a dynamically linked process (libfaketime), None if neither;
+   `unsupported_faults()` says what cannot work, before a run starts.
+6. Register it in `targets/registry.py`.
 """
 
 from __future__ import annotations
