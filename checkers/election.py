@@ -126,15 +126,41 @@ def _nodes_named(value: Any) -> tuple[str, ...]:
     return ()
 
 
+def cut_off_nodes(drops: dict) -> tuple[str, ...]:
+    """Nodes that a partition leaves without a majority to talk to both ways.
+
+    `drops` maps each node to the nodes whose packets it drops. A leader among
+    these nodes cannot commit anything, so the fault hit it.
+    """
+    nodes = set(drops)
+    for cut in drops.values():
+        nodes.update(cut)
+    hears = {n: {m for m in nodes if m != n and m not in drops.get(n, ()) and n not in drops.get(m, ())}
+             for n in nodes}
+    majority = len(nodes) // 2 + 1
+    return tuple(sorted(n for n in nodes if len(hears[n]) + 1 < majority))
+
+
 def faults_from_events(events: Iterable[dict]) -> list[Fault]:
-    """The nemesis operations that completed, with the nodes each touched."""
+    """The nemesis operations that completed, with the nodes each hit."""
     faults = []
+    invoked_at: dict[str, int] = {}
     for e in events:
-        if e.get("process") != "nemesis" or e.get("type") == "invoke":
+        if e.get("process") != "nemesis" or e.get("type") == "fail":
             continue
-        if e.get("type") == "fail":
+        if e.get("type") == "invoke":
+            invoked_at[str(e.get("f"))] = int(e["time"])
             continue
-        faults.append(Fault(time=int(e["time"]), f=str(e.get("f")), nodes=_nodes_named(e.get("value")),
+        value = e.get("value")
+        if isinstance(value, dict) and isinstance(value.get("drops"), dict):
+            nodes = cut_off_nodes(value["drops"])
+        else:
+            nodes = _nodes_named(value)
+        # The fault starts biting somewhere between invoke and completion (the
+        # completion waits for verification); measure from the invoke, so a
+        # leader elected while the nemesis verified is not taken as the old one.
+        f = str(e.get("f"))
+        faults.append(Fault(time=invoked_at.pop(f, int(e["time"])), f=f, nodes=nodes,
                             index=e.get("index")))
     return faults
 
@@ -253,13 +279,15 @@ def _timeline(observations: Sequence[Observation], intervals: Sequence[LeaderInt
     # Time with no leader: between consecutive sample instants, no node said
     # it led. Sampled, so it is accurate to the observer's period.
     no_leader_ns = 0
-    leader_at: list[tuple[int, str | None]] = []  # (time, a node that leads then, or None)
-    leading: dict[str, None] = {}  # insertion-ordered set of nodes that lead right now
+    # (time, node, term) of the newest-term leader whenever that changes: a
+    # deposed leader that has not noticed yet does not count as "the" leader.
+    changes: list[tuple[int, str | None, int]] = []
+    leading: dict[str, int] = {}  # node -> term, for nodes that lead right now
     prev_time = None
     leaderless_since = None
     for o in observations:
         if o.up and o.role == "leader":
-            leading[o.node] = None
+            leading[o.node] = o.term if o.term is not None else -1
         else:
             leading.pop(o.node, None)
         if leaderless_since is not None and leading:
@@ -267,12 +295,14 @@ def _timeline(observations: Sequence[Observation], intervals: Sequence[LeaderInt
             leaderless_since = None
         elif not leading and leaderless_since is None:
             leaderless_since = o.time
-        leader_at.append((o.time, next(iter(leading)) if leading else None))
+        top = max(leading.items(), key=lambda kv: kv[1]) if leading else (None, -1)
+        if not changes or changes[-1][1:] != top:
+            changes.append((o.time, *top))
         prev_time = o.time
     if leaderless_since is not None and prev_time is not None:
         no_leader_ns += prev_time - leaderless_since
 
-    times = [t for t, _ in leader_at]
+    times = [c[0] for c in changes]
     writes: list[Operation] | None = None  # built on the first failover only: most faults miss the leader
     write_rets: list[float] = []
     failovers = []
@@ -280,13 +310,13 @@ def _timeline(observations: Sequence[Observation], intervals: Sequence[LeaderInt
         if fault.f not in LEADER_FAULTS:
             continue
         pos = bisect_left(times, fault.time)
-        before = leader_at[pos - 1][1] if pos > 0 else None
+        _, before, before_term = changes[pos - 1] if pos > 0 else (0, None, -1)
         if before is None or before not in fault.nodes:
             continue
         new_leader_at = None
         new_leader = None
-        for t, leader in leader_at[pos:]:
-            if leader is not None and leader != before:
+        for t, leader, term in changes[pos:]:
+            if leader is not None and leader != before and term > before_term:
                 new_leader_at, new_leader = t, leader
                 break
         first_write = None

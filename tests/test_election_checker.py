@@ -119,3 +119,22 @@ def test_a_fault_that_missed_the_leader_is_not_a_failover():
     events = steady(term=1)
     events.append({"process": "nemesis", "type": "info", "f": "kill", "value": ["n3"], "time": 210 * MS})
     assert check(events, [])["timeline"]["failovers"] == []
+
+
+def test_a_partition_hits_the_leader_only_when_it_leaves_the_leader_without_a_majority():
+    from checkers.election import cut_off_nodes
+
+    halves = {"n1": ["n2", "n3"], "n2": ["n1"], "n3": ["n1"]}
+    assert cut_off_nodes(halves) == ("n1",)
+    # n1 drops only n2: it still hears n3, which is a majority of three.
+    assert cut_off_nodes({"n1": ["n2"], "n2": ["n1"], "n3": []}) == ()
+
+
+def test_failover_after_isolating_the_leader_is_measured():
+    events = steady(term=1)
+    events.append({"process": "nemesis", "type": "info", "f": "start-partition", "time": 210 * MS,
+                   "value": {"grudge": "isolate-leader",
+                             "drops": {"n1": ["n2", "n3"], "n2": ["n1"], "n3": ["n1"]}}})
+    events += [obs(300, "n2", "leader", 2, "n2")]
+    [f] = check(events, [])["timeline"]["failovers"]
+    assert (f["old_leader"], f["new_leader"], f["leader_after_ns"]) == ("n1", "n2", 90 * MS)
