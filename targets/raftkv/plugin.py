@@ -246,6 +246,8 @@ class RaftKV:
             cmd += ["--election-timeout", str(s["election_timeout"])]
         if "heartbeat" in s:
             cmd += ["--heartbeat", str(s["heartbeat"])]
+        if "tick" in s:
+            cmd += ["--tick", str(s["tick"])]
         if s.get("lease_reads"):
             cmd.append("--lease-reads")
         for bug in options.bugs:
