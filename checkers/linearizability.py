@@ -35,7 +35,7 @@ What makes it fast enough in Python (each is justified where it is used):
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +73,9 @@ _SUBSUMERS_PER_KEY = 16
 
 # Scan optional ops by effect when there are at least this many per effect.
 _CLASS_SCAN_RATIO = 4
+
+# Pending reads (from the earliest) checked per configuration by growth pruning.
+_READ_HORIZON = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,10 +141,7 @@ def _prepare(ops: Sequence[Operation], model: Model) -> _Prepared:
         reach=reach if any(g is not None for g in reach) else [],
         reach_reads=[i for i, g in enumerate(reach) if g is not None],
         reset_mask=sum(1 << i for i in resets),
-        reset_compat=[
-            0 if g is None else _compatible_resets(op, resets, ordered, model)
-            for g, op in zip(reach, ordered, strict=True)
-        ],
+        reset_compat=_reset_compat(reach, resets, ordered, model),
     )
 
 
@@ -164,15 +164,46 @@ def _effect_classes(ops: list[Operation], n_req: int, model: Model) -> list[int]
     return list(classes.values()) if _CLASS_SCAN_RATIO * len(classes) <= len(ops) - n_req else []
 
 
-def _compatible_resets(
-    read: Operation, resets: list[int], ops: list[Operation], model: Model
-) -> int:
-    """Bits of the resets that may come before `read` and leave a state it can grow from."""
-    mask = 0
-    for i in resets:
-        if ops[i].call <= read.ret and model.reset_allows(ops[i], read):
-            mask |= 1 << i
-    return mask
+def _reset_compat(reach: list, resets: list[int], ops: list[Operation], model: Model) -> list[int]:
+    """Per read: bits of the resets that may come before it and leave a state it can grow from.
+
+    Asking `model.reset_allows` for every (reset, read) pair is quadratic, so
+    where the model names what a reset leaves and what a read needs
+    (`reset_key`, `read_key`) the resets are grouped by that, in call order,
+    with running masks: a read then finds its resets with one bisection.
+    """
+    compat = [0] * len(ops)
+    groups: dict[Any, tuple[list[float], list[int]]] = {}
+    unkeyed_calls: list[float] = []
+    unkeyed_masks: list[int] = []
+    # Bisection needs call order; definite and optional ops are each sorted, not together.
+    for i in sorted(resets, key=lambda i: ops[i].call):
+        key = model.reset_key(ops[i])
+        if key is None:
+            calls, masks = unkeyed_calls, unkeyed_masks
+        else:
+            calls, masks = groups.setdefault(key[0], ([], []))
+        calls.append(ops[i].call)
+        masks.append((masks[-1] if masks else 0) | (1 << i))
+    for j, holds in enumerate(reach):
+        if holds is None:
+            continue
+        read = ops[j]
+        key = model.read_key(read)
+        if key is None:
+            mask = 0
+            for i in resets:
+                if ops[i].call <= read.ret and model.reset_allows(ops[i], read):
+                    mask |= 1 << i
+            compat[j] = mask
+            continue
+        mask = 0
+        for calls, masks in (groups.get(key[0], ([], [])), (unkeyed_calls, unkeyed_masks)):
+            n = bisect_right(calls, read.ret)
+            if n:
+                mask |= masks[n - 1]
+        compat[j] = mask
+    return compat
 
 
 def _window(p: _Prepared, lin: int) -> tuple[list[int], list[int], float]:
@@ -317,7 +348,10 @@ class _Search:
         pending_resets = p.reset_mask & ~lin
         reach, reads, compat = p.reach, p.reach_reads, p.reset_compat
         front = ((lin + 1) & ~lin).bit_length() - 1
-        for n in range(bisect_left(reads, front), len(reads)):
+        first = bisect_left(reads, front)
+        # Only the nearest reads: they prune most, and a long history would
+        # otherwise cost a walk over all its reads per configuration.
+        for n in range(first, min(len(reads), first + _READ_HORIZON)):
             j = reads[n]
             if not (lin >> j) & 1 and not compat[j] & pending_resets and not reach[j](state):
                 return False

@@ -70,6 +70,10 @@ class Model(Protocol):
 
     def reset_allows(self, reset: Operation, read: Operation) -> bool: ...
 
+    def reset_key(self, op: Operation) -> tuple | None: ...
+
+    def read_key(self, op: Operation) -> tuple | None: ...
+
 
 class BaseModel:
     """Defaults shared by the models: one partition, fail ops dropped, step via transition."""
@@ -132,6 +136,15 @@ class BaseModel:
         """Could `read` still hold if `reset` came before it (then growth)? True: assume so."""
         return True
 
+    # A faster form of reset_allows for models where it is equality: (key,)
+    # for what a reset leaves and what a read needs; None: ask reset_allows.
+
+    def reset_key(self, op: Operation) -> tuple | None:
+        return None
+
+    def read_key(self, op: Operation) -> tuple | None:
+        return None
+
 
 def _show(value: Any) -> str:
     return "nil" if value is None else repr(value)
@@ -190,6 +203,36 @@ class CasRegister(BaseModel):
         if op.f == "cas":
             return self.describe_state(_cas_args(op)[0])
         return None
+
+    # Growth pruning with no growth: only writes and cas change the value, so
+    # a pending read of v needs the value to be v already, unless a write of
+    # v (or a cas to v) may still come before it.
+
+    def resets(self, op: Operation) -> bool:
+        return op.f in ("write", "cas")
+
+    def reachable(self, op: Operation) -> Callable[[Any], bool] | None:
+        return _equals(op) if op.f == "read" and op.status == "ok" else None
+
+    def reset_key(self, op: Operation) -> tuple | None:
+        return _written(op)
+
+    def read_key(self, op: Operation) -> tuple | None:
+        return (freeze(op.output),) if op.f == "read" and op.status == "ok" else None
+
+
+def _equals(op: Operation) -> Callable[[Any], bool]:
+    want = freeze(op.output)
+    return lambda state: state == want
+
+
+def _written(op: Operation) -> tuple | None:
+    """(the value a write or cas leaves,), for grouping resets by it."""
+    if op.f == "write":
+        return (freeze(op.value),)
+    if op.f == "cas":
+        return (_cas_args(op)[1],)
+    return None
 
 
 def _cas_args(op: Operation) -> tuple[Any, Any]:
@@ -337,6 +380,20 @@ class EtcdRegister(BaseModel):
             # Outcome unknown: whichever way the compare went is acceptable.
             return lambda s: new if s == old else (s,)
         raise ValueError(f"model etcd cannot do {f!r} (op index {op.index})")
+
+    # The same pruning as the cas-register's; a failed cas changes nothing here.
+
+    def resets(self, op: Operation) -> bool:
+        return op.f == "write" or (op.f == "cas" and op.status != "fail")
+
+    def reachable(self, op: Operation) -> Callable[[Any], bool] | None:
+        return _equals(op) if op.f == "read" and op.status == "ok" else None
+
+    def reset_key(self, op: Operation) -> tuple | None:
+        return _written(op)
+
+    def read_key(self, op: Operation) -> tuple | None:
+        return (freeze(op.output),) if op.f == "read" and op.status == "ok" else None
 
     def needs(self, op: Operation) -> str | None:
         if op.f == "read" and op.status == "ok":

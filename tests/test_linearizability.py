@@ -103,9 +103,10 @@ def test_kv_checks_each_key_and_names_the_failing_one():
 
 
 def _hard_key(key, writers=12):
-    """Many overlapping writes, then a read of a value none wrote: illegal, and many configurations to rule out."""
+    """Many overlapping writes, then reads of 0 and then 1, which no order allows; many orders to rule out."""
     ops = [Operation(i, i, "write", i, None, 0, 100, "ok", key) for i in range(writers)]
-    ops.append(Operation(writers, writers, "read", None, 99, 200, 201, "ok", key))
+    ops.append(Operation(writers, writers, "read", None, 0, 200, 201, "ok", key))
+    ops.append(Operation(writers + 1, writers, "read", None, 1, 202, 203, "ok", key))
     return ops
 
 

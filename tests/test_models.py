@@ -139,7 +139,11 @@ def test_growth_models_say_when_a_read_can_no_longer_hold():
     s = get_model("set")
     assert s.reachable(op("read", output=[1, 2]))(frozenset({1}))
     assert not s.reachable(op("read", output=[1, 2]))(frozenset({3}))
-    assert get_model("cas-register").reachable(op("read", output=1)) is None
+    # A register has no growth: a read holds only if the value is already what it read.
+    reg = get_model("cas-register")
+    assert reg.reachable(op("read", output=1))(1) and not reg.reachable(op("read", output=1))(2)
+    assert reg.reset_key(op("cas", [0, 1])) == (1,) and reg.read_key(op("read", output=1)) == (1,)
+    assert get_model("mutex").reachable(op("acquire")) is None
 
 
 def test_every_model_describes_ops_and_states_in_words():
