@@ -15,6 +15,7 @@ outside it must connect or be refused.
 from __future__ import annotations
 
 import concurrent.futures
+import shlex
 import time
 from typing import Any
 
@@ -26,15 +27,18 @@ CHAIN = "SPLITBRAIN"
 
 
 def chain_script(chain: str, rules: list[str]) -> str:
-    """Shell that (re)creates chain with exactly rules, jumped to from INPUT once."""
-    lines = [
-        f"iptables -w -N {chain} 2>/dev/null || true",
-        f"iptables -w -C INPUT -j {chain} 2>/dev/null || iptables -w -I INPUT 1 -j {chain}",
-        f"iptables -w -F {chain}",
-    ]
-    lines += [f"iptables -w -A {chain} {r}" for r in rules]
-    lines.append(f"iptables -w -S {chain}")
-    return " && ".join(lines)
+    """Shell that (re)creates chain with exactly rules, jumped to from INPUT once, then lists it.
+
+    One iptables-restore --noflush replaces the chain's rules in one
+    transaction (declaring the chain creates or flushes it, and touches no
+    other chain): one process instead of one per rule.
+    """
+    restore = ["*filter", f":{chain} - [0:0]", *[f"-A {chain} {r}" for r in rules], "COMMIT"]
+    return (
+        f"printf '%s\\n' {' '.join(shlex.quote(line) for line in restore)} | iptables-restore -w -n"
+        f" && (iptables -w -C INPUT -j {chain} 2>/dev/null || iptables -w -I INPUT 1 -j {chain})"
+        f" && iptables -w -S {chain}"
+    )
 
 
 def remove_chain_script(chain: str) -> str:

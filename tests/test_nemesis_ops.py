@@ -122,9 +122,10 @@ class SilentCluster(FakeCluster):
     def exec_netns(self, node, cmd):
         self.commands.append((node, cmd[-1]))
         script = cmd[-1]
-        if script.startswith("iptables"):  # chain_script: echo back the rules it was asked for
-            rules = [part.split(" -A ", 1)[1] for part in script.split(" && ") if " -A SPLITBRAIN " in part]
-            return 0, "\n".join(f"-A {r}" for r in rules)
+        if "iptables-restore" in script:  # chain_script: echo back the rules it was asked for
+            import re
+
+            return 0, "\n".join(re.findall(r"'(-A SPLITBRAIN [^']*)'", script))
         if "json" in script or cmd[0] == "python3":
             import json
 
