@@ -1,0 +1,470 @@
+"""The report's data: a run folder in, one JSON-ready dict out, compact enough to embed 100,000 operations.
+
+Everything the page draws comes from here, so it is tested without a browser.
+Times on the page are milliseconds since the test started (the history's
+monotonic clock, ns / 1e6), rounded to 0.01 ms. Client operations are stored
+column-wise (one array per field) because a list of objects with repeated key
+names would be three times the size at 100k operations.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from bisect import bisect_left, bisect_right
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from checkers.election import cut_off_nodes
+from checkers.operation import END_OF_TIME, Operation
+from harness.history import NEMESIS, History, read_history
+
+STATUSES = ("ok", "fail", "info")
+# Fault families: the op that starts one and the ops that end it (heal ends all).
+FAULT_STARTS = {
+    "start-partition": "partition", "kill": "kill", "pause": "pause", "bump-clock": "clock",
+    "strobe-clock": "clock", "start-loss": "loss", "start-delay": "delay",
+    "start-duplicate": "duplicate", "start-reorder": "reorder",
+}
+FAULT_ENDS = {
+    "stop-partition": "partition", "start": "kill", "resume": "pause", "reset-clock": "clock",
+    "stop-loss": "loss", "stop-delay": "delay", "stop-duplicate": "duplicate", "stop-reorder": "reorder",
+}
+ROLES = ("down", "follower", "precandidate", "candidate", "leader", "other")
+# Node log lines shown on each side of an anomaly's interval.
+LOG_WINDOW_MS = 2000.0
+LOG_LINES_PER_ANOMALY = 80
+
+
+class ReportError(Exception):
+    """The folder cannot be reported on (no history, unreadable results): one line for the user."""
+
+
+def ms(ns: float) -> float:
+    return round(ns / 1e6, 2)
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What the renderer reads from a run folder."""
+
+    path: Path
+    results: dict[str, Any]
+    spec_text: str
+    history: History
+    logs: dict[str, list[str]]  # node -> lines
+
+
+def load_run(run_dir: str | Path) -> RunInputs:
+    path = Path(run_dir).resolve()  # store/latest is a symlink: name the real run
+    if not path.is_dir():
+        raise ReportError(f"{path}: not a run folder (no such directory)")
+    hist = path / "history.jsonl"
+    if not hist.is_file():
+        raise ReportError(f"{path}: not a run folder (no history.jsonl)")
+    results: dict[str, Any] = {}
+    if (path / "results.json").is_file():
+        try:
+            results = json.loads((path / "results.json").read_text())
+        except (OSError, ValueError) as e:
+            raise ReportError(f"{path / 'results.json'}: unreadable ({e})") from None
+    spec_text = (path / "spec.yaml").read_text() if (path / "spec.yaml").is_file() else ""
+    # check=False: a report of a broken history is still worth having; the
+    # results say it is invalid.
+    try:
+        history = read_history(hist, check=False)
+    except Exception as e:  # FormatError: one line
+        raise ReportError(f"{hist}: {' '.join(str(e).split())}") from None
+    logs = {}
+    logs_dir = path / "logs"
+    if logs_dir.is_dir():
+        for f in sorted(logs_dir.glob("*.log")):
+            try:
+                logs[f.stem] = f.read_text(errors="replace").splitlines()
+            except OSError:
+                continue
+    return RunInputs(path, results, spec_text, history, logs)
+
+
+# ---------------------------------------------------------------------------
+# Client operations
+
+
+def _short(v: Any) -> str:
+    if v is None:
+        return "nil"
+    if isinstance(v, list) and len(v) > 6:
+        return "[" + ", ".join(map(_short, v[:6])) + f", …{len(v) - 6} more]"
+    s = json.dumps(v, separators=(",", ":")) if not isinstance(v, str) else v
+    return s if len(s) <= 40 else s[:39] + "…"
+
+
+def describe(op: Operation) -> str:
+    """A few characters for a tooltip: 'w 4', 'r 3', 'cas 1→4', 'add 17'."""
+    if op.f == "read":
+        return "r " + (_short(op.output) if op.status == "ok" else "?")
+    if op.f == "write":
+        return "w " + _short(op.value)
+    if op.f == "cas" and isinstance(op.value, list) and len(op.value) == 2:
+        return f"cas {_short(op.value[0])}→{_short(op.value[1])}"
+    return f"{op.f} {_short(op.value)}" if op.value is not None else op.f
+
+
+def operations_table(history: History) -> tuple[dict[str, Any], dict[int, int]]:
+    """Client operations as columns, sorted by call; and history index -> row.
+
+    An `info` op's `r` is the time its unknown outcome was recorded, and `o`
+    marks it open-ended (it may take effect any time after): the page draws it
+    to the right edge. A never-completed op has r = -1.
+    """
+    ops = sorted(history.client_operations(), key=lambda o: (o.call, o.index))
+    times = {e.index: e.time for e in history.events}
+    procs = sorted({o.process for o in ops}, key=lambda p: (isinstance(p, str), p if not isinstance(p, str) else 0, str(p)))
+    lane = {p: i for i, p in enumerate(procs)}
+    fs: dict[str, int] = {}
+    keys: dict[Any, int] = {}
+    nodes: dict[str, int] = {}
+    cols: dict[str, list] = {c: [] for c in ("i", "p", "c", "r", "f", "s", "k", "n", "d")}
+    rows: dict[int, int] = {}
+    for row, o in enumerate(ops):
+        rows[o.index] = row
+        if o.ret != END_OF_TIME:
+            ret = ms(o.ret)
+        elif o.complete_index is not None and o.complete_index in times:
+            ret = ms(times[o.complete_index])
+        else:
+            ret = -1
+        key = json.dumps(o.key) if not isinstance(o.key, (str, type(None))) else o.key
+        cols["i"].append(o.index)
+        cols["p"].append(lane[o.process])
+        cols["c"].append(ms(o.call))
+        cols["r"].append(ret)
+        cols["f"].append(fs.setdefault(o.f, len(fs)))
+        cols["s"].append(STATUSES.index(o.status))
+        cols["k"].append(-1 if key is None else keys.setdefault(key, len(keys)))
+        cols["n"].append(-1 if o.node is None else nodes.setdefault(o.node, len(nodes)))
+        cols["d"].append(describe(o))
+    table = {
+        **cols,
+        "processes": [str(p) for p in procs],
+        "fs": list(fs),
+        "keys": list(keys),
+        "nodes": list(nodes),
+    }
+    return table, rows
+
+
+# ---------------------------------------------------------------------------
+# Faults and leadership
+
+
+def _fault_nodes(value: Any) -> list[str]:
+    """The nodes a fault hit; for a partition, those it left without a majority."""
+    if isinstance(value, dict):
+        drops = value.get("drops") or value.get("grudge")
+        if isinstance(drops, dict):
+            return list(cut_off_nodes(drops)) or sorted(str(n) for n, cut in drops.items() if cut)
+        if isinstance(value.get("nodes"), list):
+            return [str(n) for n in value["nodes"]]
+    if isinstance(value, list):
+        return [str(n) for n in value if isinstance(n, str)]
+    return []
+
+
+def _fault_label(f: str, value: Any) -> str:
+    if isinstance(value, dict):
+        if isinstance(value.get("grudge"), str):
+            return f"partition {value['grudge']}"
+        if "delta_ms" in value:
+            return f"{f} {value['delta_ms']}ms"
+    return f
+
+
+def fault_bands(history: History, end_ms: float) -> list[dict[str, Any]]:
+    """One band per fault: from its start op's invoke to the invoke of the op
+    that ends it (or the heal, or the end of the history). Which nodes it hit
+    come from the start op's completion (the nodes really hit), else its invoke."""
+    bands: list[dict[str, Any]] = []
+    open_: dict[str, dict[str, Any]] = {}
+    invokes: dict[str, Any] = {}
+    for e in history.nemesis_events():
+        if e.type == "invoke":
+            invokes[e.f] = e
+            family = FAULT_STARTS.get(e.f)
+            ending = FAULT_ENDS.get(e.f)
+            if ending and ending in open_:
+                open_.pop(ending)["end"] = ms(e.time)
+            if e.f == "heal":
+                for b in open_.values():
+                    b["end"] = ms(e.time)
+                open_.clear()
+                bands.append({"family": "heal", "label": "heal", "start": ms(e.time), "end": ms(e.time),
+                              "nodes": [], "index": e.index, "status": None})
+            if family:
+                if family in open_:  # a second start (strobe after bump): the first ends here
+                    open_.pop(family)["end"] = ms(e.time)
+                band = {"family": family, "label": _fault_label(e.f, e.value), "start": ms(e.time),
+                        "end": None, "nodes": _fault_nodes(e.value), "index": e.index, "status": None}
+                open_[family] = band
+                bands.append(band)
+            continue
+        family = FAULT_STARTS.get(e.f)
+        if family and family in open_:
+            band = open_[family]
+            band["status"] = e.type
+            hit = _fault_nodes(e.value)
+            if hit:
+                band["nodes"] = hit
+            if e.type == "fail":  # certainly did not happen: no band
+                open_.pop(family)
+                bands.remove(band)
+    for b in open_.values():
+        b["end"] = end_ms
+    for b in bands:
+        if b["end"] is None:
+            b["end"] = end_ms
+    return bands
+
+
+def leader_lanes(history: History) -> dict[str, list[list]]:
+    """Per node, runs of samples with the same (role, term): [start, end, role code, term].
+    A run lasts until the node's next different sample; `down` means it did not answer."""
+    lanes: dict[str, list[list]] = defaultdict(list)
+    for e in history.observations():
+        if e.node is None:
+            continue
+        v = e.value if isinstance(e.value, dict) else None
+        if v is None or e.type != "ok":
+            role, term = "down", -1
+        else:
+            role = v.get("role") if v.get("role") in ROLES else "other"
+            term = v.get("term") if isinstance(v.get("term"), int) else -1
+        code = ROLES.index(role)
+        t = ms(e.time)
+        runs = lanes[e.node]
+        if runs and runs[-1][2] == code and runs[-1][3] == term:
+            runs[-1][1] = t
+        else:
+            if runs:
+                runs[-1][1] = t
+            runs.append([t, t, code, term])
+    return dict(sorted(lanes.items()))
+
+
+# ---------------------------------------------------------------------------
+# Anomalies: one sentence each, an interval and the ops to highlight
+
+
+def _lin_sentence(ev: dict[str, Any]) -> str:
+    key = ev.get("key")
+    blocked = (ev.get("blocked") or [{}])[0]
+    ops = {o["index"]: o for o in ev.get("operations", [])}
+    op = ops.get(blocked.get("op"))
+    state = ev.get("state_after_prefix")
+    # The last op of the prefix that changed the value: what the read should have seen.
+    last_write = None
+    for i in reversed(ev.get("linearized_prefix") or []):
+        w = ops.get(i)
+        if w and w["f"] in ("write", "cas") and w["status"] == "ok":
+            last_write = w
+            break
+    if op and op["f"] == "read" and op["status"] == "ok":
+        read = _short(op.get("output"))
+        if last_write is not None:
+            wrote = _short(last_write["value"] if last_write["f"] == "write" else last_write["value"][1])
+            what = "a write" if last_write["f"] == "write" else "a cas"
+            return (f"key {key}: a read returned {read} after {what} of {wrote} had completed "
+                    f"(p{last_write['process']}, done at {last_write['ret'] / 1e9:.3f}s); "
+                    f"no order of the operations explains it")
+        return f"key {key}: a read returned {read}, but the value at that point can only be {state}"
+    if op:
+        return (f"key {key}: {blocked.get('description', op.get('description'))} cannot be placed: "
+                f"it needs {blocked.get('needs')}, but after the longest linearizable prefix the state is {state}")
+    return f"key {key}: the history is not linearizable (state after the longest linearizable prefix: {state})"
+
+
+def _focus(calls: list[float], rets: list[float], rows: list[int]) -> list[float] | None:
+    if not rows:
+        return None
+    lo = min(calls[r] for r in rows)
+    hi = max(max(calls[r], rets[r]) for r in rows)
+    return [lo, hi]
+
+
+def anomalies(results: dict[str, Any], rows: dict[int, int], op_calls: list[float],
+              op_rets: list[float] | None = None) -> list[dict[str, Any]]:
+    """Every anomaly the checkers found, in a shape the page draws:
+    {id, checker, type, sentence, start, end (ms), rows (ops to highlight), nodes}."""
+    out: list[dict[str, Any]] = []
+    op_rets = op_rets if op_rets is not None else op_calls
+
+    def add(checker: str, kind: str, sentence: str, start: float | None, end: float | None,
+            op_indices: list[int], nodes: list[str] | None = None, **extra: Any) -> None:
+        hl = sorted({rows[i] for i in op_indices if i in rows})
+        if start is None and hl:
+            start = min(op_calls[r] for r in hl)
+        if end is None:
+            end = start
+        extra.setdefault("focus", [start, end] if start is not None else None)
+        out.append({"id": f"anomaly-{len(out) + 1}", "checker": checker, "type": kind, "sentence": sentence,
+                    "start": start, "end": end, "rows": hl, "nodes": nodes or [], **extra})
+
+    for name, r in (results.get("checkers") or {}).items():
+        if r.get("valid") is not False:
+            continue
+        if r.get("checker") == "linearizability" or name == "linearizability":
+            ev = r.get("evidence") or {}
+            ops = ev.get("operations") or []
+            blocked = [b["op"] for b in ev.get("blocked") or [] if isinstance(b, dict) and "op" in b]
+            times = [o["call"] for o in ops] + [o["ret"] for o in ops if o.get("ret") is not None]
+            prefix = [rows[i] for i in ev.get("linearized_prefix") or [] if i in rows]
+            blocked_rows = [rows[b] for b in blocked if b in rows]
+            add(name, "not-linearizable", _lin_sentence(ev),
+                ms(min(times)) if times else None, ms(max(times)) if times else None,
+                [o["index"] for o in ops], blocked=blocked_rows, prefix=prefix,
+                key=ev.get("key"), state=ev.get("state_after_prefix"),
+                # Where to look first: the op that cannot be placed and the last few placed before it.
+                focus=_focus(op_calls, op_rets, blocked_rows + prefix[-4:]))
+        elif name == "set" or "lost" in r:
+            lost = r.get("lost") or []
+            if lost:
+                first = lost[0]
+                sentence = (f"{len(lost)} acknowledged add{'s' * (len(lost) > 1)} lost: element "
+                            f"{_short(first.get('value'))} was added by p{first.get('process')} (ok at "
+                            f"{(first.get('ret') or first.get('call')) / 1e9:.3f}s) but the final read does not have it")
+                final = r.get("final_read") or {}
+                idx = [e["index"] for e in lost] + ([final["index"]] if "index" in final else [])
+                add(name, "lost", sentence, ms(min(e["call"] for e in lost)),
+                    ms(max((final.get("ret") or final.get("call") or 0), *(e.get("ret") or e["call"] for e in lost))),
+                    idx)
+            if r.get("unexpected"):
+                add(name, "unexpected", f"the final read returned {len(r['unexpected'])} element(s) nobody added: "
+                    f"{_short(r['unexpected'])}", None, None, [r.get("final_read", {}).get("index", -1)])
+            if r.get("duplicated"):
+                add(name, "duplicated", f"the final read returned elements more than once: {_short(r['duplicated'])}",
+                    None, None, [r.get("final_read", {}).get("index", -1)])
+        else:
+            for a in r.get("anomalies") or []:
+                kind = a.get("type", "anomaly")
+                obs = [o for o in a.get("observations") or [] if isinstance(o, dict)]
+                start = a.get("start")
+                end = a.get("end")
+                if start is None and obs:
+                    start = min(o.get("start", o.get("time", 0)) for o in obs)
+                    end = max(o.get("end", o.get("time", 0)) for o in obs)
+                if start is None and a.get("time") is not None:
+                    start = end = a["time"]
+                served = a.get("operations") or {}
+                idx = [o["index"] for lst in served.values() for o in lst] if isinstance(served, dict) else []
+                nodes = a.get("nodes") or ([a["node"]] if a.get("node") else [])
+                add(name, kind, a.get("summary") or kind, None if start is None else ms(start),
+                    None if end is None else ms(end), idx, nodes)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Node logs on the run's time axis
+
+_LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)\s")
+
+
+def clock_offsets(history: History) -> dict[str, float]:
+    """Per node, wall-clock seconds minus run seconds, from the observer's samples.
+
+    How log times are mapped: a raftkv log line starts with the node's wall
+    clock (UTC, ms). Each status sample carries the same node's `wall_time`
+    (epoch seconds) and the harness's run time of the sample, so the median of
+    (wall_time - run time) over a node's samples turns its log times into run
+    times. Per node, so a node whose clock the nemesis skewed is mapped by its
+    own (skewed) clock; the median ignores the short strobes. The error is the
+    sample's round trip, a few ms.
+    """
+    diffs: dict[str, list[float]] = defaultdict(list)
+    for e in history.observations():
+        v = e.value
+        if e.node and isinstance(v, dict) and isinstance(v.get("wall_time"), (int, float)):
+            diffs[e.node].append(v["wall_time"] - e.time / 1e9)
+    return {n: statistics.median(d) for n, d in diffs.items() if d}
+
+
+def log_entries(logs: dict[str, list[str]], offsets: dict[str, float], fallback: float | None) -> list[list]:
+    """Every log line with a time: [run ms, node, text], sorted by time. A node with
+    no samples uses `fallback` (the median offset of the others)."""
+    out = []
+    for node, lines in logs.items():
+        off = offsets.get(node, fallback)
+        if off is None:
+            continue
+        for line in lines:
+            m = _LOG_TIME.match(line)
+            if not m:
+                continue
+            try:
+                wall = datetime.fromisoformat(m.group(1)).replace(tzinfo=UTC).timestamp()
+            except ValueError:
+                continue
+            out.append([round((wall - off) * 1000, 1), node, line[:400]])
+    out.sort(key=lambda x: x[0])
+    return out
+
+
+def logs_near(entries: list[list], start: float, end: float) -> list[list]:
+    """Log lines within LOG_WINDOW_MS of [start, end], at most LOG_LINES_PER_ANOMALY,
+    the ones nearest the interval first kept."""
+    times = [e[0] for e in entries]
+    lo = bisect_left(times, start - LOG_WINDOW_MS)
+    hi = bisect_right(times, end + LOG_WINDOW_MS)
+    window = entries[lo:hi]
+    if len(window) > LOG_LINES_PER_ANOMALY:
+        def dist(e: list) -> float:
+            return 0.0 if start <= e[0] <= end else min(abs(e[0] - start), abs(e[0] - end))
+        keep = sorted(window, key=dist)[:LOG_LINES_PER_ANOMALY]
+        window = sorted(keep, key=lambda e: e[0])
+    return window
+
+
+# ---------------------------------------------------------------------------
+# The whole page's data
+
+
+def report_data(inputs: RunInputs) -> dict[str, Any]:
+    """Everything the page needs, JSON-ready."""
+    results = inputs.results
+    history = inputs.history
+    table, rows = operations_table(history)
+    last = max((e.time for e in history.events), default=0)
+    end_ms = ms(last)
+    faults = fault_bands(history, end_ms)
+    lanes = leader_lanes(history)
+    found = anomalies(results, rows, table["c"], table["r"])
+    offsets = clock_offsets(history)
+    fallback = statistics.median(offsets.values()) if offsets else None
+    entries = log_entries(inputs.logs, offsets, fallback)
+    for a in found:
+        lo, hi = a.get("focus") or (a["start"], a["end"])
+        a["logs"] = logs_near(entries, lo or 0.0, hi or lo or 0.0)
+    nodes = sorted(set(lanes) | set(inputs.logs) | set(table["nodes"]))
+    phases = (results.get("run") or {}).get("phases") or {}
+    return {
+        "test": results.get("test") or inputs.path.parent.name,
+        "run": inputs.path.name,
+        "valid": results.get("valid", "unknown"),
+        "exit_code": results.get("exit_code"),
+        "status": results.get("status"),
+        "seed": results.get("seed"),
+        "command": results.get("command") or f"splitbrain run --spec {inputs.path / 'spec.yaml'}",
+        "end": end_ms,
+        "nodes": nodes,
+        "phases": {k: round(v * 1000, 1) for k, v in phases.items() if isinstance(v, (int, float))},
+        "ops": table,
+        "faults": faults,
+        "leaders": lanes,
+        "roles": list(ROLES),
+        "anomalies": found,
+        "log_lines": len(entries),
+        "log_offsets": offsets,
+    }

@@ -1,0 +1,91 @@
+"""Render one run folder's report.html: a single self-contained page (data, script and styles inline).
+
+The page must open from file:// with no network, so nothing is linked: the
+JSON from `reports.data`, reports/static/report.js and report.css go inside
+the page. Jinja2 writes the static parts (verdict, sentences, evidence
+tables) with autoescaping, since histories carry whatever values a client
+wrote; the script draws the timeline and the plots on <canvas>.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from reports.data import ReportError, load_run, report_data
+
+HERE = Path(__file__).parent
+REPORT = "report.html"
+
+_env = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(["html", "j2"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def static(name: str) -> str:
+    return (HERE / "static" / name).read_text()
+
+
+def embed_json(data: Any) -> str:
+    """JSON safe inside <script type="application/json">: no '</' can close the tag early."""
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False, default=str)
+    return text.replace("</", "<\\/").replace("<!--", "<\\!--")
+
+
+def fmt_s(ns: Any) -> str:
+    return "" if not isinstance(ns, (int, float)) else f"{ns / 1e9:.3f}s"
+
+
+_env.filters["secs"] = fmt_s
+
+
+def verdict_word(v: Any) -> str:
+    return {True: "valid", False: "anomaly found"}.get(v, str(v or "unknown")) if isinstance(v, bool) or v is None \
+        else str(v)
+
+
+def render_html(run_dir: str | os.PathLike[str]) -> str:
+    inputs = load_run(run_dir)
+    data = report_data(inputs)
+    return _env.get_template("report.html.j2").render(
+        d=data,
+        r=inputs.results,
+        spec_text=inputs.spec_text,
+        verdict=verdict_word(data["valid"]),
+        data_json=embed_json(data),
+        script=static("report.js"),
+        style=static("report.css"),
+    )
+
+
+def render_run(run_dir: str | os.PathLike[str], *, index: bool = True) -> Path:
+    """Write RUN_DIR/report.html and return its path; ReportError for a folder that is not a run.
+
+    With `index`, also refresh the store's index.html (the store is two levels
+    up, store/<test>/<run>); a failure there never costs the report itself."""
+    path = Path(run_dir)
+    html = render_html(path)
+    out = path / REPORT
+    tmp = out.with_suffix(".html.tmp")
+    tmp.write_text(html)
+    os.replace(tmp, out)
+    if index:
+        try:
+            from reports.index import store_of, write_index
+
+            store = store_of(path)
+            if store is not None:
+                write_index(store)
+        except Exception:  # the index is a convenience; the run's own report is written
+            pass
+    return out
+
+
+__all__ = ["ReportError", "render_html", "render_run"]
