@@ -75,6 +75,10 @@ class HttpPool:
     ) -> tuple[int, dict]:
         """(status, JSON body). Raises Definite when nothing was sent; other exceptions mean unknown."""
         idle = self._idle.setdefault(address, [])
+        # An idle connection the server has closed would turn this request into
+        # an unknown outcome for nothing: drop such connections first.
+        while idle and (idle[-1].reader.at_eof() or idle[-1].writer.is_closing()):
+            idle.pop().close()
         conn = idle.pop() if idle else await self._connect(address)
         payload = b"" if body is None else json.dumps(body).encode()
         head = (
