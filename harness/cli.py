@@ -19,6 +19,7 @@ COMMANDS: list[str] = [
     "check",
     "images",
     "clean",
+    "report",
 ]
 
 EXIT_VALID, EXIT_ANOMALY, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
