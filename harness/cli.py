@@ -20,6 +20,7 @@ COMMANDS: list[str] = [
     "images",
     "clean",
     "report",
+    "bench",
 ]
 
 EXIT_VALID, EXIT_ANOMALY, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
