@@ -259,27 +259,37 @@ def leader_lanes(history: History) -> dict[str, list[list]]:
 # Anomalies: one sentence each, an interval and the ops to highlight
 
 
+def last_write_of_prefix(ev: dict[str, Any]) -> dict[str, Any] | None:
+    """The last op of the longest linearizable prefix that set the value (a write, or a cas
+    that took effect): what a read placed next should have seen."""
+    ops = {o["index"]: o for o in ev.get("operations", [])}
+    for i in reversed(ev.get("linearized_prefix") or []):
+        w = ops.get(i)
+        if w and w["f"] in ("write", "cas") and w["status"] != "fail":
+            return w
+    return None
+
+
 def _lin_sentence(ev: dict[str, Any]) -> str:
     key = ev.get("key")
     blocked = (ev.get("blocked") or [{}])[0]
     ops = {o["index"]: o for o in ev.get("operations", [])}
     op = ops.get(blocked.get("op"))
     state = ev.get("state_after_prefix")
-    # The last op of the prefix that changed the value: what the read should have seen.
-    last_write = None
-    for i in reversed(ev.get("linearized_prefix") or []):
-        w = ops.get(i)
-        if w and w["f"] in ("write", "cas") and w["status"] == "ok":
-            last_write = w
-            break
+    last_write = last_write_of_prefix(ev)
     if op and op["f"] == "read" and op["status"] == "ok":
         read = _short(op.get("output"))
         if last_write is not None:
-            wrote = _short(last_write["value"] if last_write["f"] == "write" else last_write["value"][1])
+            value = last_write["value"]
+            wrote = _short(value[1] if last_write["f"] == "cas" and isinstance(value, list) else value)
             what = "a write" if last_write["f"] == "write" else "a cas"
-            return (f"key {key}: a read returned {read} after {what} of {wrote} had completed "
-                    f"(p{last_write['process']}, done at {last_write['ret'] / 1e9:.3f}s); "
-                    f"no order of the operations explains it")
+            who = f"p{last_write['process']}"
+            if last_write.get("ret") is not None and last_write["ret"] < op["call"]:
+                return (f"key {key}: a read returned {read} after {what} of {wrote} had completed "
+                        f"({who}, done at {last_write['ret'] / 1e9:.3f}s, before the read began at "
+                        f"{op['call'] / 1e9:.3f}s)")
+            return (f"key {key}: a read returned {read}, which no order of the operations explains: "
+                    f"the longest linearizable prefix ends with {what} of {wrote} by {who}, leaving {state}")
         return f"key {key}: a read returned {read}, but the value at that point can only be {state}"
     if op:
         return (f"key {key}: {blocked.get('description', op.get('description'))} cannot be placed: "
@@ -327,8 +337,10 @@ def anomalies(results: dict[str, Any], rows: dict[int, int], op_calls: list[floa
                 ms(min(times)) if times else None, ms(max(times)) if times else None,
                 [o["index"] for o in ops], blocked=blocked_rows, prefix=prefix,
                 key=ev.get("key"), state=ev.get("state_after_prefix"),
-                # Where to look first: the op that cannot be placed and the last few placed before it.
-                focus=_focus(op_calls, op_rets, blocked_rows + prefix[-4:]))
+                # Where to look first: the op that cannot be placed and the write it should have seen.
+                focus=_focus(op_calls, op_rets, blocked_rows[:1] + [rows[w["index"]] for w in
+                                                                 [last_write_of_prefix(ev)] if w and w["index"] in rows]),
+                last_write=rows.get((last_write_of_prefix(ev) or {}).get("index", -1)))
         elif name == "set" or "lost" in r:
             lost = r.get("lost") or []
             if lost:
@@ -358,11 +370,27 @@ def anomalies(results: dict[str, Any], rows: dict[int, int], op_calls: list[floa
                     end = max(o.get("end", o.get("time", 0)) for o in obs)
                 if start is None and a.get("time") is not None:
                     start = end = a["time"]
+                focus = None
+                if len(obs) > 1 and all("start" in o and "end" in o for o in obs):
+                    lo, hi = max(o["start"] for o in obs), min(o["end"] for o in obs)
+                    if lo <= hi:  # two leaders at once: the overlap is what matters
+                        focus = [ms(lo), ms(hi)]
                 served = a.get("operations") or {}
                 idx = [o["index"] for lst in served.values() for o in lst] if isinstance(served, dict) else []
                 nodes = a.get("nodes") or ([a["node"]] if a.get("node") else [])
                 add(name, kind, a.get("summary") or kind, None if start is None else ms(start),
-                    None if end is None else ms(end), idx, nodes)
+                    None if end is None else ms(end), idx, nodes, **({"focus": focus} if focus else {}))
+    return out
+
+
+def served_during(table: dict[str, Any], nodes: list[str], lo: float, hi: float) -> dict[str, list[int]]:
+    """Rows of the ops each node acknowledged (ok) that overlap [lo, hi] ms: what two leaders served."""
+    want = {table["nodes"].index(n): n for n in nodes if n in table["nodes"]}
+    out: dict[str, list[int]] = {n: [] for n in nodes}
+    calls, rets, stat, node = table["c"], table["r"], table["s"], table["n"]
+    for row in range(bisect_right(calls, hi)):
+        if stat[row] == 0 and node[row] in want and rets[row] >= lo:
+            out[want[node[row]]].append(row)
     return out
 
 
@@ -441,6 +469,10 @@ def report_data(inputs: RunInputs) -> dict[str, Any]:
     faults = fault_bands(history, end_ms)
     lanes = leader_lanes(history)
     found = anomalies(results, rows, table["c"], table["r"])
+    for a in found:
+        if a["checker"] == "split-brain" and a["nodes"] and a.get("focus"):
+            a["served"] = served_during(table, a["nodes"], *a["focus"])
+            a["rows"] = sorted(set(a["rows"]) | {r for lst in a["served"].values() for r in lst})
     offsets = clock_offsets(history)
     fallback = statistics.median(offsets.values()) if offsets else None
     entries = log_entries(inputs.logs, offsets, fallback)

@@ -54,8 +54,18 @@ def verdict_word(v: Any) -> str:
 def render_html(run_dir: str | os.PathLike[str]) -> str:
     inputs = load_run(run_dir)
     data = report_data(inputs)
+    ops = data["ops"]
+
+    def op(row: int) -> dict[str, Any]:
+        """One client operation of the table, for the evidence lists."""
+        key = ops["keys"][ops["k"][row]] if ops["k"][row] >= 0 else ""
+        return {"index": ops["i"][row], "process": ops["processes"][ops["p"][row]],
+                "desc": f"{ops['fs'][ops['f'][row]]} {key}: {ops['d'][row]} [{('ok', 'fail', 'info')[ops['s'][row]]}]",
+                "call": f"{ops['c'][row] / 1000:.3f}s", "ret": f"{ops['r'][row] / 1000:.3f}s" if ops["r"][row] >= 0 else "never"}
+
     return _env.get_template("report.html.j2").render(
         d=data,
+        op=op,
         r=inputs.results,
         spec_text=inputs.spec_text,
         verdict=verdict_word(data["valid"]),

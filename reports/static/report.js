@@ -209,8 +209,7 @@
     if (view.anomaly >= 0) {
       const a = D.anomalies[view.anomaly];
       const blocked = new Set(a.blocked || []);
-      const prefix = a.prefix || [];
-      const lastPlaced = prefix.length ? prefix[prefix.length - 1] : -1;
+      const lastPlaced = a.last_write != null ? a.last_write : -1;
       const labels = [];
       for (const i of a.rows) {
         const y = layout.ops + O.p[i] * opLane + (opLane > 6 ? 2 : 0);
@@ -224,7 +223,7 @@
         ctx.lineWidth = isBlocked || i === lastPlaced ? 3 : 1.5;
         ctx.strokeRect(x0 - 1, y - 1, Math.max(2, x1 - x0) + 2, bh + 2);
         if (isBlocked) labels.push(["cannot be placed: " + O.d[i], x1, y, "#d500f9"]);
-        else if (i === lastPlaced) labels.push(["last placed: " + O.d[i] + (a.state != null ? " → state " + a.state : ""), x1, y, "#1565c0"]);
+        else if (i === lastPlaced) labels.push(["last write placed: " + O.d[i] + (a.state != null ? " → state " + a.state : ""), x1, y, "#1565c0"]);
       }
       // Labels on a white box, after every outline, so nothing draws over them.
       ctx.font = "bold 12px ui-monospace, monospace";
