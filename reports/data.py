@@ -21,7 +21,7 @@ from typing import Any
 
 from checkers.election import cut_off_nodes
 from checkers.operation import END_OF_TIME, Operation
-from harness.history import NEMESIS, History, read_history
+from harness.history import History, read_history
 
 STATUSES = ("ok", "fail", "info")
 # Fault families: the op that starts one and the ops that end it (heal ends all).

@@ -114,7 +114,7 @@ def write_synthetic_run(run_dir: str | Path, ops: int = 2000, *, processes: int 
     def add(time: int, e: dict[str, Any]) -> None:
         events.append((time, len(events), e))
 
-    for n, (effect, call, ret, pid, f, key, value, status) in enumerate(planned):
+    for n, (_effect, call, ret, pid, f, key, value, status) in enumerate(planned):
         leader, _ = leader_at(call)
         node = names[pid % nodes] if pid < nodes else leader
         add(call, {"type": "invoke", "process": pid, "f": f, "key": key, "value": value, "node": node})
