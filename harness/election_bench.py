@@ -194,8 +194,8 @@ def _log_ticks(lo: float, hi: float) -> list[float]:
 def render_cdf_svg(series: list[tuple[str, list[float | None]]], title: str) -> str:
     """A CDF plot like Figure 16: x = downtime in ms on a log axis, y = cumulative percent of trials.
     One step line per (label, downtimes) pair; timeouts keep a line below 100% and are named in the legend."""
-    width, height = 720, 420
-    left, right, top, bottom = 70, 190, 40, 50
+    width, height = 840, 420
+    left, right, top, bottom = 70, 260, 40, 50
     pw, ph = width - left - right, height - top - bottom
     values = [d for _, ds in series for d in ds if d is not None and d > 0]
     x_lo = 10 ** math.floor(math.log10(min(values))) if values else 10.0
@@ -593,3 +593,14 @@ def run_ranges(plan: BenchPlan, make_cluster: Callable[[TimeoutRange], tuple[Any
                         signal.signal(s, h)
             on_range_done(results)
     return results
+
+
+def results_from_json(doc: dict[str, Any]) -> list[RangeResult]:
+    """The range results of a bench folder's results.json (to draw or tabulate them again)."""
+    out = []
+    for r in doc.get("ranges", []):
+        res = RangeResult(TimeoutRange(r["lo_ms"], r["hi_ms"]), r["heartbeat_ms"], r.get("tick_ms"),
+                          [Trial(**t) for t in r.get("trials", [])], r.get("error"), r.get("stopped_early"),
+                          r.get("cluster_up_s"))
+        out.append(res)
+    return out

@@ -117,6 +117,14 @@ def test_every_step_of_the_cdf_is_drawn_up_to_its_share():
     assert ys[0] == pytest.approx(40 + 330) and ys[-1] == pytest.approx(40)
 
 
+def test_the_legend_fits_inside_the_picture():
+    root = ET.fromstring(render_cdf_svg([("150-300", [None] * 5 + [1.0] * 995)], "t"))
+    ns = "{http://www.w3.org/2000/svg}"
+    legend = next(t for t in root.iter(f"{ns}text") if "timeouts" in (t.text or ""))
+    # ~7 px per character at 12 px sans-serif
+    assert float(legend.get("x")) + 7 * len(legend.text) <= float(root.get("width"))
+
+
 def test_the_table_sets_the_papers_numbers_beside_ours_and_shows_timeouts():
     rows = [(TimeoutRange(150, 155), 75, summarize([250.0, 290.0, 310.0])),
             (TimeoutRange(150, 150), 75, summarize([None, None])),
@@ -326,6 +334,22 @@ def test_an_interrupted_bench_tears_down_and_keeps_what_it_measured(tmp_path: Pa
     results = json.loads(((tmp_path / "bench-election" / "latest") / "results.json").read_text())
     assert results["status"] == "interrupted"
     assert len(results["ranges"][0]["trials"]) == 2
+
+
+def test_results_json_reads_back_into_the_same_ranges(tmp_path: Path):
+    import io
+
+    from harness.election_bench import results_from_json
+
+    def make(r):
+        fake = FakeCluster(0.02)
+        return fake, fake
+
+    plan = BenchPlan("raftkv", 5, (TimeoutRange(150, 300),), 7, 1, None, _settings(trials=2))
+    run_election(plan, tmp_path, quiet=True, out=io.StringIO(), make_cluster=make)
+    doc = json.loads(((tmp_path / "bench-election" / "latest") / "results.json").read_text())
+    (back,) = results_from_json(doc)
+    assert back.as_dict() == doc["ranges"][0]
 
 
 def test_the_target_gets_the_range_heartbeat_and_tick_as_settings():
