@@ -285,6 +285,10 @@ class _Search:
         if frame is None:
             self.result = True
         else:
+            if p.reach and not self._may_hold(frame[0], init, horizon=len(p.reach_reads)):
+                # Once, at the start, every read: one no write can ever explain
+                # ends the search here, however far into the history it is.
+                frame[2] = []
             frame[4] = 0
             frame[5] = bin(frame[0] & self.req_mask).count("1")
             self.frames.append(frame)
@@ -337,7 +341,7 @@ class _Search:
                     children.append((o, t))
         return [lin, state, children, 0, None, None, block_from]
 
-    def _may_hold(self, lin: int, state: Any) -> bool:
+    def _may_hold(self, lin: int, state: Any, horizon: int = _READ_HORIZON) -> bool:
         """False when some pending read can no longer hold, whatever comes next.
 
         A pending read is linearized after everything placed so far, so its
@@ -351,7 +355,7 @@ class _Search:
         first = bisect_left(reads, front)
         # Only the nearest reads: they prune most, and a long history would
         # otherwise cost a walk over all its reads per configuration.
-        for n in range(first, min(len(reads), first + _READ_HORIZON)):
+        for n in range(first, min(len(reads), first + horizon)):
             j = reads[n]
             if not (lin >> j) & 1 and not compat[j] & pending_resets and not reach[j](state):
                 return False
