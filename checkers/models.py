@@ -14,6 +14,16 @@ states, built once per operation, so the search's inner loop makes one call
 with no string dispatch. `step(state, op)` is the same thing, spelled the way
 the Protocol reads; both return an empty tuple when the operation is illegal
 in that state.
+
+A new model subclasses `BaseModel` and writes `transition` (plus `init`,
+`partition` and the descriptions where the defaults do not fit). The other
+hooks only make the search faster and default to "no shortcut":
+`read_only` (ops that never change a state are placed greedily),
+`effect_key` (ops with equal keys are interchangeable), and the growth-pruning
+hooks `resets` / `reachable` / `reset_allows` / `reset_key` / `read_key`
+(a pending read that can no longer hold ends a branch early). Each must be
+sound for the model: a wrong hook gives a wrong verdict, which is why the
+differential tests run every model against a brute-force oracle.
 """
 
 from __future__ import annotations
