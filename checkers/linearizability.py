@@ -321,8 +321,9 @@ class _Search:
                     placed = True
             if not placed:
                 break
-            # A read placed here was legal only thanks to the block (the
-            # block changed the state), so the block has done its work.
+            # A read placed here may have been legal only thanks to the block,
+            # so count the block as having done its work (lifting the
+            # restriction is always safe: it only means trying more).
             block_from = _NO_BLOCK
         if p.reach and not self._may_hold(lin, state):
             return [lin, state, [], 0, None, None, block_from]
