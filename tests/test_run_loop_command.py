@@ -46,6 +46,7 @@ def test_a_valid_run_writes_its_folder_and_exits_0(tmp_path):
     assert (run / "logs" / "n1.log").exists()
     text = out.getvalue()
     assert "verdict          valid (exit 0)" in text and str(run) in text and "report.html" in text
+    assert (run / "report.html").exists()  # written by reports/ at the end of every run
 
 
 def test_lost_writes_exit_1_and_say_when_they_were_found(tmp_path):

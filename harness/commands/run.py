@@ -303,26 +303,16 @@ def reproduce_command(folder) -> str:
 
 
 def render_report(folder) -> Path | None:
-    """Write report.html if a renderer exists yet (reports/); None otherwise."""
+    """Write report.html (and refresh the store's index) with reports/; None if it could not be."""
     try:
-        import reports
+        from reports.render import render_run
     except ImportError:
         return None
-    for mod_name in ("reports.render", "reports.html", "reports"):
-        try:
-            mod = __import__(mod_name, fromlist=["x"])
-        except ImportError:
-            continue
-        fn = getattr(mod, "render_run", None) or getattr(mod, "write_report", None)
-        if fn is not None:
-            try:
-                fn(folder.path)
-                return folder.report
-            except Exception as e:  # a broken report must not hide the verdict
-                print(f"splitbrain run: report not written: {type(e).__name__}: {e}", file=sys.stderr)
-                return None
-    del reports
-    return None
+    try:
+        return Path(render_run(folder.path))
+    except Exception as e:  # a broken report must not hide the verdict
+        print(f"splitbrain run: report not written: {type(e).__name__}: {e}", file=sys.stderr)
+        return None
 
 
 def _verdict_word(v) -> str:
@@ -382,6 +372,6 @@ def print_summary(results: dict[str, Any], folder, report: Path | None, out) -> 
         lines.append(f"  infra error      {run['infra_error']}")
     lines.append(f"  verdict          {_verdict_word(results['valid'])} (exit {results['exit_code']})")
     lines.append(f"  run folder       {folder.path}")
-    lines.append(f"  report           {report if report else str(folder.report) + ' (not rendered: no renderer yet)'}")
+    lines.append(f"  report           {report if report else str(folder.report) + ' (not written, see above)'}")
     lines.append(f"  reproduce        {results['command']}")
     print("\n".join(lines), file=out)
