@@ -93,6 +93,10 @@ def test_clicking_the_first_anomaly_brings_its_operations_into_view(browser, fai
     assert state["chosen"] == 0 and state["rows"] > 0 and state["inView"] > 0 and state["zoomed"]
     box = page.locator("#timeline").bounding_box()
     assert box is not None and box["y"] < 1000 and box["y"] + box["height"] > 0, "the timeline is on screen"
+    page.check("#only-anomaly")
+    page.wait_for_timeout(200)
+    drawn = int(page.locator("#timeline").get_attribute("data-drawn-ops"))
+    assert 0 < drawn <= state["rows"], "only the anomaly's operations are drawn"
     assert errors == []
     page.screenshot(path=str(artifacts / "report-first-anomaly.png"))
     page.locator("article.anomaly").first.screenshot(path=str(artifacts / "report-first-evidence.png"))

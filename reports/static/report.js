@@ -35,11 +35,27 @@
 
   // ---------------------------------------------------------------- layout
   const AXIS = 22, FAULT_LANE = 16, NODE_LANE = 16, GAP = 6;
-  const opLane = P <= 40 ? 14 : Math.max(2, Math.floor(720 / P));
   const layout = { axis: 0, faults: AXIS, nodes: 0, ops: 0, height: 0 };
   layout.nodes = layout.faults + Math.max(1, families.length) * FAULT_LANE + GAP;
   layout.ops = layout.nodes + nodes.length * NODE_LANE + GAP;
-  layout.height = layout.ops + P * opLane + 4;
+  // Which ops are drawn (null: all) and which process lanes: with "only the chosen anomaly's
+  // operations" on, the lanes close up around the processes that have them.
+  let only = null;
+  let laneRow = new Int32Array(P);
+  let rowProc = [];
+  let opLane = 14;
+  function relayout() {
+    laneRow.fill(-1);
+    rowProc = [];
+    const keep = new Uint8Array(P);
+    if (only) { for (let i = 0; i < N; i++) if (only[i]) keep[O.p[i]] = 1; } else keep.fill(1);
+    for (let p = 0; p < P; p++) if (keep[p]) { laneRow[p] = rowProc.length; rowProc.push(p); }
+    const R = rowProc.length;
+    opLane = R <= 40 ? 14 : Math.max(2, Math.floor(720 / R));
+    layout.height = layout.ops + R * opLane + 4;
+  }
+  relayout();
+  const laneY = (p) => layout.ops + laneRow[p] * opLane;
 
   function fmtT(ms) {
     const s = ms / 1000;
@@ -172,10 +188,10 @@
     let drawn = 0;
     for (let i = 0; i < N; i++) {
       const c = O.c[i];
-      if (c > view.t1) continue;
+      if (c > view.t1 || (only && !only[i])) continue;
       const st = O.s[i];
       const r = O.r[i];
-      const y = layout.ops + O.p[i] * opLane + (opLane > 6 ? 2 : 0);
+      const y = laneY(O.p[i]) + (opLane > 6 ? 2 : 0);
       const x0 = X(c);
       if (st === 2 || r < 0) {
         // info: solid until the unknown outcome was recorded, then open-ended to the right edge.
@@ -200,10 +216,10 @@
     ctx.globalAlpha = 1;
 
     // Lane labels (every lane when they fit, else every k-th).
-    ctx.fillStyle = "#fafbfc"; ctx.fillRect(0, layout.ops, GUTTER - 2, P * opLane);
+    ctx.fillStyle = "#fafbfc"; ctx.fillRect(0, layout.ops, GUTTER - 2, rowProc.length * opLane);
     ctx.fillStyle = "#5f6b76";
     const every = Math.max(1, Math.ceil(12 / opLane));
-    for (let p = 0; p < P; p += every) ctx.fillText("p" + O.processes[p], 4, layout.ops + p * opLane + Math.min(opLane, 12) - 1);
+    for (let row = 0; row < rowProc.length; row += every) ctx.fillText("p" + O.processes[rowProc[row]], 4, layout.ops + row * opLane + Math.min(opLane, 12) - 1);
 
     // The chosen anomaly's operations: outlined; the one that cannot be placed, in thick magenta.
     if (view.anomaly >= 0) {
@@ -212,7 +228,8 @@
       const lastPlaced = a.last_write != null ? a.last_write : -1;
       const labels = [];
       for (const i of a.rows) {
-        const y = layout.ops + O.p[i] * opLane + (opLane > 6 ? 2 : 0);
+        if (laneRow[O.p[i]] < 0) continue;
+        const y = laneY(O.p[i]) + (opLane > 6 ? 2 : 0);
         const x0 = Math.max(GUTTER, X(O.c[i]));
         const x1 = O.r[i] >= 0 && O.s[i] !== 2 ? X(O.r[i]) : w;
         if (x1 < GUTTER || x0 > w) continue;
@@ -236,9 +253,9 @@
       }
       ctx.font = "11px ui-monospace, monospace";
     }
-    if (view.pinned >= 0) {
+    if (view.pinned >= 0 && laneRow[O.p[view.pinned]] >= 0) {
       const i = view.pinned;
-      const y = layout.ops + O.p[i] * opLane;
+      const y = laneY(O.p[i]);
       ctx.strokeStyle = "#00b8d4"; ctx.lineWidth = 2;
       const x1 = O.r[i] >= 0 && O.s[i] !== 2 ? X(O.r[i]) : w;
       ctx.strokeRect(X(O.c[i]) - 2, y - 1, Math.max(2, x1 - X(O.c[i])) + 4, opLane + 1);
@@ -389,7 +406,7 @@
     const t = timeAt(tl, ev.clientX);
     const tol = 4 / (rect.width - GUTTER) * (view.t1 - view.t0);
     if (y >= layout.ops) {
-      const p = Math.floor((y - layout.ops) / opLane);
+      const p = rowProc[Math.floor((y - layout.ops) / opLane)];
       const lane = laneOps[p];
       if (!lane) return null;
       // Binary search for the last op called before t (+tolerance), then look back a little.
@@ -397,6 +414,7 @@
       while (lo < hi) { const m = (lo + hi) >> 1; if (O.c[lane[m]] <= t + tol) lo = m + 1; else hi = m; }
       for (let k = lo - 1; k >= 0 && k >= lo - 50; k--) {
         const i = lane[k];
+        if (only && !only[i]) continue;
         const end = O.r[i] < 0 || O.s[i] === 2 ? Infinity : O.r[i];
         if (end + tol >= t) return { op: i };
       }
@@ -441,9 +459,22 @@
   const rowOf = new Map();
   for (let i = 0; i < N; i++) rowOf.set(O.i[i], i);
 
+  const onlyBox = document.getElementById("only-anomaly");
+  function applyOnly() {
+    only = null;
+    if (onlyBox && onlyBox.checked && view.anomaly >= 0) {
+      only = new Uint8Array(N);
+      for (const i of D.anomalies[view.anomaly].rows) only[i] = 1;
+    }
+    relayout();
+    redraw();
+  }
+  if (onlyBox) onlyBox.addEventListener("change", applyOnly);
+
   function showAnomaly(k) {
     const a = D.anomalies[k];
     view.anomaly = k;
+    if (onlyBox) { onlyBox.disabled = !a.rows.length; applyOnly(); }
     const f = a.focus || [a.start, a.end];
     if (f && f[0] != null) {
       const pad = Math.max((f[1] - f[0]) * 0.35, 20);
@@ -454,7 +485,7 @@
     const wrap = document.getElementById("timeline-wrap");
     document.getElementById("timeline-section").scrollIntoView({ block: "start" });
     const lanes = (a.blocked && a.blocked.length ? a.blocked : a.rows).map((i) => O.p[i]);
-    if (lanes.length) wrap.scrollTop = Math.max(0, layout.ops + Math.min(...lanes) * opLane - wrap.clientHeight / 3);
+    if (lanes.length) wrap.scrollTop = Math.max(0, Math.min(...lanes.map(laneY)) - wrap.clientHeight / 3);
   }
   window.sbShowAnomaly = showAnomaly;
   document.querySelectorAll(".anomaly-link, .show-on-axis").forEach((el) => {
@@ -471,7 +502,7 @@
       document.getElementById("pinned").textContent = describeOp(i).replace("\n", " · ");
       document.getElementById("timeline-section").scrollIntoView({ block: "start" });
       const wrap = document.getElementById("timeline-wrap");
-      wrap.scrollTop = Math.max(0, layout.ops + O.p[i] * opLane - wrap.clientHeight / 3);
+      wrap.scrollTop = Math.max(0, laneY(O.p[i]) - wrap.clientHeight / 3);
     });
   });
 
