@@ -21,7 +21,8 @@ from typing import Any
 
 from checkers.election import cut_off_nodes
 from checkers.operation import END_OF_TIME, Operation
-from harness.history import History, read_history
+from harness.formats import FormatError
+from harness.history import Event, History, event_from_dict, read_history
 
 STATUSES = ("ok", "fail", "info")
 # Fault families: the op that starts one and the ops that end it (heal ends all).
@@ -77,8 +78,9 @@ def load_run(run_dir: str | Path) -> RunInputs:
     # results say it is invalid.
     try:
         history = read_history(hist, check=False)
-    except Exception as e:  # FormatError: one line
-        raise ReportError(f"{hist}: {' '.join(str(e).split())}") from None
+    except FormatError:
+        # A harness killed mid-write leaves a torn last line: report what can be read.
+        history = History(tuple(_readable_events(hist)), str(hist))
     logs = {}
     logs_dir = path / "logs"
     if logs_dir.is_dir():
@@ -88,6 +90,17 @@ def load_run(run_dir: str | Path) -> RunInputs:
             except OSError:
                 continue
     return RunInputs(path, results, spec_text, history, logs)
+
+
+def _readable_events(path: Path) -> list[Event]:
+    events = []
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, start=1):
+            try:
+                events.append(event_from_dict(json.loads(raw), n, str(path)))
+            except (ValueError, FormatError):
+                continue
+    return events
 
 
 # ---------------------------------------------------------------------------

@@ -247,3 +247,20 @@ def test_a_100k_op_report_embeds_every_operation(tmp_path):
     assert len(data["ops"]["c"]) == 20_000, "no cap hides operations"
     # About 80 bytes per operation keeps 100,000 well under 10 MB.
     assert out.stat().st_size < 20_000 * 100
+
+
+def test_a_run_killed_mid_write_still_gets_a_report(tmp_path):
+    run = tmp_path / "s" / "t" / "20261127T120000.000Z"
+    write_synthetic_run(run, 200, rate=100, check=False)
+    with open(run / "history.jsonl", "a") as f:
+        f.write('{"index": 99999, "type": "invo')  # torn last line
+    (run / "results.json").write_text(json.dumps({"test": "t", "valid": "unknown", "status": "running"}))
+    data = page_data(render_html(run))
+    assert len(data["ops"]["c"]) == 200 and data["valid"] == "unknown"
+
+
+def test_an_empty_history_renders(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "history.jsonl").write_text("")
+    assert page_data(render_html(run))["ops"]["c"] == []
