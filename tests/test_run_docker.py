@@ -23,29 +23,39 @@ pytestmark = pytest.mark.docker
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _labelled_runs() -> set[str]:
+def _run_ids(store: Path) -> set[str]:
+    """The run ids (container labels) of the runs recorded under store."""
+    ids = set()
+    for results in store.glob("*/*/results.json"):
+        run_id = json.loads(results.read_text()).get("run_id")
+        if run_id:
+            ids.add(run_id)
+    return ids
+
+
+def _left_behind(run_id: str) -> int:
     import docker
 
     client = docker.from_env()
-    runs = {c.labels.get("splitbrain.run") for c in client.containers.list(all=True, filters={"label": "splitbrain.run"})}
-    runs |= {n.attrs.get("Labels", {}).get("splitbrain.run") for n in client.networks.list(filters={"label": "splitbrain.run"})}
-    return {r for r in runs if r}
+    label = {"label": f"splitbrain.run={run_id}"}
+    return len(client.containers.list(all=True, filters=label)) + len(client.networks.list(filters=label))
 
 
 @pytest.fixture
-def leaves_nothing_behind():
-    """Fails the test if its run left labelled containers or networks; removes them either way."""
+def store(tmp_path):
+    """The test's store; afterwards its runs must have left no container or network.
+    Only this test's runs are looked at or removed: other runs on the host are not ours."""
     from harness.cluster import clean
 
-    before = _labelled_runs()
-    leftovers: set[str] = set()
+    root = tmp_path / "store"
+    leftovers: list[str] = []
     try:
-        yield
-        leftovers = _labelled_runs() - before
+        yield root
+        leftovers = [r for r in sorted(_run_ids(root)) if _left_behind(r)]
     finally:
-        for run_id in _labelled_runs() - before:
+        for run_id in _run_ids(root):
             clean(run_id)
-    assert not leftovers, f"runs left containers or networks: {sorted(leftovers)}"
+    assert not leftovers, f"runs left containers or networks: {leftovers}"
 
 
 def _splitbrain(*args: str, **kw) -> subprocess.Popen:
@@ -53,8 +63,7 @@ def _splitbrain(*args: str, **kw) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
-def test_a_short_chaos_run_is_recorded_checked_and_torn_down(tmp_path, leaves_nothing_behind):
-    store = tmp_path / "store"
+def test_a_short_chaos_run_is_recorded_checked_and_torn_down(store):
     proc = _splitbrain("--target", "raftkv", "--nodes", "3", "--workload", "register",
                        "--nemesis", "partition,kill", "--time-limit", "12", "--nemesis-interval", "2",
                        "--concurrency", "10", "--rate", "200", "--seed", "3", "--warmup", "2",
@@ -75,8 +84,7 @@ def test_a_short_chaos_run_is_recorded_checked_and_torn_down(tmp_path, leaves_no
     assert "verdict          valid" in out and str(run.name) in out
 
 
-def test_sigterm_mid_run_tears_down_and_leaves_a_checkable_history(tmp_path, leaves_nothing_behind):
-    store = tmp_path / "store"
+def test_sigterm_mid_run_tears_down_and_leaves_a_checkable_history(store):
     proc = _splitbrain("--nodes", "3", "--nemesis", "kill", "--time-limit", "120", "--nemesis-interval", "2",
                        "--seed", "5", "--store", str(store))
     try:

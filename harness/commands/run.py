@@ -174,10 +174,13 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None, parts=docker_
     folder.write_spec(spec.to_yaml())
     model = "kv" if spec.workload == "register" else "set"
     # Replaced at the end; a harness killed mid-run leaves this, which says so.
-    folder.write_results({"test": spec.test, "seed": spec.seed, "valid": "unknown", "status": "running",
-                          "model": model, "workload": spec.workload, "command": reproduce_command(folder)})
     progress = Progress(quiet=quiet)
     cluster, nodes, open_client, open_nemesis = parts(spec, target, progress.message)
+    run_id = getattr(cluster, "run_id", None)  # the label on its containers: `splitbrain clean --run`
+    # Replaced at the end; a harness killed mid-run leaves this, which says so.
+    folder.write_results({"test": spec.test, "seed": spec.seed, "valid": "unknown", "status": "running",
+                          "model": model, "workload": spec.workload, "run_id": run_id,
+                          "command": reproduce_command(folder)})
     options = {"keys": spec.active_keys(), "ops_per_key": spec.ops_per_key} if spec.workload == "register" else {}
     workload = make_workload(spec.workload, spec.seed, **options)
     schedule = make_schedule(spec.seed, spec.nemesis, nodes, spec.nemesis_interval, spec.time_limit)
@@ -217,6 +220,7 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None, parts=docker_
         "exit_code": code,
         "status": "interrupted" if outcome.interrupted else "infra-error" if outcome.infra_error else "complete",
         "model": model,
+        "run_id": run_id,
         "workload": spec.workload,
         "nemesis": list(spec.nemesis),
         "bugs": list(spec.bugs),
