@@ -316,27 +316,36 @@
     drawFaultBands(ctx, w, 0, h);
     drawAnomalyBand(ctx, w, 0, h);
     drawAxis(ctx, w, h, 0);
-    // Buckets of at least 100 ms: finer ones are mostly empty and the line turns to spikes.
-    const B = Math.max(4, Math.min(Math.floor((w - GUTTER) / 5), Math.ceil((view.t1 - view.t0) / 100)));
-    const width = (view.t1 - view.t0) / B;
+    // Buckets of at least 100 ms, aligned to the run's clock, so a narrow view shows the rate
+    // of the buckets it falls in rather than spikes of single completions.
+    const width = Math.max(100, (view.t1 - view.t0) / Math.max(4, Math.floor((w - GUTTER) / 5)));
+    const first = Math.floor(view.t0 / width) * width;
+    const B = Math.max(1, Math.ceil((view.t1 - first) / width));
     const counts = [new Float64Array(B), new Float64Array(B), new Float64Array(B)];
     for (let i = 0; i < N; i++) {
       const t = O.r[i] >= 0 ? O.r[i] : O.c[i];
-      if (t < view.t0 || t >= view.t1) continue;
-      counts[O.s[i]][Math.floor((t - view.t0) / width)] += 1;
+      if (t < first || t >= first + B * width) continue;
+      counts[O.s[i]][Math.floor((t - first) / width)] += 1;
     }
     let max = 1;
     for (const a of counts) for (const v of a) if (v > max) max = v;
     const perS = 1000 / width;
-    const Y = (v) => h - 4 - v / max * (h - 26);
+    const Y = (v) => h - 4 - v / max * (h - 40);
     ctx.fillStyle = "#5f6b76"; ctx.font = "11px ui-monospace, monospace";
     ctx.fillText(Math.round(max * perS) + "/s", 2, Y(max) + 4);
     ctx.fillText("0", 2, h - 4);
+    ctx.save(); ctx.beginPath(); ctx.rect(GUTTER, 0, w - GUTTER, h); ctx.clip();
     counts.forEach((a, s) => {
       ctx.strokeStyle = COLORS[STATUS[s]]; ctx.lineWidth = 1.5; ctx.beginPath();
-      for (let b = 0; b < B; b++) { const x = GUTTER + (b + 0.5) * (w - GUTTER) / B; b ? ctx.lineTo(x, Y(a[b])) : ctx.moveTo(x, Y(a[b])); }
+      for (let b = 0; b < B; b++) {
+        const x0 = X(first + b * width), x1 = X(first + (b + 1) * width), y = Y(a[b]);
+        b ? ctx.lineTo(x0, y) : ctx.moveTo(x0, y);
+        ctx.lineTo(x1, y);
+      }
       ctx.stroke();
     });
+    ctx.restore();
+    ctx.fillStyle = "#5f6b76"; ctx.fillText(`${width >= 1000 ? (width / 1000).toFixed(1) + " s" : Math.round(width) + " ms"} buckets`, w - 120, 28);
     ctx.fillStyle = "#1d2329"; ctx.fillText("completions per second", GUTTER + 4, 28);
   }
 
