@@ -376,6 +376,8 @@ def print_summary(results: dict[str, Any], folder, report: Path | None, out) -> 
         lines.append(f"  infra error      {run['infra_error']}")
     lines.append(f"  verdict          {_verdict_word(results['valid'])} (exit {results['exit_code']})")
     lines.append(f"  run folder       {folder.path}")
+    if results.get("run_id"):
+        lines.append(f"  cluster          run id {results['run_id']} (torn down in {run.get('teardown_s')}s)")
     lines.append(f"  report           {report if report else str(folder.report) + ' (not written, see above)'}")
     lines.append(f"  reproduce        {results['command']}")
     print("\n".join(lines), file=out)
