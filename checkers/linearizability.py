@@ -63,9 +63,9 @@ _NO_BLOCK = _NoBlock()
 _SLICE = 2000
 _MAX_SLICE = 64_000
 
-# Memo entries (configurations) kept before the memo is dropped: a few hundred
-# bytes each, so this keeps one partition's search well under 1 GiB.
-_MEMO_CAP = 1_500_000
+# Memo entries (configurations) kept before the memo is dropped: up to a
+# kilobyte or so each with big states, so this keeps a search under 1 GiB.
+_MEMO_CAP = 600_000
 
 # Optional-op sets remembered per (definite ops, state): scanning a longer
 # list costs more than the repeated work it would save.
@@ -74,7 +74,10 @@ _SUBSUMERS_PER_KEY = 16
 # Scan optional ops by effect when there are at least this many per effect.
 _CLASS_SCAN_RATIO = 4
 
-# Pending reads (from the earliest) checked per configuration by growth pruning.
+# Growth pruning checks every pending read per configuration while a
+# partition has at most this many; beyond, the nearest _READ_HORIZON and a
+# moving stretch as many again (a walk over all would be quadratic).
+_FULL_SCAN_READS = 2048
 _READ_HORIZON = 64
 
 
@@ -268,6 +271,8 @@ class _Search:
         # With optional ops: (definite ops placed, state) -> optional-op sets used.
         self.subsumers: dict = {}
         self.memo_cap = _MEMO_CAP
+        self.rotation = 0  # where _may_hold's far stretch of reads starts
+        self.doomed_read = -1  # the read _may_hold last found can no longer hold
         self.path: list[int] = []
         # A frame: [lin, state, children, next child, path length at entry,
         # depth, state before the optional block that led here or _NO_BLOCK]
@@ -289,6 +294,7 @@ class _Search:
                 # Once, at the start, every read: one no write can ever explain
                 # ends the search here, however far into the history it is.
                 frame[2] = []
+            self.doomed_read = -1
             frame[4] = 0
             frame[5] = bin(frame[0] & self.req_mask).count("1")
             self.frames.append(frame)
@@ -342,7 +348,7 @@ class _Search:
                     children.append((o, t))
         return [lin, state, children, 0, None, None, block_from]
 
-    def _may_hold(self, lin: int, state: Any, horizon: int = _READ_HORIZON) -> bool:
+    def _may_hold(self, lin: int, state: Any, horizon: int = 0) -> bool:
         """False when some pending read can no longer hold, whatever comes next.
 
         A pending read is linearized after everything placed so far, so its
@@ -354,13 +360,43 @@ class _Search:
         reach, reads, compat = p.reach, p.reach_reads, p.reset_compat
         front = ((lin + 1) & ~lin).bit_length() - 1
         first = bisect_left(reads, front)
-        # Only the nearest reads: they prune most, and a long history would
-        # otherwise cost a walk over all its reads per configuration.
-        for n in range(first, min(len(reads), first + horizon)):
-            j = reads[n]
-            if not (lin >> j) & 1 and not compat[j] & pending_resets and not reach[j](state):
-                return False
+        horizon = horizon or (len(reads) if len(reads) <= _FULL_SCAN_READS else _READ_HORIZON)
+        # The nearest reads, and a further stretch that moves along on every
+        # call: a read that can no longer hold stays so down that branch, so
+        # it is caught a few configurations later, while a long history does
+        # not cost a walk over all its reads per configuration.
+        near = min(len(reads), first + horizon)
+        far = len(reads) - near
+        if far > horizon:
+            self.rotation = start = (self.rotation + horizon) % far
+            stretches = ((first, near), (near + start, min(len(reads), near + start + horizon)))
+        else:
+            stretches = ((first, len(reads)),)
+        for lo, hi in stretches:
+            for n in range(lo, hi):
+                j = reads[n]
+                if not (lin >> j) & 1 and not compat[j] & pending_resets and not reach[j](state):
+                    self.doomed_read = j
+                    return False
         return True
+
+    def _cut_doomed_ancestors(self) -> None:
+        """End the frames on the stack that the doomed read already dooms.
+
+        A read that can no longer hold at a configuration cannot hold anywhere
+        below it either (pending resets only shrink, growth only grows), so
+        every ancestor where it was already doomed has nothing left to find.
+        Without this, a read caught late by the moving stretch in `_may_hold`
+        would be caught again in every sibling branch.
+        """
+        j, p = self.doomed_read, self.p
+        self.doomed_read = -1
+        holds, compat = p.reach[j], p.reset_compat[j]
+        for frame in reversed(self.frames):
+            lin = frame[0]
+            if (lin >> j) & 1 or compat & p.reset_mask & ~lin or holds(frame[1]):
+                break
+            frame[3] = len(frame[2])
 
     def _subsumed(self, lin: int, state: Any, block_from: Any) -> bool:
         """Has a configuration been explored with these definite ops, this state and fewer optional ops used?
@@ -460,6 +496,8 @@ class _Search:
             if child is None:
                 result = True
                 break
+            if self.doomed_read >= 0:
+                self._cut_doomed_ancestors()
             child[4] = start
             child[5] = depth + (1 if j < n_req else 0) + len(path) - start - 1
             frames.append(child)
