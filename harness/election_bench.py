@@ -35,7 +35,7 @@ import random
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 # The ranges of Figure 16 (top: 150 ms lower bound with growing randomness;
@@ -271,6 +271,10 @@ class BenchCluster(Protocol):
         """Start a killed node again (returns once its process runs)."""
         ...
 
+    def lost(self, nodes: list[str]) -> list[str]:
+        """Those of `nodes` that no longer run although we did not kill them."""
+        ...
+
 
 @dataclass(frozen=True)
 class Trial:
@@ -289,6 +293,11 @@ class StabilityError(Exception):
     """The cluster did not settle on one leader in time: the range cannot go on."""
 
 
+class ClusterLost(Exception):
+    """Nodes of the cluster are gone or stopped behind our back (removed by someone else): the trial
+    that saw it is not a measurement."""
+
+
 @dataclass
 class BenchSettings:
     trials: int = 50
@@ -298,6 +307,7 @@ class BenchSettings:
     settle_timeout_s: float = 60.0
     max_timeouts: int = 5
     range_time_limit_s: float | None = None  # stop starting trials in a range after this long
+    range_attempts: int = 3  # fresh clusters a range may use when one fails or vanishes
 
 
 def _stable_view(statuses: dict[str, dict | None], nodes: list[str]) -> tuple[str, int] | None:
@@ -417,6 +427,11 @@ class ElectionBench:
             down, ack, new_leader, new_term, polls = await self.measure(survivors, term, killed_at)
             trial = Trial(i, leader, term, round(offset, 3), None if down is None else round(down, 3),
                           None if ack is None else round(ack, 3), new_leader, new_term, polls)
+            if down is None:
+                lost = await asyncio.to_thread(self.cluster.lost, survivors)
+                if lost:
+                    raise ClusterLost(f"nodes {', '.join(lost)} are no longer running (removed by someone else?); "
+                                      f"trial {i} discarded")
             trials.append(trial)
             self.on_trial(trial)
             await asyncio.to_thread(self.cluster.start, leader)
@@ -479,6 +494,10 @@ class DockerBenchCluster:
         self.cluster.container(node).wait(timeout=10)  # Docker must have seen it exit before it can start it
         self.cluster.start(node)
 
+    def lost(self, nodes: list[str]) -> list[str]:
+        states = self.cluster.states()
+        return [n for n in nodes if states.get(n) != "running"]
+
 
 @dataclass
 class RangeResult:
@@ -489,6 +508,7 @@ class RangeResult:
     error: str | None = None  # why the range stopped early (cluster would not come up or settle)
     stopped_early: str | None = None
     up_s: float | None = None
+    retries: list[str] = field(default_factory=list)  # why each failed cluster of this range failed
 
     @property
     def downtimes(self) -> list[float | None]:
@@ -504,7 +524,8 @@ class RangeResult:
             "heartbeat_ms": self.heartbeat_ms, "tick_ms": self.tick_ms,
             "summary": asdict(self.summary()), "acknowledged_summary": asdict(acks),
             "paper": PAPER.get(self.range.label), "error": self.error, "stopped_early": self.stopped_early,
-            "cluster_up_s": self.up_s, "trials": [asdict(t) for t in self.trials],
+            "cluster_up_s": self.up_s, "cluster_failures": list(self.retries),
+            "trials": [asdict(t) for t in self.trials],
         }
 
 
@@ -559,39 +580,51 @@ def run_ranges(plan: BenchPlan, make_cluster: Callable[[TimeoutRange], tuple[Any
             log(f"  [{r.label} ms] trial {t.index}/{n}: killed {t.old_leader} (term {t.old_term}, "
                 f"+{t.kill_offset_ms:.1f} ms into hb) -> {what}")
 
-        handle = None
-        started = time.monotonic()
-        try:
-            log(f"range {r.label} ms (heartbeat {hb} ms"
-                + (f", tick {plan.tick_ms} ms" if plan.tick_ms is not None else "") + f"): starting {plan.nodes} nodes")
-            handle, cluster = make_cluster(r)
-            handle.up()
-            res.up_s = round(time.monotonic() - started, 2)
-            bench = ElectionBench(cluster, hb, settle_ms=max(r.hi, 20), rng=rng, settings=plan.settings,
-                                  on_trial=shown, log=log)
-            asyncio.run(bench.run_trials(n))
-            if len(res.trials) < n:
-                timeouts = sum(1 for t in res.trials if t.downtime_ms is None)
-                res.stopped_early = (f"stopped after {timeouts} timeouts" if timeouts >= plan.settings.max_timeouts
-                                     else f"stopped at the range time limit of {plan.settings.range_time_limit_s:g}s "
-                                          f"after {len(res.trials)} of {n} trials")
-        except StabilityError as e:
-            res.error = str(e)
-            log(f"  [{r.label} ms] range stopped: {e}")
-        except Exception as e:
-            if type(e).__name__ != "ClusterError":
-                raise
-            res.error = str(e)
-            log(f"  [{r.label} ms] range stopped: {e}")
-        finally:
-            if handle is not None:
-                old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-                try:
-                    handle.teardown()
-                finally:
-                    for s, h in old.items():
-                        signal.signal(s, h)
-            on_range_done(results)
+        log(f"range {r.label} ms (heartbeat {hb} ms"
+            + (f", tick {plan.tick_ms} ms" if plan.tick_ms is not None else "") + f"): starting {plan.nodes} nodes")
+        range_started = time.monotonic()
+        for attempt in range(1, plan.settings.range_attempts + 1):
+            left = n - len(res.trials)
+            settings = plan.settings
+            if settings.range_time_limit_s is not None:
+                settings = replace(settings, range_time_limit_s=max(
+                    0.001, settings.range_time_limit_s - (time.monotonic() - range_started)))
+            handle = None
+            try:
+                started = time.monotonic()
+                handle, cluster = make_cluster(r)
+                handle.up()
+                res.up_s = round(time.monotonic() - started, 2)
+                bench = ElectionBench(cluster, hb, settle_ms=max(r.hi, 20), rng=rng, settings=settings,
+                                      on_trial=shown, log=log)
+                asyncio.run(bench.run_trials(left, first_index=len(res.trials) + 1))
+                res.error = None
+                break
+            except Exception as e:  # the cluster failed (or was removed under us): a fresh one, or give up
+                if isinstance(e, StabilityError | ClusterLost) or type(e).__name__ == "ClusterError":
+                    why = str(e)
+                else:
+                    why = f"{type(e).__name__}: {e}"
+                why = " ".join(why.split())[:500]
+                res.error = why
+                res.retries.append(why)
+                again = attempt < plan.settings.range_attempts
+                log(f"  [{r.label} ms] cluster failed: {why}" + ("; starting a fresh one" if again else "; range stopped"))
+            finally:
+                if handle is not None:
+                    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+                    try:
+                        handle.teardown()
+                    finally:
+                        for s, h in old.items():
+                            signal.signal(s, h)
+                on_range_done(results)
+        if len(res.trials) < n and res.error is None:
+            timeouts = sum(1 for t in res.trials if t.downtime_ms is None)
+            res.stopped_early = (f"stopped after {timeouts} timeouts" if timeouts >= plan.settings.max_timeouts
+                                 else f"stopped at the range time limit of {plan.settings.range_time_limit_s:g}s "
+                                      f"after {len(res.trials)} of {n} trials")
+        on_range_done(results)
     return results
 
 
@@ -601,6 +634,6 @@ def results_from_json(doc: dict[str, Any]) -> list[RangeResult]:
     for r in doc.get("ranges", []):
         res = RangeResult(TimeoutRange(r["lo_ms"], r["hi_ms"]), r["heartbeat_ms"], r.get("tick_ms"),
                           [Trial(**t) for t in r.get("trials", [])], r.get("error"), r.get("stopped_early"),
-                          r.get("cluster_up_s"))
+                          r.get("cluster_up_s"), list(r.get("cluster_failures", [])))
         out.append(res)
     return out

@@ -222,6 +222,9 @@ class FakeCluster:
             self.term += 1
             self.leader = node
 
+    def lost(self, nodes):
+        return []
+
     # the handle side
     def up(self):
         self.up_calls += 1
@@ -294,13 +297,15 @@ def test_a_whole_bench_writes_its_folder_prints_the_table_and_tears_every_cluste
     out = io.StringIO()
     code = run_election(plan, tmp_path, quiet=True, out=out, make_cluster=make)
     assert code == 0
-    assert [f.teardowns for f in made] == [1, 1, 1]  # the broken one too
+    # the broken range tried three fresh clusters; every cluster was torn down, the broken ones too
+    assert [f.teardowns for f in made] == [1, 1, 1, 1, 1]
     folder = (tmp_path / "bench-election" / "latest").resolve()
     results = json.loads((folder / "results.json").read_text())
     assert results["status"] == "complete" and results["seed"] == 7 and results["nodes"] == 5
     by_range = {r["range"]: r for r in results["ranges"]}
     assert len(by_range["150-300"]["trials"]) == 2 and by_range["150-300"]["heartbeat_ms"] == 75
     assert by_range["25-50"]["error"] == "nodes n1 did not answer"
+    assert by_range["25-50"]["cluster_failures"] == ["nodes n1 did not answer"] * 3
     assert "--seed 7" in results["command"]
     for name in ("table.txt", "cdf-150-300.svg", "cdf-25-50.svg", "cdf-12-24.svg", "cdf-all.svg",
                  "fig16-top.svg", "fig16-bottom.svg"):
@@ -309,6 +314,37 @@ def test_a_whole_bench_writes_its_folder_prints_the_table_and_tears_every_cluste
     assert printed.startswith("range ms")
     assert "range 25-50: stopped early: nodes n1 did not answer" in printed
     assert (folder / "table.txt").read_text().startswith(printed.splitlines()[0])
+
+
+def test_a_cluster_removed_under_the_bench_is_replaced_and_its_bogus_timeout_discarded(tmp_path: Path):
+    import io
+
+    made: list[FakeCluster] = []
+
+    def make(r):
+        class Vanishing(FakeCluster):
+            def kill(self, node):
+                at = super().kill(node)
+                if len(made) == 1 and len(self.kills) == 2:
+                    self.elect_at = None  # someone removed every container: nobody answers, nobody elects
+                    self.down = set(self.node_ids)
+                return at
+
+            def lost(self, nodes):
+                return [n for n in nodes if n in self.down]
+
+        fake = Vanishing(0.02)
+        made.append(fake)
+        return fake, fake
+
+    plan = BenchPlan("raftkv", 5, (TimeoutRange(150, 300),), 7, 1, None, _settings(trials=4, cap_s=0.2))
+    assert run_election(plan, tmp_path, quiet=True, out=io.StringIO(), make_cluster=make) == 0
+    results = json.loads(((tmp_path / "bench-election" / "latest") / "results.json").read_text())
+    (r,) = results["ranges"]
+    assert [t["index"] for t in r["trials"]] == [1, 2, 3, 4]
+    assert all(t["downtime_ms"] is not None for t in r["trials"])
+    assert r["error"] is None and len(r["cluster_failures"]) == 1 and "no longer running" in r["cluster_failures"][0]
+    assert [f.teardowns for f in made] == [1, 1]
 
 
 def test_an_interrupted_bench_tears_down_and_keeps_what_it_measured(tmp_path: Path):

@@ -219,6 +219,9 @@ def run_election(plan, store: Path, quiet: bool = False, out=None, make_cluster=
             print(f"range {r.range.label}: stopped early: {r.error}", file=out)
         elif r.stopped_early:
             print(f"range {r.range.label}: {r.stopped_early}", file=out)
+        if r.retries and not r.error:
+            print(f"range {r.range.label}: {len(r.retries)} cluster(s) failed and were replaced "
+                  f"(first: {r.retries[0][:200]})", file=out)
     print(f"bench folder: {folder}", file=out)
     if code == 0 and results and all(r.error for r in results):
         code = 2
