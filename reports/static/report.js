@@ -51,7 +51,7 @@
     if (only) { for (let i = 0; i < N; i++) if (only[i]) keep[O.p[i]] = 1; } else keep.fill(1);
     for (let p = 0; p < P; p++) if (keep[p]) { laneRow[p] = rowProc.length; rowProc.push(p); }
     const R = rowProc.length;
-    opLane = R <= 40 ? 14 : Math.max(2, Math.floor(720 / R));
+    opLane = R <= 40 ? 14 : Math.max(2, Math.floor(560 / R));
     layout.height = layout.ops + R * opLane + 4;
   }
   relayout();
@@ -226,6 +226,8 @@
       const a = D.anomalies[view.anomaly];
       const blocked = new Set(a.blocked || []);
       const lastPlaced = a.last_write != null ? a.last_write : -1;
+      // Where each op went in the longest linearizable prefix: written on it when there is room.
+      const order = new Map((a.prefix || []).map((r, k) => [r, k + 1]));
       const labels = [];
       for (const i of a.rows) {
         if (laneRow[O.p[i]] < 0) continue;
@@ -239,6 +241,10 @@
         ctx.strokeStyle = isBlocked ? "#d500f9" : i === lastPlaced ? "#1565c0" : "#111";
         ctx.lineWidth = isBlocked || i === lastPlaced ? 3 : 1.5;
         ctx.strokeRect(x0 - 1, y - 1, Math.max(2, x1 - x0) + 2, bh + 2);
+        if (order.has(i) && bh >= 8 && x1 - x0 > 22) {
+          ctx.fillStyle = "#fff"; ctx.font = "10px ui-monospace, monospace";
+          ctx.fillText(String(order.get(i)), x0 + 2, y + bh - 1);
+        }
         if (isBlocked) labels.push(["cannot be placed: " + O.d[i], x1, y, "#d500f9"]);
         else if (i === lastPlaced) labels.push(["last write placed: " + O.d[i] + (a.state != null ? " → state " + a.state : ""), x1, y, "#1565c0"]);
       }
