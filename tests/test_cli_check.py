@@ -204,10 +204,6 @@ def test_help_teaches_with_examples(capsys):
 
 # --- peer data ----------------------------------------------------------------
 
-needs_peers = pytest.mark.skipif(not PEERS.is_dir(), reason="peer histories not present")
-
-
-@needs_peers
 @pytest.mark.parametrize(
     "name, expected",
     [("jepsen/etcd_002.log", 0), ("jepsen/etcd_000.log", 1), ("kv/c01-ok.txt", 0), ("kv/c01-bad.txt", 1)],
@@ -218,7 +214,6 @@ def test_peer_porcupine_files_get_their_expected_exit_code(capsys, name, expecte
     assert ("format porcupine-etcd" if name.startswith("jepsen") else "format porcupine-kv") in out
 
 
-@needs_peers
 def test_the_empty_peer_etcd_log_is_trivially_linearizable(capsys):
     assert run(capsys, str(PEERS / "jepsen/etcd_095.log"))[0] == 0
 

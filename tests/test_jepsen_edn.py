@@ -199,7 +199,6 @@ def test_fuzz_garbage_edn_gives_format_error_never_a_crash(tmp_path_factory, dat
 PEERS = Path(__file__).resolve().parents[1] / ".." / "shared" / "peer-histories" / "porcupine"
 
 
-@pytest.mark.skipif(not (PEERS / "kv").is_dir(), reason="peer histories not present")
 @pytest.mark.parametrize("name", ["c01-ok.txt", "c01-bad.txt", "c10-ok.txt", "c10-bad.txt"])
 def test_porcupine_kv_files_are_edn_and_read_as_such_give_porcupines_verdict(name):
     # Porcupine's kv files are one EDN map per line with :key and no :time:
