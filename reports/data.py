@@ -485,7 +485,7 @@ def report_data(inputs: RunInputs) -> dict[str, Any]:
     lanes = leader_lanes(history)
     found = anomalies(results, rows, table["c"], table["r"])
     for a in found:
-        if a["checker"] == "split-brain" and a["nodes"] and a.get("focus"):
+        if a["type"] in ("two-leaders-one-term", "dual-serving") and len(a["nodes"]) > 1 and a.get("focus"):
             a["served"] = served_during(table, a["nodes"], *a["focus"])
             a["rows"] = sorted(set(a["rows"]) | {r for lst in a["served"].values() for r in lst})
     offsets = clock_offsets(history)

@@ -264,3 +264,24 @@ def test_an_empty_history_renders(tmp_path):
     run.mkdir()
     (run / "history.jsonl").write_text("")
     assert page_data(render_html(run))["ops"]["c"] == []
+
+
+def test_dual_serving_names_both_leaders_and_highlights_what_each_acknowledged_in_the_overlap():
+    h = history([
+        {"type": "invoke", "process": 0, "f": "write", "key": "k", "value": 1, "time": 1_000_000_000, "node": "n1"},
+        {"type": "ok", "process": 0, "f": "write", "key": "k", "value": 1, "time": 1_100_000_000, "node": "n1"},
+        {"type": "invoke", "process": 1, "f": "write", "key": "k", "value": 2, "time": 1_050_000_000, "node": "n2"},
+        {"type": "ok", "process": 1, "f": "write", "key": "k", "value": 2, "time": 1_150_000_000, "node": "n2"},
+        {"type": "invoke", "process": 2, "f": "read", "key": "k", "value": None, "time": 5_000_000_000, "node": "n2"},
+        {"type": "ok", "process": 2, "f": "read", "key": "k", "value": 2, "time": 5_100_000_000, "node": "n2"},
+    ])
+    table, rows = operations_table(h)
+    results = {"checkers": {"split-brain": {"valid": False, "anomalies": [{
+        "type": "dual-serving", "nodes": ["n1", "n2"], "terms": [3, 4], "start": 900_000_000, "end": 1_200_000_000,
+        "operations": {"n1": [{"index": 0}], "n2": [{"index": 2}]},
+        "summary": "n1 (term 3) and n2 (term 4) both led and both acknowledged client operations between 0.900s and 1.200s"}]}}}
+    [a] = anomalies(results, rows, table["c"], table["r"])
+    assert a["sentence"].startswith("n1 (term 3) and n2 (term 4) both led")
+    assert a["focus"] == [900.0, 1200.0] and a["nodes"] == ["n1", "n2"] and a["rows"] == [rows[0], rows[2]]
+    from reports.data import served_during
+    assert served_during(table, ["n1", "n2"], 900.0, 1200.0) == {"n1": [rows[0]], "n2": [rows[2]]}
