@@ -32,7 +32,8 @@ examples:
   splitbrain run --target raftkv --nodes 5 --workload register \\
       --nemesis partition,kill,pause,clock --time-limit 60 --concurrency 10 --rate 200 --seed 42
   splitbrain run --nodes 3 --nemesis partition --bug stale-read --time-limit 30
-  splitbrain run --spec tests/specs/nightly.yaml --seed 7     # flags override the file
+  splitbrain run --spec nightly.yaml --seed 7                 # flags override the file
+  splitbrain run --spec store/latest/spec.yaml                # repeat the last run
   splitbrain run --workload set --nemesis kill --bug ack-before-replicate
 
 A spec file holds the same settings as the flags (dashes or underscores):
@@ -43,6 +44,11 @@ A spec file holds the same settings as the flags (dashes or underscores):
   time-limit: 60
   seed: 42
   options: {{lease_reads: true}}   # passed to the target
+
+Clients: --concurrency processes share --rate; by default one client is pinned
+to each node (so a deposed or isolated leader keeps being asked) and the rest
+follow the leader the observer sees (--routing). A timeout is recorded as
+info and the client carries on as a new process.
 
 exit codes: 0 valid, 1 anomaly found, 2 usage or infrastructure error, 3 unknown.
 """
