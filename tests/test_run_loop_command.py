@@ -59,7 +59,7 @@ def test_lost_writes_exit_1_and_say_when_they_were_found(tmp_path):
     assert "ANOMALY" in out.getvalue() and "lost" in out.getvalue()
 
 
-def test_a_cluster_that_cannot_come_up_is_an_infra_error_exit_2(tmp_path):
+def test_a_cluster_that_cannot_come_up_is_one_line_and_exit_2(tmp_path, capsys):
     class Broken(FakeCluster):
         def up(self):
             raise RuntimeError("no docker daemon")
@@ -67,8 +67,12 @@ def test_a_cluster_that_cannot_come_up_is_an_infra_error_exit_2(tmp_path):
     cluster = Broken()
     out = io.StringIO()
     code = execute(spec(tmp_path), None, quiet=True, out=out, parts=fake_parts(cluster))
-    assert code == 2 and "no docker daemon" in out.getvalue()
+    err = capsys.readouterr().err
+    assert code == 2 and out.getvalue() == ""
+    assert err == "splitbrain run: the cluster did not come up: RuntimeError: no docker daemon\n"
     assert cluster.torn_down == 1
+    results = json.loads((tmp_path / "store" / "latest" / "results.json").read_text())
+    assert results["status"] == "infra-error" and results["exit_code"] == 2
 
 
 def test_two_runs_get_two_folders_and_latest_moves(tmp_path):

@@ -206,6 +206,15 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None, parts=docker_
     started = time.monotonic()
     outcome = loop.run()
     run_s = time.monotonic() - started
+    if outcome.infra_error and "warmup" not in outcome.phases:
+        # The cluster never came up (no Docker daemon, an image that cannot be built):
+        # nothing ran, so one line that says why, not a summary of nothing.
+        folder.write_results({"test": spec.test, "seed": spec.seed, "valid": "unknown", "status": "infra-error",
+                              "exit_code": 2, "model": model, "run_id": run_id, "run": outcome.as_dict(),
+                              "command": reproduce_command(folder)})
+        first_line = outcome.infra_error.strip().splitlines()[0] if outcome.infra_error.strip() else "unknown error"
+        print(f"splitbrain run: the cluster did not come up: {first_line}", file=sys.stderr)
+        return 2
     progress.message(f"splitbrain run: checking {folder.history}")
     check_started = time.monotonic()
     checked = check_history(folder.history, workload)
