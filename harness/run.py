@@ -52,6 +52,10 @@ class Nemesis(Protocol):
     def heal_all(self) -> Any: ...
 
 
+# Errors of the cluster, image and nemesis layers, whose messages are written for users.
+INFRA_ERRORS = frozenset({"ClusterError", "ImageError", "NemesisError"})
+
+
 class InfraError(Exception):
     """The harness could not do its job (a fault that did nothing, a cluster that never came up)."""
 
@@ -184,7 +188,9 @@ class RunLoop:
         except InfraError as e:
             self.outcome.infra_error = str(e)
         except Exception as e:  # a bug or an infrastructure failure: keep the evidence
-            self.outcome.infra_error = f"{type(e).__name__}: {e}"
+            # The infrastructure's own errors already say what to do; anything else may be a bug.
+            plain = type(e).__name__ in INFRA_ERRORS
+            self.outcome.infra_error = str(e) if plain else f"{type(e).__name__}: {e}"
             self.outcome.infra_error_traceback = traceback.format_exc()
         finally:
             for sig in installed:
