@@ -484,6 +484,13 @@ def report_data(inputs: RunInputs) -> dict[str, Any]:
     faults = fault_bands(history, end_ms)
     lanes = leader_lanes(history)
     found = anomalies(results, rows, table["c"], table["r"])
+    # Rank within its checker: the top of the page lists a few per checker, the rest by count.
+    per_checker: dict[str, int] = defaultdict(int)
+    for a in found:
+        a["rank"] = per_checker[a["checker"]]
+        per_checker[a["checker"]] += 1
+    for a in found:
+        a["of"] = per_checker[a["checker"]]
     for a in found:
         if a["type"] in ("two-leaders-one-term", "dual-serving") and len(a["nodes"]) > 1 and a.get("focus"):
             a["served"] = served_during(table, a["nodes"], *a["focus"])
