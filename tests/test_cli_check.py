@@ -91,12 +91,15 @@ def test_model_and_initial_are_honoured(tmp_path, capsys):
 
 
 def test_a_hard_history_with_a_tiny_time_limit_exits_3_unknown(tmp_path, capsys):
-    # Fourteen concurrent writes and a read of a value nobody wrote: proving
-    # it illegal means trying every order of the writes, far beyond 1 µs.
+    # Fourteen concurrent writes, then a read of 0 and after it a read of 1:
+    # no single order of the writes ends in both, and proving that means
+    # exploring tens of thousands of orders, far beyond 1 µs.
     events = [ev(i, "invoke", i, "write", i, key="x", value=i) for i in range(14)]
-    events.append(ev(14, "invoke", 99, "read", 14, key="x"))
-    events.append(ev(15, "ok", 99, "read", 15, key="x", value=1000))
-    events += [ev(16 + i, "ok", i, "write", 16 + i, key="x", value=i) for i in range(14)]
+    events += [ev(14 + i, "ok", i, "write", 14 + i, key="x", value=i) for i in range(14)]
+    events.append(ev(28, "invoke", 99, "read", 28, key="x"))
+    events.append(ev(29, "ok", 99, "read", 29, key="x", value=0))
+    events.append(ev(30, "invoke", 99, "read", 30, key="x"))
+    events.append(ev(31, "ok", 99, "read", 31, key="x", value=1))
     path = write_jsonl(tmp_path / "h.jsonl", *events)
     code, out, _ = run(capsys, str(path), "--model", "cas-register", "--time-limit", "0.000001")
     assert code == 3
