@@ -521,6 +521,9 @@
     });
   });
 
+  // The nav's "spec" link opens the resolved spec at the top.
+  document.querySelectorAll('a[href="#spec"]').forEach((el) => el.addEventListener("click", () => { document.getElementById("spec").open = true; }));
+
   // Evidence tables open scrolled to the operation that cannot be placed.
   document.querySelectorAll(".scroll").forEach((box) => {
     const tr = box.querySelector("tr.blocked");
