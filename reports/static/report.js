@@ -521,6 +521,31 @@
     });
   });
 
+  // Hover a latency dot: the op behind it. A linear scan is ~1 ms at 100k ops, cheaper to
+  // keep than an index that every zoom would rebuild.
+  const ptip = document.createElement("div");
+  ptip.id = "perf-tip"; ptip.hidden = true; document.body.appendChild(ptip);
+  lat.addEventListener("mousemove", (ev) => {
+    const rect = lat.getBoundingClientRect();
+    const w = rect.width, h = rect.height;
+    const X = scaleX(w);
+    const lo = Math.log10(latMin), hi = Math.log10(latMax * 1.2);
+    const Y = (l) => h - 4 - (Math.log10(Math.max(l, latMin)) - lo) / (hi - lo) * (h - 24);
+    const mx = ev.clientX - rect.left, my = ev.clientY - rect.top;
+    let best = -1, bestD = 36;
+    for (let i = 0; i < N; i++) {
+      if (O.r[i] < 0 || O.c[i] < view.t0 || O.c[i] > view.t1) continue;
+      const dx = X(O.c[i]) - mx, dy = Y(O.r[i] - O.c[i]) - my, d = dx * dx + dy * dy;
+      if (d < bestD) { bestD = d; best = i; }
+    }
+    if (best < 0) { ptip.hidden = true; return; }
+    ptip.textContent = describeOp(best);
+    ptip.hidden = false;
+    ptip.style.left = Math.min(ev.clientX + 14, window.innerWidth - 380) + "px";
+    ptip.style.top = (ev.clientY + 14) + "px";
+  });
+  lat.addEventListener("mouseleave", () => { ptip.hidden = true; });
+
   // The nav's "spec" link opens the resolved spec at the top.
   document.querySelectorAll('a[href="#spec"]').forEach((el) => el.addEventListener("click", () => { document.getElementById("spec").open = true; }));
 
