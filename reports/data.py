@@ -456,11 +456,14 @@ def log_entries(logs: dict[str, list[str]], offsets: dict[str, float], fallback:
 
 
 def logs_near(entries: list[list], start: float, end: float) -> list[list]:
-    """Log lines within LOG_WINDOW_MS of [start, end], at most LOG_LINES_PER_ANOMALY,
-    the ones nearest the interval first kept."""
+    """Log lines within LOG_WINDOW_MS of [start, end] (or, if fewer than 3, the 5 nearest on
+    each side), at most LOG_LINES_PER_ANOMALY, the ones nearest the interval first kept."""
     times = [e[0] for e in entries]
     lo = bisect_left(times, start - LOG_WINDOW_MS)
     hi = bisect_right(times, end + LOG_WINDOW_MS)
+    if hi - lo < 3:
+        # A quiet stretch: the nearest lines on each side still say what the nodes last did.
+        lo, hi = max(0, min(lo, bisect_left(times, start)) - 5), min(len(entries), max(hi, bisect_right(times, end)) + 5)
     window = entries[lo:hi]
     if len(window) > LOG_LINES_PER_ANOMALY:
         def dist(e: list) -> float:

@@ -194,7 +194,11 @@ def test_log_lines_are_mapped_to_run_time_by_each_nodes_own_wall_clock():
     stamp2 = datetime.fromtimestamp(1_800_000_017.5, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
     entries = log_entries({"n1": [f"{stamp} n1 INFO x", "no time here"], "n2": [f"{stamp2} n2 INFO y"]}, offsets, None)
     assert [(e[0], e[1]) for e in entries] == [(3500.0, "n1"), (3500.0, "n2")]
-    assert logs_near(entries, 5000, 6000) == entries and logs_near(entries, 9000, 9500) == []
+    assert logs_near(entries, 5000, 6000) == entries
+    assert logs_near(entries, 90000, 95000) == entries, "far from every line: the nearest ones"
+    many = [[float(t), "n1", f"line {t}"] for t in range(0, 100000, 100)]
+    near = logs_near(many, 50000, 50000)
+    assert near[0][0] == 48000 and near[-1][0] == 52000 and len(near) == 41
 
 
 # ------------------------------------------------------------------ files and commands
