@@ -35,9 +35,10 @@ from .transport import PeerTransport
 
 log = logging.getLogger("raftkv")
 
-# After a stall (SIGSTOP, a slow fsync) deliver at most this many missed ticks:
-# enough for any election timeout to fire, without replaying minutes of ticks.
-MAX_CATCHUP_TICKS = 100
+# After a stall (SIGSTOP, a slow fsync) deliver at most this many election
+# timeouts' worth of missed ticks: enough for every timer (and a lease) to
+# expire, without replaying minutes of ticks.
+CATCHUP_ELECTION_TIMEOUTS = 2
 
 
 def _give_up(fut: asyncio.Future) -> None:
@@ -72,6 +73,7 @@ class RaftKVServer:
         self._last_status: dict = {}
         self._tasks: list[asyncio.Task] = []
         self._clock_error: str | None = None
+        self._next_tick: float | None = None  # on the node's clock; see _due_ticks
         # Set when the driver or the ticker died of a bug or a failed write:
         # the process must then exit rather than keep answering without Raft.
         self.failed: asyncio.Event | None = None
@@ -155,21 +157,32 @@ class RaftKVServer:
             timer.cancel()
             self._waiting.pop(handle, None)
 
+    def _due_ticks(self) -> int:
+        """Ticks that have fallen due on the node's clock since the last call."""
+        node_cfg = self.config.node
+        tick_s = node_cfg.tick_ms / 1000
+        cap = max(1, CATCHUP_ELECTION_TIMEOUTS * node_cfg.election_timeout[1] // node_cfg.tick_ms)
+        now = self.clock.monotonic()
+        if self._next_tick is None:
+            self._next_tick = now + tick_s
+            return 0
+        due = 0
+        while self._next_tick <= now and due < cap:
+            due += 1
+            self._next_tick += tick_s
+        if self._next_tick <= now:
+            self._next_tick = now + tick_s
+        return due
+
     async def _tick(self) -> None:
-        tick_s = self.config.node.tick_ms / 1000
-        next_tick = self.clock.monotonic() + tick_s
+        self._due_ticks()  # start counting from now
         while True:
-            await asyncio.sleep(self.clock.real_seconds_until(next_tick))
-            now = self.clock.monotonic()
-            due = 0
-            while next_tick <= now and due < MAX_CATCHUP_TICKS:
-                due += 1
-                next_tick += tick_s
-            if next_tick <= now:
-                next_tick = now + tick_s
-            if due:
-                self._events.append(("tick", due))
-                self._wake.set()
+            # A floor, so that a tick already due but not yet counted by the
+            # driver does not spin this task.
+            await asyncio.sleep(max(0.001, self.clock.real_seconds_until(self._next_tick)))
+            # The driver counts the due ticks itself (see _apply_events); this
+            # task only wakes it when one falls due.
+            self._wake.set()
             if self.clock.last_error != self._clock_error:
                 self._clock_error = self.clock.last_error
                 if self._clock_error:
@@ -180,13 +193,16 @@ class RaftKVServer:
 
     def _apply_events(self) -> None:
         node = self.node
+        # Time first: after a freeze (docker pause, SIGSTOP) the ticks missed
+        # must reach the node before any request that queued up meanwhile, or
+        # a leader would answer a lease read on a lease that ran out while it
+        # was frozen.
+        for _ in range(self._due_ticks()):
+            node.tick()
         while self._events:
             ev = self._events.popleft()
             kind = ev[0]
-            if kind == "tick":
-                for _ in range(ev[1]):
-                    node.tick()
-            elif kind == "receive":
+            if kind == "receive":
                 try:
                     node.receive(ev[1])
                 except Exception:  # an authenticated but unexpected message must not stop the node
