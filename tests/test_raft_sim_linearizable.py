@@ -12,11 +12,9 @@ import random
 
 import pytest
 
+from checkers import linearizability, models
+from harness import history
 from targets.raftkv.sim import SimConfig, contract_history, random_schedule, run
-
-history = pytest.importorskip("harness.history")
-linearizability = pytest.importorskip("checkers.linearizability")
-models = pytest.importorskip("checkers.models")
 
 
 def checked(result) -> dict:
