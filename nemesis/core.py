@@ -57,13 +57,18 @@ def _node_list(value: Any, node_ids: list[str], f: str, allow_empty: bool) -> li
     elif isinstance(value, str):
         nodes = [value]
     elif isinstance(value, dict):
-        nodes = list(value.get("nodes") or [])
+        inner = value.get("nodes") or []
+        if isinstance(inner, str):
+            inner = [inner]
+        if not isinstance(inner, (list, tuple)):
+            raise NemesisOpError(f"{f}: 'nodes' must be a list of node ids, got {inner!r}")
+        nodes = list(inner)
     elif isinstance(value, (list, tuple)):
         nodes = list(value)
     else:
         raise NemesisOpError(f"{f}: cannot read nodes from {value!r}")
     for n in nodes:
-        if n not in node_ids and n not in SYMBOLIC:
+        if not isinstance(n, str) or (n not in node_ids and n not in SYMBOLIC):
             raise NemesisOpError(f"{f}: unknown node {n!r} (nodes: {', '.join(node_ids)})")
     if not nodes and not allow_empty:
         raise NemesisOpError(f"{f}: needs at least one node")
@@ -116,6 +121,8 @@ def validate_op(op: dict[str, Any], node_ids: list[str]) -> dict[str, Any]:
         raise NemesisOpError(f"bump-clock: needs {{'nodes', 'delta_ms'}} or {{node: offset_s}}, got {value!r}")
     if f == "strobe-clock":
         value = value or {}
+        if not isinstance(value, dict):
+            raise NemesisOpError(f"strobe-clock: needs {{'nodes', 'delta_ms', 'period_ms'}}, got {value!r}")
         nodes = _node_list(value, node_ids, f, allow_empty=True) or list(node_ids)
         delta = _number(value.get("delta_ms", 1000), f, "delta_ms") / 1000.0
         period = _number(value.get("period_ms", 100), f, "period_ms") / 1000.0
