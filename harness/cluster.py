@@ -33,6 +33,8 @@ from typing import Any
 from harness.images import ImageError, docker_client, ensure_image
 from targets.base import FAKETIME, ClusterLayout, NodeAddress, Target, TargetOptions
 
+PAUSE_ATTEMPTS = 5  # see DockerCluster.pause
+
 RUN_LABEL = "splitbrain.run"
 NODE_LABEL = "splitbrain.node"
 # Who made it: `clean` without a run id spares runs whose harness is still alive.
@@ -318,7 +320,21 @@ class DockerCluster:
         self.container(node).start()
 
     def pause(self, node: str) -> None:
-        self.container(node).pause()
+        # The cgroup freezer gives up ("unable to freeze") when a task sits in
+        # uninterruptible sleep, e.g. inside an fsync; that passes in moments,
+        # so try again a few times before calling it an infrastructure error.
+        import docker.errors
+
+        for attempt in range(PAUSE_ATTEMPTS):
+            try:
+                self.container(node).pause()
+                return
+            except docker.errors.APIError as e:
+                if "freeze" not in str(e) or attempt == PAUSE_ATTEMPTS - 1:
+                    raise
+                if self.state(node) == "paused":
+                    return
+                time.sleep(0.2 * (attempt + 1))
 
     def resume(self, node: str) -> None:
         self.container(node).unpause()
