@@ -7,10 +7,7 @@ import json
 import os
 import signal
 import threading
-import time
 from pathlib import Path
-
-import pytest
 
 from harness.history import read_history
 from harness.run import RunLoop, check_history, exit_code_for
@@ -198,28 +195,6 @@ def test_sigterm_mid_run_tears_down_and_leaves_a_checkable_history(tmp_path):
     assert cluster.torn_down == 1 and cluster.logs_copied == 1
     result = check_history(tmp_path / "history.jsonl", workload)
     assert result["valid"] in (True, "unknown")
-
-
-@pytest.mark.parametrize("workload", ["register", "set"])
-def test_the_harness_keeps_up_with_1000_ops_per_second_from_20_clients(tmp_path, workload):
-    spec = short_spec(workload=workload, concurrency=20, rate=1500, time_limit=2.0, nemesis=("kill",),
-                      nemesis_interval=0.5, warmup=0.1)
-    # Best of three, and only judged when this process got the CPU it needed: on a
-    # shared, overloaded CI machine the fake target and the harness starve together.
-    best, cpu_share = 0.0, 0.0
-    for attempt in range(3):
-        wall, cpu = time.monotonic(), time.process_time()
-        _, _, outcome = run_fake(tmp_path / str(attempt), spec)
-        ops = sum(outcome.counts["faults"].values()) / spec.time_limit
-        share = (time.process_time() - cpu) / (time.monotonic() - wall)
-        if ops > best:
-            best, cpu_share = ops, share
-        if best >= 1000:
-            break
-    if best < 1000 and os.getloadavg()[0] > 2 * (os.cpu_count() or 1):
-        pytest.skip(f"machine overloaded (load {os.getloadavg()[0]:.0f}): {best:.0f} ops/s, cpu share {cpu_share:.2f}")
-    assert best >= 1000, (best, outcome.counts)
-    assert outcome.schedule_lag_max_s < 0.1
 
 
 def test_mixed_routing_pins_one_client_to_each_node_and_lets_the_rest_follow_the_leader(tmp_path):
