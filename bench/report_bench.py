@@ -48,6 +48,8 @@ def measure(report: Path, repeat: int) -> tuple[list[float], list[float], int, l
             loads.append(time.perf_counter() - started)
             # The page's own clock too: navigation start to the end of the first drawing.
             in_page.append(page.evaluate("window.sbDrawn") / 1000)
+            parts = page.evaluate("window.sbTimings")
+            print("  script (ms): " + ", ".join(f"{k} {v:.0f}" for k, v in parts.items()), file=sys.stderr)
             drawn_ops = int(page.locator("#timeline").get_attribute("data-drawn-ops") or 0)
             if errors:
                 raise SystemExit(f"page errors: {errors}")

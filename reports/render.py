@@ -16,7 +16,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from reports.data import ReportError, load_run, report_data
+from reports.data import ReportError, load_run, packed_operations, report_data
 
 HERE = Path(__file__).parent
 REPORT = "report.html"
@@ -69,7 +69,7 @@ def render_html(run_dir: str | os.PathLike[str]) -> str:
         r=inputs.results,
         spec_text=inputs.spec_text,
         verdict=verdict_word(data["valid"]),
-        data_json=embed_json(data),
+        data_json=embed_json({**data, "ops": packed_operations(data["ops"])}),
         script=static("report.js"),
         style=static("report.css"),
     )

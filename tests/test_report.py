@@ -145,11 +145,22 @@ def test_every_failing_checker_gets_a_sentence_and_a_link_at_the_top(bad_run):
     assert "anomaly found" in html and "splitbrain run --spec" in html and "seed: 1" in html
 
 
+def test_the_page_gets_operations_packed_and_unpacking_gives_the_table_back(bad_run):
+    from reports.data import packed_operations, unpack_operations
+
+    table, _ = operations_table(load_run(bad_run).history)
+    packed = packed_operations(table)
+    assert len(json.dumps(packed)) < 0.85 * len(json.dumps(table))
+    assert unpack_operations(packed) == table
+
+
 def test_two_leaders_evidence_lists_what_each_acknowledged_while_both_led(bad_run):
+    from reports.data import unpack_operations
+
     data = report_data(load_run(bad_run))
     a = next(a for a in data["anomalies"] if a["type"] == "two-leaders-one-term")
     lo, hi = a["focus"]
-    ops = data["ops"]
+    ops = unpack_operations(data["ops"])
     served = [r for lst in a["served"].values() for r in lst]
     assert served and set(served) <= set(a["rows"])
     for node, lst in a["served"].items():

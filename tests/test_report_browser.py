@@ -85,8 +85,8 @@ def test_clicking_the_first_anomaly_brings_its_operations_into_view(browser, fai
     page.wait_for_timeout(200)
     state = page.evaluate("""() => {
         const D = JSON.parse(document.getElementById('report-data').textContent);
-        const a = D.anomalies[0], v = window.sbView;
-        const inView = a.rows.filter(i => D.ops.c[i] <= v.t1 && (D.ops.r[i] < 0 || D.ops.r[i] >= v.t0)).length;
+        const a = D.anomalies[0], v = window.sbView, O = window.sbOps;
+        const inView = a.rows.filter(i => O.c[i] <= v.t1 && (O.r[i] < 0 || O.r[i] >= v.t0)).length;
         const span = (D.end - 0);
         return {chosen: v.anomaly, inView, rows: a.rows.length, zoomed: (v.t1 - v.t0) < span / 2};
     }""")
