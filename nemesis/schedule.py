@@ -14,16 +14,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-# Grudge shapes the partition nemesis understands (see nemesis/partition).
-GRUDGES = (
-    "halves",
-    "random-halves",
-    "isolate-one",
-    "isolate-leader",
-    "majorities-ring",
-    "bridge",
-    "one-way",
-)
+from nemesis.grudges import GRUDGES  # the shapes the partition nemesis understands
 
 # Start and stop operation names per fault family.
 FAMILY_OPS: dict[str, tuple[str, str]] = {
