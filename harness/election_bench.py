@@ -509,6 +509,7 @@ class RangeResult:
     stopped_early: str | None = None
     up_s: float | None = None
     retries: list[str] = field(default_factory=list)  # why each failed cluster of this range failed
+    image: str | None = None  # what the nodes ran (the target's image tag, when the handle says)
 
     @property
     def downtimes(self) -> list[float | None]:
@@ -524,7 +525,7 @@ class RangeResult:
             "heartbeat_ms": self.heartbeat_ms, "tick_ms": self.tick_ms,
             "summary": asdict(self.summary()), "acknowledged_summary": asdict(acks),
             "paper": PAPER.get(self.range.label), "error": self.error, "stopped_early": self.stopped_early,
-            "cluster_up_s": self.up_s, "cluster_failures": list(self.retries),
+            "cluster_up_s": self.up_s, "cluster_failures": list(self.retries), "image": self.image,
             "trials": [asdict(t) for t in self.trials],
         }
 
@@ -595,6 +596,7 @@ def run_ranges(plan: BenchPlan, make_cluster: Callable[[TimeoutRange], tuple[Any
                 handle, cluster = make_cluster(r)
                 handle.up()
                 res.up_s = round(time.monotonic() - started, 2)
+                res.image = getattr(handle, "image", None)
                 bench = ElectionBench(cluster, hb, settle_ms=max(r.hi, 20), rng=rng, settings=settings,
                                       on_trial=shown, log=log)
                 asyncio.run(bench.run_trials(left, first_index=len(res.trials) + 1))
@@ -634,6 +636,6 @@ def results_from_json(doc: dict[str, Any]) -> list[RangeResult]:
     for r in doc.get("ranges", []):
         res = RangeResult(TimeoutRange(r["lo_ms"], r["hi_ms"]), r["heartbeat_ms"], r.get("tick_ms"),
                           [Trial(**t) for t in r.get("trials", [])], r.get("error"), r.get("stopped_early"),
-                          r.get("cluster_up_s"), list(r.get("cluster_failures", [])))
+                          r.get("cluster_up_s"), list(r.get("cluster_failures", [])), r.get("image"))
         out.append(res)
     return out

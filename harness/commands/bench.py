@@ -287,6 +287,11 @@ class _DockerHandle:
     def up(self) -> None:
         self.cluster.up(timeout=90)
 
+    @property
+    def image(self) -> str | None:
+        """The node image: it is built from the working tree, so it says which code was measured."""
+        return self.cluster.image
+
     def teardown(self) -> None:
         try:
             if self.cluster.layout is not None:
