@@ -21,6 +21,7 @@ COMMANDS: list[str] = [
     "clean",
     "report",
     "bench",
+    "suite",
 ]
 
 EXIT_VALID, EXIT_ANOMALY, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
