@@ -46,6 +46,18 @@ def linearizable(res: dict) -> Any:
     return ((res.get("checkers") or {}).get("linearizability") or {}).get("valid")
 
 
+def keys_summary(res: dict) -> str:
+    keys = ((res.get("checkers") or {}).get("linearizability") or {}).get("keys") or {}
+    if not keys:
+        return "-"
+    return f"{len(keys.get('settled') or [])}/{len(keys.get('unknown') or [])}"
+
+
+def elections(res: dict) -> Any:
+    sb = (res.get("checkers") or {}).get("split-brain") or {}
+    return (sb.get("timeline") or {}).get("elections", "-")
+
+
 def anomaly_types(res: dict) -> list[str]:
     """Every anomaly a run reported, one short word each."""
     out = list(split_brain_types(res))
@@ -181,7 +193,7 @@ def met(sc: Scenario, row: Row) -> bool:
 
 def table(rows: list[Row], scenarios: dict[str, Scenario] = SCENARIOS) -> str:
     head = ["scen", "seed", "exit", "linearizability", "split-brain", "set", "anomalies",
-            "found after (s into faults)", "run s", "met"]
+            "found after (s into faults)", "keys settled/unknown", "elections", "run s", "met"]
     lines = [head]
     for r in rows:
         sc = scenarios[r.scenario]
@@ -192,6 +204,7 @@ def table(rows: list[Row], scenarios: dict[str, Scenario] = SCENARIOS) -> str:
             fmt_verdict(v.get("linearizability")), fmt_verdict(v.get("split-brain")),
             fmt_verdict(v.get("set")), ",".join(anomaly_types(r.results)) or (r.error or "-"),
             "-" if fa is None else f"{fa:.1f}",
+            keys_summary(r.results), str(elections(r.results)),
             f"{(r.results.get('timings') or {}).get('run_s', r.wall_s):.0f}",
             "yes" if met(sc, r) else "NO",
         ])
