@@ -4,8 +4,11 @@ Each run gets its own --store folder under the campaign directory and a fixed se
 of the table can be repeated with the command printed next to it. After every run the script
 removes that run's containers and network (`splitbrain clean --run ID`, never --all) and reads
 its results.json. It prints one row per run (exit code, verdict per checker, anomaly types, how
-many seconds into the faults the first anomalous operation was, run duration) and a tally per
-scenario against the issue's threshold ("caught 5/5, need >= 4").
+many seconds after the first nemesis operation the first anomalous operation was, which nemesis
+operations came before it, run duration) and a tally per scenario against the issue's threshold
+("caught 5/5, need >= 4"). The anomaly time is results.json's anomalies_found_at (the return of
+the operation the linearizability checker cannot place, the ack of the first lost add, the first
+split-brain observation); the first fault is the first nemesis invoke in history.jsonl.
 
     .venv/bin/python bench/must_show.py --campaign /tmp/must-show            # everything, seeds 1-5
     .venv/bin/python bench/must_show.py --campaign /tmp/must-show -s A,B --seeds 1-3
@@ -98,6 +101,13 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
         goal="caught", need=4, caught=lambda r: linearizable(r) is False,
         checkers=("linearizability",)),
     Scenario(
+        "B-leader", "--bug stale-read, partitions, clients ask only the leader they see",
+        ["--nodes", "5", "--nemesis", "partition", "--bug", "stale-read", "--routing", "leader"],
+        goal="caught", need=4, caught=lambda r: linearizable(r) is False,
+        checkers=("linearizability",),
+        notes="B's pinned clients read from lagging followers, which is stale with no fault at all; "
+              "here only a deposed leader the observer still names can answer stale"),
+    Scenario(
         "C", "--bug ack-before-replicate, set workload, kill+partition",
         ["--nodes", "5", "--workload", "set", "--nemesis", "kill,partition",
          "--bug", "ack-before-replicate"],
@@ -139,28 +149,58 @@ class Row:
     run_dir: str | None = None
     results: dict = field(default_factory=dict)
     error: str | None = None
+    _first_fault: float | None = None
 
     def verdicts(self) -> dict[str, Any]:
         return {name: c.get("valid") for name, c in (self.results.get("checkers") or {}).items()}
 
-    def found_after(self, checkers: tuple[str, ...]) -> float | None:
-        """Seconds from the first fault to the first anomalous operation, over the scenario's
-        checkers (the earliest); None where no checker placed its anomaly in time."""
+    def first_anomaly(self, checkers: tuple[str, ...]) -> tuple[float, list[str]] | None:
+        """(seconds since the run began, nemesis ops begun before it) of the earliest anomalous
+        operation the scenario's checkers placed in time (results.json anomalies_found_at)."""
         at = self.results.get("anomalies_found_at") or {}
-        times = [at[c]["into_faults_s"] for c in checkers
-                 if c in at and at[c].get("into_faults_s") is not None]
-        return min(times) if times else None
+        found = sorted((at[c]["at_s"], at[c].get("after_faults") or []) for c in checkers
+                       if c in at and at[c].get("at_s") is not None)
+        return found[0] if found else None
+
+    def first_fault_s(self) -> float | None:
+        """When the first nemesis operation began, in seconds since the run began (history.jsonl)."""
+        if self._first_fault is None and self.run_dir:
+            self._first_fault = first_fault_in(Path(self.run_dir) / "history.jsonl")
+        return self._first_fault
+
+    def found_after(self, checkers: tuple[str, ...]) -> float | None:
+        """Seconds from the first fault to the first anomalous operation (negative: the anomaly
+        came before any fault); None where no checker placed its anomaly in time."""
+        first = self.first_anomaly(checkers)
+        if first is not None and self.first_fault_s() is not None:
+            return round(first[0] - self.first_fault_s(), 3)
+        return None
 
     def as_dict(self) -> dict:
         return {"scenario": self.scenario, "seed": self.seed, "exit_code": self.exit_code,
                 "wall_s": self.wall_s, "run_dir": self.run_dir, "error": self.error,
                 "verdicts": self.verdicts(), "anomalies": anomaly_types(self.results),
                 "anomalies_found_at": self.results.get("anomalies_found_at"),
+                "first_fault_s": self.first_fault_s(),
                 "run_s": (self.results.get("timings") or {}).get("run_s")}
 
 
+def first_fault_in(history: Path) -> float | None:
+    try:
+        with open(history) as f:
+            for line in f:
+                if '"nemesis"' not in line:
+                    continue
+                e = json.loads(line)
+                if e.get("process") == "nemesis" and e.get("type") == "invoke":
+                    return e["time"] / 1e9
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def find_results(store: Path) -> Path | None:
-    found = sorted(store.glob("*/*/results.json"), key=lambda p: p.stat().st_mtime)
+    found = sorted({p.resolve() for p in store.glob("*/*/results.json")}, key=lambda p: p.stat().st_mtime)
     return found[-1] if found else None
 
 
@@ -191,9 +231,16 @@ def met(sc: Scenario, row: Row) -> bool:
     return sc.caught(row.results)
 
 
+def faults_before(r: Row, sc: Scenario) -> str:
+    first = r.first_anomaly(sc.checkers) if sc.checkers else None
+    if first is None:
+        return "-"
+    return "+".join(first[1]) or "none"
+
+
 def table(rows: list[Row], scenarios: dict[str, Scenario] = SCENARIOS) -> str:
     head = ["scen", "seed", "exit", "linearizability", "split-brain", "set", "anomalies",
-            "found after (s into faults)", "keys settled/unknown", "elections", "run s", "met"]
+            "s after 1st fault", "faults before it", "keys settled/unknown", "elections", "run s", "met"]
     lines = [head]
     for r in rows:
         sc = scenarios[r.scenario]
@@ -204,6 +251,7 @@ def table(rows: list[Row], scenarios: dict[str, Scenario] = SCENARIOS) -> str:
             fmt_verdict(v.get("linearizability")), fmt_verdict(v.get("split-brain")),
             fmt_verdict(v.get("set")), ",".join(anomaly_types(r.results)) or (r.error or "-"),
             "-" if fa is None else f"{fa:.1f}",
+            faults_before(r, sc),
             keys_summary(r.results), str(elections(r.results)),
             f"{(r.results.get('timings') or {}).get('run_s', r.wall_s):.0f}",
             "yes" if met(sc, r) else "NO",
@@ -223,7 +271,8 @@ def tallies(rows: list[Row], scenarios: dict[str, Scenario] = SCENARIOS) -> str:
         word = "valid" if sc.goal == "valid" else "caught"
         need = min(sc.need, len(mine)) if sc.goal == "valid" else sc.need
         times = [t for r in mine if met(sc, r) for t in [r.found_after(sc.checkers)] if t is not None]
-        when = f"; first anomaly {min(times):.1f}-{max(times):.1f} s into the faults" if times else ""
+        when = (f"; first anomalous op {min(times):.1f} to {max(times):.1f} s after the first fault"
+                " (negative: before any fault)") if times else ""
         ok = "OK" if (n >= need if sc.goal == "caught" else n == len(mine)) else "SHORT"
         need_s = f"need {need}/{len(mine)}" if sc.goal == "valid" else f"need >= {sc.need}/5"
         out.append(f"{name}: {word} {n}/{len(mine)} ({need_s}) {ok}{when} -- {sc.title}")
