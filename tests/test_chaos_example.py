@@ -1,0 +1,47 @@
+"""A chaos test written as a pytest test with the splitbrain plugin: hypothesis draws fault schedules,
+the `chaos` fixture plays each against a fresh 3-node raftkv and checks it (the example the README shows)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from nemesis.strategies import fault_schedules
+
+NODES = ["n1", "n2", "n3"]
+
+pytestmark = pytest.mark.docker
+
+
+# Two schedules of at most two short faults: the example stays well under two minutes. A user searching
+# for a bug raises max_examples; a failure prints the shrunk schedule, its report and how to replay it.
+@pytest.mark.chaos(target="raftkv", nodes=3, time_limit=8, concurrency=4, rate=60)
+@settings(max_examples=2, deadline=None, database=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(schedule=fault_schedules(NODES, families=("partition", "kill", "pause"), max_faults=2,
+                                max_duration=3.0, max_gap=1.0))
+def test_correct_raftkv_stays_linearizable_under_any_drawn_schedule(chaos, schedule):
+    result = chaos.run(schedule, seed=1)
+    result.assert_valid()
+    assert result.report.is_file()
+    assert sum(1 for e in result.history.events if e.process == "nemesis") >= 2 * len(schedule)
+
+
+@pytest.mark.chaos(target="raftkv", nodes=3)
+def test_the_cluster_client_and_nemesis_fixtures_drive_a_live_cluster(chaos_cluster, chaos_client, chaos_nemesis):
+    async def write_then_read():
+        for node in NODES:
+            done = await chaos_client.invoke(node, {"f": "write", "key": "x", "value": 1})
+            if done.get("type") == "ok":
+                break
+        await asyncio.sleep(0.2)
+        return await chaos_client.status("n1")
+
+    assert asyncio.run(write_then_read()) is not None
+    killed = chaos_nemesis.invoke({"f": "kill", "value": {"nodes": ["n2"]}})
+    assert killed.get("type") != "fail", killed
+    assert chaos_cluster.state("n2") != "running"
+    chaos_nemesis.invoke({"f": "start", "value": {"nodes": ["n2"]}})
+    assert chaos_cluster.state("n2") == "running"
