@@ -1,0 +1,63 @@
+"""Must show (issue 7): a schedule found by the hypothesis strategy against a deliberately buggy raftkv shrinks to
+a handful of faults and replays to the same anomaly.
+
+Minutes of Docker (every candidate schedule is a real run), so it runs only when asked:
+
+    SPLITBRAIN_SHRINK_DEMO=1 .venv/bin/pytest -m docker tests/test_strategies_docker.py -s
+
+It prints each run's verdict, the minimal schedule and the replay's verdict.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import pytest
+from hypothesis import find, settings
+
+from harness.pytest_plugin import run_schedule
+from harness.spec import TestSpec
+from nemesis.strategies import describe, fault_schedules
+
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.skipif(not os.environ.get("SPLITBRAIN_SHRINK_DEMO"),
+                       reason="minutes of Docker runs: set SPLITBRAIN_SHRINK_DEMO=1"),
+]
+
+NODES = ["n1", "n2", "n3"]
+BUDGET = 24  # Docker runs at most; after it every candidate counts as passing, so shrinking stops
+
+
+def failing_checkers(result) -> set[str]:
+    return {name for name, r in (result.results.get("checkers") or {}).items() if r.get("valid") is False}
+
+
+def test_a_failing_schedule_against_stale_read_shrinks_and_replays(tmp_path):
+    spec = TestSpec(nodes=3, bugs=("stale-read",), time_limit=2, warmup=2, concurrency=6, rate=100,
+                    seed=7, test="shrink-stale-read", store=str(tmp_path / "store"))
+    runs: list = []
+
+    def breaks(schedule) -> bool:
+        if len(runs) >= BUDGET:
+            return False
+        result = run_schedule(dataclasses.replace(spec), schedule)
+        runs.append(result)
+        faults = sum(1 for op in schedule) // 2
+        print(f"run {len(runs):2}: {faults} faults -> {result.valid} {sorted(failing_checkers(result))}", flush=True)
+        return result.valid is False
+
+    strategy = fault_schedules(NODES, families=("partition", "kill"), min_faults=1, max_faults=6,
+                               max_duration=4.0, max_gap=2.0)
+    minimal = find(strategy, breaks, settings=settings(max_examples=8, database=None, deadline=None))
+    first = next(r for r in runs if r.valid is False)
+    print(f"first failing schedule: {len(first.schedule) // 2} faults\n{describe(first.schedule)}")
+    print(f"shrunk to {len(minimal) // 2} faults after {len(runs)} runs:\n{describe(minimal)}")
+    assert len(minimal) // 2 <= 3  # a handful of faults
+
+    replay = run_schedule(dataclasses.replace(spec), minimal)
+    print(f"replay: {replay.valid} {sorted(failing_checkers(replay))}\n{replay.explain()}")
+    assert replay.valid is False
+    shrunk_run = next(r for r in reversed(runs) if r.schedule == minimal and r.valid is False)
+    assert failing_checkers(replay) & failing_checkers(shrunk_run)  # the same checker finds it again
