@@ -183,3 +183,33 @@ def test_fail_fast_starts_nothing_after_a_failure(tmp_path):
     assert len(outcome.skipped) == 2
     skipped = [c for c in junit_xml("demo", outcome).getroot().iter("testcase") if c.find("skipped") is not None]
     assert len(skipped) == 2
+
+
+FAKE_RUN = """\
+import json, sys, pathlib, yaml
+spec = yaml.safe_load(open(sys.argv[sys.argv.index("--spec") + 1]))
+d = pathlib.Path(spec["store"]) / spec["test"] / "20260101T000000.000Z"
+d.mkdir(parents=True)
+bug = bool(spec["bugs"])
+(d / "results.json").write_text(json.dumps({"valid": not bug, "status": "complete", "seed": spec["seed"],
+    "checkers": {"set": {"valid": not bug, "lost": [{"index": 7, "value": 3, "process": 1, "call": 1e9, "ret": 2e9}],
+                         "lost_count": 1}}, "command": "splitbrain run --spec x"}))
+print("  run folder       " + str(d))
+sys.exit(1 if bug else 0)
+"""
+
+
+def test_the_subprocess_runner_passes_the_resolved_spec_and_reads_the_run_folder(tmp_path):
+    import sys
+
+    from harness.suite import subprocess_runner
+
+    script = tmp_path / "fake_run.py"
+    script.write_text(FAKE_RUN)
+    suite = load_suite(write(tmp_path, SUITE))
+    runner = subprocess_runner(str(tmp_path / "store"), tmp_path / "specs", command=[sys.executable, str(script)])
+    outcome = run_suite(suite.runs()[1:], runner)  # partition seed 2, stale-read seed 5
+    assert [j.outcome for j in outcome.judged] == ["pass", "pass"]
+    caught = outcome.judged[1]
+    assert caught.result.results["seed"] == 5 and caught.result.run_dir.parent.name == "stale-read"
+    assert "1 acknowledged add lost: element 3" in caught.message
