@@ -127,6 +127,14 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
         checkers=("split-brain",),
         spec={"options": {"election_timeout": "50-100", "heartbeat": 20}}),
     Scenario(
+        "D5", "--bug no-persist-vote, 5 nodes, kill every 1 s, narrow election timeout (split votes)",
+        ["--nodes", "5", "--nemesis", "kill", "--nemesis-interval", "1", "--bug", "no-persist-vote"],
+        goal="caught", need=4, caught=lambda r: "two-leaders-one-term" in split_brain_types(r),
+        checkers=("split-brain",),
+        spec={"options": {"election_timeout": "150-155"}},
+        notes="150-155 ms makes candidates collide in one term (the Raft paper's Figure 16), "
+              "so more elections have two candidates a restarted voter could both vote for"),
+    Scenario(
         "E", "--bug lease-no-checkquorum, lease reads, partitions",
         ["--nodes", "5", "--nemesis", "partition", "--bug", "lease-no-checkquorum"],
         goal="caught", need=4,
