@@ -568,8 +568,17 @@ def subprocess_runner(store: str | None, spec_dir: Path, log: Callable[[str], No
                 results = None
         error = None
         if proc.returncode == 2 or results is None:
+            # The run's own words first: its infrastructure error, else the last line it wrote to stderr.
             tail = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-            error = tail[-1] if tail else f"splitbrain run exited {proc.returncode} without a results.json"
+            infra = ((results or {}).get("run") or {}).get("infra_error")
+            if infra:
+                error = " ".join(str(infra).split())
+            elif tail:
+                error = tail[-1]
+            elif results is None:
+                error = f"splitbrain run exited {proc.returncode} without a results.json"
+            else:
+                error = f"splitbrain run exited {proc.returncode} ({results.get('status', 'no status')})"
         return RunResult(proc.returncode, run_dir, results, round(took, 3), error)
 
     return run

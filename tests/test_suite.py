@@ -191,6 +191,11 @@ spec = yaml.safe_load(open(sys.argv[sys.argv.index("--spec") + 1]))
 d = pathlib.Path(spec["store"]) / spec["test"] / "20260101T000000.000Z"
 d.mkdir(parents=True)
 bug = bool(spec["bugs"])
+if spec["seed"] == 2:
+    (d / "results.json").write_text(json.dumps({"valid": "unknown", "status": "infra-error", "seed": 2,
+        "run": {"infra_error": "nemesis start-partition failed: n2 shows 0 DROP rules"}}))
+    print("  run folder       " + str(d))
+    sys.exit(2)
 (d / "results.json").write_text(json.dumps({"valid": not bug, "status": "complete", "seed": spec["seed"],
     "checkers": {"set": {"valid": not bug, "lost": [{"index": 7, "value": 3, "process": 1, "call": 1e9, "ret": 2e9}],
                          "lost_count": 1}}, "command": "splitbrain run --spec x"}))
@@ -208,8 +213,9 @@ def test_the_subprocess_runner_passes_the_resolved_spec_and_reads_the_run_folder
     script.write_text(FAKE_RUN)
     suite = load_suite(write(tmp_path, SUITE))
     runner = subprocess_runner(str(tmp_path / "store"), tmp_path / "specs", command=[sys.executable, str(script)])
-    outcome = run_suite(suite.runs()[1:], runner)  # partition seed 2, stale-read seed 5
-    assert [j.outcome for j in outcome.judged] == ["pass", "pass"]
-    caught = outcome.judged[1]
+    outcome = run_suite(suite.runs(), runner)  # partition seeds 1 and 2 (an infra error), stale-read seed 5
+    assert [j.outcome for j in outcome.judged] == ["pass", "error", "pass"]
+    assert "could not run: nemesis start-partition failed: n2 shows 0 DROP rules" in outcome.judged[1].message
+    caught = outcome.judged[2]
     assert caught.result.results["seed"] == 5 and caught.result.run_dir.parent.name == "stale-read"
     assert "1 acknowledged add lost: element 3" in caught.message
