@@ -188,7 +188,7 @@ def test_fail_fast_starts_nothing_after_a_failure(tmp_path):
 FAKE_RUN = """\
 import json, sys, pathlib, yaml
 spec = yaml.safe_load(open(sys.argv[sys.argv.index("--spec") + 1]))
-d = pathlib.Path(spec["store"]) / spec["test"] / "20260101T000000.000Z"
+d = pathlib.Path(spec["store"]) / spec["test"] / f"20260101T000000.000Z-{spec['seed']}"
 d.mkdir(parents=True)
 bug = bool(spec["bugs"])
 if spec["seed"] == 2:
