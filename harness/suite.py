@@ -411,9 +411,11 @@ class SuiteOutcome:
 
 
 def run_suite(runs: list[SuiteRun], runner: Runner, parallel: int = 1, fail_fast: bool = False,
-              on_done: Callable[[Judged], None] | None = None) -> SuiteOutcome:
+              on_done: Callable[[Judged], None] | None = None, retry_errors: int = 0) -> SuiteOutcome:
     """Run every run with `runner`, at most `parallel` at once, judged in the order they were listed.
-    With fail_fast, no new run starts after one fails or errs; the rest are reported as skipped."""
+    With fail_fast, no new run starts after one fails or errs; the rest are reported as skipped.
+    A run that could not run (no verdict at all) is run again up to `retry_errors` times; an anomaly,
+    a missed bug or an unknown verdict never is."""
     import threading
     import time
 
@@ -425,11 +427,20 @@ def run_suite(runs: list[SuiteRun], runner: Runner, parallel: int = 1, fail_fast
         if fail_fast and stop.is_set():
             return
         run = runs[i]
-        try:
-            result = runner(run)
-        except Exception as e:  # a runner that broke is this run's infrastructure error, not the suite's end
-            result = RunResult(2, error=f"{type(e).__name__}: {e}")
-        j = judge(run, result)
+        errors: list[str] = []
+        for _attempt in range(1 + max(0, retry_errors)):
+            try:
+                result = runner(run)
+            except Exception as e:  # a runner that broke is this run's infrastructure error, not the suite's end
+                result = RunResult(2, error=f"{type(e).__name__}: {e}")
+            j = judge(run, result)
+            if j.outcome != "error":
+                break
+            errors.append(j.message)
+        if errors and j.outcome != "error":
+            # Say so: a retried infrastructure error is still something to look at.
+            j = dataclasses.replace(j, message=f"{j.message} (after {len(errors)} infrastructure error(s): "
+                                    f"{errors[0]})")
         judged[i] = j
         if j.outcome in ("failure", "error"):
             stop.set()

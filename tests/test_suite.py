@@ -219,3 +219,20 @@ def test_the_subprocess_runner_passes_the_resolved_spec_and_reads_the_run_folder
     caught = outcome.judged[2]
     assert caught.result.results["seed"] == 5 and caught.result.run_dir.parent.name == "stale-read"
     assert "1 acknowledged add lost: element 3" in caught.message
+
+
+def test_retry_errors_reruns_a_run_that_could_not_run_and_says_so_but_never_an_anomaly(tmp_path):
+    suite = load_suite(write(tmp_path, SUITE))
+    calls: list[str] = []
+
+    def flaky(run):
+        calls.append(run.name)
+        if run.test.name == "partition" and calls.count(run.name) == 1:
+            return RunResult(2, None, None, 1.0, "nemesis start-partition failed")
+        valid = run.test.name != "stale-read"
+        return RunResult(0 if valid else 1, Path("/r"), results(valid), 1.0)
+
+    outcome = run_suite(suite.runs(), flaky, retry_errors=1)
+    assert outcome.exit_code == 0 and len(calls) == 5  # each partition run twice, stale-read once
+    assert "after 1 infrastructure error(s): could not run: nemesis start-partition failed" in outcome.judged[0].message
+    assert run_suite(suite.runs()[:1], lambda r: RunResult(2, error="down"), retry_errors=2).exit_code == 2

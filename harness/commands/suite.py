@@ -51,6 +51,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fail-fast", action="store_true", help="start no new run after one fails or cannot run")
     p.add_argument("--filter", metavar="NAME", help="only tests whose name contains NAME (or matches it as a glob)")
     p.add_argument("--store", metavar="DIR", help="where run folders go (overrides the suite's store)")
+    p.add_argument("--retry-errors", type=int, default=0, metavar="N",
+                   help="run a test again (up to N times) when it could not run at all: an infrastructure error, "
+                        "never an anomaly (default 0)")
     p.add_argument("--list", action="store_true", help="validate and list the runs, run nothing")
 
 
@@ -67,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.parallel < 1:
         raise UsageError(f"--parallel must be at least 1, got {args.parallel}")
+    if args.retry_errors < 0:
+        raise UsageError(f"--retry-errors must not be negative, got {args.retry_errors}")
     try:
         suite = load_suite(args.file)
     except SuiteError as e:
@@ -92,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory(prefix="splitbrain-suite-") as tmp:
         runner = subprocess_runner(args.store, Path(tmp), log)
-        outcome = run_suite(runs, runner, parallel=args.parallel, fail_fast=args.fail_fast, on_done=done)
+        outcome = run_suite(runs, runner, parallel=args.parallel, fail_fast=args.fail_fast, on_done=done,
+                            retry_errors=args.retry_errors)
     print(summary_table(outcome))
     if args.junit:
         print(f"junit            {write_junit(args.junit, suite.name, outcome)}")
