@@ -24,6 +24,7 @@ from nemesis.errors import NemesisError
 from nemesis.netprobe import BLOCKED, REACHABLE, connect_probe
 
 CHAIN = "SPLITBRAIN"
+INSTALL_ATTEMPTS = 3  # see Partitioner._install
 
 
 def chain_script(chain: str, rules: list[str]) -> str:
@@ -73,13 +74,20 @@ class Partitioner:
 
     def _install(self, node: str) -> str:
         rules = self._rules_for(node)
-        rc, out = self.cluster.exec_netns(node, ["sh", "-c", chain_script(CHAIN, rules)])
-        if rc != 0:
-            raise NemesisError(f"partition: installing rules on {node} failed (exit {rc}): {out.strip()[-300:]}")
-        present = sum(1 for line in out.splitlines() if line.startswith(f"-A {CHAIN} ") and "DROP" in line)
-        if present != len(rules):
-            raise NemesisError(f"partition: {node} shows {present} DROP rules after installing {len(rules)}")
-        return out
+        # The chain is replaced whole, so installing again is safe. A listing
+        # short of rules was seen once on a loaded machine (a node's namespace
+        # changing under us as it restarted): try again before calling the
+        # fault one that silently did nothing.
+        for attempt in range(INSTALL_ATTEMPTS):
+            rc, out = self.cluster.exec_netns(node, ["sh", "-c", chain_script(CHAIN, rules)])
+            if rc != 0:
+                raise NemesisError(f"partition: installing rules on {node} failed (exit {rc}): {out.strip()[-300:]}")
+            present = sum(1 for line in out.splitlines() if line.startswith(f"-A {CHAIN} ") and "DROP" in line)
+            if present == len(rules):
+                return out
+            time.sleep(0.2 * (attempt + 1))
+        raise NemesisError(f"partition: {node} shows {present} DROP rules after installing {len(rules)} "
+                           f"({INSTALL_ATTEMPTS} attempts)")
 
     def start(self, name: str, grudge: G.Grudge, running: list[str]) -> dict[str, Any]:
         """Install the grudge on every running node and verify it; evidence dict."""
