@@ -91,6 +91,7 @@ class RaftKVServer:
                      (rec.snapshot or {}).get("index"), len(rec.entries))
         seed = int.from_bytes(os.urandom(8), "big")
         self.node = RaftKVNode(self.config.node, restored, random.Random(seed))
+        self._written_commit = self.node.status().get("commit_index") or 0
         self._last_status = self.node.status()
 
     async def start(self) -> None:
@@ -231,6 +232,8 @@ class RaftKVServer:
                 await loop.run_in_executor(self._io, self.storage.write, plan)
             elif plan is not None:
                 self.storage.write(plan)  # a buffered write, no fsync: not worth a thread hop
+            if rd.hard_state is not None and "commit" in rd.hard_state:
+                self._written_commit = rd.hard_state["commit"]
             for msg in rd.messages:
                 self.transport.send(msg)
             for handle, status, body in rd.replies:
@@ -261,7 +264,14 @@ class RaftKVServer:
 
     def status(self) -> dict:
         # wall_time and clock_rate let a nemesis verify that a clock skew took effect.
-        return {**self.node.status(), "wall_time": self.clock.wall(), "clock_rate": self.clock.rate}
+        status = {**self.node.status(), "wall_time": self.clock.wall(), "clock_rate": self.clock.rate}
+        # Report the commit index this node has written, not the one it holds
+        # in memory a moment before writing: a SIGKILL in between would make
+        # the reported commit index go back after the restart, which observers
+        # rightly take as lost state.
+        if status.get("commit_index") is not None:
+            status["commit_index"] = min(status["commit_index"], self._written_commit)
+        return status
 
     def metrics_text(self) -> str:
         io = {**self.transport.counters, **self.http.counters}
