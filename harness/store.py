@@ -71,29 +71,35 @@ def _json_default(o: Any) -> Any:
     return repr(o)
 
 
-def create_run_folder(store: str | os.PathLike[str], test: str, now: datetime | None = None) -> RunFolder:
-    """A new empty run folder for `test`, and store/latest (and store/<test>/latest) pointing at it."""
-    root = Path(store)
+def new_stamped_folder(parent: Path, now: datetime | None = None) -> Path:
+    """A new empty folder `parent/<UTC timestamp>` (suffixed -2, -3... if taken), with logs/ in it."""
     now = now or datetime.now(UTC)
     stamp = now.strftime("%Y%m%dT%H%M%S") + f".{now.microsecond // 1000:03d}Z"
-    test_dir = root / _safe(test)
-    test_dir.mkdir(parents=True, exist_ok=True)
-    path = test_dir / stamp
+    parent.mkdir(parents=True, exist_ok=True)
+    path = parent / stamp
     n = 1
     while True:
         try:
             path.mkdir()
             break
-        except FileExistsError:
+        except FileExistsError:  # another run started in the same millisecond
             n += 1
-            path = test_dir / f"{stamp}-{n}"
+            path = parent / f"{stamp}-{n}"
     (path / LOGS).mkdir()
-    _point(root / "latest", os.path.relpath(path, root))
-    _point(test_dir / "latest", path.name)
+    return path
+
+
+def create_run_folder(store: str | os.PathLike[str], test: str, now: datetime | None = None) -> RunFolder:
+    """A new empty run folder for `test`, and store/latest (and store/<test>/latest) pointing at it."""
+    root = Path(store)
+    test_dir = root / _safe(test)
+    path = new_stamped_folder(test_dir, now)
+    point_latest(root / "latest", os.path.relpath(path, root))
+    point_latest(test_dir / "latest", path.name)
     return RunFolder(path)
 
 
-def _point(link: Path, target: str) -> None:
+def point_latest(link: Path, target: str) -> None:
     """Atomically make `link` a symlink to `target` (relative)."""
     tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
     try:

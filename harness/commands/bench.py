@@ -151,26 +151,11 @@ def plan_from_args(args: argparse.Namespace):
 
 def bench_folder(store: Path) -> Path:
     """A new STORE/bench-election/<UTC timestamp>/ (with logs/), and STORE/bench-election/latest pointing at it."""
-    now = datetime.now(UTC)
+    from harness.store import new_stamped_folder, point_latest
+
     root = store / "bench-election"
-    root.mkdir(parents=True, exist_ok=True)
-    stamp = now.strftime("%Y%m%dT%H%M%S") + f".{now.microsecond // 1000:03d}Z"
-    path, n = root / stamp, 1
-    while True:
-        try:
-            path.mkdir()
-            break
-        except FileExistsError:
-            n += 1
-            path = root / f"{stamp}-{n}"
-    (path / "logs").mkdir()
-    tmp = root / f".latest.{os.getpid()}.tmp"
-    try:
-        tmp.unlink()
-    except FileNotFoundError:
-        pass
-    os.symlink(path.name, tmp)
-    os.replace(tmp, root / "latest")
+    path = new_stamped_folder(root)
+    point_latest(root / "latest", path.name)
     return path
 
 
