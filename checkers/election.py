@@ -43,7 +43,7 @@ class Observation(NamedTuple):
     index: int | None = None  # history index, so evidence points back into the file
 
 
-_make = Observation._make  # tuple.__new__ on a ready tuple: the cheapest way to build one
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,18 +87,20 @@ def observations_from_events(events: Iterable[dict]) -> list[Observation]:
     """
     out = []
     append = out.append
+    # tuple.__new__ on a ready tuple skips NamedTuple's argument handling.
+    new, cls = tuple.__new__, Observation
     for event in events:
         if event.get("process") != "observer" or "node" not in event:
             continue
         value = event.get("value")
         if value.__class__ is not dict:
-            append(_make((event["time"], event["node"], False, None, None, None, None,
-                          event.get("index"))))
+            append(new(cls, (event["time"], event["node"], False, None, None, None, None,
+                             event.get("index"))))
             continue
         get = value.get
         term = get("term")
         commit = get("commit_index")
-        append(_make((event["time"], event["node"], True, get("role"),
+        append(new(cls, (event["time"], event["node"], True, get("role"),
                       term if term.__class__ is int else None, get("leader"),
                       commit if commit.__class__ is int else None, event.get("index"))))
     return out
@@ -285,19 +287,25 @@ def _timeline(observations: Sequence[Observation], intervals: Sequence[LeaderInt
     leading: dict[str, int] = {}  # node -> term, for nodes that lead right now
     prev_time = None
     leaderless_since = None
+    top: tuple[str | None, int] = (None, -1)
     for o in observations:
+        # Most samples repeat what the node said last time: only a change to
+        # the set of leaders can change who "the" leader is.
         if o.up and o.role == "leader":
-            leading[o.node] = o.term if o.term is not None else -1
+            term = o.term if o.term is not None else -1
+            changed = leading.get(o.node) != term
+            leading[o.node] = term
         else:
-            leading.pop(o.node, None)
-        if leaderless_since is not None and leading:
-            no_leader_ns += o.time - leaderless_since
-            leaderless_since = None
-        elif not leading and leaderless_since is None:
+            changed = leading.pop(o.node, None) is not None
+        if changed:
+            top = max(leading.items(), key=lambda kv: kv[1]) if leading else (None, -1)
+            if leaderless_since is not None and leading:
+                no_leader_ns += o.time - leaderless_since
+                leaderless_since = None
+            if not changes or changes[-1][1:] != top:
+                changes.append((o.time, *top))
+        if not leading and leaderless_since is None:
             leaderless_since = o.time
-        top = max(leading.items(), key=lambda kv: kv[1]) if leading else (None, -1)
-        if not changes or changes[-1][1:] != top:
-            changes.append((o.time, *top))
         prev_time = o.time
     if leaderless_since is not None and prev_time is not None:
         no_leader_ns += prev_time - leaderless_since
