@@ -171,7 +171,29 @@ def _by_key(ops: Sequence[Operation]) -> dict[Any, list[Operation]]:
     return parts
 
 
-class CasRegister(BaseModel):
+class _Register(BaseModel):
+    """What every register shares: a value that starts at `initial` and that
+    only writes and cas change, hence the same growth-pruning hooks (a pending
+    read of v needs the value to be v already, unless a write of v may still
+    come before it)."""
+
+    def __init__(self, initial: Any = None):
+        self.initial = freeze(initial)
+
+    def init(self) -> Any:
+        return self.initial
+
+    def reachable(self, op: Operation) -> Callable[[Any], bool] | None:
+        return _equals(op) if op.f == "read" and op.status == "ok" else None
+
+    def reset_key(self, op: Operation) -> tuple | None:
+        return _written(op)
+
+    def read_key(self, op: Operation) -> tuple | None:
+        return (freeze(op.output),) if op.f == "read" and op.status == "ok" else None
+
+
+class CasRegister(_Register):
     """A register with read, write and compare-and-set; `register` is the same without cas.
 
     read: output is the value read (None = absent); write: value; cas: value =
@@ -180,12 +202,9 @@ class CasRegister(BaseModel):
     """
 
     def __init__(self, initial: Any = None, name: str = "cas-register", allow_cas: bool = True):
+        super().__init__(initial)
         self.name = name
-        self.initial = freeze(initial)
         self.allow_cas = allow_cas
-
-    def init(self) -> Any:
-        return self.initial
 
     def read_only(self, op: Operation) -> bool:
         return op.f == "read"
@@ -214,21 +233,8 @@ class CasRegister(BaseModel):
             return self.describe_state(_cas_args(op)[0])
         return None
 
-    # Growth pruning with no growth: only writes and cas change the value, so
-    # a pending read of v needs the value to be v already, unless a write of
-    # v (or a cas to v) may still come before it.
-
     def resets(self, op: Operation) -> bool:
         return op.f in ("write", "cas")
-
-    def reachable(self, op: Operation) -> Callable[[Any], bool] | None:
-        return _equals(op) if op.f == "read" and op.status == "ok" else None
-
-    def reset_key(self, op: Operation) -> tuple | None:
-        return _written(op)
-
-    def read_key(self, op: Operation) -> tuple | None:
-        return (freeze(op.output),) if op.f == "read" and op.status == "ok" else None
 
 
 def _equals(op: Operation) -> Callable[[Any], bool]:
@@ -346,7 +352,7 @@ class Mutex(BaseModel):
         return None
 
 
-class EtcdRegister(BaseModel):
+class EtcdRegister(_Register):
     """`etcd`: the cas register of Porcupine's etcd Jepsen logs, with that grammar's meanings.
 
     Unlike our own histories, the log's `:fail` lines take part: a failed cas
@@ -357,12 +363,6 @@ class EtcdRegister(BaseModel):
     """
 
     name = "etcd"
-
-    def __init__(self, initial: Any = None):
-        self.initial = freeze(initial)
-
-    def init(self) -> Any:
-        return self.initial
 
     def relevant(self, op: Operation) -> bool:
         return True
@@ -391,19 +391,10 @@ class EtcdRegister(BaseModel):
             return lambda s: new if s == old else (s,)
         raise ValueError(f"model etcd cannot do {f!r} (op index {op.index})")
 
-    # The same pruning as the cas-register's; a failed cas changes nothing here.
+    # A failed cas changes nothing here, so it does not reset the value.
 
     def resets(self, op: Operation) -> bool:
         return op.f == "write" or (op.f == "cas" and op.status != "fail")
-
-    def reachable(self, op: Operation) -> Callable[[Any], bool] | None:
-        return _equals(op) if op.f == "read" and op.status == "ok" else None
-
-    def reset_key(self, op: Operation) -> tuple | None:
-        return _written(op)
-
-    def read_key(self, op: Operation) -> tuple | None:
-        return (freeze(op.output),) if op.f == "read" and op.status == "ok" else None
 
     def needs(self, op: Operation) -> str | None:
         if op.f == "read" and op.status == "ok":
