@@ -16,6 +16,14 @@ from checkers.models import Model
 from checkers.operation import END_OF_TIME, Operation
 
 
+def _side_by_side(ops: Sequence[Operation], model: Model) -> tuple[list, dict[int, int], list]:
+    """The relevant ops, which partition each op is in (by id), and the partitions."""
+    relevant = [op for op in ops if model.relevant(op)]
+    parts = list(model.partition(relevant).values())
+    part_of = {id(op): n for n, part in enumerate(parts) for op in part}
+    return relevant, part_of, parts
+
+
 def linearizable_by_brute_force(ops: Sequence[Operation], model: Model) -> bool:
     """True iff some order of the ops respects real time and the model.
 
@@ -23,12 +31,7 @@ def linearizable_by_brute_force(ops: Sequence[Operation], model: Model) -> bool:
     (their outcome is unknown); every other relevant op must be placed. Op a
     must come before op b when a returned before b was called (a.ret < b.call).
     """
-    relevant = [op for op in ops if model.relevant(op)]
-    part_of: dict[int, int] = {}
-    parts = list(model.partition(relevant).values())
-    for n, part in enumerate(parts):
-        for op in part:
-            part_of[id(op)] = n
+    relevant, part_of, parts = _side_by_side(ops, model)
     states = tuple(model.init() for _ in parts)
 
     def must_precede(a: Operation, b: Operation) -> bool:
@@ -57,12 +60,7 @@ def linearizable_by_plain_search(ops: Sequence[Operation], model: Model) -> bool
     operations, where brute force cannot; tests use it to hold the real
     search's pruning to account on bigger histories.
     """
-    relevant = [op for op in ops if model.relevant(op)]
-    part_of: dict[int, int] = {}
-    parts = list(model.partition(relevant).values())
-    for n, part in enumerate(parts):
-        for op in part:
-            part_of[id(op)] = n
+    relevant, part_of, parts = _side_by_side(ops, model)
     failed: set = set()
 
     def search(remaining: frozenset[int], states: tuple) -> bool:
