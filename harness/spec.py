@@ -156,6 +156,14 @@ def spec_from_mapping(data: dict[str, Any], source: str = "spec") -> TestSpec:
     return TestSpec(**kwargs)
 
 
+def malformed_yaml(path: str | Path, error: yaml.YAMLError) -> str:
+    """One line for a YAML syntax error: the file, the line where the parser stopped, the problem."""
+    mark = getattr(error, "problem_mark", None)
+    where = f":{mark.line + 1}" if mark is not None else ""
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    return f"{path}{where}: malformed YAML: {problem}"
+
+
 def load_spec_file(path: str | Path) -> dict[str, Any]:
     """The raw mapping of a YAML spec file, or SpecError with the line of a syntax error."""
     p = Path(path)
@@ -166,10 +174,7 @@ def load_spec_file(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise SpecError(f"{path}{where}: malformed YAML: {problem}") from None
+        raise SpecError(malformed_yaml(path, e)) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

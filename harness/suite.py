@@ -38,7 +38,14 @@ from typing import Any
 
 import yaml
 
-from harness.spec import SpecError, TestSpec, check_spec, default_test_name, spec_from_mapping
+from harness.spec import (
+    SpecError,
+    TestSpec,
+    check_spec,
+    default_test_name,
+    malformed_yaml,
+    spec_from_mapping,
+)
 
 EXPECTS = ("valid", "anomaly", "any")
 SUITE_KEYS = ("name", "defaults", "tests")
@@ -146,10 +153,7 @@ def load_suite(path: str | Path, target_check: bool = True) -> Suite:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise SuiteError(f"{p}{where}: malformed YAML: {problem}") from None
+        raise SuiteError(malformed_yaml(p, e)) from None
 
     def fail(node: yaml.Node | None, where: str, what: str) -> SuiteError:
         return SuiteError(f"{p}:{_line(node)}: {where}: {what}")
