@@ -255,44 +255,35 @@ class LocalCluster:
         raise TimeoutError(f"{node_id} did not apply index {index} within {timeout}s: "
                            f"{self.status(node_id)}")
 
-    def get_via_leader(self, key: str, timeout: float = 10.0):
-        """The value a linearizable read through the current leader returns (None if absent)."""
+    def _ask_leader(self, request, definite, what: str, timeout: float):
+        """`request(client)` against whoever leads now, until `definite(code)`; (code, body)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             lead = self.leader()
             if lead is not None:
                 c = self.client(lead, timeout=3)
                 try:
-                    code, body = c.get(key)
-                    if code == 200:
-                        return body["value"]
-                    if code == 404:
-                        return None
-                except (OSError, http.client.HTTPException):
-                    pass
-                finally:
-                    c.close()
-            time.sleep(0.02)
-        raise TimeoutError(f"read of {key} not answered within {timeout}s")
-
-    def cas_via_leader(self, key: str, old, new, timeout: float = 10.0) -> tuple[int, dict]:
-        """The first definite answer (200 or 409) to a CAS sent to whichever node leads."""
-        request_id = secrets.token_hex(8)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            lead = self.leader()
-            if lead is not None:
-                c = self.client(lead, timeout=3)
-                try:
-                    code, body = c.cas(key, old, new, request_id)
-                    if code in (200, 409):
+                    code, body = request(c)
+                    if definite(code):
                         return code, body
                 except (OSError, http.client.HTTPException):
                     pass
                 finally:
                     c.close()
             time.sleep(0.02)
-        raise TimeoutError(f"cas {key} {old!r}->{new!r} not answered within {timeout}s")
+        raise TimeoutError(f"{what} not answered within {timeout}s")
+
+    def get_via_leader(self, key: str, timeout: float = 10.0):
+        """The value a linearizable read through the current leader returns (None if absent)."""
+        code, body = self._ask_leader(lambda c: c.get(key), lambda code: code in (200, 404),
+                                      f"read of {key}", timeout)
+        return body["value"] if code == 200 else None
+
+    def cas_via_leader(self, key: str, old, new, timeout: float = 10.0) -> tuple[int, dict]:
+        """The first definite answer (200 or 409) to a CAS sent to whichever node leads."""
+        request_id = secrets.token_hex(8)
+        return self._ask_leader(lambda c: c.cas(key, old, new, request_id),
+                                lambda code: code in (200, 409), f"cas {key} {old!r}->{new!r}", timeout)
 
     def put_via_leader(self, key: str, value, timeout: float = 10.0,
                        request_id: str | None = None) -> str:
