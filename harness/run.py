@@ -581,24 +581,25 @@ def exit_code_for(verdict: bool | str) -> int:
     return {True: VALID, False: ANOMALY}.get(verdict, UNKNOWN)  # type: ignore[arg-type]
 
 
-def check_history(history_path: Path, workload: Workload, key_time_limit: float | None = 30.0) -> dict[str, Any]:
-    """Every checker the run needs over its history: {"checkers": {name: result}, "valid", "stats"}."""
+def check_history(history_path: Path, workload: Workload, key_time_limit: float | None = 30.0,
+                  history: Any = None) -> dict[str, Any]:
+    """Every checker the run needs over its history: {"checkers": {name: result}, "valid", "stats"}.
+
+    `history`: the file already read and validated (harness.history.History),
+    so a caller that renders the report afterwards reads it only once."""
+    from checkers.election import check as election_check
     from harness.history import InvalidHistory, event_to_dict, read_history
 
-    try:
-        history = read_history(history_path)
-    except InvalidHistory as e:
-        return {"valid": "unknown", "checkers": {}, "history_error": str(e)}
+    if history is None:
+        try:
+            history = read_history(history_path)
+        except InvalidHistory as e:
+            return {"valid": "unknown", "checkers": {}, "history_error": str(e)}
     ops = history.client_operations()
     checkers: dict[str, dict[str, Any]] = {}
-    try:
-        from checkers.election import check as election_check
-
-        started = time.monotonic()
-        checkers["split-brain"] = election_check([event_to_dict(e) for e in history.events], ops)
-        checkers["split-brain"]["seconds"] = round(time.monotonic() - started, 3)
-    except ImportError:
-        pass
+    started = time.monotonic()
+    checkers["split-brain"] = election_check([event_to_dict(e) for e in history.events], ops)
+    checkers["split-brain"]["seconds"] = round(time.monotonic() - started, 3)
     started = time.monotonic()
     for name, result in workload.check(ops, key_time_limit).items():
         result.setdefault("seconds", round(time.monotonic() - started, 3))

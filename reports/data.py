@@ -60,7 +60,8 @@ class RunInputs:
     logs: dict[str, list[str]]  # node -> lines
 
 
-def load_run(run_dir: str | Path) -> RunInputs:
+def load_run(run_dir: str | Path, history: History | None = None) -> RunInputs:
+    """Everything a report is made from; `history` if the caller has already read the file."""
     path = Path(run_dir).resolve()  # store/latest is a symlink: name the real run
     if not path.is_dir():
         raise ReportError(f"{path}: not a run folder (no such directory)")
@@ -77,7 +78,8 @@ def load_run(run_dir: str | Path) -> RunInputs:
     # check=False: a report of a broken history is still worth having; the
     # results say it is invalid.
     try:
-        history = read_history(hist, check=False)
+        if history is None:
+            history = read_history(hist, check=False)
     except FormatError:
         # A harness killed mid-write leaves a torn last line: report what can be read.
         history = History(tuple(_readable_events(hist)), str(hist))

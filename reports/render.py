@@ -16,6 +16,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from harness.history import History
 from reports.data import ReportError, load_run, packed_operations, report_data
 
 HERE = Path(__file__).parent
@@ -51,8 +52,8 @@ def verdict_word(v: Any) -> str:
         else str(v)
 
 
-def render_html(run_dir: str | os.PathLike[str]) -> str:
-    inputs = load_run(run_dir)
+def render_html(run_dir: str | os.PathLike[str], history: History | None = None) -> str:
+    inputs = load_run(run_dir, history)
     data = report_data(inputs)
     ops = data["ops"]
 
@@ -75,13 +76,14 @@ def render_html(run_dir: str | os.PathLike[str]) -> str:
     )
 
 
-def render_run(run_dir: str | os.PathLike[str], *, index: bool = True) -> Path:
+def render_run(run_dir: str | os.PathLike[str], *, index: bool = True,
+               history: History | None = None) -> Path:
     """Write RUN_DIR/report.html and return its path; ReportError for a folder that is not a run.
 
     With `index`, also refresh the store's index.html (the store is two levels
     up, store/<test>/<run>); a failure there never costs the report itself."""
     path = Path(run_dir)
-    html = render_html(path)
+    html = render_html(path, history)
     out = path / REPORT
     tmp = out.with_suffix(".html.tmp")
     tmp.write_text(html)

@@ -217,7 +217,8 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None, parts=docker_
         return 2
     progress.message(f"splitbrain run: checking {folder.history}")
     check_started = time.monotonic()
-    checked = check_history(folder.history, workload)
+    history = read_valid_history(folder.history)
+    checked = check_history(folder.history, workload, history=history)
     check_s = time.monotonic() - check_started
     verdict = checked["valid"]
     if outcome.infra_error:
@@ -256,7 +257,7 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None, parts=docker_
         for name, t in found.items()
     }
     folder.write_results(results)
-    report = render_report(folder)
+    report = render_report(folder, history)
     print_summary(results, folder, report, out)
     return code
 
@@ -321,14 +322,23 @@ def reproduce_command(folder) -> str:
     return f"splitbrain run --spec {folder.spec}"
 
 
-def render_report(folder) -> Path | None:
-    """Write report.html (and refresh the store's index) with reports/; None if it could not be."""
+def read_valid_history(path: Path):
+    """The run's history, read once for the checkers and the report; None if it does not
+    validate (check_history then reports why, and the report reads what it can)."""
+    from harness.history import InvalidHistory, read_history
+
     try:
-        from reports.render import render_run
-    except ImportError:
+        return read_history(path)
+    except InvalidHistory:
         return None
+
+
+def render_report(folder, history=None) -> Path | None:
+    """Write report.html (and refresh the store's index) with reports/; None if it could not be."""
+    from reports.render import render_run
+
     try:
-        return Path(render_run(folder.path))
+        return Path(render_run(folder.path, history=history))
     except Exception as e:  # a broken report must not hide the verdict
         print(f"splitbrain run: report not written: {type(e).__name__}: {e}", file=sys.stderr)
         return None
