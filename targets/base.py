@@ -20,7 +20,9 @@ Adding a target (etcd, Redis Sentinel, your own election code):
 5. `clock_control()`: CLOCK_FILE if the node reads our JSON clock file,
    FAKETIME for a dynamically linked process (libfaketime), None if neither;
    `unsupported_faults()` says what cannot work, before a run starts.
-6. Register it in `targets/registry.py`.
+6. Optionally `failpoints()` and `set_failpoint()`: crash points the node
+   can arm on request; the vote-crash fault needs `crash-after-vote`.
+7. Register it in `targets/registry.py`.
 """
 
 from __future__ import annotations
@@ -138,6 +140,10 @@ class Target(Protocol):
     def bugs(self) -> dict[str, str]:
         """The deliberate bugs this target can be started with: name -> what it breaks."""
         ...
+
+    # Optional (nemesis.core.target_failpoints looks for them):
+    #   failpoints() -> dict[str, str]: name -> what happens there
+    #   async set_failpoint(address, name, on) -> bool: arm or disarm one on a node; False if it did not take
 
 
 def unsupported_by_clock_control(target: Target, faults) -> list[str]:

@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 
+from .failpoints import CRASH_EXIT_CODE, FAILPOINTS
 from .node import BUGS, NodeConfig
 from .server import RaftKVServer, ServerConfig
 from .storage import DataDirLocked, IncompatibleDataDir
@@ -61,10 +62,13 @@ def parse_range(text: str) -> tuple[int, int]:
 
 def build_parser() -> argparse.ArgumentParser:
     bug_list = "\n".join(f"  {name:22} {desc}" for name, desc in BUGS.items())
+    fp_list = "\n".join(f"  {name:22} {desc}" for name, desc in FAILPOINTS.items())
     p = _OneLineParser(
         prog=PROG,
         description="Run one node of raftkv, splitbrain's built-in Raft key-value store.",
-        epilog="deliberate bugs (--bug NAME, repeatable; all off by default):\n" + bug_list,
+        epilog="deliberate bugs (--bug NAME, repeatable; all off by default):\n" + bug_list
+        + "\n\nfailpoints (with --failpoints: PUT /failpoints/NAME arms one, DELETE disarms;\n"
+        + f"a node that crashes at one exits with status {CRASH_EXIT_CODE}):\n" + fp_list,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--id", required=True, help="this node's id; must appear in --peers")
@@ -87,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clock-file", metavar="PATH",
                    help='clock control file, JSON {"offset_s": float, "rate": float} '
                         "(see targets/raftkv/clock.py)")
+    p.add_argument("--failpoints", action="store_true",
+                   help="serve /failpoints, so a test harness can make this node crash at a chosen instant")
     p.add_argument("--no-fsync", action="store_true",
                    help="skip fsync (unsafe; only for measuring what fsync costs)")
     return p
@@ -113,7 +119,8 @@ def config_from_args(argv: list[str]) -> ServerConfig:
     except ValueError as e:
         raise UsageError(str(e)) from None
     return ServerConfig(node=node, peer_addrs=peers, client_addr=client, data_dir=args.data,
-                        cluster_key=key, clock_file=args.clock_file, fsync=not args.no_fsync)
+                        cluster_key=key, clock_file=args.clock_file, fsync=not args.no_fsync,
+                        failpoints=args.failpoints)
 
 
 async def serve(server: RaftKVServer) -> int:

@@ -8,6 +8,8 @@ Routes (what the harness, the bench and other tools depend on):
 - ``GET /status``                -> the node's status, plus "wall_time" and "clock_rate"
   (this node's skewable clock, see clock.py)
 - ``GET /metrics``               -> Prometheus text
+- ``GET /failpoints``, ``PUT|DELETE /failpoints/<name>`` -> list, arm, disarm a
+  crash point (see failpoints.py); 404 unless the node runs with --failpoints
 
 Keys are URL-decoded (``/kv/a%2Fb`` is the key ``a/b``). Status codes and
 bodies of /kv requests are whatever the node replies; a request this layer
@@ -26,6 +28,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import unquote
+
+from .failpoints import Failpoints, UnknownFailpoint
 
 MAX_HEAD_BYTES = 64 * 1024
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -115,8 +119,8 @@ def expects_continue(buf: bytearray) -> bool:
 class Route:
     """What a request asks for: a node operation, the status, or the metrics."""
 
-    kind: str  # "op" | "status" | "metrics"
-    op: dict | None = None
+    kind: str  # "op" | "status" | "metrics" | "failpoints" | "failpoint"
+    op: dict | None = None  # for "failpoint": {"name", "on"}
 
 
 def _json_body(req: Request) -> dict:
@@ -145,6 +149,14 @@ def route(req: Request) -> Route:
         if req.method != "GET":
             raise HttpError(405, "method-not-allowed")
         return Route(path[1:])
+    if path == "/failpoints":
+        if req.method != "GET":
+            raise HttpError(405, "method-not-allowed")
+        return Route("failpoints")
+    if path.startswith("/failpoints/"):
+        if req.method not in ("PUT", "DELETE"):
+            raise HttpError(405, "method-not-allowed", "PUT arms a failpoint, DELETE disarms it")
+        return Route("failpoint", {"name": unquote(path[len("/failpoints/"):]), "on": req.method == "PUT"})
     if not path.startswith("/kv/"):
         raise HttpError(404, "no-such-path", path)
     raw_key = path[len("/kv/"):]
@@ -190,10 +202,12 @@ class HttpApi:
     """Serves the client API; ``submit`` runs one node operation to its (status, body)."""
 
     def __init__(self, submit: Callable[[dict], Awaitable[tuple[int, dict]]],
-                 status: Callable[[], dict], metrics: Callable[[], str]):
+                 status: Callable[[], dict], metrics: Callable[[], str],
+                 failpoints: Failpoints | None = None):
         self.submit = submit
         self.status = status
         self.metrics = metrics
+        self.failpoints = failpoints or Failpoints(enabled=False)
         self.counters = {"http_requests": 0, "http_bad_requests": 0}
         self._server: asyncio.AbstractServer | None = None
         self._conns: dict[asyncio.Task, asyncio.StreamWriter] = {}
@@ -207,7 +221,22 @@ class HttpApi:
             return 200, self.status()
         if r.kind == "metrics":
             return 200, self.metrics()
+        if r.kind in ("failpoints", "failpoint"):
+            return self._failpoint(r)
         return await self.submit(r.op)
+
+    def _failpoint(self, r: Route) -> tuple[int, dict]:
+        fp = self.failpoints
+        if not fp.enabled:
+            raise HttpError(404, "failpoints-disabled", "start the node with --failpoints")
+        if r.kind == "failpoint":
+            try:
+                fp.set(r.op["name"], r.op["on"])
+            except UnknownFailpoint:
+                raise HttpError(404, "no-such-failpoint",
+                                f"{r.op['name']!r}; known: {', '.join(fp.describe())}") from None
+            log.warning("failpoint %s %s", r.op["name"], "armed" if r.op["on"] else "disarmed")
+        return 200, fp.describe()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

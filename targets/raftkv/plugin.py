@@ -244,6 +244,9 @@ class RaftKV:
             "--data", cluster.data_dir,
             "--cluster-key-file", cluster.cluster_key_file,
             "--clock-file", cluster.clock_file,
+            # The vote-crash nemesis arms a crash point over HTTP; the API is
+            # only reachable on the run's private network.
+            "--failpoints",
         ]
         s = options.settings
         if "election_timeout" in s:
@@ -279,6 +282,22 @@ class RaftKV:
 
     def unsupported_faults(self, faults) -> list[str]:
         return unsupported_by_clock_control(self, faults)
+
+    def failpoints(self) -> dict[str, str]:
+        from targets.raftkv.failpoints import FAILPOINTS
+
+        return dict(FAILPOINTS)
+
+    async def set_failpoint(self, address: str, name: str, on: bool, timeout: float = 0.5) -> bool:
+        pool = HttpPool(connect_timeout=timeout)
+        try:
+            status, _ = await pool.request(address, "PUT" if on else "DELETE", f"/failpoints/{quote(name)}",
+                                           None, timeout)
+        except Exception:
+            return False
+        finally:
+            pool.close()
+        return status == 200
 
     def bugs(self) -> dict[str, str]:
         from targets.raftkv.node import BUGS

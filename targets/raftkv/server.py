@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from . import metrics
 from .clock import Clock
+from .failpoints import CRASH_EXIT_CODE, Failpoints, granted_vote
 from .httpapi import HttpApi
 from .node import NodeConfig, RaftKVNode, Restored
 from .storage import Storage
@@ -55,6 +56,7 @@ class ServerConfig:
     cluster_key: bytes
     clock_file: str | None = None
     fsync: bool = True
+    failpoints: bool = False  # serve /failpoints (see failpoints.py)
 
 
 class RaftKVServer:
@@ -74,6 +76,7 @@ class RaftKVServer:
         self._tasks: list[asyncio.Task] = []
         self._clock_error: str | None = None
         self._next_tick: float | None = None  # on the node's clock; see _due_ticks
+        self.failpoints = Failpoints(enabled=config.failpoints)
         # Set when the driver or the ticker died of a bug or a failed write:
         # the process must then exit rather than keep answering without Raft.
         self.failed: asyncio.Event | None = None
@@ -103,7 +106,7 @@ class RaftKVServer:
         cfg = self.config
         self.transport = PeerTransport(cfg.node.id, cfg.peer_addrs, cfg.cluster_key,
                                        self._on_peer_message)
-        self.http = HttpApi(self._submit, self.status, self.metrics_text)
+        self.http = HttpApi(self._submit, self.status, self.metrics_text, self.failpoints)
         await self.transport.start()
         await self.http.start(*cfg.client_addr)
         self._tasks = [asyncio.create_task(self._drive(), name="raftkv-driver"),
@@ -236,6 +239,10 @@ class RaftKVServer:
                 self._written_commit = rd.hard_state["commit"]
             for msg in rd.messages:
                 self.transport.send(msg)
+            if "crash-after-vote" in self.failpoints.armed:
+                vote = granted_vote(rd.messages)
+                if vote is not None:
+                    await self._crash_after_vote(vote)
             for handle, status, body in rd.replies:
                 fut = self._waiting.get(handle)
                 if fut is not None and not fut.done():
@@ -245,6 +252,19 @@ class RaftKVServer:
                 log.info("snapshot at index %s persisted; log compacted", rd.snapshot.get("index"))
             self._log_transitions()
             self._wake.set()  # events that arrived during the fsync are waiting
+
+    async def _crash_after_vote(self, vote: dict) -> None:
+        """The crash-after-vote failpoint: die once the vote has reached the kernel, handling nothing else.
+
+        The driver awaits here, so no message that arrived meanwhile (the
+        winner's first append above all) is applied or persisted.
+        """
+        sent = await self.transport.flush(vote["dst"], timeout=0.5)
+        log.warning("failpoint crash-after-vote: granted my vote to %s in term %s (%s); exiting with %d",
+                    vote["dst"], vote["term"], "sent" if sent else "maybe not sent", CRASH_EXIT_CODE)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(CRASH_EXIT_CODE)
 
     def _log_transitions(self) -> None:
         now = self.node.status()

@@ -70,6 +70,13 @@ def mac_of(key: bytes, payload: bytes) -> bytes:
     return hmac.new(key, payload, "sha256").digest()
 
 
+HELLO = "hello"  # transport-level: never reaches the node
+
+
+def hello(src: str, dst: str) -> dict:
+    return {"type": HELLO, "src": src, "dst": dst, "term": 0}
+
+
 def encode_frame(key: bytes, sender: str, msg: dict) -> bytes:
     payload = json.dumps({"from": sender, "msg": msg}, separators=(",", ":")).encode()
     return _LEN.pack(MAC_BYTES + len(payload)) + mac_of(key, payload) + payload
@@ -144,7 +151,18 @@ class _PeerLink:
         self.connected = False
         self.broken = False
         self.closing = False
+        self.writing = False
+        self.writer: asyncio.StreamWriter | None = None
+        # Set when the peer says hello on its own link to us: it is up, so stop backing off.
+        self.peer_up = asyncio.Event()
         self.task = asyncio.create_task(self._run(), name=f"peer-link-{peer_id}")
+
+    def flushed(self) -> bool:
+        """Has everything queued so far been handed to the kernel?"""
+        if self.queue or self.writing:
+            return False
+        w = self.writer
+        return w is None or w.transport.get_write_buffer_size() == 0
 
     def enqueue(self, frame: bytes) -> bool:
         if not self.connected or len(self.queue) >= MAX_QUEUED_FRAMES:
@@ -161,8 +179,11 @@ class _PeerLink:
                     asyncio.open_connection(self.host, self.port), timeout=1.0)
             except (TimeoutError, OSError):
                 # Jitter so that nodes restarting together do not reconnect in lockstep.
-                await asyncio.sleep(backoff * (0.5 + random.random()))
-                backoff = min(backoff * 2, BACKOFF_MAX_S)
+                try:
+                    await asyncio.wait_for(self.peer_up.wait(), backoff * (0.5 + random.random()))
+                except TimeoutError:
+                    backoff = min(backoff * 2, BACKOFF_MAX_S)
+                self.peer_up.clear()
                 continue
             backoff = BACKOFF_MIN_S
             _set_socket_timeouts(writer, user_timeout=True)
@@ -170,15 +191,20 @@ class _PeerLink:
                 # Python 3.11's wait_for can return a connection despite a pending cancel.
                 writer.close()
                 return
-            self.connected, self.broken = True, False
+            self.connected, self.broken, self.writer = True, False, writer
             log.info("peer link to %s up", self.peer_id)
+            # First thing on a new link: hello, so that a peer backing off from
+            # us while we were down reconnects now rather than after its backoff
+            # (a restarted node would otherwise hear everyone but be unheard).
+            self.queue.appendleft(encode_frame(self.t.key, self.t.self_id, hello(self.t.self_id, self.peer_id)))
+            self.wakeup.set()
             watcher = asyncio.create_task(self._watch_for_close(reader))
             try:
                 await self._write_until_broken(writer)
             except (OSError, ConnectionError):
                 pass
             finally:
-                self.connected = False
+                self.connected, self.writer = False, None
                 self.queue.clear()
                 watcher.cancel()
                 writer.close()
@@ -201,8 +227,12 @@ class _PeerLink:
             if self.queue:
                 frames = list(self.queue)
                 self.queue.clear()
-                writer.write(b"".join(frames))
-                await writer.drain()
+                self.writing = True
+                try:
+                    writer.write(b"".join(frames))
+                    await writer.drain()
+                finally:
+                    self.writing = False
 
     def close(self) -> None:
         self.closing = True
@@ -247,6 +277,18 @@ class PeerTransport:
         else:
             self.counters["peer_messages_dropped"] += 1
 
+    async def flush(self, peer: str, timeout: float) -> bool:
+        """Wait until what was sent to peer has left for the kernel; False if it has not by timeout."""
+        link = self._links.get(peer)
+        if link is None:
+            return False
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not link.flushed():
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(0.001)
+        return True
+
     async def _serve_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         task = asyncio.current_task()
         self._inbound[task] = writer
@@ -260,7 +302,11 @@ class PeerTransport:
                     return  # cannot resynchronise the stream: hang up
                 body = await reader.readexactly(length)
                 msg = self.check.accept(body)
-                if msg is not None:
+                if msg is not None and msg.get("type") == HELLO:
+                    link = self._links.get(msg["src"])
+                    if link is not None and not link.connected:
+                        link.peer_up.set()
+                elif msg is not None:
                     self.counters["peer_messages_received"] += 1
                     self.deliver(msg)
         except (asyncio.IncompleteReadError, OSError, ConnectionError):

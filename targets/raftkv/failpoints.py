@@ -1,0 +1,55 @@
+"""Failpoints: crash the node at one chosen instant, on request (only with ``--failpoints``).
+
+A crash from outside (SIGKILL from the nemesis) lands wherever the process
+happens to be; some bugs need it to land in a window a few milliseconds wide.
+Forgetting a vote (the no-persist-vote bug) only splits the brain if the voter
+crashes after its vote has left and before the winner's first append reaches
+it, since after that its log is ahead of any other candidate of that term and
+it would refuse them anyway. etcd's robustness tests reach such windows the
+same way, with gofail failpoints compiled into the server.
+
+The HTTP routes (``httpapi``): ``GET /failpoints`` lists them with their
+state, ``PUT /failpoints/NAME`` arms one, ``DELETE /failpoints/NAME``
+disarms it. A node started without ``--failpoints`` answers 404 to all three.
+Arming is in memory only: a node that crashed at a failpoint comes back with
+none armed.
+"""
+
+from __future__ import annotations
+
+# Exit status of a crash at a failpoint: the nemesis tells it from a SIGKILL (137) or a failure (1).
+CRASH_EXIT_CODE = 86
+
+FAILPOINTS = {
+    "crash-after-vote": "exit at once after sending a granted vote (real vote, not prevote), "
+                        "before handling any other message",
+}
+
+
+class UnknownFailpoint(KeyError):
+    pass
+
+
+class Failpoints:
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.armed: set[str] = set()
+
+    def set(self, name: str, on: bool) -> None:
+        if name not in FAILPOINTS:
+            raise UnknownFailpoint(name)
+        if on:
+            self.armed.add(name)
+        else:
+            self.armed.discard(name)
+
+    def describe(self) -> dict:
+        return {name: {"armed": name in self.armed, "what": what} for name, what in FAILPOINTS.items()}
+
+
+def granted_vote(messages: list[dict]) -> dict | None:
+    """The first granted (real) vote among a Ready's outgoing messages, if any."""
+    for msg in messages:
+        if msg.get("type") == "vote_resp" and msg.get("granted"):
+            return msg
+    return None
