@@ -21,6 +21,7 @@ import io
 import ipaddress
 import os
 import random
+import re
 import secrets
 import socket
 import tarfile
@@ -280,12 +281,16 @@ class DockerCluster:
         return run_sync(self.target.status_probe(self.addresses[node], timeout))
 
     def probe_all(self, timeout: float = 0.5) -> dict[str, dict | None]:
-        async def all_():
-            answers = await asyncio.gather(*(self.target.status_probe(self.addresses[n], timeout)
-                                             for n in self.node_ids))
-            return dict(zip(self.node_ids, answers, strict=True))
+        return self.probe_some(self.node_ids, timeout)
 
-        return run_sync(all_())
+    def probe_some(self, nodes: list[str], timeout: float = 0.5) -> dict[str, dict | None]:
+        """Status probes of several nodes at once."""
+        async def some():
+            answers = await asyncio.gather(*(self.target.status_probe(self.addresses[n], timeout)
+                                             for n in nodes))
+            return dict(zip(nodes, answers, strict=True))
+
+        return run_sync(some()) if nodes else {}
 
     # ---- node control ----------------------------------------------------
 
@@ -302,6 +307,17 @@ class DockerCluster:
         found = {(c.get("Labels") or {}).get(NODE_LABEL): c.get("State")
                  for c in self.client.api.containers(all=True, filters={"label": f"{RUN_LABEL}={self.run_id}"})}
         return {n: found.get(n, "missing") for n in self.node_ids}
+
+    def exit_codes(self) -> dict[str, int | None]:
+        """Exit status of every node whose container has exited; None for the others (one call)."""
+        out: dict[str, int | None] = {n: None for n in self.node_ids}
+        for c in self.client.api.containers(all=True, filters={"label": f"{RUN_LABEL}={self.run_id}"}):
+            node = (c.get("Labels") or {}).get(NODE_LABEL)
+            # The list gives "Exited (86) 2 seconds ago"; inspecting each container would cost a call each.
+            m = re.match(r"Exited \((-?\d+)\)", c.get("Status") or "")
+            if node in out and c.get("State") in ("exited", "dead") and m:
+                out[node] = int(m.group(1))
+        return out
 
     def state(self, node: str) -> str:
         """Docker's state of the node's container: running, paused, exited, ..."""

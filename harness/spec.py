@@ -22,7 +22,7 @@ ROUTINGS = ("mixed", "leader", "pinned")
 
 # Fault families a schedule can mix. The nemesis and the target say at run
 # time which of these this host and this target can really inject.
-FAULTS = ("partition", "kill", "pause", "clock", "loss", "delay", "duplicate", "reorder")
+FAULTS = ("partition", "kill", "pause", "clock", "loss", "delay", "duplicate", "reorder", "vote-crash")
 
 
 class SpecError(Exception):

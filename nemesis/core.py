@@ -14,6 +14,8 @@ Operations (what `nemesis.schedule` emits; a few shorthands are accepted too):
     {"f": "stop-loss"}
     {"f": "start-delay" | "start-duplicate" | "start-reorder", "value": {"nodes"?: [...], ...}}  netem only
     {"f": "stop-delay" | "stop-duplicate" | "stop-reorder"}
+    {"f": "start-vote-crash"}   voters crash as they vote, one must vote again (nemesis/vote_crash.py)
+    {"f": "stop-vote-crash"}    restart what it left down
 
 The completion is {"type": "info", "f", "value": what was actually done (nodes
 and grudge resolved), "evidence": what the verification saw}. A fault that did
@@ -35,6 +37,7 @@ from nemesis.loss import NETEM_FAULTS, Loss, iptables_problem, netem_problem
 from nemesis.netem import Netem, parse_value
 from nemesis.partition import Partitioner
 from nemesis.process import Processes
+from nemesis.vote_crash import FAILPOINT, VoteCrash
 
 NETEM_OPS = tuple(f"{verb}-{kind}" for kind in NETEM_FAULTS for verb in ("start", "stop"))
 OPS = (
@@ -46,6 +49,7 @@ FAMILY_OF = {
     "kill": "kill", "start": "kill", "pause": "pause", "resume": "pause",
     "bump-clock": "clock", "strobe-clock": "clock", "reset-clock": "clock",
     "start-loss": "loss", "stop-loss": "loss",
+    "start-vote-crash": "vote-crash", "stop-vote-crash": "vote-crash",
     **{op: op.split("-", 1)[1] for op in NETEM_OPS},
 }
 SYMBOLIC = ("leader", "random")
@@ -91,7 +95,7 @@ def validate_op(op: dict[str, Any], node_ids: list[str]) -> dict[str, Any]:
             raise NemesisOpError(f"start-partition: unknown grudge {grudge!r}; known: {', '.join(G.GRUDGES)}")
         seed = value.get("seed") if isinstance(value, dict) else None
         return {"f": f, "grudge": grudge, "seed": seed}
-    if f in ("stop-partition", "stop-loss") or (f in NETEM_OPS and f.startswith("stop-")):
+    if f in ("stop-partition", "stop-loss", "start-vote-crash", "stop-vote-crash") or (f in NETEM_OPS and f.startswith("stop-")):
         return {"f": f}
     if f in NETEM_OPS:
         kind = f.split("-", 1)[1]
@@ -142,6 +146,43 @@ def validate_op(op: dict[str, Any], node_ids: list[str]) -> dict[str, Any]:
     return {"f": f, "nodes": nodes, "probability": p}
 
 
+def target_failpoints(target) -> dict[str, str]:
+    """The failpoints a target offers (name -> what it does); none unless it has `failpoints()`."""
+    fn = getattr(target, "failpoints", None)
+    return dict(fn()) if callable(fn) else {}
+
+
+class DockerControl:
+    """What vote-crash needs (nemesis.vote_crash.NodeControl), done to a DockerCluster's containers."""
+
+    def __init__(self, cluster, processes: Processes, target):
+        self.cluster = cluster
+        self.processes = processes
+        self.target = target
+
+    @property
+    def node_ids(self) -> list[str]:
+        return self.cluster.node_ids
+
+    def statuses(self, nodes: list[str]) -> dict[str, dict | None]:
+        return self.cluster.probe_some(nodes, timeout=0.2)
+
+    def exit_codes(self, nodes: list[str]) -> dict[str, int | None]:
+        codes = self.cluster.exit_codes()
+        return {n: codes.get(n) for n in nodes}
+
+    def arm(self, node: str, on: bool) -> bool:
+        from harness.cluster import run_sync
+
+        return run_sync(self.target.set_failpoint(self.cluster.addresses[node], FAILPOINT, on))
+
+    def kill(self, nodes: list[str]) -> dict:
+        return self.processes.kill(nodes) if nodes else {}
+
+    def start(self, nodes: list[str]) -> dict:
+        return self.processes.start(nodes) if nodes else {}
+
+
 def _number(x: Any, f: str, what: str) -> float:
     if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
         raise NemesisOpError(f"{f}: {what} must be a finite number, got {x!r}")
@@ -161,6 +202,7 @@ class Nemesis:
         self.processes = Processes(cluster)
         self.clocks = Clocks(cluster, target.clock_control())
         self.netem = Netem(cluster)
+        self.vote_crash = VoteCrash(DockerControl(cluster, self.processes, target))
         self._lock = threading.RLock()
 
     # ---- before the run ---------------------------------------------------
@@ -177,7 +219,10 @@ class Nemesis:
                 out.append(f"{f}: {iptables_problem()}")
             elif f == "partition" and len(self.cluster.node_ids) < 2:
                 out.append("partition needs at least 2 nodes")
-            elif f not in ("partition", "kill", "pause", "clock", "loss") and f not in NETEM_FAULTS:
+            elif f == "vote-crash" and FAILPOINT not in target_failpoints(self.target):
+                out.append(f"vote-crash: target {self.target.name} has no {FAILPOINT} failpoint "
+                           "(it must crash itself right after granting a vote; see nemesis/vote_crash.py)")
+            elif f not in ("partition", "kill", "pause", "clock", "loss", "vote-crash") and f not in NETEM_FAULTS:
                 out.append(f"{f}: no such fault family")
         return out
 
@@ -197,6 +242,8 @@ class Nemesis:
         if self.loss.active:
             out.append(f"loss:{self.loss.probability:g}")
         out += self.netem.active_kinds()
+        if self.vote_crash.armed:
+            out.append("vote-crash:armed")
         return out
 
     def _alive(self) -> list[str]:
@@ -325,6 +372,12 @@ class Nemesis:
             if not self.loss.active:
                 return None, {"note": "no loss was active"}
             return None, self.loss.stop(self._alive())
+        if f == "start-vote-crash":
+            if self.vote_crash.left_down:
+                return None, {"note": "the last vote-crash is not over: its nodes are still down"}
+            return self.vote_crash.start()
+        if f == "stop-vote-crash":
+            return self.vote_crash.stop()
         if f in NETEM_OPS:
             why = netem_problem()
             if why:
@@ -354,6 +407,8 @@ class Nemesis:
             down = [n for n in self.cluster.node_ids if states[n] not in ("running", "paused", "missing")]
             if down:
                 done["start"] = self.processes.start(down)
+            if self.vote_crash.active:
+                done["stop-vote-crash"] = self.vote_crash.stop()[1]
             alive = self._alive()
             # Loss first: the partition heal then verifies on a loss-free network.
             if self.loss.active:

@@ -26,6 +26,7 @@ FAMILY_OPS: dict[str, tuple[str, str]] = {
     "delay": ("start-delay", "stop-delay"),
     "duplicate": ("start-duplicate", "stop-duplicate"),
     "reorder": ("start-reorder", "stop-reorder"),
+    "vote-crash": ("start-vote-crash", "stop-vote-crash"),
 }
 
 LEADER = "leader"  # symbolic node: the run loop substitutes the observed leader

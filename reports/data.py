@@ -29,11 +29,12 @@ STATUSES = ("ok", "fail", "info")
 FAULT_STARTS = {
     "start-partition": "partition", "kill": "kill", "pause": "pause", "bump-clock": "clock",
     "strobe-clock": "clock", "start-loss": "loss", "start-delay": "delay",
-    "start-duplicate": "duplicate", "start-reorder": "reorder",
+    "start-duplicate": "duplicate", "start-reorder": "reorder", "start-vote-crash": "vote-crash",
 }
 FAULT_ENDS = {
     "stop-partition": "partition", "start": "kill", "resume": "pause", "reset-clock": "clock",
     "stop-loss": "loss", "stop-delay": "delay", "stop-duplicate": "duplicate", "stop-reorder": "reorder",
+    "stop-vote-crash": "vote-crash",
 }
 ROLES = ("down", "follower", "precandidate", "candidate", "leader", "other")
 # Node log lines shown on each side of an anomaly's interval.

@@ -1,0 +1,199 @@
+"""The vote-crash fault: voters crash the instant they grant a vote, and one must then choose again.
+
+Raft's election safety rests on a voter remembering, across a crash, whom it
+voted for in the current term. A crash that tests this has to land after the
+vote has left and before the winner's first append arrives (after that the
+voter's log is ahead of any rival of that term, and it refuses them anyway):
+a window of a few milliseconds that a SIGKILL from outside almost never hits.
+So the target crashes itself there, through its `crash-after-vote` failpoint
+(etcd's robustness tests use gofail failpoints the same way), and this module
+arranges the rest with kills and restarts:
+
+1. Find the leader L and arm the failpoint on every other node.
+2. Kill L. The others elect a leader B in the next term T; every node that
+   grants B its vote crashes with the failpoint's exit status, so B's first
+   append reaches nobody. The observer sees B lead in T (it steps down soon,
+   with no quorum left).
+3. Kill B and every other node still running: they may hold B's entries,
+   which would make them refuse L and win the term after T.
+4. Restart L, then just enough of the crashed voters to make a majority with
+   L (fewer could not elect anyone without L). L never heard of term T, so it
+   campaigns for T, and it needs the restarted voters, who voted for B in T.
+
+A voter that persisted its vote refuses L, and the cluster elects somebody in
+the term after T. A voter that forgot it (the `no-persist-vote` bug) grants
+it, and L leads in T as well: two leaders in one term, which the split-brain
+checker reports from the observer's samples. The nemesis records what it saw
+too (`outcome`), but the verdict is the checker's.
+
+Step 4 is a race that L usually wins, having started first, but not always:
+a restarted voter may time out first and win the term after T, even against
+the buggy store (on loopback raftkv, L won 9 attempts of 12). The completion
+says which, and `stop-vote-crash` restarts whatever step 3 left down.
+
+The steps run against `NodeControl`, so the same code drives Docker
+containers (`DockerControl`, in the nemesis) and local processes (the
+loopback tests).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+from nemesis.errors import NemesisError
+
+FAILPOINT = "crash-after-vote"
+CRASH_EXIT_CODE = 86  # targets.raftkv.failpoints.CRASH_EXIT_CODE; other targets must exit with it too
+LEADER_WAIT_S = 3.0  # for a leader before the fault, and for the second winner after it
+ELECTION_WAIT_S = 5.0  # for the killed leader's successor
+HOLD_S = 0.3  # how long B is watched leading (the observer samples every 50 ms)
+POLL_S = 0.02
+
+
+class NodeControl(Protocol):
+    node_ids: list[str]
+
+    def statuses(self, nodes: list[str]) -> dict[str, dict | None]: ...
+    def exit_codes(self, nodes: list[str]) -> dict[str, int | None]: ...  # None: still running
+    def arm(self, node: str, on: bool) -> bool: ...
+    def kill(self, nodes: list[str]) -> dict: ...
+    def start(self, nodes: list[str]) -> dict: ...
+
+
+def _leader(statuses: dict[str, dict | None]) -> tuple[int, str] | None:
+    found = [(s.get("term") or 0, n) for n, s in statuses.items() if s and s.get("role") == "leader"]
+    return max(found) if found else None
+
+
+class VoteCrash:
+    def __init__(self, control: NodeControl, clock=time.monotonic, sleep=time.sleep):
+        self.c = control
+        self.clock = clock
+        self.sleep = sleep
+        self.left_down: list[str] = []  # what step 3 killed and stop() restarts
+        self.armed: set[str] = set()
+
+    @property
+    def active(self) -> bool:
+        return bool(self.left_down or self.armed)
+
+    def _quorum(self) -> int:
+        return len(self.c.node_ids) // 2 + 1
+
+    def _wait_for_leader(self, among: list[str], timeout: float) -> tuple[int, str] | None:
+        deadline = self.clock() + timeout
+        while True:
+            found = _leader(self.c.statuses(among))
+            if found or self.clock() >= deadline:
+                return found
+            self.sleep(POLL_S)
+
+    def start(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Steps 1-4 of the module docstring; (value, evidence) for the completion."""
+        ids = list(self.c.node_ids)
+        t0 = self.clock()
+        steps: dict[str, Any] = {}
+
+        def mark(step: str, **fields) -> None:
+            steps[step] = {"at_s": round(self.clock() - t0, 3), **{k: v for k, v in fields.items() if v != {}}}
+
+        if len(ids) < 3:
+            return {"outcome": "skipped"}, {"note": "vote-crash needs at least 3 nodes"}
+        before = self.c.statuses(ids)
+        silent = sorted(n for n, s in before.items() if s is None)
+        if silent:
+            return ({"outcome": "skipped"},
+                    {"note": f"vote-crash needs every node up; {', '.join(silent)} did not answer"})
+        found = self._wait_for_leader(ids, LEADER_WAIT_S)
+        if found is None:
+            return {"outcome": "skipped"}, {"note": "no node claimed leadership"}
+        old_term, old_leader = found
+        voters = [n for n in ids if n != old_leader]
+        mark("found-leader", leader=old_leader, term=old_term)
+
+        for n in voters:
+            if not self.c.arm(n, True):
+                self._disarm(voters)
+                raise NemesisError(f"vote-crash: {n} refused to arm its {FAILPOINT} failpoint")
+            self.armed.add(n)
+        mark("armed", nodes=voters)
+        mark("killed-leader", node=old_leader, evidence=self.c.kill([old_leader]))
+
+        first, crashed, other_exits = self._watch_election(voters, old_term)
+        mark("election-over", winner=first and first[1], term=first and first[0], crashed=crashed,
+             other_exits=other_exits)
+        self.armed -= set(crashed) | set(other_exits)  # a crash forgets what was armed
+        self._disarm(voters)
+        if first is None:
+            # Nobody won (split votes among too few nodes, say): put everything back.
+            mark("restarted", nodes=[old_leader, *crashed], evidence=self.c.start([old_leader, *crashed]))
+            self.left_down = sorted(other_exits)
+            return ({"outcome": "no-winner", "old_leader": old_leader, "crashed": crashed,
+                     "left_down": self.left_down}, {"verified": True, "steps": steps})
+        term, winner = first
+
+        running = [n for n in voters if n not in crashed and n not in other_exits]
+        mark("killed", nodes=running, evidence=self.c.kill(running))
+        back = sorted(crashed)[: self._quorum() - 1]
+        self.left_down = sorted(set(running) | set(other_exits) | (set(crashed) - set(back)))
+        mark("restarted-leader", node=old_leader, evidence=self.c.start([old_leader]))
+        mark("restarted-voters", nodes=back, evidence=self.c.start(back))
+
+        second = self._wait_for_leader([old_leader, *back], LEADER_WAIT_S)
+        mark("second-election", winner=second and second[1], term=second and second[0])
+        if second is None:
+            outcome = "no-second-winner"
+        elif second[0] == term:
+            outcome = "two-leaders-one-term"
+        else:
+            outcome = "next-term"
+        value = {"outcome": outcome, "old_leader": old_leader, "first_winner": winner, "term": term,
+                 "crashed": crashed, "restarted": back, "left_down": self.left_down,
+                 "second_winner": second and second[1], "second_term": second and second[0]}
+        return value, {"verified": True, "steps": steps}
+
+    def _watch_election(self, voters: list[str], old_term: int):
+        """Until B has led for HOLD_S (or stepped down): (term, B) or None, crashed voters, other exits."""
+        deadline = self.clock() + ELECTION_WAIT_S
+        first: tuple[int, str] | None = None
+        seen_at = 0.0
+        crashed: list[str] = []
+        other: dict[str, int] = {}
+        while self.clock() < deadline:
+            codes = self.c.exit_codes(voters)
+            for n, code in codes.items():
+                if code is None or n in crashed or n in other:
+                    continue
+                if code == CRASH_EXIT_CODE:
+                    crashed.append(n)
+                else:
+                    other[n] = code
+            alive = [n for n in voters if codes[n] is None]
+            statuses = self.c.statuses(alive)
+            now_leader = _leader(statuses)
+            if first is None and now_leader and now_leader[0] > old_term:
+                first, seen_at = now_leader, self.clock()
+            if first is not None:
+                s = statuses.get(first[1])
+                still = s is not None and s.get("role") == "leader" and s.get("term") == first[0]
+                if not still or self.clock() - seen_at >= HOLD_S:
+                    break
+            self.sleep(POLL_S)
+        return first, sorted(crashed), other
+
+    def _disarm(self, nodes: list[str]) -> None:
+        for n in nodes:
+            if n in self.armed:
+                self.c.arm(n, False)  # a node that is down forgot it anyway
+                self.armed.discard(n)
+
+    def stop(self) -> tuple[list[str], dict[str, Any]]:
+        """Restart what start() left down and disarm what is still armed."""
+        self._disarm(sorted(self.armed))
+        down, self.left_down = self.left_down, []
+        codes = self.c.exit_codes(down) if down else {}
+        down = [n for n in down if codes.get(n) is not None]
+        if not down:
+            return [], {"note": "no node was left down"}
+        return down, self.c.start(down)
