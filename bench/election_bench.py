@@ -1,14 +1,22 @@
 """How long the split-brain checker takes on a one-hour run's observations.
 
-Synthesises what the observer would record over an hour on a 5-node cluster
-(a sample per node every 50 ms, a leader change every ~10 s with a short
-overlap, and ~200 client ops/s), then times `checkers.election.check`.
-Prints figures; asserts nothing. Usage: python bench/election_bench.py [--seconds 3600]
+Synthesises the history an hour on a 5-node cluster would record: a status
+sample per node every 50 ms, ~200 client ops/s (their invoke and completion
+events are in the history too, as `harness.run` passes every event), and a
+leader change every ~10 s, half of them after a kill of the old leader (down
+for a second) and half with the deposed leader still claiming its old term
+for up to 150 ms (an overlap). Then times `checkers.election.check`. Prints
+figures; asserts nothing.
+
+Usage: python bench/election_bench.py [--seconds 3600] [--checker FILE]
+(`--checker`: time the `check` in FILE instead, e.g. an older version from
+`git show REV:checkers/election.py > /tmp/old.py`, to compare on the same data.)
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import random
 import sys
 import time
@@ -27,22 +35,55 @@ def synthesise(seconds: int, nodes: int, seed: int) -> tuple[list[dict], list[Op
     ids = [f"n{i + 1}" for i in range(nodes)]
     events: list[dict] = []
     ops: list[Operation] = []
+
+    def event(**fields) -> None:
+        events.append({"index": len(events), **fields})
+
     leader, term, next_change = ids[0], 1, 10_000
+    deposed, deposed_until = None, -1  # an old leader that still believes it leads
+    down, down_until = None, -1  # a killed old leader
     for t in range(0, seconds * 1000, 50):
         if t >= next_change:
-            leader, term = rng.choice([n for n in ids if n != leader]), term + 1
+            if rng.random() < 0.5:
+                down, down_until = leader, t + 1000
+                event(type="invoke", process="nemesis", f="kill", value=None, time=(t - 200) * MS)
+                event(type="info", process="nemesis", f="kill", value=[leader], time=(t - 100) * MS)
+            else:
+                deposed, deposed_until = (leader, term), t + rng.randint(0, 150)
+            leader, term = rng.choice([n for n in ids if n != leader and n != down]), term + 1
             next_change = t + rng.randint(5_000, 15_000)
         for n in ids:
-            role = "leader" if n == leader else "follower"
-            events.append({"process": "observer", "type": "ok", "f": "status", "node": n,
-                           "time": t * MS, "value": {"role": role, "term": term, "leader": leader,
-                                                     "commit_index": t}})
+            if n == down and t < down_until:
+                event(type="info", process="observer", f="status", node=n, time=t * MS, value=None)
+                continue
+            if deposed is not None and n == deposed[0] and t <= deposed_until:
+                role, said_term, said_leader = "leader", deposed[1], n
+            else:
+                role = "leader" if n == leader else "follower"
+                said_term, said_leader = term, leader
+            event(type="ok", process="observer", f="status", node=n, time=t * MS,
+                  value={"role": role, "term": said_term, "leader": said_leader, "commit_index": t})
         for _ in range(10):
-            call = t * MS + rng.randint(0, 50 * MS)
-            ops.append(Operation(index=len(ops), process=len(ops) % 20, f="write", value=1,
+            # Done within the sample period, so no op straddles a leader change.
+            call = t * MS + rng.randint(0, 45 * MS)
+            process = len(ops) % 20
+            ops.append(Operation(index=len(events), process=process, f="write", value=1,
                                  output=None, call=call, ret=call + 3 * MS, status="ok", key="k",
-                                 node=leader))
+                                 node=leader, complete_index=len(events) + 1))
+            event(type="invoke", process=process, f="write", key="k", value=1, time=call,
+                  node=leader)
+            event(type="ok", process=process, f="write", key="k", value=1, time=call + 3 * MS,
+                  node=leader)
     return events, ops
+
+
+def load_check(path: str):
+    """The `check` function of the checker module at `path`."""
+    spec = importlib.util.spec_from_file_location("checker_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module.check
 
 
 def main() -> None:
@@ -50,7 +91,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=3600)
     parser.add_argument("--nodes", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--checker", metavar="FILE", help="time the check in FILE instead")
     args = parser.parse_args()
+    run_check = load_check(args.checker) if args.checker else check
     events, ops = synthesise(args.seconds, args.nodes, args.seed)
     # CPU time, not wall time: the machine is shared. The baseline is one
     # pass over the events doing nothing, to show what is the checker's own.
@@ -58,10 +101,12 @@ def main() -> None:
     sum(1 for e in events if e.get("process") == "observer")
     baseline = time.process_time() - start
     start = time.process_time()
-    result = check(events, ops)
+    result = run_check(events, ops)
     elapsed = time.process_time() - start
     print(f"observations {result['observations']:,}  client ops {len(ops):,}  "
-          f"elections {result['timeline']['elections']}  valid {result['valid']}")
+          f"events {len(events):,}  elections {result['timeline']['elections']}  "
+          f"overlaps {len(result['overlaps'])}  failovers {len(result['timeline']['failovers'])}  "
+          f"valid {result['valid']}")
     print(f"split-brain check: {elapsed:.3f} s CPU  (baseline: one empty pass over the "
           f"events {baseline:.3f} s)")
 
