@@ -66,6 +66,24 @@ def _leader(statuses: dict[str, dict | None]) -> tuple[int, str] | None:
     return max(found) if found else None
 
 
+def _winner(statuses: dict[str, dict | None], old_term: int, enough_crashed: bool) -> tuple[int, str] | None:
+    """Who won the term after old_term, as far as the running voters tell."""
+    up = {n: s for n, s in statuses.items() if s and (s.get("term") or 0) > old_term}
+    if not up:
+        return None
+    term = max(s["term"] for s in up.values())
+    at_term = {n: s for n, s in up.items() if s["term"] == term}
+    for n, s in at_term.items():
+        if s.get("role") == "leader":
+            return term, n
+    named = {s.get("leader") for s in at_term.values()} - {None}
+    if len(named) == 1:
+        return term, named.pop()
+    if enough_crashed and len(at_term) == 1 and len(up) == len(statuses):
+        return term, next(iter(at_term))
+    return None
+
+
 class VoteCrash:
     def __init__(self, control: NodeControl, clock=time.monotonic, sleep=time.sleep):
         self.c = control
@@ -154,10 +172,19 @@ class VoteCrash:
         return value, {"verified": True, "steps": steps}
 
     def _watch_election(self, voters: list[str], old_term: int):
-        """Until B has led for HOLD_S (or stepped down): (term, B) or None, crashed voters, other exits."""
+        """(term, B) or None, the crashed voters, and voters that exited otherwise.
+
+        Watches until B is known and has led for HOLD_S or stepped down. B
+        may win and step down before the first look (killing the leader and
+        checking it died takes longer than an election), so it is also known
+        without being seen leading: followers of the new term name it, and
+        when a majority crashed granting votes, the one voter of the new term
+        left running got them.
+        """
         deadline = self.clock() + ELECTION_WAIT_S
+        quorum = self._quorum()
         first: tuple[int, str] | None = None
-        seen_at = 0.0
+        seen_at: float | None = None
         crashed: list[str] = []
         other: dict[str, int] = {}
         while self.clock() < deadline:
@@ -169,15 +196,15 @@ class VoteCrash:
                     crashed.append(n)
                 else:
                     other[n] = code
-            alive = [n for n in voters if codes[n] is None]
-            statuses = self.c.statuses(alive)
-            now_leader = _leader(statuses)
-            if first is None and now_leader and now_leader[0] > old_term:
-                first, seen_at = now_leader, self.clock()
-            if first is not None:
+            statuses = self.c.statuses([n for n in voters if codes[n] is None])
+            winner = _winner(statuses, old_term, enough_crashed=len(crashed) >= quorum - 1)
+            if winner is not None:
+                first = first or winner
                 s = statuses.get(first[1])
-                still = s is not None and s.get("role") == "leader" and s.get("term") == first[0]
-                if not still or self.clock() - seen_at >= HOLD_S:
+                leading = s is not None and s.get("role") == "leader" and s.get("term") == first[0]
+                if leading and seen_at is None:
+                    seen_at = self.clock()
+                if not leading or self.clock() - seen_at >= HOLD_S:
                     break
             self.sleep(POLL_S)
         return first, sorted(crashed), other
