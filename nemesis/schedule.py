@@ -94,6 +94,8 @@ def _start(rng: random.Random, family: str, nodes: list[str], busy: set[str]) ->
     if family == "loss":
         k = rng.randint(1, len(nodes))
         return "start-loss", {"nodes": sorted(rng.sample(nodes, k)), "probability": rng.choice((0.1, 0.3, 0.5))}, ()
+    if family == "vote-crash":
+        return "start-vote-crash", None, ()  # it picks its nodes from who leads at the time
     return FAMILY_OPS[family][0], {"nodes": sorted(nodes)}, ()
 
 

@@ -179,3 +179,37 @@ def test_a_client_that_expects_100_continue_is_told_to_go_on():
     assert expects_continue(head) and parse_request(head) is None
     assert not expects_continue(bytearray(b"PUT /kv/k HTTP/1.1\r\nContent-Length: 12\r\n\r\n"))
     assert not expects_continue(bytearray(b"PUT /kv/k HTTP/1.1\r\nExpect: 100-continue\r\n"))
+
+
+def test_failpoint_routes():
+    assert routed("GET", "/failpoints").kind == "failpoints"
+    assert routed("PUT", "/failpoints/crash-after-vote").op == {"name": "crash-after-vote", "on": True}
+    assert routed("DELETE", "/failpoints/crash-after-vote").op == {"name": "crash-after-vote", "on": False}
+    with pytest.raises(HttpError) as e:
+        routed("POST", "/failpoints/crash-after-vote")
+    assert e.value.status == 405
+
+
+def test_failpoints_answer_only_a_node_started_with_them():
+    from targets.raftkv.failpoints import Failpoints
+
+    async def submit(op):
+        raise AssertionError("a failpoint request is not a node operation")
+
+    def answer(api, method, target):
+        try:
+            return api._failpoint(route(parse_request(req(method, target))))
+        except HttpError as e:
+            return e.status, e.body
+
+    off = HttpApi(submit, dict, str)
+    assert answer(off, "PUT", "/failpoints/crash-after-vote")[1]["error"] == "failpoints-disabled"
+    fp = Failpoints(enabled=True)
+    on = HttpApi(submit, dict, str, fp)
+    status, body = answer(on, "PUT", "/failpoints/crash-after-vote")
+    assert status == 200 and body["crash-after-vote"]["armed"] and fp.armed == {"crash-after-vote"}
+    assert answer(on, "GET", "/failpoints")[1]["crash-after-vote"]["armed"]
+    answer(on, "DELETE", "/failpoints/crash-after-vote")
+    assert fp.armed == set()
+    status, body = answer(on, "PUT", "/failpoints/crash-before-lunch")
+    assert status == 404 and body["error"] == "no-such-failpoint" and "crash-after-vote" in body["detail"]

@@ -141,6 +141,33 @@ def test_sending_to_a_dead_peer_drops_without_blocking():
     asyncio.run(scenario())
 
 
+def test_a_peer_that_comes_back_is_reconnected_at_once_not_after_the_backoff(monkeypatch):
+    import targets.raftkv.transport as transport
+
+    # Backoffs far longer than the test: only the hello of the returning peer can reconnect in time.
+    monkeypatch.setattr(transport, "BACKOFF_MIN_S", 60.0)
+
+    async def scenario():
+        peers = {"n1": ("127.0.0.1", free_port()), "n2": ("127.0.0.1", free_port())}
+        got1, got2 = [], []
+        t1 = PeerTransport("n1", peers, KEY, got1.append)
+        await t1.start()
+        t2 = PeerTransport("n2", peers, KEY, got2.append)
+        try:
+            await asyncio.sleep(0.2)  # n1's first attempt failed: it now backs off for a minute
+            assert not t1._links["n2"].connected
+            await t2.start()
+            await wait_until(lambda: t1._links["n2"].connected)
+            t1.send({"type": "append", "src": "n1", "dst": "n2", "term": 1})
+            await wait_until(lambda: got2)
+            assert got1 == []  # the hello is the transport's: it never reaches the node
+        finally:
+            await t1.close()
+            await t2.close()
+
+    asyncio.run(scenario())
+
+
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
