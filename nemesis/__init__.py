@@ -7,5 +7,6 @@
 - `netem`: delay / duplicate / reorder where the kernel has netem
 - `process`: kill / start, pause / resume
 - `clock`: offset, strobe, rate through the target's clock file or libfaketime
+- `vote_crash`: voters crash as they vote (a target failpoint), then one must choose again in that term
 - `schedule`: the seeded plan of operations over a run
 """

@@ -43,6 +43,7 @@ NETEM_OPS = tuple(f"{verb}-{kind}" for kind in NETEM_FAULTS for verb in ("start"
 OPS = (
     "start-partition", "stop-partition", "kill", "start", "pause", "resume",
     "bump-clock", "strobe-clock", "reset-clock", "start-loss", "stop-loss",
+    "start-vote-crash", "stop-vote-crash",
 ) + NETEM_OPS
 FAMILY_OF = {
     "start-partition": "partition", "stop-partition": "partition",

@@ -35,6 +35,7 @@ examples:
   splitbrain run --spec nightly.yaml --seed 7                 # flags override the file
   splitbrain run --spec store/latest/spec.yaml                # repeat the last run
   splitbrain run --workload set --nemesis kill --bug ack-before-replicate
+  splitbrain run --nemesis vote-crash --nemesis-interval 6 --bug no-persist-vote
 
 A spec file holds the same settings as the flags (dashes or underscores):
   target: raftkv
