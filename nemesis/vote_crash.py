@@ -147,7 +147,8 @@ class VoteCrash:
             # Nobody won (split votes among too few nodes, say): put everything back.
             mark("restarted", nodes=[old_leader, *crashed], evidence=self.c.start([old_leader, *crashed]))
             self.left_down = sorted(other_exits)
-            return ({"outcome": "no-winner", "old_leader": old_leader, "crashed": crashed,
+            return ({"outcome": "no-winner", "nodes": sorted({old_leader, *crashed, *other_exits}),
+                     "old_leader": old_leader, "crashed": crashed,
                      "left_down": self.left_down}, {"verified": True, "steps": steps})
         term, winner = first
 
@@ -166,7 +167,7 @@ class VoteCrash:
             outcome = "two-leaders-one-term"
         else:
             outcome = "next-term"
-        value = {"outcome": outcome, "old_leader": old_leader, "first_winner": winner, "term": term,
+        value = {"outcome": outcome, "nodes": sorted({old_leader, *crashed, *running}), "old_leader": old_leader, "first_winner": winner, "term": term,
                  "crashed": crashed, "restarted": back, "left_down": self.left_down,
                  "second_winner": second and second[1], "second_term": second and second[0]}
         return value, {"verified": True, "steps": steps}

@@ -229,6 +229,8 @@ def _fault_label(f: str, value: Any) -> str:
             return f"partition {value['grudge']}"
         if "delta_ms" in value:
             return f"{f} {value['delta_ms']}ms"
+        if f == "start-vote-crash" and isinstance(value.get("outcome"), str):
+            return f"vote-crash: {value['outcome']}"
     return f
 
 
