@@ -156,10 +156,11 @@ def target_failpoints(target) -> dict[str, str]:
 class DockerControl:
     """What vote-crash needs (nemesis.vote_crash.NodeControl), done to a DockerCluster's containers."""
 
-    def __init__(self, cluster, processes: Processes, target):
+    def __init__(self, cluster, processes: Processes, target, start):
         self.cluster = cluster
         self.processes = processes
         self.target = target
+        self._start = start  # Nemesis._start: a restarted node gets its partition, loss and delay back
 
     @property
     def node_ids(self) -> list[str]:
@@ -181,7 +182,7 @@ class DockerControl:
         return self.processes.kill(nodes) if nodes else {}
 
     def start(self, nodes: list[str]) -> dict:
-        return self.processes.start(nodes) if nodes else {}
+        return self._start(nodes) if nodes else {}
 
 
 def _number(x: Any, f: str, what: str) -> float:
@@ -203,7 +204,7 @@ class Nemesis:
         self.processes = Processes(cluster)
         self.clocks = Clocks(cluster, target.clock_control())
         self.netem = Netem(cluster)
-        self.vote_crash = VoteCrash(DockerControl(cluster, self.processes, target))
+        self.vote_crash = VoteCrash(DockerControl(cluster, self.processes, target, start=self._start))
         self._lock = threading.RLock()
 
     # ---- before the run ---------------------------------------------------
@@ -321,15 +322,7 @@ class Nemesis:
             nodes = [n for n in nodes if self.cluster.state(n) not in ("running", "paused")]
             if not nodes:
                 return [], {"note": "no node was down"}
-            ev = self.processes.start(nodes)
-            ev["reapplied"] = [r for n in nodes
-                               for r in (self.partition.reapply(n), self.loss.reapply(n), self.netem.reapply(n)) if r]
-            if self.partition.active:
-                ev["partition"] = self.partition.verify(self._alive(), expect_grudge=True)
-            # A skew written while the node was down is checked now that it runs.
-            ev["clocks"] = [self.clocks.verify_offset(n, self.clocks.settings[n]["offset_s"])
-                            for n in nodes if n in self.clocks.settings and n in ev["nodes"] and ev["nodes"][n]["answers"]]
-            return nodes, ev
+            return nodes, self._start(nodes)
         if f == "pause":
             pool = [n for n in ids if n not in self.processes.paused and n not in self.processes.killed]
             nodes, notes = self._resolve(op["nodes"], pool)
@@ -389,6 +382,18 @@ class Nemesis:
             return ({"nodes": nodes, **op["values"]},
                     self.netem.start(op["kind"], nodes, op["values"], self._alive()))
         raise NemesisOpError(f"unhandled op {f}")
+
+    def _start(self, nodes: list[str]) -> dict[str, Any]:
+        """Restart nodes and give them back the faults their network namespace lost; verified."""
+        ev = self.processes.start(nodes)
+        ev["reapplied"] = [r for n in nodes
+                           for r in (self.partition.reapply(n), self.loss.reapply(n), self.netem.reapply(n)) if r]
+        if self.partition.active:
+            ev["partition"] = self.partition.verify(self._alive(), expect_grudge=True)
+        # A skew written while the node was down is checked now that it runs.
+        ev["clocks"] = [self.clocks.verify_offset(n, self.clocks.settings[n]["offset_s"])
+                        for n in nodes if n in self.clocks.settings and n in ev["nodes"] and ev["nodes"][n]["answers"]]
+        return ev
 
     def _need_clock(self) -> None:
         if self.target.clock_control() is None:
