@@ -7,11 +7,13 @@ operations we can show the one that hurts users: two nodes that both believe
 they lead *and* both acknowledge client operations at the same time.
 
 Everything here is a pure function of the history and runs first, so it
-must be fast: an hour's run holds about 360,000 samples. The history is read
-in one pass that buckets samples by node, then one loop per node reads its
-samples straight from the event dicts. Nothing is allocated per sample (see
-`Observation` for why that matters); only what changes (a leader run ending,
-a term going back) becomes an object.
+must be fast: an hour's run holds about 360,000 samples and 720,000 client
+operations. Each is read once: one pass over the events buckets samples by
+node and notes the few where a node's leadership changes (`_scan_samples`),
+and one pass over the operations answers every question about them
+(`_scan_ops`).
+Nothing is allocated per sample (see `Observation` for why that matters);
+only what changes (a leader run ending, a term going back) becomes an object.
 """
 
 from __future__ import annotations
@@ -178,35 +180,104 @@ class NodeReading(NamedTuple):
 
 
 _time = itemgetter("time")
+# Later than any time (and -_NEVER earlier): a sentinel that needs
+# no test of its own. No acknowledged op returns then, so none is taken as a
+# write's return in `_scan_ops`.
+_NEVER = float("inf")
 
 
-def _samples_by_node(events: Iterable[dict]) -> tuple[dict[str, list[dict]], list[dict]]:
-    """The observer events bucketed by node, each node's in time order, and the nemesis events.
+class SampleScan(NamedTuple):
+    """The observer and nemesis events, from the one pass `_scan_samples` makes over them."""
 
-    Sorting each node's samples by time (stably) puts them in the order that
-    sorting all samples by (time, node) would, and they arrive almost in
-    order, so these sorts cost little. Kept as the event dicts: see `Observation`.
+    samples: dict[str, list[dict]]  # every node's samples, in history order
+    # Per node, the samples `_read_node` needs to give the same reading as on
+    # all of them (see `_scan_samples`); only meaningful if `in_time_order`.
+    needed: dict[str, list[dict]]
+    commit_went_back: set[str]  # nodes whose commit index went back: read all their samples
+    in_time_order: bool  # the samples came in time order, so no node's need sorting
+    nemesis: list[dict]
+
+
+def _scan_samples(events: Iterable[dict]) -> SampleScan:
+    """Buckets observer samples by node, noting the few that matter, in one pass.
+
+    Touching a sample's dicts is most of what reading it costs (360,000 of
+    them, scattered through the history's memory), so this pass does all the
+    touching while it buckets, and `_read_node` then reads only what it needs.
+
+    A node's reading changes only where its (leads, term) changes, as
+    `_read_node` computes them: a leader run, a leadership change and a term
+    going back all start or end at such a sample. So the samples it needs are
+    the first one, each sample where (leads, term) differs from the previous,
+    the sample before it, and the last one; the rest repeat their neighbours.
+    The commit index is not in that key: where it goes back, the node's
+    samples are read in full, which keeps the evidence `_read_node` gives.
     """
-    by_node: dict[str, list[dict]] = defaultdict(list)
+    samples: dict[str, list[dict]] = {}
+    needed: dict[str, list[dict]] = {}
+    # node -> [previous sample, its leads, its term, newest known commit index
+    # (-inf before the first), append to its samples]
+    state: dict[str, list] = {}
+    commit_went_back: set[str] = set()
     nemesis = []
+    in_time_order = True
+    last_time = -_NEVER
     for e in events:
         process = e.get("process")
-        if process == "observer":
-            if "node" in e:
-                by_node[e["node"]].append(e)
-        elif process == "nemesis":
-            nemesis.append(e)
-    for samples in by_node.values():
-        samples.sort(key=_time)
-    return by_node, nemesis
+        if process != "observer":
+            if process == "nemesis":
+                nemesis.append(e)
+            continue
+        if "node" not in e:
+            continue
+        node = e["node"]
+        time = e["time"]
+        if time < last_time:
+            in_time_order = False
+        last_time = time
+        # Read as `_read_node` reads it.
+        value = e["value"]
+        if value.__class__ is dict:
+            term = value.get("term")
+            if term.__class__ is not int:
+                term = None
+            leads = value.get("role") == "leader"
+            commit = value.get("commit_index")
+        else:
+            term = commit = None
+            leads = False
+        st = state.get(node)
+        if st is None:
+            samples[node] = [e]
+            needed[node] = [e]
+            state[node] = [e, leads, term, commit if commit.__class__ is int else -_NEVER,
+                           samples[node].append]
+            continue
+        st[4](e)
+        if commit.__class__ is int:
+            if commit < st[3]:
+                commit_went_back.add(node)
+            st[3] = commit
+        if leads != st[1] or term != st[2]:
+            keep = needed[node]
+            if keep[-1] is not st[0]:
+                keep.append(st[0])
+            keep.append(e)
+            st[1] = leads
+            st[2] = term
+        st[0] = e
+    for node, st in state.items():
+        if needed[node][-1] is not st[0]:
+            needed[node].append(st[0])
+    return SampleScan(samples, needed, commit_went_back, in_time_order, nemesis)
 
 
 def _read_node(node: str, samples: Sequence[dict]) -> NodeReading:
     """Leader runs, backward steps and leadership changes in one node's samples (time order).
 
     Reads the observer's event dicts directly, as `_observation` would read
-    them, and builds objects only when something changes: this loop runs once
-    per sample and is the checker's hot path.
+    them, and builds objects only when something changes. `check` hands it
+    only the samples `_scan_samples` kept, unless it has to read them all.
     """
     intervals: list[LeaderInterval] = []
     anomalies: list[dict] = []
@@ -339,12 +410,16 @@ class ServedOps(NamedTuple):
     latest_ret: list[float]  # latest_ret[i]: the latest return among ops[:i + 1]
 
 
-def _served_ops_by_node(ops: Iterable[Operation],
-                        windows: Iterable[tuple[int, int]]) -> dict[str, ServedOps]:
-    """The acknowledged operations that overlap any of the [lo, hi] `windows`, by node.
+def _scan_ops(ops: Iterable[Operation], windows: Iterable[tuple[int, int]],
+              write_after: Sequence[float]) -> tuple[dict[str, ServedOps], list[float | None]]:
+    """One pass over the client operations for what the verdict needs of them.
 
-    An hour's run has ~720,000 operations and few windows, so keep only the
-    ones that can be served in a window before sorting and indexing them.
+    Returns the acknowledged operations that overlap any of the [lo, hi]
+    `windows`, by node and indexed for `_served_in`, and for each time in
+    `write_after` the earliest return at or after it of an acknowledged write
+    (None if there is none). An hour's run has ~720,000 operations and few
+    windows and times, so both are answered in one pass that does as little
+    as it can per operation, and only the operations they pick are kept.
     """
     # The windows merged into disjoint ones in order: an op [call, ret] meets
     # one iff the last window starting at or before its ret ends at or after its call.
@@ -356,19 +431,53 @@ def _served_ops_by_node(ops: Iterable[Operation],
         else:
             los.append(lo)
             his.append(hi)
+    # earliest[k]: the earliest write return r with times[k] <= r < times[k + 1].
+    times = sorted(set(write_after))
+    earliest = [_NEVER] * len(times)
+    # Most operations meet no window and return after a write that returned
+    # earlier in the same range of `times`, so the loop settles that with a
+    # few comparisons against the window and the range the previous
+    # operation's return fell in (ops come about in time order), and bisects
+    # or reads the op further only when that does not settle it.
+    w_lo = w_next = w_hi = q_lo = q_next = q_best = _NEVER  # "recompute on first op"
+    k = -1
     acked = []
     for op in ops:
-        if op.status == "ok" and op.node is not None:
-            w = bisect_right(los, op.ret) - 1
-            if w >= 0 and his[w] >= op.call:
-                acked.append(op)
+        ret = op.ret
+        if not w_lo <= ret < w_next:
+            # The window an op returning at `ret` can meet: the last starting
+            # at or before `ret` (an op [call, ret] meets it iff it ends at or
+            # after `call`), none if there is no such window.
+            w = bisect_right(los, ret) - 1
+            w_lo = los[w] if w >= 0 else -_NEVER
+            w_next = los[w + 1] if w + 1 < len(los) else _NEVER
+            w_hi = his[w] if w >= 0 else -_NEVER
+        if w_hi >= op.call and op.status == "ok" and op.node is not None:
+            acked.append(op)
+        if not q_lo <= ret < q_next:
+            k = bisect_right(times, ret) - 1
+            q_lo = times[k] if k >= 0 else -_NEVER
+            q_next = times[k + 1] if k + 1 < len(times) else _NEVER
+            q_best = earliest[k] if k >= 0 else -_NEVER
+        # Strictly earlier only: of equal returns the first in op order
+        # counts, as a stable sort of all returns would have it.
+        if ret < q_best and op.status == "ok" and op.f in WRITES:
+            earliest[k] = q_best = ret
+    # The earliest at or after times[k] is the earliest of earliest[k:].
+    after: dict[float, float | None] = {}
+    best = None
+    for k in range(len(times) - 1, -1, -1):
+        if earliest[k] != _NEVER:  # earlier than any in later ranges
+            best = earliest[k]
+        after[times[k]] = best
     acked.sort(key=attrgetter("call"))
     by_node: dict[str, list[Operation]] = defaultdict(list)
     for op in acked:
         by_node[op.node].append(op)
-    return {node: ServedOps(lst, list(map(attrgetter("call"), lst)),
-                            list(accumulate(map(attrgetter("ret"), lst), max)))
-            for node, lst in by_node.items()}
+    served = {node: ServedOps(lst, list(map(attrgetter("call"), lst)),
+                              list(accumulate(map(attrgetter("ret"), lst), max)))
+              for node, lst in by_node.items()}
+    return served, [after[t] for t in write_after]
 
 
 def _served_in(served: dict[str, ServedOps], node: str, lo: int, hi: int) -> list[Operation]:
@@ -387,11 +496,16 @@ def _served_in(served: dict[str, ServedOps], node: str, lo: int, hi: int) -> lis
 
 def _timeline(leader_changes: Sequence[tuple[int, str, int | None]], first_time: int | None,
               last_time: int | None, intervals: Sequence[LeaderInterval],
-              faults: Sequence[Fault], ops: Sequence[Operation]) -> dict:
+              faults: Sequence[Fault]) -> tuple[dict, list[tuple[dict, int]]]:
     """Elections, time without a leader, and failovers after faults that hit the leader.
 
     `leader_changes` are every node's, in the order of a sort of all samples
     by (time, node); `first_time` and `last_time` bound the samples.
+
+    A failover's time to the first acknowledged write needs the client
+    operations, which `check` reads once for everything: each failover that
+    found a new leader is also returned with the time it did, for `check` to
+    fill in its "write_after_ns".
     """
     leaders_per_term: dict[int, list[str]] = defaultdict(list)
     for i in intervals:
@@ -425,10 +539,8 @@ def _timeline(leader_changes: Sequence[tuple[int, str, int | None]], first_time:
         no_leader_ns += last_time - leaderless_since
 
     times = [c[0] for c in changes]
-    # When acknowledged writes returned, sorted; built on the first failover
-    # only, as most faults miss the leader.
-    write_rets: list[float] | None = None
     failovers = []
+    new_leaders: list[tuple[dict, int]] = []
     for fault in faults:
         if fault.f not in LEADER_FAULTS:
             continue
@@ -442,26 +554,22 @@ def _timeline(leader_changes: Sequence[tuple[int, str, int | None]], first_time:
             if leader is not None and leader != before and term > before_term:
                 new_leader_at, new_leader = t, leader
                 break
-        first_write = None
-        if new_leader_at is not None:
-            if write_rets is None:
-                write_rets = [op.ret for op in ops if op.status == "ok" and op.f in WRITES]
-                write_rets.sort()
-            w = bisect_left(write_rets, new_leader_at)
-            if w < len(write_rets):
-                first_write = write_rets[w]
-        failovers.append({
+        failover = {
             "fault": fault.f, "time": fault.time, "old_leader": before, "new_leader": new_leader,
             "fault_index": fault.index,
             "leader_after_ns": None if new_leader_at is None else new_leader_at - fault.time,
-            "write_after_ns": None if first_write is None else int(first_write - fault.time),
-        })
-    return {
+            "write_after_ns": None,
+        }
+        failovers.append(failover)
+        if new_leader_at is not None:
+            new_leaders.append((failover, new_leader_at))
+    timeline = {
         "leaders_per_term": {str(t): n for t, n in sorted(leaders_per_term.items())},
         "elections": len(leaders_per_term),
         "no_leader_ns": no_leader_ns,
         "failovers": failovers,
     }
+    return timeline, new_leaders
 
 
 def check(events: Sequence[dict], ops: Sequence[Operation]) -> dict:
@@ -472,23 +580,40 @@ def check(events: Sequence[dict], ops: Sequence[Operation]) -> dict:
     operations while they overlapped); a node's term or commit index going
     backwards. Overlap alone is legal in Raft and is reported, not judged.
     """
-    samples_by_node, nemesis = _samples_by_node(events)
-    readings = [_read_node(node, samples) for node, samples in samples_by_node.items()]
+    scan = _scan_samples(events)
+    nemesis = scan.nemesis
+    if scan.in_time_order:
+        # Each node's samples are in time order already; its reading needs
+        # only the samples the scan kept, unless its commit index went back.
+        to_read = {node: all_samples if node in scan.commit_went_back else scan.needed[node]
+                   for node, all_samples in scan.samples.items()}
+    else:
+        # Sorting each node's samples by time (stably) puts them in the order
+        # that sorting all samples by (time, node) would.
+        to_read = {node: sorted(all_samples, key=_time) for node, all_samples in scan.samples.items()}
+    readings = [_read_node(node, samples) for node, samples in to_read.items()]
     faults = sorted(faults_from_events(nemesis), key=attrgetter("time"))
     intervals = sorted((i for r in readings for i in r.intervals), key=_start_and_node)
     # Merged in the order of a sort of all samples by (time, node): the sorts
     # are stable and each node's lists are in its sample order.
     went_back = sorted((a for r in readings for a in r.anomalies), key=itemgetter("time", "node"))
     leader_changes = sorted((c for r in readings for c in r.leader_changes), key=itemgetter(0, 1))
-    samples = samples_by_node.values()
-    first_time = min((s[0]["time"] for s in samples), default=None)
-    last_time = max((s[-1]["time"] for s in samples), default=None)
+    # Every node's first and last samples are among those read.
+    first_time = min((s[0]["time"] for s in to_read.values()), default=None)
+    last_time = max((s[-1]["time"] for s in to_read.values()), default=None)
 
     anomalies = _two_leaders_one_term(intervals)
 
     pairs = _overlaps(intervals)
-    # Client operations matter here only if leaders overlapped.
-    served = _served_ops_by_node(ops, [(lo, hi) for _, _, lo, hi in pairs]) if pairs else {}
+    timeline, new_leaders = _timeline(leader_changes, first_time, last_time, intervals, faults)
+    # Client operations matter only if leaders overlapped or a failover found a new leader.
+    served: dict[str, ServedOps] = {}
+    if pairs or new_leaders:
+        served, first_writes = _scan_ops(ops, [(lo, hi) for _, _, lo, hi in pairs],
+                                         [t for _, t in new_leaders])
+        for (failover, _), first_write in zip(new_leaders, first_writes, strict=True):
+            if first_write is not None:
+                failover["write_after_ns"] = int(first_write - failover["time"])
 
     overlaps = []
     for a, b, lo, hi in pairs:
@@ -514,8 +639,8 @@ def check(events: Sequence[dict], ops: Sequence[Operation]) -> dict:
         "valid": not anomalies,
         "anomalies": anomalies,
         "overlaps": overlaps,
-        "observations": sum(map(len, samples)),
-        "timeline": _timeline(leader_changes, first_time, last_time, intervals, faults, ops),
+        "observations": sum(map(len, scan.samples.values())),
+        "timeline": timeline,
     }
 
 

@@ -93,6 +93,42 @@ def test_commit_index_going_backwards_across_a_restart_is_an_anomaly():
     assert a["type"] == "commit-index-decreased" and (a["from"], a["to"]) == (10, 7)
 
 
+def test_a_commit_index_going_back_within_a_steady_leader_run_is_found_with_its_evidence():
+    # Only the commit index changes here, so nothing else marks these samples.
+    events = [obs(t, "n1", "leader", 1, "n1", commit=t) for t in range(0, 500, 50)]
+    events[6]["value"]["commit_index"] = 90  # at 300 ms, after 250 at 250 ms
+    result = check(events, [])
+    [a] = result["anomalies"]
+    assert a["type"] == "commit-index-decreased" and (a["from"], a["to"]) == (250, 90)
+    assert [o["time"] for o in a["observations"]] == [250 * MS, 300 * MS]
+    assert result["timeline"]["leaders_per_term"] == {"1": ["n1"]}
+
+
+def test_a_leader_run_spans_its_first_to_its_last_sample_however_long():
+    events = [obs(t, "n1", "leader", 1, "n1", commit=t) for t in range(0, 1000, 50)]
+    events += [obs(1000, "n1", "follower", 2, "n2"), obs(1000, "n2", "leader", 2, "n2")]
+    [i1, i2] = leader_intervals(sorted((observation_from_event(e) for e in events),
+                                       key=lambda o: o.time))
+    assert (i1.node, i1.start, i1.end) == ("n1", 0, 950 * MS)
+    assert check(events, [])["timeline"]["no_leader_ns"] == 0
+
+
+def test_each_failover_is_timed_to_the_first_acknowledged_write_after_its_new_leader():
+    events = steady(term=1)
+    events.append({"process": "nemesis", "type": "info", "f": "kill", "value": "n1", "time": 210 * MS})
+    events += [down(250, "n1"), obs(300, "n2", "leader", 2, "n2"), obs(300, "n3", "follower", 2, "n2")]
+    events.append({"process": "nemesis", "type": "info", "f": "kill", "value": "n2", "time": 400 * MS})
+    events += [down(450, "n2"), obs(500, "n3", "leader", 3, "n3")]
+    # Not in return order; reads, failed and unknown writes do not count.
+    ops = [op(520, 560, "n3", index=1), op(290, 330, "n2", index=2),
+           op(300, 310, "n2", f="read", index=3), op(300, 305, "n2", status="fail", index=4),
+           op(300, None, "n2", status="info", index=5), op(505, 540, "n3", f="cas", index=6),
+           op(280, 320, "n2", index=7)]
+    [f1, f2] = check(events, ops)["timeline"]["failovers"]
+    assert (f1["new_leader"], f1["write_after_ns"]) == ("n2", 110 * MS)  # 320 - 210
+    assert (f2["new_leader"], f2["write_after_ns"]) == ("n3", 140 * MS)  # 540 - 400
+
+
 def test_observations_arriving_out_of_order_are_judged_in_time_order():
     events = [obs(100, "n1", term=5), obs(0, "n1", term=4)]
     assert check(events, [])["valid"] is True
@@ -175,3 +211,7 @@ def test_the_verdict_does_not_depend_on_the_order_samples_arrive_in(drawn, rng):
     shuffled = events[:]
     rng.shuffle(shuffled)
     assert check(shuffled, ops) == check(events, ops)
+    # Arriving in time order, as in a history file, the checker reads only the
+    # samples where something changes; that must give the same verdict too.
+    in_order = sorted(events, key=lambda e: e["time"])
+    assert check(in_order, ops) == check(shuffled, ops)
