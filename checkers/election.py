@@ -29,7 +29,8 @@ from typing import Any, NamedTuple
 from checkers.operation import END_OF_TIME, Operation
 
 # Faults after which we measure how long the cluster took to recover a leader.
-LEADER_FAULTS = frozenset({"kill", "pause", "start-partition"})
+# vote-crash kills the leader first (its completion names it among the nodes it hit).
+LEADER_FAULTS = frozenset({"kill", "pause", "start-partition", "start-vote-crash"})
 WRITES = frozenset({"write", "cas", "put", "add", "append"})
 
 

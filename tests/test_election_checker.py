@@ -154,6 +154,15 @@ def test_failover_after_killing_the_leader_is_measured_to_new_leader_and_first_w
     assert f["write_after_ns"] == 120 * MS
 
 
+def test_vote_crash_kills_the_leader_so_its_successor_is_a_failover():
+    events = steady(term=1)
+    events.append({"process": "nemesis", "type": "info", "f": "start-vote-crash", "time": 210 * MS,
+                   "value": {"outcome": "next-term", "nodes": ["n1", "n2", "n3"], "old_leader": "n1"}})
+    events += [down(250, "n1"), obs(300, "n2", "leader", 2, "n2")]
+    [f] = check(events, [])["timeline"]["failovers"]
+    assert (f["fault"], f["old_leader"], f["new_leader"]) == ("start-vote-crash", "n1", "n2")
+
+
 def test_a_fault_that_missed_the_leader_is_not_a_failover():
     events = steady(term=1)
     events.append({"process": "nemesis", "type": "info", "f": "kill", "value": ["n3"], "time": 210 * MS})
