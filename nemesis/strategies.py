@@ -26,8 +26,10 @@ from hypothesis import strategies as st
 from nemesis.grudges import GRUDGES
 from nemesis.schedule import FAMILY_OPS, LEADER, ScheduledOp
 
-# Families a drawn schedule may use; netem families need a kernel this host may lack.
+# Families a drawn schedule uses unless told; netem families need a kernel this host may lack.
 FAMILIES = ("partition", "kill", "pause", "clock", "loss")
+# Also drawable on request: vote-crash needs a target failpoint and takes seconds a time.
+KNOWN = FAMILIES + ("vote-crash",)
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,9 @@ def fault_values(family: str, nodes: list[str]) -> st.SearchStrategy[Any]:
             "nodes": st.lists(st.sampled_from(sorted(nodes)), min_size=1, max_size=len(nodes), unique=True).map(sorted),
             "probability": st.sampled_from((0.5, 0.3, 0.1)),
         })
-    raise ValueError(f"no strategy for fault family {family!r}; known: {', '.join(FAMILIES)}")
+    if family == "vote-crash":
+        return st.none()  # it picks its nodes from who leads at the time
+    raise ValueError(f"no strategy for fault family {family!r}; known: {', '.join(KNOWN)}")
 
 
 def faults(nodes: list[str], families: tuple[str, ...] = FAMILIES, max_duration: float = 5.0,
@@ -112,9 +116,9 @@ def fault_schedules(nodes: list[str], families: tuple[str, ...] = FAMILIES, min_
                     time_limit: float | None = None) -> st.SearchStrategy[list[ScheduledOp]]:
     """Schedules of `min_faults`..`max_faults` faults of `families` on `nodes`, in time order; shrinks towards
     fewer, shorter, earlier faults on fewer nodes."""
-    unknown = [f for f in families if f not in FAMILIES]
+    unknown = [f for f in families if f not in KNOWN]
     if unknown:
-        raise ValueError(f"no strategy for fault family {unknown[0]!r}; known: {', '.join(FAMILIES)}")
+        raise ValueError(f"no strategy for fault family {unknown[0]!r}; known: {', '.join(KNOWN)}")
     return st.lists(faults(nodes, tuple(families), max_duration, max_gap), min_size=min_faults,
                     max_size=max_faults).map(lambda fs: schedule_of(fs, time_limit))
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from nemesis.core import validate_op
 from nemesis.schedule import FAMILY_OPS
 from nemesis.strategies import (
-    FAMILIES,
+    KNOWN,
     fault_schedules,
     schedule_from_yaml,
     schedule_length,
@@ -33,9 +33,11 @@ def test_every_drawn_schedule_is_valid_ordered_and_healed(schedule):
 
 @given(st.data())
 def test_a_family_subset_draws_only_those_families(data):
-    fams = data.draw(st.lists(st.sampled_from(FAMILIES), min_size=1, unique=True))
+    fams = data.draw(st.lists(st.sampled_from(KNOWN), min_size=1, unique=True))
     schedule = data.draw(fault_schedules(NODES[:3], families=tuple(fams)))
     assert {op.family for op in schedule} <= set(fams)
+    for op in schedule:
+        validate_op(op.op(), NODES)
 
 
 @given(fault_schedules(NODES))
