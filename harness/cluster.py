@@ -327,8 +327,16 @@ class DockerCluster:
 
     def kill(self, node: str) -> None:
         """SIGKILL the node's process (its container's main process); the disk stays."""
+        import docker.errors
+
         c = self.container(node)
-        c.kill(signal="SIGKILL")
+        try:
+            c.kill(signal="SIGKILL")
+        except docker.errors.APIError as e:
+            # It exited by itself between our look and the kill (a crash at a
+            # failpoint, say): what the kill was for has happened.
+            if e.status_code != 409 or "is not running" not in str(e):
+                raise
         c.wait(timeout=10)
 
     def start(self, node: str) -> None:

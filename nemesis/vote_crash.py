@@ -154,6 +154,10 @@ class VoteCrash:
 
         running = [n for n in voters if n not in crashed and n not in other_exits]
         mark("killed", nodes=running, evidence=self.c.kill(running))
+        # A voter whose grant went out after our last look crashed by itself before the kill.
+        late = sorted(n for n, code in self.c.exit_codes(running).items() if code == CRASH_EXIT_CODE)
+        crashed = sorted(set(crashed) | set(late))
+        running = [n for n in running if n not in late]
         back = sorted(crashed)[: self._quorum() - 1]
         self.left_down = sorted(set(running) | set(other_exits) | (set(crashed) - set(back)))
         mark("restarted-leader", node=old_leader, evidence=self.c.start([old_leader]))
