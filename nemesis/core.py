@@ -224,6 +224,8 @@ class Nemesis:
             elif f == "vote-crash" and FAILPOINT not in target_failpoints(self.target):
                 out.append(f"vote-crash: target {self.target.name} has no {FAILPOINT} failpoint "
                            "(it must crash itself right after granting a vote; see nemesis/vote_crash.py)")
+            elif f == "vote-crash" and len(self.cluster.node_ids) < 3:
+                out.append("vote-crash needs at least 3 nodes (a leader, a winner and a voter)")
             elif f not in ("partition", "kill", "pause", "clock", "loss", "vote-crash") and f not in NETEM_FAULTS:
                 out.append(f"{f}: no such fault family")
         return out
@@ -246,6 +248,7 @@ class Nemesis:
         out += self.netem.active_kinds()
         if self.vote_crash.armed:
             out.append("vote-crash:armed")
+        out += [f"vote-crash:down:{n}" for n in self.vote_crash.left_down]
         return out
 
     def _alive(self) -> list[str]:

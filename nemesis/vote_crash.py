@@ -80,7 +80,10 @@ def _winner(statuses: dict[str, dict | None], old_term: int, enough_crashed: boo
     if len(named) == 1:
         return term, named.pop()
     if enough_crashed and len(at_term) == 1 and len(up) == len(statuses):
-        return term, next(iter(at_term))
+        node, s = next(iter(at_term.items()))
+        # Still a candidate in that term: it has not won it (a winner leads, then
+        # follows or pre-votes). Its votes' replies may have been lost.
+        return None if s.get("role") == "candidate" else (term, node)
     return None
 
 
@@ -144,7 +147,11 @@ class VoteCrash:
         self.armed -= set(crashed) | set(other_exits)  # a crash forgets what was armed
         self._disarm(voters)
         if first is None:
-            # Nobody won (split votes among too few nodes, say): put everything back.
+            # Nobody won (split votes among too few nodes, say): put everything back,
+            # including a voter that crashed after the last look.
+            crashed = sorted(set(crashed) | {n for n, code in self.c.exit_codes(voters).items()
+                                             if code == CRASH_EXIT_CODE})
+            self.armed -= set(crashed)
             mark("restarted", nodes=[old_leader, *crashed], evidence=self.c.start([old_leader, *crashed]))
             self.left_down = sorted(other_exits)
             return ({"outcome": "no-winner", "nodes": sorted({old_leader, *crashed, *other_exits}),
@@ -156,9 +163,11 @@ class VoteCrash:
         mark("killed", nodes=running, evidence=self.c.kill(running))
         # A voter whose grant went out after our last look crashed by itself before the kill.
         late = sorted(n for n, code in self.c.exit_codes(running).items() if code == CRASH_EXIT_CODE)
-        crashed = sorted(set(crashed) | set(late))
         running = [n for n in running if n not in late]
-        back = sorted(crashed)[: self._quorum() - 1]
+        # Bring back voters seen crashing during the election: a late one may have
+        # voted in a later term, and the winner (if it crashed voting later) would refuse L.
+        back = ([n for n in crashed if n != winner] + [n for n in late if n != winner])[: self._quorum() - 1]
+        crashed = sorted(set(crashed) | set(late))
         self.left_down = sorted(set(running) | set(other_exits) | (set(crashed) - set(back)))
         mark("restarted-leader", node=old_leader, evidence=self.c.start([old_leader]))
         mark("restarted-voters", nodes=back, evidence=self.c.start(back))
@@ -171,7 +180,8 @@ class VoteCrash:
             outcome = "two-leaders-one-term"
         else:
             outcome = "next-term"
-        value = {"outcome": outcome, "nodes": sorted({old_leader, *crashed, *running}), "old_leader": old_leader, "first_winner": winner, "term": term,
+        value = {"outcome": outcome, "nodes": sorted({old_leader, *crashed, *running, *other_exits}),
+                 "old_leader": old_leader, "first_winner": winner, "term": term,
                  "crashed": crashed, "restarted": back, "left_down": self.left_down,
                  "second_winner": second and second[1], "second_term": second and second[0]}
         return value, {"verified": True, "steps": steps}
@@ -215,9 +225,11 @@ class VoteCrash:
         return first, sorted(crashed), other
 
     def _disarm(self, nodes: list[str]) -> None:
-        for n in nodes:
-            if n in self.armed:
-                self.c.arm(n, False)  # a node that is down forgot it anyway
+        """Disarm what is armed among nodes; a node that is down forgot it anyway, one that refused stays listed."""
+        targets = [n for n in nodes if n in self.armed]
+        codes = self.c.exit_codes(targets) if targets else {}
+        for n in targets:
+            if codes.get(n) is not None or self.c.arm(n, False):
                 self.armed.discard(n)
 
     def stop(self) -> tuple[list[str], dict[str, Any]]:

@@ -191,3 +191,43 @@ def test_the_report_labels_a_vote_crash_band_with_its_outcome_and_the_nodes_it_h
     value, _ = fast(c).start()
     assert _fault_label("start-vote-crash", value) == "vote-crash: two-leaders-one-term"
     assert _fault_nodes(value) == ["n1", "n2", "n3", "n4", "n5"]  # the leader, three voters, the winner
+
+
+def test_vote_crash_on_two_nodes_is_refused_before_the_run():
+    from targets.raftkv.plugin import RaftKV
+
+    class Two(Nodes):
+        node_ids = ["n1", "n2"]
+
+    [problem] = Nemesis(Two(), RaftKV(), ["vote-crash"]).problems()
+    assert "at least 3 nodes" in problem
+
+
+def test_a_candidate_still_campaigning_is_not_taken_for_the_winner():
+    campaigning = {"role": "candidate", "term": 2, "leader": None}
+    assert _winner({"n4": campaigning}, 1, enough_crashed=True) is None
+
+
+def test_a_voter_that_crashes_after_the_last_look_is_restarted_when_nobody_won():
+    now = [0.0]
+
+    def sleep(s):
+        now[0] += s
+
+    def nobody_wins(c):
+        c.status.update({"n3": {"role": "candidate", "term": 2, "leader": None},
+                         "n4": {"role": "candidate", "term": 2, "leader": None}})
+
+    c = ScriptedCluster(on_kill_leader=nobody_wins)
+    real_disarm = c.arm
+
+    def arm(node, on):
+        if not on and node == "n5":
+            c.exit["n5"] = CRASH_EXIT_CODE  # its grant went out just before the disarm
+            return False
+        return real_disarm(node, on)
+
+    c.arm = arm
+    value, _ = VoteCrash(c, clock=lambda: now[0], sleep=sleep).start()
+    assert value["outcome"] == "no-winner" and "n5" in value["crashed"]
+    assert all(code is None for code in c.exit.values())

@@ -21,8 +21,8 @@ from __future__ import annotations
 CRASH_EXIT_CODE = 86
 
 FAILPOINTS = {
-    "crash-after-vote": "exit at once after sending a granted vote (real vote, not prevote), "
-                        "before handling any other message",
+    "crash-after-vote": "exit once a granted vote (real vote, not prevote) has left, before "
+                        "applying anything that arrived after its request",
 }
 
 

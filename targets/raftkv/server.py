@@ -203,6 +203,10 @@ class RaftKVServer:
         # was frozen.
         for _ in range(self._due_ticks()):
             node.tick()
+        # With crash-after-vote armed, a vote request ends the batch: if it is
+        # granted, the crash must come before anything queued behind it (the
+        # winner's first append above all) is applied.
+        stop_after_vote = "crash-after-vote" in self.failpoints.armed
         while self._events:
             ev = self._events.popleft()
             kind = ev[0]
@@ -211,6 +215,8 @@ class RaftKVServer:
                     node.receive(ev[1])
                 except Exception:  # an authenticated but unexpected message must not stop the node
                     log.exception("node rejected a peer message %r", ev[1].get("type"))
+                if stop_after_vote and ev[1].get("type") == "vote":
+                    return
             elif kind == "client":
                 try:
                     node.client_request(ev[1], ev[2])
@@ -237,12 +243,11 @@ class RaftKVServer:
                 self.storage.write(plan)  # a buffered write, no fsync: not worth a thread hop
             if rd.hard_state is not None and "commit" in rd.hard_state:
                 self._written_commit = rd.hard_state["commit"]
+            vote = granted_vote(rd.messages) if "crash-after-vote" in self.failpoints.armed else None
             for msg in rd.messages:
-                self.transport.send(msg)
-            if "crash-after-vote" in self.failpoints.armed:
-                vote = granted_vote(rd.messages)
-                if vote is not None:
-                    await self._crash_after_vote(vote)
+                queued = self.transport.send(msg)
+                if msg is vote:
+                    await self._crash_after_vote(vote, queued)
             for handle, status, body in rd.replies:
                 fut = self._waiting.get(handle)
                 if fut is not None and not fut.done():
@@ -253,15 +258,22 @@ class RaftKVServer:
             self._log_transitions()
             self._wake.set()  # events that arrived during the fsync are waiting
 
-    async def _crash_after_vote(self, vote: dict) -> None:
+    async def _crash_after_vote(self, vote: dict, queued: bool) -> None:
         """The crash-after-vote failpoint: die once the vote has reached the kernel, handling nothing else.
 
         The driver awaits here, so no message that arrived meanwhile (the
-        winner's first append above all) is applied or persisted.
+        winner's first append above all) is applied or persisted; the batch
+        that granted the vote ended with its request (_apply_events), and the
+        messages after the vote in this Ready are never sent.
         """
-        sent = await self.transport.flush(vote["dst"], timeout=0.5)
+        if not queued:
+            how = "dropped: no link to it"
+        elif await self.transport.flush(vote["dst"], timeout=0.5):
+            how = "sent"
+        else:
+            how = "maybe not sent: the link did not drain in 0.5 s"
         log.warning("failpoint crash-after-vote: granted my vote to %s in term %s (%s); exiting with %d",
-                    vote["dst"], vote["term"], "sent" if sent else "maybe not sent", CRASH_EXIT_CODE)
+                    vote["dst"], vote["term"], how, CRASH_EXIT_CODE)
         for handler in logging.getLogger().handlers:
             handler.flush()
         os._exit(CRASH_EXIT_CODE)

@@ -267,15 +267,17 @@ class PeerTransport:
             if pid != self.self_id:
                 self._links[pid] = _PeerLink(self, pid, h, p)
 
-    def send(self, msg: dict) -> None:
+    def send(self, msg: dict) -> bool:
+        """Queue msg for its peer; False if it was dropped (no link to it, or its queue is full)."""
         link = self._links.get(msg.get("dst"))
         if link is None:
             log.warning("dropping message to unknown peer %r", msg.get("dst"))
-            return
+            return False
         if link.enqueue(encode_frame(self.key, self.self_id, msg)):
             self.counters["peer_messages_sent"] += 1
-        else:
-            self.counters["peer_messages_dropped"] += 1
+            return True
+        self.counters["peer_messages_dropped"] += 1
+        return False
 
     async def flush(self, peer: str, timeout: float) -> bool:
         """Wait until what was sent to peer has left for the kernel; False if it has not by timeout."""
@@ -303,7 +305,7 @@ class PeerTransport:
                 body = await reader.readexactly(length)
                 msg = self.check.accept(body)
                 if msg is not None and msg.get("type") == HELLO:
-                    link = self._links.get(msg["src"])
+                    link = self._links.get(msg.get("src"))
                     if link is not None and not link.connected:
                         link.peer_up.set()
                 elif msg is not None:
