@@ -82,3 +82,15 @@ def test_two_runs_get_two_folders_and_latest_moves(tmp_path):
     second = (tmp_path / "store" / "latest").resolve()
     assert first != second and first.exists() and second.exists()
     assert os.readlink(tmp_path / "store" / "latest").startswith(spec(tmp_path).test)
+
+
+def test_a_split_brain_is_found_when_the_second_leader_of_the_term_is_first_seen():
+    from harness.commands.run import anomaly_times
+
+    two = {"type": "two-leaders-one-term", "term": 2,
+           "observations": [{"node": "n3", "term": 2, "start": 10e9, "end": 11e9},
+                            {"node": "n5", "term": 2, "start": 13e9, "end": 22e9}]}
+    dual = {"type": "dual-serving", "start": 30e9, "end": 31e9}
+    assert anomaly_times({"split-brain": {"valid": False, "anomalies": [two]}}) == {"split-brain": 13.0}
+    assert anomaly_times({"split-brain": {"valid": False, "anomalies": [dual, two]}}) == {"split-brain": 13.0}
+    assert anomaly_times({"split-brain": {"valid": True, "anomalies": []}}) == {}

@@ -295,12 +295,15 @@ def anomaly_times(checkers: dict[str, dict[str, Any]]) -> dict[str, float]:
             times = [e["ret"] for e in r.get("lost", []) if isinstance(e.get("ret"), (int, float))]
         else:
             for a in r.get("anomalies", []):
-                for k in ("start", "time"):
-                    if isinstance(a.get(k), (int, float)):
-                        times.append(a[k])
-                for o in a.get("observations", []) or []:
-                    if isinstance(o, dict) and isinstance(o.get("time"), (int, float)):
-                        times.append(o["time"])
+                t = next((a[k] for k in ("start", "time") if isinstance(a.get(k), (int, float))), None)
+                if t is None:
+                    # Two leaders of one term become visible when the second is first seen leading.
+                    seen = [o.get("start", o.get("time")) for o in a.get("observations", []) or []
+                            if isinstance(o, dict)]
+                    seen = [x for x in seen if isinstance(x, (int, float))]
+                    t = max(seen) if seen else None
+                if t is not None:
+                    times.append(t)
         if times:
             out[name] = round(min(times) / 1e9, 3)
     return out
