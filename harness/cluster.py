@@ -304,14 +304,17 @@ class DockerCluster:
         """Docker's state of every node's container, asked in one call."""
         # The low-level list: one call, and no per-container inspect that could
         # race a concurrent removal.
-        found = {(c.get("Labels") or {}).get(NODE_LABEL): c.get("State")
-                 for c in self.client.api.containers(all=True, filters={"label": f"{RUN_LABEL}={self.run_id}"})}
+        found = {(c.get("Labels") or {}).get(NODE_LABEL): c.get("State") for c in self._listed()}
         return {n: found.get(n, "missing") for n in self.node_ids}
+
+    def _listed(self) -> list[dict]:
+        """This run's containers as Docker's list call gives them (labels, state, status line)."""
+        return self.client.api.containers(all=True, filters={"label": f"{RUN_LABEL}={self.run_id}"})
 
     def exit_codes(self) -> dict[str, int | None]:
         """Exit status of every node whose container has exited; None for the others (one call)."""
         out: dict[str, int | None] = {n: None for n in self.node_ids}
-        for c in self.client.api.containers(all=True, filters={"label": f"{RUN_LABEL}={self.run_id}"}):
+        for c in self._listed():
             node = (c.get("Labels") or {}).get(NODE_LABEL)
             # The list gives "Exited (86) 2 seconds ago"; inspecting each container would cost a call each.
             m = re.match(r"Exited \((-?\d+)\)", c.get("Status") or "")

@@ -269,8 +269,9 @@ def fault_bands(history: History, end_ms: float) -> list[dict[str, Any]]:
             hit = _fault_nodes(e.value)
             if hit:
                 band["nodes"] = hit
-            if _fault_label(e.f, e.value) != e.f:  # the completion may say more (how a vote-crash ended)
-                band["label"] = _fault_label(e.f, e.value)
+            label = _fault_label(e.f, e.value)
+            if label != e.f:  # the completion may say more (how a vote-crash ended)
+                band["label"] = label
             if e.type == "fail":  # certainly did not happen: no band
                 open_.pop(family)
                 bands.remove(band)

@@ -20,8 +20,10 @@ from __future__ import annotations
 # Exit status of a crash at a failpoint: the nemesis tells it from a SIGKILL (137) or a failure (1).
 CRASH_EXIT_CODE = 86
 
+CRASH_AFTER_VOTE = "crash-after-vote"
+
 FAILPOINTS = {
-    "crash-after-vote": "exit once a granted vote (real vote, not prevote) has left, before "
+    CRASH_AFTER_VOTE: "exit once a granted vote (real vote, not prevote) has left, before "
                         "applying anything that arrived after its request",
 }
 

@@ -217,6 +217,17 @@ class RaftKVClient:
         self.pool.close()
 
 
+async def _one_request(address: str, method: str, path: str, timeout: float) -> tuple[int | None, dict]:
+    """One request on its own connection, for the harness's probes; (None, {}) if it got no answer."""
+    pool = HttpPool(connect_timeout=timeout)
+    try:
+        return await pool.request(address, method, path, None, timeout)
+    except Exception:
+        return None, {}
+    finally:
+        pool.close()
+
+
 class RaftKV:
     """The built-in Raft key-value store (targets/raftkv)."""
 
@@ -271,13 +282,7 @@ class RaftKV:
         return RaftKVClient(addresses, timeout)
 
     async def status_probe(self, address: str, timeout: float = 0.5) -> dict[str, Any] | None:
-        pool = HttpPool(connect_timeout=timeout)
-        try:
-            status, doc = await pool.request(address, "GET", "/status", None, timeout)
-        except Exception:
-            return None
-        finally:
-            pool.close()
+        status, doc = await _one_request(address, "GET", "/status", timeout)
         return doc if status == 200 else None
 
     def unsupported_faults(self, faults) -> list[str]:
@@ -289,14 +294,7 @@ class RaftKV:
         return dict(FAILPOINTS)
 
     async def set_failpoint(self, address: str, name: str, on: bool, timeout: float = 0.5) -> bool:
-        pool = HttpPool(connect_timeout=timeout)
-        try:
-            status, _ = await pool.request(address, "PUT" if on else "DELETE", f"/failpoints/{quote(name)}",
-                                           None, timeout)
-        except Exception:
-            return False
-        finally:
-            pool.close()
+        status, _ = await _one_request(address, "PUT" if on else "DELETE", f"/failpoints/{quote(name)}", timeout)
         return status == 200
 
     def bugs(self) -> dict[str, str]:

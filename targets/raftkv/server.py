@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from . import metrics
 from .clock import Clock
-from .failpoints import CRASH_EXIT_CODE, Failpoints, granted_vote
+from .failpoints import CRASH_AFTER_VOTE, CRASH_EXIT_CODE, Failpoints, granted_vote
 from .httpapi import HttpApi
 from .node import NodeConfig, RaftKVNode, Restored
 from .storage import Storage
@@ -206,7 +206,7 @@ class RaftKVServer:
         # With crash-after-vote armed, a vote request ends the batch: if it is
         # granted, the crash must come before anything queued behind it (the
         # winner's first append above all) is applied.
-        stop_after_vote = "crash-after-vote" in self.failpoints.armed
+        stop_after_vote = CRASH_AFTER_VOTE in self.failpoints.armed
         while self._events:
             ev = self._events.popleft()
             kind = ev[0]
@@ -243,7 +243,7 @@ class RaftKVServer:
                 self.storage.write(plan)  # a buffered write, no fsync: not worth a thread hop
             if rd.hard_state is not None and "commit" in rd.hard_state:
                 self._written_commit = rd.hard_state["commit"]
-            vote = granted_vote(rd.messages) if "crash-after-vote" in self.failpoints.armed else None
+            vote = granted_vote(rd.messages) if CRASH_AFTER_VOTE in self.failpoints.armed else None
             for msg in rd.messages:
                 queued = self.transport.send(msg)
                 if msg is vote:
