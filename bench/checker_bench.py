@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from checkers.linearizability import check  # noqa: E402
 from checkers.models import StringKV, get_model  # noqa: E402
-from checkers.operation import END_OF_TIME, Operation  # noqa: E402
-from harness.formats.porcupine import read_porcupine_etcd, read_porcupine_kv  # noqa: E402
+from history.formats.porcupine import read_porcupine_etcd, read_porcupine_kv  # noqa: E402
+from history.operation import END_OF_TIME, Operation  # noqa: E402
 
 PEER_DIR = ROOT.parent / "shared" / "peer-histories" / "porcupine"
 MIB = 1024  # ru_maxrss is in KiB on Linux
@@ -190,7 +190,7 @@ def _baseline_rss_kib() -> int:
             sys.executable,
             "-c",
             f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
-            "import checkers.linearizability, harness.formats.porcupine, resource; "
+            "import checkers.linearizability, history.formats.porcupine, resource; "
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",
         ],
         check=True,

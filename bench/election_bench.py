@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from checkers.election import check  # noqa: E402
-from checkers.operation import Operation  # noqa: E402
+from history.operation import Operation  # noqa: E402
 
 MS = 1_000_000
 

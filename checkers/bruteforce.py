@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from checkers.models import Model
-from checkers.operation import END_OF_TIME, Operation
+from history.operation import END_OF_TIME, Operation
 
 
 def _side_by_side(ops: Sequence[Operation], model: Model) -> tuple[list, dict[int, int], list]:

@@ -26,7 +26,7 @@ from itertools import accumulate
 from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
-from checkers.operation import END_OF_TIME, Operation
+from history.operation import END_OF_TIME, Operation
 
 # Faults after which we measure how long the cluster took to recover a leader.
 # vote-crash kills the leader first (its completion names it among the nodes it hit).

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from checkers.models import Model
-from checkers.operation import END_OF_TIME, Operation
+from history.operation import END_OF_TIME, Operation
 
 
 class _NoBlock:

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
-from checkers.operation import Operation
+from history.operation import Operation
 
 Transition = Callable[[Any], tuple]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from checkers.operation import Operation
+from history.operation import Operation
 
 
 def _op_evidence(op: Operation) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-from harness.formats import FormatError
+from history.formats import FormatError
 
 # (module under harness.commands). Order is the order in --help.
 COMMANDS: list[str] = [

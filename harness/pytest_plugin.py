@@ -79,8 +79,8 @@ class ChaosResult:
 
     @property
     def history(self):
-        """The recorded history (harness.history.History): client ops, nemesis ops, leader observations."""
-        from harness.history import read_history
+        """The recorded history (history.events.History): client ops, nemesis ops, leader observations."""
+        from history.events import read_history
 
         return read_history(self.run_dir / "history.jsonl")
 

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness.history import NEMESIS, OBSERVER, HistoryWriter
 from harness.observer import Observer
 from harness.progress import Progress, Snapshot
 from harness.spec import TestSpec
+from history.events import NEMESIS, OBSERVER, HistoryWriter
 from nemesis.schedule import FAMILY_OPS, LEADER, ScheduledOp
 from workloads.base import Workload
 
@@ -585,10 +585,10 @@ def check_history(history_path: Path, workload: Workload, key_time_limit: float 
                   history: Any = None) -> dict[str, Any]:
     """Every checker the run needs over its history: {"checkers": {name: result}, "valid", "stats"}.
 
-    `history`: the file already read and validated (harness.history.History),
+    `history`: the file already read and validated (history.events.History),
     so a caller that renders the report afterwards reads it only once."""
     from checkers.election import check as election_check
-    from harness.history import InvalidHistory, event_to_dict, read_history
+    from history.events import InvalidHistory, event_to_dict, read_history
 
     if history is None:
         try:

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from checkers.election import cut_off_nodes
-from checkers.operation import END_OF_TIME, Operation
-from harness.formats import FormatError
-from harness.history import Event, History, event_from_dict, read_history
+from history.events import Event, History, event_from_dict, read_history
+from history.formats import FormatError
+from history.operation import END_OF_TIME, Operation
 
 STATUSES = ("ok", "fail", "info")
 # Fault families: the op that starts one and the ops that end it (heal ends all).

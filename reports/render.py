@@ -16,7 +16,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from harness.history import History
+from history.events import History
 from reports.data import ReportError, load_run, packed_operations, report_data
 
 HERE = Path(__file__).parent

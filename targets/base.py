@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from harness.images import ImageRecipe
+from targets.image import ImageRecipe
 
 # Fault families (the names of harness.spec.FAULTS) whose injection needs
 # nothing from the target beyond running in a container of ours.

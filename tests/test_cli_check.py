@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from harness.cli import main
 
-PEERS = Path(__file__).resolve().parents[1] / ".." / "shared" / "peer-histories" / "porcupine"
+PEERS = Path(__file__).resolve().parent / "data" / "porcupine"
 
 
 def ev(index, type, process, f, time, **more):
@@ -222,8 +222,8 @@ def test_the_empty_peer_etcd_log_is_trivially_linearizable(capsys):
 
 
 def test_our_history_exported_to_jepsen_edn_gets_the_same_verdict(tmp_path, capsys):
-    from harness.formats.jepsen_edn import write_jepsen_edn
-    from harness.history import read_history
+    from history.events import read_history
+    from history.formats.jepsen_edn import write_jepsen_edn
 
     for make, expected in ((good_register, 0), (stale_read, 1)):
         ours = make(tmp_path / f"{make.__name__}.jsonl")

@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from checkers.election import check, leader_intervals, observation_from_event
-from checkers.operation import END_OF_TIME, Operation
+from history.operation import END_OF_TIME, Operation
 
 MS = 1_000_000
 

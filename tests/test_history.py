@@ -9,9 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from checkers.operation import END_OF_TIME
-from harness.formats import FormatError
-from harness.history import (
+from history.events import (
     Event,
     History,
     HistoryWriter,
@@ -23,6 +21,8 @@ from harness.history import (
     validate,
     write_history,
 )
+from history.formats import FormatError
+from history.operation import END_OF_TIME
 
 
 def jsonl(*events: dict) -> str:

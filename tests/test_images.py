@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness import images
-from harness.images import BaseRecipe, ImageError, ImageRecipe, files_under, target_tag
+from harness.images import BaseRecipe, ImageError, target_tag
+from targets.image import ImageRecipe, files_under
 
 
 def recipe_of(tmp_path: Path, text: str) -> ImageRecipe:

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.formats import FormatError
-from harness.formats.jepsen_edn import (
+from history.events import Event, history_from_events, validate
+from history.formats import FormatError
+from history.formats.jepsen_edn import (
     events_to_edn,
     looks_independent,
     parse_jepsen_edn,
@@ -17,7 +18,6 @@ from harness.formats.jepsen_edn import (
     read_jepsen_history,
     write_jepsen_edn,
 )
-from harness.history import Event, history_from_events, validate
 
 ONE_PER_LINE = """\
 {:index 0 :type :invoke, :f :write, :value 3, :process 0, :time 100}
@@ -196,7 +196,7 @@ def test_fuzz_garbage_edn_gives_format_error_never_a_crash(tmp_path_factory, dat
         history_from_events(events, check=False).client_operations()
 
 
-PEERS = Path(__file__).resolve().parents[1] / ".." / "shared" / "peer-histories" / "porcupine"
+PEERS = Path(__file__).resolve().parent / "data" / "porcupine"
 
 
 @pytest.mark.parametrize("name", ["c01-ok.txt", "c01-bad.txt", "c10-ok.txt", "c10-bad.txt"])

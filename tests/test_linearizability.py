@@ -7,7 +7,7 @@ import json
 
 from checkers.linearizability import check
 from checkers.models import get_model
-from checkers.operation import END_OF_TIME, Operation
+from history.operation import END_OF_TIME, Operation
 
 
 def history(*rows, key=None):

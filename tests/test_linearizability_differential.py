@@ -19,7 +19,7 @@ import checkers.linearizability as lin
 from checkers.bruteforce import linearizable_by_brute_force, linearizable_by_plain_search
 from checkers.linearizability import check
 from checkers.models import get_model
-from checkers.operation import END_OF_TIME, Operation
+from history.operation import END_OF_TIME, Operation
 
 VALUES = [0, 1, 2]
 KEYS = ["a", "b"]

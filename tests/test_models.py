@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from checkers.models import MODELS, get_model
-from checkers.operation import END_OF_TIME, Operation
+from history.operation import END_OF_TIME, Operation
 
 
 def op(f, value=None, output=None, status="ok", process=0, key=None, call=0, ret=1):

@@ -1,7 +1,8 @@
 """The checker agrees with every verdict Porcupine's own tests expect on its recorded histories.
 
-The data lives beside the clone in ../shared/peer-histories (CI puts it there
-too). If it is missing this test fails: the agreement is the point of it.
+The data is a copy of Porcupine's test histories kept in tests/data/porcupine
+(MIT, see its README for where each file came from). If it is missing this
+test fails: the agreement is the point of it.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import pytest
 
 from checkers.linearizability import check
 from checkers.models import get_model
-from harness.formats.porcupine import read_porcupine_etcd, read_porcupine_kv
+from history.formats.porcupine import read_porcupine_etcd, read_porcupine_kv
 
-PEER_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "peer-histories" / "porcupine"
+PEER_DIR = Path(__file__).resolve().parent / "data" / "porcupine"
 MANIFEST = PEER_DIR / "manifest.tsv"
 
 # Generous: the slowest file takes well under a second; a regression that

@@ -8,16 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checkers.operation import END_OF_TIME
-from harness.formats import FormatError
-from harness.formats.porcupine import (
+from history.formats import FormatError
+from history.formats.porcupine import (
     parse_porcupine_etcd,
     parse_porcupine_kv,
     read_porcupine_etcd,
     read_porcupine_kv,
 )
+from history.operation import END_OF_TIME
 
-PEER_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "peer-histories" / "porcupine"
+PEER_DIR = Path(__file__).resolve().parent / "data" / "porcupine"
 
 ETCD = [
     "INFO  jepsen.util - 4\t:invoke\t:read\tnil",

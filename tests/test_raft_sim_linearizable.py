@@ -13,15 +13,15 @@ import random
 import pytest
 
 from checkers import linearizability, models
-from harness import history
+from history import events as history_events
 from targets.raftkv.sim import SimConfig, contract_history, random_schedule, run
 
 
 def checked(result) -> dict:
     text = "\n".join(json.dumps(e) for e in contract_history(result.history))
-    events = history.parse_events(text)
-    assert history.validate(events) == []
-    return linearizability.check(history.pair_operations(events), models.KeyedCasRegister(), 10)
+    events = history_events.parse_events(text)
+    assert history_events.validate(events) == []
+    return linearizability.check(history_events.pair_operations(events), models.KeyedCasRegister(), 10)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from harness.cli import main
-from harness.history import History, parse_events
+from history.events import History, parse_events
 from reports.data import (
     anomalies,
     clock_offsets,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.history import read_history
+from history.events import read_history
 
 pytestmark = pytest.mark.docker
 

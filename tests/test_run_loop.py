@@ -9,9 +9,9 @@ import signal
 import threading
 from pathlib import Path
 
-from harness.history import read_history
 from harness.run import RunLoop, check_history, exit_code_for
 from harness.spec import TestSpec
+from history.events import read_history
 from nemesis.schedule import make_schedule
 from workloads.base import make_workload
 

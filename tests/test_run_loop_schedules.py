@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_run_loop import NODES, FakeClient, FakeCluster, FakeNemesis
 
-from harness.history import read_history
 from harness.run import RunLoop
 from harness.spec import TestSpec
+from history.events import read_history
 from nemesis.schedule import LEADER, ScheduledOp
 from workloads.base import make_workload
 

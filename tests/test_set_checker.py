@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from checkers.operation import END_OF_TIME, Operation
 from checkers.sets import check
+from history.operation import END_OF_TIME, Operation
 
 
 def add(i, v, status="ok", call=None, ret=None):

@@ -11,7 +11,7 @@ import json
 import pytest
 from test_run_docker import _splitbrain, store  # noqa: F401  (store is a fixture)
 
-from harness.history import read_history
+from history.events import read_history
 
 pytestmark = pytest.mark.docker
 

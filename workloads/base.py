@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from checkers.operation import Operation
+from history.operation import Operation
 
 
 class Workload(Protocol):

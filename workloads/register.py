@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from checkers.operation import Operation
+from history.operation import Operation
 
 
 class RegisterWorkload:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from checkers.operation import Operation
+from history.operation import Operation
 
 SET_KEY = "set"
 

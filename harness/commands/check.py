@@ -245,19 +245,19 @@ def read_operations(source: Source) -> tuple[list, bool]:
     """The client operations of the history, validated; and whether any has a key.
     Raises FormatError (InvalidHistory for a broken contract) for bad input."""
     if source.format == "jsonl":
-        from harness.history import read_history
+        from history.events import read_history
 
         ops = read_history(source.path).client_operations()
     elif source.format == "edn":
-        from harness.formats.jepsen_edn import read_jepsen_history
+        from history.formats.jepsen_edn import read_jepsen_history
 
         ops = read_jepsen_history(source.path).client_operations()
     elif source.format == "porcupine-etcd":
-        from harness.formats.porcupine import read_porcupine_etcd
+        from history.formats.porcupine import read_porcupine_etcd
 
         ops = read_porcupine_etcd(source.path)
     else:
-        from harness.formats.porcupine import read_porcupine_kv
+        from history.formats.porcupine import read_porcupine_kv
 
         ops = read_porcupine_kv(source.path)
     return ops, any(op.key is not None for op in ops)

@@ -311,7 +311,7 @@ def anomaly_times(checkers: dict[str, dict[str, Any]]) -> dict[str, float]:
 
 def faults_before(history_path: Path, at_s: float) -> list[str]:
     """The nemesis operations begun before `at_s` seconds: which faults led to an anomaly."""
-    from harness.history import iter_events
+    from history.events import iter_events
 
     seen = []
     for e in iter_events(history_path):
@@ -329,7 +329,7 @@ def reproduce_command(folder) -> str:
 def read_valid_history(path: Path):
     """The run's history, read once for the checkers and the report; None if it does not
     validate (check_history then reports why, and the report reads what it can)."""
-    from harness.history import InvalidHistory, read_history
+    from history.events import InvalidHistory, read_history
 
     try:
         return read_history(path)

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from harness.images import ImageRecipe, files_under
 from targets.base import (
     CLOCK_FILE,
     ClusterLayout,
     TargetOptions,
     unsupported_by_clock_control,
 )
+from targets.image import ImageRecipe, files_under
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PEER_PORT = 7000

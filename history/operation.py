@@ -1,6 +1,6 @@
 """Operation: one invoke paired with its completion, the unit every checker reads.
 
-The history file (DESIGN.md) is a stream of events; `harness.history` pairs
+The history file (DESIGN.md) is a stream of events; `history.events` pairs
 them into operations. Checkers never see raw events, so an importer for another
 tool's format only has to produce these.
 """

@@ -1,6 +1,6 @@
 """Readers and writers for history files: ours (JSON Lines) and other tools' formats.
 
-Every reader yields `checkers.operation.Operation`s (and, where the format has
+Every reader yields `history.operation.Operation`s (and, where the format has
 them, raw events) and raises `FormatError` for anything it cannot read, so the
 CLI can print one line with the file and line number instead of a traceback.
 """

@@ -26,14 +26,14 @@ from typing import Any
 import edn_format
 from edn_format import ImmutableDict, ImmutableList, Keyword, Symbol
 
-from harness.formats import FormatError
-from harness.history import (
+from history.events import (
     NON_CLIENT_PROCESSES,
     Event,
     History,
     event_from_dict,
     history_from_events,
 )
+from history.formats import FormatError
 
 _OP_FIELDS = ("index", "type", "process", "f", "value", "time")
 

@@ -2,7 +2,7 @@
 
 One event per line, append-only, flushed as it goes, so a run that dies still
 leaves a readable history up to its last event. Client events pair up into
-`checkers.operation.Operation`s; nemesis and observer events stay events, so
+`history.operation.Operation`s; nemesis and observer events stay events, so
 the report can draw faults and leadership over the operations.
 
 Public API:
@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from checkers.operation import END_OF_TIME, Operation
-from harness.formats import FormatError
+from history.formats import FormatError
+from history.operation import END_OF_TIME, Operation
 
 TYPES = ("invoke", "ok", "fail", "info")
 COMPLETIONS = ("ok", "fail", "info")

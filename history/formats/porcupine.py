@@ -19,8 +19,8 @@ import os
 import re
 from typing import Any
 
-from checkers.operation import END_OF_TIME, Operation
-from harness.formats import FormatError
+from history.formats import FormatError
+from history.operation import END_OF_TIME, Operation
 
 _ETCD_PREFIX = "INFO"
 _ETCD_FS = {":read": "read", ":write": "write", ":cas": "cas"}
