@@ -232,9 +232,12 @@ def load_suite(path: str | Path, target_check: bool = True) -> Suite:
             check_spec(spec, targets=targets)
             if target_check:
                 from harness.commands.run import nemesis_problems
-                from targets.registry import get_target
+                from targets.registry import PluginError, get_target
 
-                target = get_target(spec.target)
+                try:
+                    target = get_target(spec.target)
+                except PluginError as e:
+                    raise SpecError(str(e)) from None
                 check_spec(spec, targets=targets, bugs=sorted(target.bugs()))
                 problems = list(dict.fromkeys(nemesis_problems(spec, target)))
                 if problems:

@@ -79,7 +79,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="mode", metavar="MODE")
     e = sub.add_parser("election", help="leader failover time per election-timeout range (Raft paper Fig. 16)",
                        description=ELECTION_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    e.add_argument("--target", default="raftkv", help="system under test (default raftkv)")
+    e.add_argument("--target", default="raftkv", metavar="NAME",
+                   help="system under test (default raftkv), or package.module:Class for one that is not installed")
     e.add_argument("--nodes", type=int, default=5, help="cluster size, at least 3 (default 5, as in the paper)")
     e.add_argument("--ranges", default=DEFAULT_RANGES, metavar="LO-HI,...",
                    help="election timeout ranges in ms, comma-separated (default: the paper's ten)")
@@ -114,14 +115,16 @@ def plan_from_args(args: argparse.Namespace):
     """The validated plan; UsageError (one line) for anything the user must fix."""
     from harness.cli import UsageError
     from harness.election_bench import BenchPlan, BenchSettings, RangeError, parse_ranges
-    from targets.registry import target_names
+    from targets.registry import PluginError, get_target
 
     try:
         ranges = parse_ranges(args.ranges)
     except RangeError as e:
         raise UsageError(str(e)) from None
-    if args.target not in target_names():
-        raise UsageError(f"--target: unknown target {args.target!r}; known: {', '.join(target_names())}")
+    try:
+        get_target(args.target)  # unknown, or fails to import: say so before any cluster starts
+    except PluginError as e:
+        raise UsageError(f"--target: {e}") from None
     if args.nodes < 3:
         raise UsageError(f"--nodes must be at least 3 (a leader must be electable without the killed one), got {args.nodes}")
     if args.trials < 1:

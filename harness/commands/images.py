@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 NAME = "images"
 HELP = "build the node images a run needs (cached by content hash)"
@@ -21,6 +22,7 @@ examples:
   splitbrain images                    # build what is missing, show what is cached
   splitbrain images --rebuild          # build everything again
   splitbrain images --target raftkv
+  splitbrain images --target mypkg.plugin:MyTarget   # a target that is not installed
 """
 
 
@@ -33,13 +35,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from harness.cli import UsageError
     from harness.images import ImageError, docker_client, ensure_image
-    from targets.registry import get_target, target_names
+    from targets.registry import PluginError, get_target, target_names
 
-    names = args.target or target_names()
-    try:
-        targets = [get_target(n) for n in names]
-    except KeyError as e:
-        raise UsageError(str(e.args[0])) from None
+    targets, broken = [], []
+    for n in args.target or target_names():
+        try:
+            targets.append(get_target(n))
+        except PluginError as e:
+            if args.target:  # asked for by name: nothing else to do
+                raise UsageError(str(e)) from None
+            broken.append(str(e))  # one installed target that fails to import must not stop the others
+    for line in broken:
+        print(f"splitbrain images: skipped: {line}", file=sys.stderr)
     try:
         client = docker_client()
         rebuilt_base = False
@@ -51,4 +58,4 @@ def run(args: argparse.Namespace) -> int:
             print(f"{t.name}: {tag}")
     except ImageError as e:
         raise UsageError(str(e)) from None
-    return 0
+    return 2 if broken else 0

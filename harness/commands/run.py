@@ -57,7 +57,9 @@ exit codes: 0 valid, 1 anomaly found, 2 usage or infrastructure error, 3 unknown
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spec", metavar="FILE", help="YAML test spec; flags given here override its settings")
-    p.add_argument("--target", help="system under test (default raftkv)")
+    p.add_argument("--target", metavar="NAME",
+                   help=f"system under test: {installed_targets()} (default raftkv), "
+                        "or package.module:Class for one that is not installed")
     p.add_argument("--nodes", type=int, help="cluster size (default 5)")
     p.add_argument("--workload", help=f"{' | '.join(WORKLOADS)} (default register)")
     p.add_argument("--nemesis", metavar="FAULTS", help="comma-separated faults to mix, or none (default partition)")
@@ -81,18 +83,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no live progress line")
 
 
+def installed_targets() -> str:
+    """The target names a run may use, for --help (listed without importing any)."""
+    from targets.registry import target_names
+
+    return ", ".join(target_names())
+
+
 _OVERRIDES = ("target", "nodes", "workload", "nemesis", "time_limit", "concurrency", "rate", "seed", "bugs",
               "nemesis_interval", "store", "test", "warmup", "recovery_limit", "op_timeout", "ops_per_key", "routing")
 
 
 def resolve_spec(args: argparse.Namespace) -> tuple[TestSpec, Any]:
     """The validated, resolved spec and its target plugin; SpecError for anything the user must fix."""
-    from targets.registry import get_target, target_names
+    from targets.registry import PluginError, get_target, target_names
 
     overrides = {k: getattr(args, k, None) for k in _OVERRIDES}
     spec = build_spec(args.spec, overrides)
     check_spec(spec, targets=target_names())
-    target = get_target(spec.target)
+    try:
+        target = get_target(spec.target)
+    except PluginError as e:  # not installed, or it failed to import: only this run stops
+        raise SpecError(str(e)) from None
     check_spec(spec, targets=target_names(), bugs=sorted(target.bugs()))
     # Nemesis.problems() includes the target's unsupported_faults().
     problems = list(dict.fromkeys(nemesis_problems(spec, target)))
