@@ -229,7 +229,8 @@ def chaos_cluster(chaos_spec):
 
     target = get_target(chaos_spec.target)
     cluster = DockerCluster(f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}", target, chaos_spec.nodes,
-                            TargetOptions(bugs=chaos_spec.bugs, settings=dict(chaos_spec.options)))
+                            TargetOptions(bugs=chaos_spec.bugs, settings=dict(chaos_spec.options),
+                                          client_timeout=chaos_spec.op_timeout))
     cluster.target = target
     try:
         cluster.up()

@@ -1,28 +1,51 @@
 """The target plugin contract: how to build a system's image, start one node, talk to it and ask what it believes.
 
 The harness, the nemesis and the workloads know targets only through this
-module. A target is a value with a few methods (`Target`); its client turns a
+module. A target is a class with a few methods (`Target`); its client turns a
 workload operation into a request and classifies every outcome as `ok`,
 `fail` (it certainly did not happen) or `info` (it may have happened).
+docs/writing-a-target.md is the guide; `splitbrain new-target NAME` writes a
+working package to start from.
 
 Adding a target (etcd, Redis Sentinel, your own election code):
 
-1. `image_recipe()`: extra Debian packages (they join the base image) and the
-   files to copy; the image tag is a hash of both.
-2. `node_command()`: argv of one node, given every node's address
-   (`ClusterLayout`), its data dir and the cluster key file (both exist in the
-   container before the node starts). Log to stdout/stderr: the logs land in
-   the run folder.
-3. `status_probe()`: what the node believes, {"role", "term", "leader"} at
-   least; the observer and the split-brain checker read nothing else.
-4. `client()`: read / write / cas (and add / read for sets) with honest
-   ok / fail / info.
-5. `clock_control()`: CLOCK_FILE if the node reads our JSON clock file,
+1. `image_recipe()` (targets.image.ImageRecipe): the files to copy, as
+   (path in the image, file here); a path is relative to the recipe's
+   workdir, /opt/splitbrain unless you change it, which is also the node's
+   working directory, so ("mykv/node.py", ...) lands at
+   /opt/splitbrain/mykv/node.py. Extra Debian packages, environment and RUN
+   lines go there too. The base image already has python3 (stdlib only),
+   iproute2, iptables, procps, libfaketime, netcat and ping. The tag is a hash
+   of all of it: editing a copied file rebuilds the image, nothing else does.
+2. `node_command()`: argv of one node (the container's main process, PID 1;
+   log to stdout/stderr, the logs land in the run folder). It is given every
+   node's address (`ClusterLayout`: each node has its own IP, all use the
+   same peer and client ports), and its data dir and cluster key file, which
+   exist in the container before the node starts; the data dir survives a
+   kill (the container is restarted, not recreated). `TargetOptions` carries
+   the spec's bugs and `options:`, and `client_timeout`: how long the
+   workload client waits for one operation before recording it `info`.
+3. `node_environment()` (required; return {} for none): extra environment
+   variables of the node. The harness sets none of its own, except for a
+   FAKETIME target: LD_PRELOAD (libfaketime), FAKETIME_TIMESTAMP_FILE and
+   libfaketime's cache settings, each only where node_environment did not
+   set it (yours win).
+4. `status_probe()`: what the node believes, {"role", "term", "leader"} at
+   least ("commit_index" if it has one; "wall_time" and "clock_rate" for the
+   clock nemesis); None when the node does not answer. The observer polls it
+   every 50 ms and the split-brain checker reads nothing else.
+5. `client()`: read / write / cas (and add / read for sets) with honest
+   ok / fail / info (see `Client.invoke`).
+6. `clock_control()`: CLOCK_FILE if the node reads our JSON clock file,
    FAKETIME for a dynamically linked process (libfaketime), None if neither;
-   `unsupported_faults()` says what cannot work, before a run starts.
-6. Optionally `failpoints()` and `set_failpoint()`: crash points the node
+   `unsupported_faults()` says what cannot work, before a run starts; `bugs()`
+   the deliberate bugs `--bug` may name ({} for none).
+7. Optionally `failpoints()` and `set_failpoint()`: crash points the node
    can arm on request; the vote-crash fault needs `crash-after-vote`.
-7. Register it in `targets/registry.py`.
+8. Register it: in your package's pyproject.toml,
+   `[project.entry-points."splitbrain.targets"] mykv = "mykv.plugin:MyKV"`,
+   then `pip install` it and run `--target mykv`; or, not installed, run
+   `--target mykv.plugin:MyKV` with the package importable (PYTHONPATH).
 """
 
 from __future__ import annotations
@@ -84,6 +107,11 @@ class TargetOptions:
 
     bugs: tuple[str, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict)
+    # Seconds the workload client waits for one operation before it records
+    # `info` and moves on (None: no workload client, e.g. the election bench).
+    # A node that holds a request longer does work nobody waits for: give its
+    # own request deadline (if it has one) a value below this.
+    client_timeout: float | None = None
 
 
 class Client(Protocol):
@@ -110,11 +138,11 @@ class Target(Protocol):
         ...
 
     def node_command(self, node_id: str, cluster: ClusterLayout, options: TargetOptions) -> list[str]:
-        """argv that starts one node in its container (run as PID 1's child, logs on stdout/stderr)."""
+        """argv that starts one node in its container (its main process; logs on stdout/stderr)."""
         ...
 
     def node_environment(self, node_id: str, cluster: ClusterLayout, options: TargetOptions) -> dict[str, str]:
-        """Extra environment variables of a node's process."""
+        """Extra environment variables of a node's process ({} for none); they win over the harness's own."""
         ...
 
     def clock_control(self) -> str | None:
@@ -122,7 +150,10 @@ class Target(Protocol):
         ...
 
     def client(self, addresses: dict[str, str], timeout: float = 1.0) -> Client:
-        """A client for the workload; addresses maps node id -> "ip:port" of its client API."""
+        """A client for the workload; addresses maps node id -> "ip:port" of its client API.
+
+        timeout is the spec's op_timeout (also given to nodes as TargetOptions.client_timeout).
+        """
         ...
 
     async def status_probe(self, address: str, timeout: float = 0.5) -> dict[str, Any] | None:

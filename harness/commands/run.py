@@ -167,7 +167,8 @@ def docker_parts(spec: TestSpec, target, log):
     from targets.base import TargetOptions
 
     run_id = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    cluster = DockerCluster(run_id, target, spec.nodes, TargetOptions(bugs=spec.bugs, settings=dict(spec.options)),
+    cluster = DockerCluster(run_id, target, spec.nodes, TargetOptions(bugs=spec.bugs, settings=dict(spec.options),
+                                                                   client_timeout=spec.op_timeout),
                             log=log)
 
     def open_client(node_ips):
