@@ -22,6 +22,7 @@ COMMANDS: list[str] = [
     "report",
     "bench",
     "suite",
+    "new_target",
 ]
 
 EXIT_VALID, EXIT_ANOMALY, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3

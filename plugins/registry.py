@@ -32,7 +32,8 @@ class Registry(Generic[T]):
         self.kind = kind  # "target", "fault family", ...: used in messages
         self.group = group or f"splitbrain.{kind.replace(' ', '_')}s"
         self._refs: dict[str, str] = dict(builtins or {})
-        self._values: dict[str, T] = {}
+        self._values: dict[str, T] = {}  # registered at run time
+        self._loaded: dict[str, T] = {}  # imported once asked for (not "registered": names() does not list them)
 
     # ---- what there is --------------------------------------------------
 
@@ -52,13 +53,15 @@ class Registry(Generic[T]):
         """The plugin called name (or named "module:attr"); PluginError when it cannot be had."""
         if name in self._values:
             return self._values[name]
+        if name in self._loaded:
+            return self._loaded[name]
         ref = self._refs.get(name) or self._installed().get(name)
         if ref is None and ":" in name:
             ref = name
         if ref is None:
             raise PluginError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names()) or 'none'}")
         value = _import_ref(ref, f"{self.kind} {name!r}")
-        self._values[name] = value
+        self._loaded[name] = value
         return value
 
     def load_all(self) -> dict[str, T]:

@@ -1,0 +1,1 @@
+"""tinykv: a splitbrain target (the plugin in plugin.py, the node program in node.py)."""
