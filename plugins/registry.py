@@ -104,7 +104,8 @@ def _import_ref(ref: str, what: str) -> Any:
     try:
         value: Any = importlib.import_module(module_name)
     except Exception as e:  # any import failure is the plugin's, never the harness's
-        raise PluginError(f"{what} ({ref}) failed to import: {type(e).__name__}: {_one_line(e)}") from e
+        where = "" if f"{ref!r}" in what else f" ({ref})"  # a "module:attr" name is its own reference
+        raise PluginError(f"{what}{where} failed to import: {type(e).__name__}: {_one_line(e)}") from e
     for part in attr.split("."):
         try:
             value = getattr(value, part)

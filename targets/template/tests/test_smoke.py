@@ -83,7 +83,8 @@ def test_a_node_serves_reads_writes_and_cas_and_keeps_them_over_a_restart(tmp_pa
 @pytest.mark.docker
 def test_a_short_chaos_run_of_three_nodes_is_valid(tmp_path):
     run = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", "--target", NAME, "--nodes", "3", "--workload", "register",
+        [sys.executable, "-c", "import sys; from harness.cli import main; sys.exit(main())",  # = `splitbrain`
+         "run", "--target", NAME, "--nodes", "3", "--workload", "register",
          "--nemesis", "kill,partition", "--nemesis-interval", "2", "--time-limit", "8", "--warmup", "1",
          "--seed", "1", "--quiet", "--store", str(tmp_path / "store")],
         capture_output=True, text=True, timeout=300,
