@@ -34,10 +34,11 @@ class Composite:
 
 
 def run_checkers(declared: Any, extra: Sequence[str] = ()) -> Composite:
-    """The checkers of a run: the defaults (split-brain, stats), then what the workload declares
-    (anything with `checkers()`, or a list of Checkers), then `extra` checker names from the spec."""
+    """The checkers of a run: the defaults (split-brain), what the workload declares (anything with
+    `checkers()`, or a list of Checkers), `extra` checker names from the spec, and the statistics."""
     own = list(declared.checkers()) if hasattr(declared, "checkers") else list(declared)
-    return Composite([*(make_checker(n) for n in DEFAULT_CHECKERS), *own, *(make_checker(n) for n in extra)])
+    return Composite([*(make_checker(n) for n in DEFAULT_CHECKERS), *own, *(make_checker(n) for n in extra),
+                      StatsChecker()])
 
 
 def check_input(history: History, time_limit: float | None = None) -> CheckInput:
@@ -59,6 +60,7 @@ def check_history(history_path: Path, declared: Any, key_time_limit: float | Non
         except InvalidHistory as e:
             return {"valid": "unknown", "checkers": {}, "history_error": str(e)}
     verdicts = run_checkers(declared, extra).verdicts(check_input(history, key_time_limit))
-    checkers = {v.checker: v.to_dict() for v in verdicts}
+    # The statistics judge nothing: results.json keeps them apart, as "stats", where readers look.
+    checkers = {v.checker: v.to_dict() for v in verdicts if v.checker != StatsChecker.name}
     stats = next((dict(v.details) for v in verdicts if v.checker == StatsChecker.name), {})
     return {"valid": combine(verdicts), "checkers": checkers, "stats": stats}

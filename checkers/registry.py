@@ -16,13 +16,12 @@ from plugins.registry import PluginError, Registry
 
 CHECKERS: Registry[Callable[[], Checker]] = Registry("checker", {
     "split-brain": "checkers.split_brain:SplitBrainChecker",
-    "stats": "checkers.stats:StatsChecker",
     "linearizability": "checkers.linearizability:LinearizabilityChecker",
     "set": "checkers.sets:SetChecker",
 }, group="splitbrain.checkers")
 
-# Members of every run's checkers, before the workload's own.
-DEFAULT_CHECKERS = ("split-brain", "stats")
+# Members of every run's checkers, before the workload's own (the statistics come last).
+DEFAULT_CHECKERS = ("split-brain",)
 
 
 def make_checker(name: str) -> Checker:

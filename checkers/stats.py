@@ -1,8 +1,8 @@
 """The statistics of a history as a checker that never fails: counts, availability, throughput, latency.
 
-A default member of every run's checkers (like Jepsen's `stats`): its verdict
-is always valid and its details are what the summary's ops and availability
-lines and the report's tables print.
+The last member of every run's checkers (like Jepsen's `stats`): its verdict
+is always valid, and its details are results.json's `stats`, which the
+summary's ops and availability lines print.
 """
 
 from __future__ import annotations
