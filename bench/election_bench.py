@@ -109,7 +109,7 @@ def main() -> None:
           f"valid {result['valid']}")
     print(f"split-brain check: {elapsed:.3f} s CPU  (baseline: one empty pass over the "
           f"events {baseline:.3f} s)")
-    # What harness.run.check_history hands it: observer and nemesis events only.
+    # What checkers.composite.check_input hands it: observer and nemesis events only.
     start = time.process_time()
     mine = [e for e in events if e.get("process") in ("observer", "nemesis")]
     filtered = time.process_time() - start

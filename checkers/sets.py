@@ -10,9 +10,11 @@ judged. Without a successful final read the verdict is "unknown".
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Any
 
+from checkers.verdict import Anomaly, CheckInput, Verdict, short
 from history.operation import Operation
 
 
@@ -76,6 +78,51 @@ def check(ops: list[Operation], add_f: str = "add", read_f: str = "read") -> dic
         "unexpected": unexpected,
         "duplicated": duplicated,
     }
+
+
+class SetChecker:
+    """`check` as a `Checker`."""
+
+    name = "set"
+
+    def __init__(self, add_f: str = "add", read_f: str = "read"):
+        self.add_f, self.read_f = add_f, read_f
+
+    def check(self, history: CheckInput) -> Verdict:
+        started = time.monotonic()
+        result = check(list(history.ops), self.add_f, self.read_f)
+        return Verdict(self.name, result["valid"], tuple(self.anomalies(result)), details=result,
+                       seconds=round(time.monotonic() - started, 3), reason=result.get("reason"))
+
+    @staticmethod
+    def anomalies(result: dict[str, Any]) -> list[Anomaly]:
+        """Lost adds (one anomaly for all of them), unexpected elements, duplicated elements."""
+        out = []
+        final = result.get("final_read") or {}
+        final_ops = (final["index"],) if "index" in final else ()
+        lost = result.get("lost") or []
+        if lost:
+            first = lost[0]
+            out.append(Anomaly(
+                "lost",
+                f"{len(lost)} acknowledged add{'s' * (len(lost) > 1)} lost: element {short(first.get('value'))} "
+                f"was added by p{first.get('process')} (ok at {(first.get('ret') or first.get('call')) / 1e9:.3f}s) "
+                "but the final read does not have it",
+                min(e["call"] for e in lost),
+                max((final.get("ret") or final.get("call") or 0), *(e.get("ret") or e["call"] for e in lost)),
+                tuple(e["index"] for e in lost) + final_ops,
+                evidence={"lost": lost, "lost_count": result.get("lost_count", len(lost)), "final_read": final},
+                # When the first lost add was acknowledged: from then on the store owed it.
+                at=min((e["ret"] for e in lost if isinstance(e.get("ret"), (int, float))), default=None)))
+        if result.get("unexpected"):
+            out.append(Anomaly("unexpected", f"the final read returned {len(result['unexpected'])} element(s) "
+                               f"nobody added: {short(result['unexpected'])}", operations=final_ops,
+                               evidence={"unexpected": result["unexpected"]}))
+        if result.get("duplicated"):
+            out.append(Anomaly("duplicated", "the final read returned elements more than once: "
+                               f"{short(result['duplicated'])}", operations=final_ops,
+                               evidence={"duplicated": result["duplicated"]}))
+        return out
 
 
 def _hashable(v: Any) -> Any:

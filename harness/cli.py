@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 
+from checkers.verdict import ExitCode
 from history.formats import FormatError
 
 # (module under harness.commands). Order is the order in --help.
@@ -24,8 +25,6 @@ COMMANDS: list[str] = [
     "suite",
     "new_target",
 ]
-
-EXIT_VALID, EXIT_ANOMALY, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
 
 
 class UsageError(Exception):
@@ -61,14 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
-        return EXIT_USAGE
+        return ExitCode.USAGE
     try:
         return args._run(args)
     except (UsageError, FormatError) as e:
         # A user's mistake or a bad input file: one line (FormatError already
         # says path:line: reason), never a traceback.
         print(f"splitbrain {args.command}: {' '.join(str(e).split())}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except KeyboardInterrupt:
         print("splitbrain: interrupted", file=sys.stderr)
         return 130

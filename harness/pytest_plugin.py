@@ -108,13 +108,14 @@ class ChaosResult:
 def run_schedule(spec, schedule: list, quiet: bool = True) -> ChaosResult:
     """Run `spec` (resolved: seed and test set) with an explicit fault schedule on a fresh Docker cluster;
     the checked result. The same steps as `splitbrain run`, with the schedule given instead of drawn."""
-    from harness.commands.run import docker_parts, render_report
+    from checkers.composite import check_history
+    from checkers.verdict import ExitCode, exit_code_for
+    from harness.commands.run import docker_parts, render_report, spec_workload
     from harness.progress import Progress
-    from harness.run import RunLoop, check_history, exit_code_for
+    from harness.run import RunLoop
     from harness.store import create_run_folder
     from nemesis.strategies import schedule_length, schedule_to_yaml
     from targets.registry import get_target
-    from workloads.base import make_workload
 
     families = tuple(dict.fromkeys(op.family for op in schedule))
     spec = dataclasses.replace(spec, nemesis=families, time_limit=max(spec.time_limit, schedule_length(schedule) + 1))
@@ -122,8 +123,7 @@ def run_schedule(spec, schedule: list, quiet: bool = True) -> ChaosResult:
     folder = create_run_folder(spec.store, spec.test or "chaos")
     folder.write_spec(spec.to_yaml())
     (folder.path / "schedule.yaml").write_text(schedule_to_yaml(schedule))
-    options = {"keys": spec.active_keys(), "ops_per_key": spec.ops_per_key} if spec.workload == "register" else {}
-    workload = make_workload(spec.workload, spec.seed, **options)
+    workload = spec_workload(spec)
     progress = Progress(quiet=quiet)
     cluster, _nodes, open_client, open_nemesis = docker_parts(spec, target, progress.message)
     loop = RunLoop(spec, cluster, open_client, open_nemesis if schedule else None, workload, list(schedule),
@@ -132,20 +132,20 @@ def run_schedule(spec, schedule: list, quiet: bool = True) -> ChaosResult:
     outcome = loop.run()
     results: dict[str, Any] = {"test": spec.test, "seed": spec.seed, "run_id": getattr(cluster, "run_id", None),
                                "workload": spec.workload, "nemesis": list(families), "bugs": list(spec.bugs),
-                               "model": "kv" if spec.workload == "register" else "set", "run": outcome.as_dict(),
+                               "model": workload.model, "run": outcome.as_dict(),
                                "run_dir": str(folder.path), "command": "nemesis.strategies.schedule_from_yaml("
                                f"{folder.path / 'schedule.yaml'}) with seed {spec.seed}"}
     if outcome.infra_error and "warmup" not in outcome.phases:
-        results.update(valid="unknown", status="infra-error", exit_code=2, checkers={})
+        results.update(valid="unknown", status="infra-error", exit_code=int(ExitCode.USAGE), checkers={})
     else:
-        checked = check_history(folder.history, workload)
+        checked = check_history(folder.history, workload, extra=spec.checkers)
         verdict = checked["valid"]
         if outcome.infra_error:
             verdict = "infrastructure error"
         elif outcome.recovered is False and verdict is True:
             verdict = "unknown"
         results.update(valid=verdict, status="infra-error" if outcome.infra_error else "complete",
-                       exit_code=2 if outcome.infra_error else exit_code_for(verdict),
+                       exit_code=int(ExitCode.USAGE if outcome.infra_error else exit_code_for(verdict)),
                        checkers=checked.get("checkers", {}), stats=checked.get("stats", {}),
                        history_error=checked.get("history_error"),
                        timings={"run_s": round(time.monotonic() - started, 3), **outcome.phases})

@@ -17,7 +17,9 @@ from typing import Any
 
 import yaml
 
-WORKLOADS = ("register", "set")
+from checkers.registry import CHECKERS
+from workloads.base import WORKLOADS
+
 ROUTINGS = ("mixed", "leader", "pinned")
 
 # Fault families a schedule can mix. The nemesis and the target say at run
@@ -56,6 +58,7 @@ class TestSpec:
     # "pinned" (always its own node), "mixed" (one pinned client per node, the rest follow).
     routing: str = "mixed"
     options: dict[str, Any] = field(default_factory=dict)  # passed to the target
+    checkers: tuple[str, ...] = ()  # checkers to run besides the defaults and the workload's own
 
     def resolve(self) -> TestSpec:
         """The same spec with a concrete seed and test name."""
@@ -113,7 +116,7 @@ def _as_list(value: Any, name: str) -> tuple[str, ...]:
 
 def _coerce(name: str, value: Any) -> Any:
     """Check and convert one field's value; the message names the field."""
-    if name in ("nemesis", "bugs"):
+    if name in ("nemesis", "bugs", "checkers"):
         return _as_list(value, name)
     if name == "options":
         if value is None:
@@ -203,9 +206,12 @@ def check_spec(spec: TestSpec, targets: list[str] | None = None, bugs: list[str]
             f"unknown target {spec.target!r}{_suggest(spec.target, targets)}; known: {', '.join(targets)}"
         )
     if spec.workload not in WORKLOADS:
-        raise SpecError(
-            f"unknown workload {spec.workload!r}{_suggest(spec.workload, WORKLOADS)}; known: {', '.join(WORKLOADS)}"
-        )
+        known = WORKLOADS.names()
+        raise SpecError(f"unknown workload {spec.workload!r}{_suggest(spec.workload, known)}; known: {', '.join(known)}")
+    for c in spec.checkers:
+        if c not in CHECKERS:
+            known = CHECKERS.names()
+            raise SpecError(f"unknown checker {c!r}{_suggest(c, known)}; known: {', '.join(known)}")
     for f in spec.nemesis:
         if f not in FAULTS:
             raise SpecError(f"unknown nemesis {f!r}{_suggest(f, FAULTS)}; known: {', '.join(FAULTS)}")

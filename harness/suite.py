@@ -346,13 +346,10 @@ OUTCOMES = ("pass", "failure", "error", "unknown")
 
 
 def anomaly_sentences(results: dict[str, Any]) -> list[str]:
-    """One sentence per anomaly in a run's results (the report's own sentences)."""
-    try:
-        from reports.data import anomalies
+    """One sentence per anomaly in a run's results (the checkers' own, as the report shows them)."""
+    from checkers.registry import read_verdicts
 
-        return [f"{a['checker']}: {a['sentence']}" for a in anomalies(results, {}, [], [])]
-    except Exception:  # a results.json the report cannot read still has verdicts
-        return [f"{name}: anomaly" for name, r in (results.get("checkers") or {}).items() if r.get("valid") is False]
+    return [f"{v.checker}: {a.summary}" for v in read_verdicts(results) if v.valid is False for a in v.anomalies]
 
 
 def verdict_of(result: RunResult) -> str:

@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from checkers.election import cut_off_nodes
+from checkers.registry import read_verdicts
+from checkers.verdict import Anomaly
+from checkers.verdict import short as _short
 from history.events import Event, History, event_from_dict, read_history
 from history.formats import FormatError
 from history.operation import END_OF_TIME, Operation
@@ -108,17 +111,6 @@ def _readable_events(path: Path) -> list[Event]:
 
 # ---------------------------------------------------------------------------
 # Client operations
-
-
-def _short(v: Any) -> str:
-    if v is None:
-        return "nil"
-    if type(v) is int:  # the common case, 100,000 times: no json.dumps
-        return str(v)
-    if isinstance(v, list) and len(v) > 6:
-        return "[" + ", ".join(map(_short, v[:6])) + f", …{len(v) - 6} more]"
-    s = json.dumps(v, separators=(",", ":")) if not isinstance(v, str) else v
-    return s if len(s) <= 40 else s[:39] + "…"
 
 
 def describe(op: Operation) -> str:
@@ -312,44 +304,6 @@ def leader_lanes(history: History) -> dict[str, list[list]]:
 # Anomalies: one sentence each, an interval and the ops to highlight
 
 
-def last_write_of_prefix(ev: dict[str, Any]) -> dict[str, Any] | None:
-    """The last op of the longest linearizable prefix that set the value (a write, or a cas
-    that took effect): what a read placed next should have seen."""
-    ops = {o["index"]: o for o in ev.get("operations", [])}
-    for i in reversed(ev.get("linearized_prefix") or []):
-        w = ops.get(i)
-        if w and w["f"] in ("write", "cas") and w["status"] != "fail":
-            return w
-    return None
-
-
-def _lin_sentence(ev: dict[str, Any]) -> str:
-    key = ev.get("key")
-    blocked = (ev.get("blocked") or [{}])[0]
-    ops = {o["index"]: o for o in ev.get("operations", [])}
-    op = ops.get(blocked.get("op"))
-    state = ev.get("state_after_prefix")
-    last_write = last_write_of_prefix(ev)
-    if op and op["f"] == "read" and op["status"] == "ok":
-        read = _short(op.get("output"))
-        if last_write is not None:
-            value = last_write["value"]
-            wrote = _short(value[1] if last_write["f"] == "cas" and isinstance(value, list) else value)
-            what = "a write" if last_write["f"] == "write" else "a cas"
-            who = f"p{last_write['process']}"
-            if last_write.get("ret") is not None and last_write["ret"] < op["call"]:
-                return (f"key {key}: a read returned {read} after {what} of {wrote} had completed "
-                        f"({who}, done at {last_write['ret'] / 1e9:.3f}s, before the read began at "
-                        f"{op['call'] / 1e9:.3f}s)")
-            return (f"key {key}: a read returned {read}, which no order of the operations explains: "
-                    f"the longest linearizable prefix ends with {what} of {wrote} by {who}, leaving {state}")
-        return f"key {key}: a read returned {read}, but the value at that point can only be {state}"
-    if op:
-        return (f"key {key}: {blocked.get('description', op.get('description'))} cannot be placed: "
-                f"it needs {blocked.get('needs')}, but after the longest linearizable prefix the state is {state}")
-    return f"key {key}: the history is not linearizable (state after the longest linearizable prefix: {state})"
-
-
 def _focus(calls: list[float], rets: list[float], rows: list[int]) -> list[float] | None:
     if not rows:
         return None
@@ -361,79 +315,41 @@ def _focus(calls: list[float], rets: list[float], rows: list[int]) -> list[float
 def anomalies(results: dict[str, Any], rows: dict[int, int], op_calls: list[float],
               op_rets: list[float] | None = None) -> list[dict[str, Any]]:
     """Every anomaly the checkers found, in a shape the page draws:
-    {id, checker, type, sentence, start, end (ms), rows (ops to highlight), nodes}."""
+    {id, checker, type, sentence, start, end (ms), rows (ops to highlight), nodes, focus, evidence}."""
     out: list[dict[str, Any]] = []
     op_rets = op_rets if op_rets is not None else op_calls
-
-    def add(checker: str, kind: str, sentence: str, start: float | None, end: float | None,
-            op_indices: list[int], nodes: list[str] | None = None, **extra: Any) -> None:
-        hl = sorted({rows[i] for i in op_indices if i in rows})
-        if start is None and hl:
-            start = min(op_calls[r] for r in hl)
-        if end is None:
-            end = start
-        extra.setdefault("focus", [start, end] if start is not None else None)
-        out.append({"id": f"anomaly-{len(out) + 1}", "checker": checker, "type": kind, "sentence": sentence,
-                    "start": start, "end": end, "rows": hl, "nodes": nodes or [], **extra})
-
-    for name, r in (results.get("checkers") or {}).items():
-        if r.get("valid") is not False:
-            continue
-        if r.get("checker") == "linearizability" or name == "linearizability":
-            ev = r.get("evidence") or {}
-            ops = ev.get("operations") or []
-            blocked = [b["op"] for b in ev.get("blocked") or [] if isinstance(b, dict) and "op" in b]
-            times = [o["call"] for o in ops] + [o["ret"] for o in ops if o.get("ret") is not None]
-            prefix = [rows[i] for i in ev.get("linearized_prefix") or [] if i in rows]
-            blocked_rows = [rows[b] for b in blocked if b in rows]
-            add(name, "not-linearizable", _lin_sentence(ev),
-                ms(min(times)) if times else None, ms(max(times)) if times else None,
-                [o["index"] for o in ops], blocked=blocked_rows, prefix=prefix,
-                key=ev.get("key"), state=ev.get("state_after_prefix"),
-                # Where to look first: the op that cannot be placed and the write it should have seen.
-                focus=_focus(op_calls, op_rets, blocked_rows[:1] + [rows[w["index"]] for w in
-                                                                 [last_write_of_prefix(ev)] if w and w["index"] in rows]),
-                last_write=rows.get((last_write_of_prefix(ev) or {}).get("index", -1)))
-        elif name == "set" or "lost" in r:
-            lost = r.get("lost") or []
-            if lost:
-                first = lost[0]
-                sentence = (f"{len(lost)} acknowledged add{'s' * (len(lost) > 1)} lost: element "
-                            f"{_short(first.get('value'))} was added by p{first.get('process')} (ok at "
-                            f"{(first.get('ret') or first.get('call')) / 1e9:.3f}s) but the final read does not have it")
-                final = r.get("final_read") or {}
-                idx = [e["index"] for e in lost] + ([final["index"]] if "index" in final else [])
-                add(name, "lost", sentence, ms(min(e["call"] for e in lost)),
-                    ms(max((final.get("ret") or final.get("call") or 0), *(e.get("ret") or e["call"] for e in lost))),
-                    idx)
-            if r.get("unexpected"):
-                add(name, "unexpected", f"the final read returned {len(r['unexpected'])} element(s) nobody added: "
-                    f"{_short(r['unexpected'])}", None, None, [r.get("final_read", {}).get("index", -1)])
-            if r.get("duplicated"):
-                add(name, "duplicated", f"the final read returned elements more than once: {_short(r['duplicated'])}",
-                    None, None, [r.get("final_read", {}).get("index", -1)])
-        else:
-            for a in r.get("anomalies") or []:
-                kind = a.get("type", "anomaly")
-                obs = [o for o in a.get("observations") or [] if isinstance(o, dict)]
-                start = a.get("start")
-                end = a.get("end")
-                if start is None and obs:
-                    start = min(o.get("start", o.get("time", 0)) for o in obs)
-                    end = max(o.get("end", o.get("time", 0)) for o in obs)
-                if start is None and a.get("time") is not None:
-                    start = end = a["time"]
-                focus = None
-                if len(obs) > 1 and all("start" in o and "end" in o for o in obs):
-                    lo, hi = max(o["start"] for o in obs), min(o["end"] for o in obs)
-                    if lo <= hi:  # two leaders at once: the overlap is what matters
-                        focus = [ms(lo), ms(hi)]
-                served = a.get("operations") or {}
-                idx = [o["index"] for lst in served.values() for o in lst] if isinstance(served, dict) else []
-                nodes = a.get("nodes") or ([a["node"]] if a.get("node") else [])
-                add(name, kind, a.get("summary") or kind, None if start is None else ms(start),
-                    None if end is None else ms(end), idx, nodes, **({"focus": focus} if focus else {}))
+    for v in read_verdicts(results):
+        if v.valid is False:
+            for a in v.anomalies:
+                out.append(_drawn(a, f"anomaly-{len(out) + 1}", v.checker, rows, op_calls, op_rets))
     return out
+
+
+def _drawn(a: Anomaly, id: str, checker: str, rows: dict[int, int], calls: list[float], rets: list[float]) -> dict[str, Any]:
+    """One anomaly on the page's axis: rows for its operations, ms for its times, where to look first."""
+    hl = sorted({rows[i] for i in a.operations if i in rows})
+    start = None if a.start is None else ms(a.start)
+    end = None if a.end is None else ms(a.end)
+    if start is None and hl:
+        start = min(calls[r] for r in hl)
+    if end is None:
+        end = start
+    ev = a.evidence
+    # Where to look first: a span the checker names, or the operations it names, else all of it.
+    focus = [start, end] if start is not None else None
+    if isinstance(ev.get("focus"), list) and len(ev["focus"]) == 2:
+        focus = [ms(ev["focus"][0]), ms(ev["focus"][1])]
+    elif "focus_operations" in ev:
+        focus = _focus(calls, rets, [rows[i] for i in ev["focus_operations"] if i in rows])
+    drawn = {"id": id, "checker": checker, "type": a.kind, "sentence": a.summary, "start": start, "end": end, "rows": hl,
+             "nodes": list(a.nodes), "focus": focus, "evidence": dict(ev)}
+    if a.kind == "not-linearizable":  # the page marks the prefix, the blocked op and the last write
+        drawn.update(blocked=[rows[b["op"]] for b in ev.get("blocked") or []
+                              if isinstance(b, dict) and b.get("op") in rows],
+                     prefix=[rows[i] for i in ev.get("linearized_prefix") or [] if i in rows],
+                     key=ev.get("key"), state=ev.get("state_after_prefix"),
+                     last_write=rows.get(ev.get("last_write", -1)))
+    return drawn
 
 
 def served_during(table: dict[str, Any], nodes: list[str], lo: float, hi: float) -> dict[str, list[int]]:

@@ -70,7 +70,9 @@ def render_html(run_dir: str | os.PathLike[str], history: History | None = None)
         r=inputs.results,
         spec_text=inputs.spec_text,
         verdict=verdict_word(data["valid"]),
-        data_json=embed_json({**data, "ops": packed_operations(data["ops"])}),
+        # The evidence is drawn into the page's tables above; the script does not need it.
+        data_json=embed_json({**data, "ops": packed_operations(data["ops"]),
+                              "anomalies": [{k: v for k, v in a.items() if k != "evidence"} for a in data["anomalies"]]}),
         script=static("report.js"),
         style=static("report.css"),
     )

@@ -178,14 +178,16 @@ def write_synthetic_run(run_dir: str | Path, ops: int = 2000, *, processes: int 
 def write_results(path: Path, seed: int) -> dict[str, Any]:
     """results.json from the real checkers, as `splitbrain run` writes it (the parts the report reads);
     the test is named after the folder the run is in, store/<test>/<run>."""
-    from harness.run import check_history
+    from checkers.composite import check_history
+    from checkers.verdict import exit_code_for
     from workloads.base import make_workload
 
-    checked = check_history(path / "history.jsonl", make_workload("register", seed), key_time_limit=20.0)
-    code = {True: 0, False: 1}.get(checked["valid"], 3)
+    workload = make_workload("register", seed)
+    checked = check_history(path / "history.jsonl", workload, key_time_limit=20.0)
+    code = int(exit_code_for(checked["valid"]))
     results = {
         "test": path.resolve().parent.name, "seed": seed, "valid": checked["valid"], "exit_code": code,
-        "status": "complete", "model": "kv", "workload": "register", "checkers": checked["checkers"],
+        "status": "complete", "model": workload.model, "workload": workload.name, "checkers": checked["checkers"],
         "stats": checked.get("stats", {}), "command": f"splitbrain run --spec {path / 'spec.yaml'}",
     }
     (path / "results.json").write_text(json.dumps(results, indent=1, default=str))

@@ -9,7 +9,9 @@ import signal
 import threading
 from pathlib import Path
 
-from harness.run import RunLoop, check_history, exit_code_for
+from checkers.composite import check_history
+from checkers.verdict import exit_code_for
+from harness.run import RunLoop
 from harness.spec import TestSpec
 from history.events import read_history
 from nemesis.schedule import make_schedule

@@ -1,21 +1,28 @@
-"""The workload contract: what client processes do next, what they read at the end, and how it is checked.
+"""The workload contract: what client processes do next, what they read at the end, and which checkers judge it.
 
 A workload is a generator of operation dicts (`f`, `key`, `value`) plus the
 checkers its history needs. The run loop knows no concrete workload: it asks
 `next_op()` for each client call, feeds every outcome back with `completed()`,
-issues `final_ops()` after healing, and hands the client operations to
-`check()`.
+issues `final_ops()` after healing, and the run checks the history with the
+default checkers (split-brain, stats) plus the workload's `checkers()`.
+
+Workloads are plugins: built in here, installed as entry points in the group
+`splitbrain.workloads`, registered with `WORKLOADS.register`, or named
+"package.module:Class". A workload class takes `seed` and its own options.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
-from history.operation import Operation
+from checkers.verdict import Checker
+from plugins.registry import Registry
 
 
 class Workload(Protocol):
     name: str
+    model: str  # what its history is checked against ("kv", "set"): recorded in results.json
 
     def next_op(self) -> dict[str, Any]:
         """The next client operation: {"f", "key", "value"}."""
@@ -29,19 +36,17 @@ class Workload(Protocol):
         """Operations to issue after the heal: reads of everything written."""
         ...
 
-    def check(self, ops: list[Operation], time_limit: float | None = None) -> dict[str, dict[str, Any]]:
-        """Checker name -> result dict with `valid` in true | false | "unknown"."""
+    def checkers(self) -> list[Checker]:
+        """The checkers this workload's history needs, besides the defaults."""
         ...
 
 
+WORKLOADS: Registry[Callable[..., Workload]] = Registry("workload", {
+    "register": "workloads.register:RegisterWorkload",
+    "set": "workloads.set:SetWorkload",
+}, group="splitbrain.workloads")
+
+
 def make_workload(name: str, seed: int, **options: Any) -> Workload:
-    """The workload called `name`, its random choices drawn from `seed`."""
-    if name == "register":
-        from workloads.register import RegisterWorkload
-
-        return RegisterWorkload(seed=seed, **options)
-    if name == "set":
-        from workloads.set import SetWorkload
-
-        return SetWorkload(seed=seed)
-    raise ValueError(f"unknown workload {name!r}")
+    """The workload called `name`, its random choices drawn from `seed`; PluginError if unknown."""
+    return WORKLOADS.load(name)(seed=seed, **options)

@@ -12,11 +12,13 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from history.operation import Operation
+from checkers.linearizability import LinearizabilityChecker
+from checkers.verdict import Checker
 
 
 class RegisterWorkload:
     name = "register"
+    model = "kv"
 
     def __init__(self, seed: int, keys: int = 5, ops_per_key: int = 200):
         self.rng = random.Random(f"{seed}:register")
@@ -75,9 +77,5 @@ class RegisterWorkload:
     def final_ops(self) -> list[dict[str, Any]]:
         return [{"f": "read", "key": k, "value": None} for k in self.used if self._issued.get(k)]
 
-    def check(self, ops: list[Operation], time_limit: float | None = None) -> dict[str, dict[str, Any]]:
-        from checkers.linearizability import check
-        from checkers.models import get_model
-
-        client_ops = [o for o in ops if o.f in ("read", "write", "cas")]
-        return {"linearizability": check(client_ops, get_model("kv"), time_limit=time_limit)}
+    def checkers(self) -> list[Checker]:
+        return [LinearizabilityChecker(self.model, fs=("read", "write", "cas"))]

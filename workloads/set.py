@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from history.operation import Operation
+from checkers.sets import SetChecker
+from checkers.verdict import Checker
 
 SET_KEY = "set"
 
 
 class SetWorkload:
     name = "set"
+    model = "set"
 
     def __init__(self, seed: int):
         self.seed = seed
@@ -30,7 +32,5 @@ class SetWorkload:
     def final_ops(self) -> list[dict[str, Any]]:
         return [{"f": "read", "key": SET_KEY, "value": None}]
 
-    def check(self, ops: list[Operation], time_limit: float | None = None) -> dict[str, dict[str, Any]]:
-        from checkers.sets import check
-
-        return {"set": check(ops)}
+    def checkers(self) -> list[Checker]:
+        return [SetChecker()]

@@ -15,7 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from harness.cli import EXIT_ANOMALY, EXIT_UNKNOWN, EXIT_VALID, UsageError
+from checkers.verdict import exit_code_for
+from harness.cli import UsageError
 
 NAME = "check"
 HELP = "check a recorded history for linearizability"
@@ -123,12 +124,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def exit_code(result: dict) -> int:
-    valid = result.get("valid")
-    if valid is True:
-        return EXIT_VALID
-    if valid is False:
-        return EXIT_ANOMALY
-    return EXIT_UNKNOWN
+    return exit_code_for(result.get("valid"))
 
 
 def _parse_initial(text: str | None) -> Any:

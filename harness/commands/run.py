@@ -25,7 +25,7 @@ results.json, logs/), and STORE/latest points at it. spec.yaml is the fully
 resolved spec, seed included: `splitbrain run --spec STORE/latest/spec.yaml`
 repeats the run.
 
-workloads: {', '.join(WORKLOADS)}
+workloads: {', '.join(WORKLOADS.names())}
 faults:    {', '.join(FAULTS)} (a host without netem refuses delay/duplicate/reorder)
 
 examples:
@@ -61,7 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"system under test: {installed_targets()} (default raftkv), "
                         "or package.module:Class for one that is not installed")
     p.add_argument("--nodes", type=int, help="cluster size (default 5)")
-    p.add_argument("--workload", help=f"{' | '.join(WORKLOADS)} (default register)")
+    p.add_argument("--workload", help=f"{' | '.join(WORKLOADS.names())} (default register)")
     p.add_argument("--nemesis", metavar="FAULTS", help="comma-separated faults to mix, or none (default partition)")
     p.add_argument("--time-limit", type=float, metavar="S", help="seconds of faults (default 60)")
     p.add_argument("--concurrency", type=int, metavar="N", help="client processes (default 10)")
@@ -69,6 +69,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="seed of the fault schedule and the workload (default: random, recorded)")
     p.add_argument("--bug", action="append", metavar="NAME", dest="bugs",
                    help="start the target with a deliberate bug (repeatable)")
+    p.add_argument("--checker", action="append", metavar="NAME", dest="checkers",
+                   help="also run this checker (a plugin name or package.module:Class; repeatable)")
     p.add_argument("--nemesis-interval", type=float, metavar="S", help="seconds between fault operations (default 5)")
     p.add_argument("--store", metavar="DIR", help="where run folders go (default ./store)")
     p.add_argument("--test", metavar="NAME", help="test name for the run folder (default from target, workload, faults)")
@@ -91,7 +93,8 @@ def installed_targets() -> str:
 
 
 _OVERRIDES = ("target", "nodes", "workload", "nemesis", "time_limit", "concurrency", "rate", "seed", "bugs",
-              "nemesis_interval", "store", "test", "warmup", "recovery_limit", "op_timeout", "ops_per_key", "routing")
+              "nemesis_interval", "store", "test", "warmup", "recovery_limit", "op_timeout", "ops_per_key", "routing",
+              "checkers")
 
 
 def resolve_spec(args: argparse.Namespace) -> tuple[TestSpec, Any]:
@@ -134,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         spec, target = resolve_spec(args)
     except SpecError as e:
         raise UsageError(str(e)) from None
-    return execute(spec, target, quiet=args.quiet)
+    return int(execute(spec, target, quiet=args.quiet))
 
 
 class _TargetClient:
@@ -183,17 +186,18 @@ def docker_parts(spec: TestSpec, target, log):
 def execute(spec: TestSpec, target, quiet: bool = False, out=None, parts=docker_parts) -> int:
     """Run a resolved spec end to end and print its summary; the exit code.
     `parts(spec, target, log)` gives (cluster, node ids, client factory, nemesis factory)."""
+    from checkers.composite import check_history
+    from checkers.verdict import ExitCode, exit_code_for
     from harness.progress import Progress
-    from harness.run import RunLoop, check_history, exit_code_for
+    from harness.run import RunLoop
     from harness.store import create_run_folder
     from nemesis.schedule import make_schedule
-    from workloads.base import make_workload
 
     out = out or sys.stdout
     folder = create_run_folder(spec.store, spec.test or "test")
     folder.write_spec(spec.to_yaml())
-    model = "kv" if spec.workload == "register" else "set"
-    # Replaced at the end; a harness killed mid-run leaves this, which says so.
+    workload = spec_workload(spec)
+    model = workload.model
     progress = Progress(quiet=quiet)
     cluster, nodes, open_client, open_nemesis = parts(spec, target, progress.message)
     run_id = getattr(cluster, "run_id", None)  # the label on its containers: `splitbrain clean --run`
@@ -201,8 +205,6 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None, parts=docker_
     folder.write_results({"test": spec.test, "seed": spec.seed, "valid": "unknown", "status": "running",
                           "model": model, "workload": spec.workload, "run_id": run_id,
                           "command": reproduce_command(folder)})
-    options = {"keys": spec.active_keys(), "ops_per_key": spec.ops_per_key} if spec.workload == "register" else {}
-    workload = make_workload(spec.workload, spec.seed, **options)
     schedule = make_schedule(spec.seed, spec.nemesis, nodes, spec.nemesis_interval, spec.time_limit)
     progress.message(f"splitbrain run: {spec.test} seed {spec.seed} -> {folder.path}")
     loop = RunLoop(
@@ -224,30 +226,30 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None, parts=docker_
         # The cluster never came up (no Docker daemon, an image that cannot be built):
         # nothing ran, so one line that says why, not a summary of nothing.
         folder.write_results({"test": spec.test, "seed": spec.seed, "valid": "unknown", "status": "infra-error",
-                              "exit_code": 2, "model": model, "run_id": run_id, "run": outcome.as_dict(),
+                              "exit_code": ExitCode.USAGE, "model": model, "run_id": run_id, "run": outcome.as_dict(),
                               "command": reproduce_command(folder)})
         first_line = outcome.infra_error.strip().splitlines()[0] if outcome.infra_error.strip() else "unknown error"
         print(f"splitbrain run: the cluster did not come up: {first_line}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     progress.message(f"splitbrain run: checking {folder.history}")
     check_started = time.monotonic()
     history = read_valid_history(folder.history)
-    checked = check_history(folder.history, workload, history=history)
+    checked = check_history(folder.history, workload, history=history, extra=spec.checkers)
     check_s = time.monotonic() - check_started
     verdict = checked["valid"]
     if outcome.infra_error:
-        verdict, code = "infrastructure error", 2
+        verdict, code = "infrastructure error", ExitCode.USAGE
     elif outcome.interrupted:
-        code = 2 if verdict is not False else 1
+        code = ExitCode.USAGE if verdict is not False else ExitCode.ANOMALY
     else:
         code = exit_code_for(verdict)
-    if outcome.recovered is False and code == 0:
-        verdict, code = "unknown", 3
+    if outcome.recovered is False and code == ExitCode.VALID:
+        verdict, code = "unknown", ExitCode.UNKNOWN
     results = {
         "test": spec.test,
         "seed": spec.seed,
         "valid": verdict,
-        "exit_code": code,
+        "exit_code": int(code),
         "status": "interrupted" if outcome.interrupted else "infra-error" if outcome.infra_error else "complete",
         "model": model,
         "run_id": run_id,
@@ -276,6 +278,14 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None, parts=docker_
     return code
 
 
+def spec_workload(spec: TestSpec):
+    """The spec's workload, with the options of the spec that are its own."""
+    from workloads.base import make_workload
+
+    options = {"keys": spec.active_keys(), "ops_per_key": spec.ops_per_key} if spec.workload == "register" else {}
+    return make_workload(spec.workload, spec.seed, **options)
+
+
 def availability(counts: dict[str, dict[str, int]], stats: dict[str, Any]) -> dict[str, float | None]:
     """Share of client ops that were ok (overall, and during the fault phase alone), and the
     share of seconds in which the cluster acknowledged something."""
@@ -289,36 +299,14 @@ def availability(counts: dict[str, dict[str, int]], stats: dict[str, Any]) -> di
 
 
 def anomaly_times(checkers: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """Checker -> seconds since the run began at which its first anomaly became visible (best effort)."""
+    """Checker -> seconds since the run began at which its first anomaly became visible (where it says)."""
+    from checkers.registry import read_verdicts
+
     out: dict[str, float] = {}
-    for name, r in checkers.items():
-        if r.get("valid") is not False:
-            continue
-        times: list[float] = []
-        ev = r.get("evidence") or {}
-        if name == "linearizability" and isinstance(ev, dict):
-            rets = {o.get("index"): o.get("ret") or o.get("call") for o in ev.get("operations", [])}
-            for b in ev.get("blocked") or []:
-                t = rets.get(b.get("op") if isinstance(b, dict) else b)
-                if isinstance(t, (int, float)):
-                    times.append(t)
-            if not times:
-                times = [o["ret"] for o in ev.get("operations", []) if isinstance(o.get("ret"), (int, float))][-1:]
-        elif name == "set":
-            times = [e["ret"] for e in r.get("lost", []) if isinstance(e.get("ret"), (int, float))]
-        else:
-            for a in r.get("anomalies", []):
-                t = next((a[k] for k in ("start", "time") if isinstance(a.get(k), (int, float))), None)
-                if t is None:
-                    # Two leaders of one term become visible when the second is first seen leading.
-                    seen = [o.get("start", o.get("time")) for o in a.get("observations", []) or []
-                            if isinstance(o, dict)]
-                    seen = [x for x in seen if isinstance(x, (int, float))]
-                    t = max(seen) if seen else None
-                if t is not None:
-                    times.append(t)
-        if times:
-            out[name] = round(min(times) / 1e9, 3)
+    for v in read_verdicts({"checkers": checkers}):
+        times = [a.visible_at for a in v.anomalies if isinstance(a.visible_at, (int, float))]
+        if v.valid is False and times:
+            out[v.checker] = round(min(times) / 1e9, 3)
     return out
 
 
@@ -370,27 +358,25 @@ def _verdict_word(v) -> str:
 
 
 def print_summary(results: dict[str, Any], folder, report: Path | None, out) -> None:
+    from checkers.registry import read_verdicts
+
     run = results["run"]
     stats = results.get("stats") or {}
     lines = [f"splitbrain run: {results['test']} (seed {results['seed']})"]
-    for name, r in results["checkers"].items():
+    for v in read_verdicts(results):
         extra = ""
-        if r.get("valid") is False:
-            if name == "set":
-                extra = f": {r.get('lost_count', 0)} lost, {len(r.get('unexpected', []))} unexpected, {len(r.get('duplicated', {}))} duplicated"
-            elif name == "split-brain":
-                kinds = sorted({a.get("type", "?") for a in r.get("anomalies", [])})
-                extra = f": {', '.join(kinds)}"
-            elif name == "linearizability":
-                extra = f": key {r.get('keys', {}).get('failing') or (r.get('evidence') or {}).get('key')}"
-        at = (results.get("anomalies_found_at") or {}).get(name)
+        if v.valid is False and v.anomalies:
+            more = len(v.anomalies) - 1
+            extra = f": {v.anomalies[0].summary}" + (f" (and {more} more)" if more else "")
+        elif v.valid == "unknown" and v.reason:
+            extra = f": {v.reason}"
+        at = (results.get("anomalies_found_at") or {}).get(v.checker)
         if at:
-            what = "first lost add acknowledged" if name == "set" else "visible"
             into = at["into_faults_s"]
             when = "during the warm-up" if into is not None and into < 0 else f"{into}s into the faults"
-            extra += f" ({what} at {at['at_s']}s, {when}"
+            extra += f" (at {at['at_s']}s, {when}"
             extra += f", after {', '.join(at['after_faults'])})" if at["after_faults"] else ", before any fault)"
-        lines.append(f"  {name:<16} {_verdict_word(r.get('valid'))}{extra}")
+        lines.append(f"  {v.checker:<16} {_verdict_word(v.valid)}{extra}")
     if results.get("history_error"):
         lines.append(f"  history          INVALID: {results['history_error']}")
     if stats:
