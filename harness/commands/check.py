@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from checkers.verdict import exit_code_for
-from harness.cli import UsageError
+from harness.errors import UsageError
 
 NAME = "check"
 HELP = "check a recorded history for linearizability"

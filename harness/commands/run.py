@@ -131,7 +131,7 @@ def nemesis_problems(spec: TestSpec, target) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.cli import UsageError
+    from harness.errors import UsageError
 
     try:
         spec, target = resolve_spec(args)
