@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -61,6 +65,29 @@ def test_raftkv_image_holds_its_package_and_nothing_else():
     assert all(d.startswith("targets/") for d in dests)
     assert not any("tests/" in d or "harness/" in d for d in dests)
     assert "targets/raftkv/plugin.py" not in dests, "the harness-side plugin is not needed in the node"
+
+
+def test_raftkv_image_leaves_out_the_simulator_the_demo_and_the_loopback_cluster():
+    from targets.registry import get_target
+
+    dests = {d for d, _ in get_target("raftkv").image_recipe().files}
+    for tool in ("sim.py", "demo.py", "loopback.py"):
+        assert f"targets/raftkv/{tool}" not in dests, f"{tool} is a tool, not part of a node"
+    # What `python3 -m targets.raftkv` imports is there.
+    assert {"targets/raftkv/server.py", "targets/raftkv/node.py", "targets/raftkv/core.py"} <= dests
+
+
+def test_the_raftkv_node_program_loads_from_the_image_files_alone(tmp_path):
+    """Laid out as in the image, with no site-packages (-S): the node's imports are all there, stdlib only."""
+    from targets.registry import get_target
+
+    for dest, src in get_target("raftkv").image_recipe().files:
+        (tmp_path / dest).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, tmp_path / dest)
+    proc = subprocess.run([sys.executable, "-S", "-m", "targets.raftkv", "--help"], cwd=tmp_path,
+                          env={"PATH": os.environ.get("PATH", "")}, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "--peers" in proc.stdout
 
 
 def test_missing_debootstrap_says_how_to_install_it(monkeypatch):
