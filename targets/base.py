@@ -40,6 +40,11 @@ PROCESS_FAULTS = ("kill", "pause")
 # How a target's clock can be skewed (Target.clock_control):
 CLOCK_FILE = "clock-file"  # the target reads a JSON {"offset_s", "rate"} file we write
 FAKETIME = "faketime"  # the node runs under libfaketime with FAKETIME_TIMESTAMP_FILE we write
+# libfaketime re-reads that file at most every FAKETIME_CACHE_S seconds (the harness sets
+# FAKETIME_CACHE_DURATION: re-reading it on every clock call cost ~1000x a clock read), so a
+# running node follows a new file within FAKETIME_FOLLOWS_WITHIN_S (it compares whole seconds).
+FAKETIME_CACHE_S = 1
+FAKETIME_FOLLOWS_WITHIN_S = FAKETIME_CACHE_S + 1
 NO_CLOCK = None  # clock faults are unsupported
 
 
@@ -114,7 +119,14 @@ class Target(Protocol):
         ...
 
     def node_environment(self, node_id: str, cluster: ClusterLayout, options: TargetOptions) -> dict[str, str]:
-        """Extra environment variables of a node's process."""
+        """Extra environment variables of a node's process (required; {} when there are none).
+
+        Besides the image's own ENV (ImageRecipe.env, PATH, LANG), the harness
+        sets only, for a FAKETIME target: LD_PRELOAD (libfaketime),
+        FAKETIME_TIMESTAMP_FILE (cluster.faketime_file) and
+        FAKETIME_CACHE_DURATION (FAKETIME_CACHE_S). A variable returned here
+        overrides the harness's value of the same name.
+        """
         ...
 
     def clock_control(self) -> str | None:
