@@ -32,7 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.images import ImageError, docker_client, ensure_image
-from targets.base import FAKETIME, ClusterLayout, NodeAddress, Target, TargetOptions
+from targets.base import (
+    FAKETIME,
+    FAKETIME_CACHE_S,
+    ClusterLayout,
+    NodeAddress,
+    Target,
+    TargetOptions,
+)
 
 PAUSE_ATTEMPTS = 5  # see DockerCluster.pause
 
@@ -43,6 +50,7 @@ OWNER_LABEL = "splitbrain.owner"
 # Where run networks come from; change it if 10.210/16 is in use on your network.
 SUBNET_POOL = ipaddress.ip_network(os.environ.get("SPLITBRAIN_SUBNET_POOL", "10.210.0.0/16"))
 FIRST_NODE_HOST = 11  # node i gets .(10 + i); .1 is the bridge gateway (the harness)
+LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"  # Debian's libfaketime, in the base image
 
 
 class ClusterError(Exception):
@@ -75,6 +83,24 @@ def free_subnets(used: list, rng: random.Random) -> list[ipaddress.IPv4Network]:
     candidates = [s for s in SUBNET_POOL.subnets(new_prefix=24) if not any(s.overlaps(u) for u in used)]
     rng.shuffle(candidates)
     return candidates
+
+
+def faketime_environment(layout: ClusterLayout) -> dict[str, str]:
+    """What the harness sets for a FAKETIME target's node: libfaketime, reading the file the nemesis writes.
+
+    The file is cached for FAKETIME_CACHE_S. Read on every clock call
+    (FAKETIME_NO_CACHE) it cost ~125 us a call instead of ~0.1 us
+    (bench/faketime_bench.py), a node ~10x slower in CPU even in runs with
+    no clock fault; the nemesis waits out the cache after a change instead.
+    """
+    return {"LD_PRELOAD": LIBFAKETIME, "FAKETIME_TIMESTAMP_FILE": layout.faketime_file,
+            "FAKETIME_CACHE_DURATION": str(FAKETIME_CACHE_S)}
+
+
+def node_environment(target: Target, node: str, layout: ClusterLayout, options: TargetOptions) -> dict[str, str]:
+    """A node's environment: the harness's (faketime_environment for a FAKETIME target), then the target's own."""
+    harness = faketime_environment(layout) if target.clock_control() == FAKETIME else {}
+    return {**harness, **target.node_environment(node, layout, options)}
 
 
 def _tar(entries: dict[str, bytes | None]) -> bytes:
@@ -224,11 +250,7 @@ class DockerCluster:
     def _create_node(self, node: str, key: bytes) -> None:
         api = self.client.api
         assert self.layout is not None
-        env = dict(self.target.node_environment(node, self.layout, self.options))
-        if self.target.clock_control() == FAKETIME:
-            env.setdefault("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
-            env.setdefault("FAKETIME_TIMESTAMP_FILE", self.layout.faketime_file)
-            env.setdefault("FAKETIME_NO_CACHE", "1")
+        env = node_environment(self.target, node, self.layout, self.options)
         host_config = api.create_host_config(cap_add=["NET_ADMIN"], init=False)
         networking = api.create_networking_config(
             {self.network_name: api.create_endpoint_config(ipv4_address=self.ips[node])}

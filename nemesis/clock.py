@@ -27,7 +27,7 @@ from typing import Any
 
 from nemesis.errors import NemesisError
 from nemesis.partition import parallel
-from targets.base import CLOCK_FILE
+from targets.base import CLOCK_FILE, FAKETIME, FAKETIME_FOLLOWS_WITHIN_S
 
 TOLERANCE_S = 0.5
 STROBE_PID = "/var/lib/splitbrain/strobe.pid"
@@ -61,6 +61,9 @@ class Clocks:
         data = self._content(offset_s, rate)
         if self.cluster.state(node) == "running":
             self.cluster.put_file(node, self.path, data)
+            if self.control == FAKETIME:
+                # The node's libfaketime caches the file; the fault is on once it has followed.
+                time.sleep(FAKETIME_FOLLOWS_WITHIN_S)
         else:  # paused or stopped: nothing reads the file right now, write it in place
             from harness.cluster import _tar
 
