@@ -190,7 +190,8 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None, parts=docker_
                           "command": reproduce_command(folder)})
     options = {"keys": spec.active_keys(), "ops_per_key": spec.ops_per_key} if spec.workload == "register" else {}
     workload = make_workload(spec.workload, spec.seed, **options)
-    schedule = make_schedule(spec.seed, spec.nemesis, nodes, spec.nemesis_interval, spec.time_limit)
+    # The target: an op it cannot do (strobe-clock without a clock file) is not drawn.
+    schedule = make_schedule(spec.seed, spec.nemesis, nodes, spec.nemesis_interval, spec.time_limit, target=target)
     progress.message(f"splitbrain run: {spec.test} seed {spec.seed} -> {folder.path}")
     loop = RunLoop(
         spec,
