@@ -292,6 +292,11 @@ class FamilyBase:
 class NodeFamily(FamilyBase):
     """A family whose start hits a few nodes and whose stop must undo exactly those (kill, pause)."""
 
+    def validate(self, op: dict[str, Any], node_ids: list[str]) -> dict[str, Any]:
+        # A start needs its victims; a stop without nodes undoes every node the family hit.
+        f = op["f"]
+        return {"f": f, "nodes": node_list(op.get("value"), node_ids, f, allow_empty=f == self.stop_op)}
+
     def stop_value(self, reserved: tuple[str, ...]) -> Any:
         return {"nodes": list(reserved)}
 

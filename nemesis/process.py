@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from nemesis.errors import NemesisError
-from nemesis.family import LEADER, SYMBOLIC, Draw, FaultContext, NodeFamily, node_list
+from nemesis.family import LEADER, SYMBOLIC, Draw, FaultContext, NodeFamily
 
 RESTART_WAIT_S = 15.0
 
@@ -157,11 +157,6 @@ class ProcessFamily(NodeFamily):
         self.leader_ops = frozenset({start_op})
         self.shown, self.already = shown, already
         self.bounce_chance = 0.35 if name == "kill" else 0.0  # of a kill: restart almost at once
-
-    def validate(self, op, node_ids):
-        # A start needs its victims; a stop without nodes undoes every node this family hit.
-        f = op["f"]
-        return {"f": f, "nodes": node_list(op.get("value"), node_ids, f, allow_empty=f == self.stop_op)}
 
     def injector(self, ctx):
         return _Nodes(ctx, self)
