@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import functools
 import random
 import sys
 import time
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from checkers.election import check  # noqa: E402
 from history.operation import Operation  # noqa: E402
+from nemesis.registry import fault_facts  # noqa: E402
 
 MS = 1_000_000
 
@@ -93,7 +95,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--checker", metavar="FILE", help="time the check in FILE instead")
     args = parser.parse_args()
-    run_check = load_check(args.checker) if args.checker else check
+    # The harness tells the checker what each nemesis op did (synthesised events do not say).
+    run_check = load_check(args.checker) if args.checker else functools.partial(check, fault_facts=fault_facts)
     events, ops = synthesise(args.seconds, args.nodes, args.seed)
     # CPU time, not wall time: the machine is shared. The baseline is one
     # pass over the events doing nothing, to show what is the checker's own.

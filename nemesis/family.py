@@ -222,6 +222,14 @@ class FamilyBase:
     sweep: Sweep | None = None
     leader_ops: frozenset[str] = frozenset()  # the ops after which `hits_leader`
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # `ops = (start, stop, ...)` is enough: the first two start and stop it, and the start begins a band.
+        super().__init_subclass__(**kwargs)
+        if len(cls.ops) >= 2 and "start_op" not in cls.__dict__:
+            cls.start_op, cls.stop_op = cls.ops[0], cls.ops[1]
+        if cls.start_op and "starts" not in cls.__dict__:
+            cls.starts = (cls.start_op,)
+
     def problems(self, cluster: Any, target: Any) -> list[str]:
         return []
 

@@ -118,8 +118,6 @@ class LossFamily(FamilyBase):
 
     name = "loss"
     ops = ("start-loss", "stop-loss")
-    start_op, stop_op = ops
-    starts = ("start-loss",)
     heal_rank = 40
     sweep = Sweep(remove_chain_script(CHAIN), fatal=True)
 

@@ -234,8 +234,6 @@ class PartitionFamily(FamilyBase):
 
     name = "partition"
     ops = ("start-partition", "stop-partition")
-    start_op, stop_op = ops
-    starts = ("start-partition",)
     leader_ops = frozenset({"start-partition"})
     heal_rank = 50
     sweep = Sweep(remove_chain_script(CHAIN), fatal=True)

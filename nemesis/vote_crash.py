@@ -304,8 +304,6 @@ class VoteCrashFamily(FamilyBase):
 
     name = "vote-crash"
     ops = ("start-vote-crash", "stop-vote-crash")
-    start_op, stop_op = ops
-    starts = ("start-vote-crash",)
     leader_ops = frozenset({"start-vote-crash"})  # it kills the leader first, and names it among its nodes
     heal_rank = 30
 

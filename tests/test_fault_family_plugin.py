@@ -64,9 +64,7 @@ class _Brownouts:
 
 class BrownoutFamily(NodeFamily):
     name = "brownout"
-    ops = ("start-brownout", "stop-brownout")
-    start_op, stop_op = ops
-    starts = ("start-brownout",)
+    ops = ("start-brownout", "stop-brownout")  # its start and its stop (and any others)
     heal_rank = 45
 
     def injector(self, ctx):
