@@ -581,7 +581,7 @@ def check_history(history_path: Path, workload: Workload, key_time_limit: float 
     so a caller that renders the report afterwards reads it only once."""
     from checkers.election import check as election_check
     from history.events import InvalidHistory, event_to_dict, read_history
-    from nemesis.registry import fault_facts
+    from nemesis.registry import facts_reader
 
     if history is None:
         try:
@@ -594,7 +594,7 @@ def check_history(history_path: Path, workload: Workload, key_time_limit: float 
     # It reads observer and nemesis events only; the client ops come paired in `ops`.
     # Handing it the rest would be most of its time (1.8M events in an hour's run).
     events = [event_to_dict(e) for e in history.events if e.process in ("observer", "nemesis")]
-    checkers["split-brain"] = election_check(events, ops, fault_facts=fault_facts)
+    checkers["split-brain"] = election_check(events, ops, fault_facts=facts_reader())
     checkers["split-brain"]["seconds"] = round(time.monotonic() - started, 3)
     started = time.monotonic()
     for name, result in workload.check(ops, key_time_limit).items():

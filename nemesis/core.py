@@ -30,11 +30,12 @@ from plugins.registry import PluginError
 OPS = tuple(op_families())
 
 
-def validate_op(op: dict[str, Any], node_ids: list[str]) -> dict[str, Any]:
-    """The op in one normal form {"f", ...fields}; NemesisOpError when it is malformed. Pure."""
+def validate_op(op: dict[str, Any], node_ids: list[str], table: dict | None = None) -> dict[str, Any]:
+    """The op in one normal form {"f", ...fields}; NemesisOpError when it is malformed. Pure.
+    `table`: op -> family (default: every registered family's ops)."""
     if not isinstance(op, dict) or "f" not in op:
         raise NemesisOpError(f"a nemesis op needs an 'f': {op!r}")
-    return family_of(op["f"]).validate(op, node_ids)
+    return family_of(op["f"], table).validate(op, node_ids)
 
 
 class Nemesis:
@@ -48,6 +49,7 @@ class Nemesis:
         self.ctx = FaultContext(cluster, target, self.rng, restart=self._start)
         self.families = families()
         self.injectors = {name: fam.injector(self.ctx) for name, fam in self.families.items()}
+        self._ops = op_families(self.families)
         self._lock = threading.RLock()
 
     # ---- before the run ---------------------------------------------------
@@ -73,16 +75,17 @@ class Nemesis:
 
     def invoke(self, op: dict[str, Any]) -> dict[str, Any]:
         """Perform one fault operation, verify it, and return its completion (see module docstring)."""
-        norm = validate_op(op, self.cluster.node_ids)
+        norm = validate_op(op, self.cluster.node_ids, self._ops)
         f = norm["f"]
         with self._lock:
             try:
-                value, evidence = self.injectors[family_of(f).name].invoke(norm)
+                value, evidence = self.injectors[self._ops[f].name].invoke(norm)
             except NemesisError:
                 raise
             except Exception as e:
                 raise NemesisError(f"{f}: {type(e).__name__}: {e}") from e
-        return {"type": "info", "f": f, "value": value, "evidence": evidence, "fault": fault_facts(f, value)}
+        return {"type": "info", "f": f, "value": value, "evidence": evidence,
+                "fault": fault_facts(f, value, self._ops)}
 
     def _start(self, nodes: list[str]) -> dict[str, Any]:
         """Restart nodes and give them back the faults their network namespace lost; verified."""

@@ -7,6 +7,8 @@ or named as "module:attr" in a spec; see docs/fault-families.md.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from nemesis.errors import NemesisOpError
@@ -43,22 +45,22 @@ def names() -> list[str]:
     return list(families())
 
 
-def op_families() -> dict[str, FaultFamily]:
-    """Op name -> the family that understands it."""
-    return {f: fam for fam in families().values() for f in fam.ops}
+def op_families(fams: dict[str, FaultFamily] | None = None) -> dict[str, FaultFamily]:
+    """Op name -> the family that understands it (of `fams`, default every family)."""
+    return {f: fam for fam in (fams or families()).values() for f in fam.ops}
 
 
-def family_of(f: str) -> FaultFamily:
+def family_of(f: str, table: dict[str, FaultFamily] | None = None) -> FaultFamily:
     """The family of op f; NemesisOpError naming the known ops when none has it."""
-    table = op_families()
+    table = table or op_families()
     if f not in table:
         raise NemesisOpError(f"unknown nemesis op {f!r}; known: {', '.join(table)}")
     return table[f]
 
 
-def fault_facts(f: str, value: Any) -> dict[str, Any] | None:
+def fault_facts(f: str, value: Any, table: dict[str, FaultFamily] | None = None) -> dict[str, Any] | None:
     """What the split-brain checker needs of a nemesis op that completed (see `Nemesis.invoke`)."""
-    fam = op_families().get(f)
+    fam = (table or op_families()).get(f)
     if fam is None:
         return None
     facts: dict[str, Any] = {"family": fam.name, "nodes": fam.nodes_hit(f, value)}
@@ -66,3 +68,8 @@ def fault_facts(f: str, value: Any) -> dict[str, Any] | None:
         cut = fam.cut_off(value)
         facts["leader_nodes"] = facts["nodes"] if cut is None else cut
     return facts
+
+
+def facts_reader() -> Callable[[str, Any], dict[str, Any] | None]:
+    """`fault_facts` over the families registered now, looked up once (a checker asks it per nemesis event)."""
+    return functools.partial(fault_facts, table=op_families())
