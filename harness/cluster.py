@@ -122,7 +122,8 @@ def _tar(entries: dict[str, bytes | None]) -> bytes:
 
 
 class DockerCluster:
-    """N nodes of one target in containers on a private bridge network; see the module docstring."""
+    """N nodes of one target in containers on a private bridge network; see the module docstring.
+    It is the nemesis's `nemesis.family.ClusterControl` for Docker."""
 
     def __init__(
         self,
@@ -425,6 +426,18 @@ class DockerCluster:
         rc, out = self.exec(node, ["mv", "-f", tmp, path])
         if rc != 0:
             raise ClusterError(f"{node}: cannot move {tmp} to {path}: {out.strip()}")
+
+    def write_file(self, node: str, path: str, data: bytes) -> None:
+        """Write a file in place inside a node that is paused or down (nothing reads it mid-write)."""
+        self.container(node).put_archive("/", _tar({path: data}))
+
+    def exec_detached(self, node: str, cmd: list[str]) -> None:
+        """Start cmd inside the node's container in the background (a clock strobe's loop)."""
+        self.container(node).exec_run(cmd, detach=True)
+
+    def set_failpoint(self, node: str, name: str, on: bool) -> bool:
+        """Arm or disarm one of the target's failpoints on node; whether the node agreed."""
+        return run_sync(self.target.set_failpoint(self.addresses[node], name, on))
 
     def node_log(self, node: str) -> str:
         try:

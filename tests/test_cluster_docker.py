@@ -117,8 +117,8 @@ def test_kill_then_start_keeps_the_disk(cluster, nemesis):
 
 
 def test_partition_survives_a_restart_of_a_partitioned_node(cluster, nemesis):
-    nemesis.invoke({"f": "start-partition", "value": {"grudge": "isolate-one", "seed": 5}})
-    victim = next(n for n in cluster.node_ids if nemesis.partition.grudge[n])
+    drops = nemesis.invoke({"f": "start-partition", "value": {"grudge": "isolate-one", "seed": 5}})["value"]["drops"]
+    victim = next(n for n in cluster.node_ids if drops.get(n))
     nemesis.invoke({"f": "kill", "value": victim})
     started = nemesis.invoke({"f": "start", "value": victim})
     assert started["evidence"]["reapplied"], "rules installed again in the new namespace"
