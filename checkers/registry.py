@@ -16,7 +16,7 @@ from plugins.registry import PluginError, Registry
 
 CHECKERS: Registry[Callable[[], Checker]] = Registry("checker", {
     "split-brain": "checkers.split_brain:SplitBrainChecker",
-    "linearizability": "checkers.linearizability:LinearizabilityChecker",
+    "linearizability": "checkers.linearizability_checker:LinearizabilityChecker",
     "set": "checkers.sets:SetChecker",
 }, group="splitbrain.checkers")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from checkers.linearizability import LinearizabilityChecker
+from checkers.linearizability_checker import LinearizabilityChecker
 from checkers.verdict import Checker
 
 
