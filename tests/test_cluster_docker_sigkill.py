@@ -21,7 +21,9 @@ def owned_by(pid: int) -> tuple[int, int]:
 
     client = docker.from_env()
     owner = f"{OWNER_LABEL}={socket.gethostname()}:{pid}"
-    return (len(client.containers.list(all=True, filters={"label": [RUN_LABEL, owner]})),
+    # sparse: no inspect of each listed container, which races a container removed in between
+    # (the listing then fails with NotFound instead of counting one fewer).
+    return (len(client.containers.list(all=True, sparse=True, filters={"label": [RUN_LABEL, owner]})),
             len(client.networks.list(filters={"label": [RUN_LABEL, owner]})))
 
 
