@@ -125,6 +125,8 @@ class DockerCluster:
     """N nodes of one target in containers on a private bridge network; see the module docstring.
     It is the nemesis's `nemesis.family.ClusterControl` for Docker."""
 
+    netns = True  # each container has its own network namespace: iptables and tc per node
+
     def __init__(
         self,
         run_id: str,

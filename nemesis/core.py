@@ -21,7 +21,7 @@ import threading
 from typing import Any
 
 from nemesis.errors import NemesisError, NemesisOpError
-from nemesis.family import FaultContext
+from nemesis.family import FaultContext, netns_problem
 from nemesis.partition import parallel
 from nemesis.process import Processes
 from nemesis.registry import families, family, family_of, fault_facts, op_families
@@ -114,6 +114,8 @@ class Nemesis:
         if not_running:
             raise NemesisError(f"heal: nodes not running afterwards: {not_running}")
         sweeps = list(dict.fromkeys(fam.sweep for fam in self.families.values() if fam.sweep is not None))
+        if netns_problem(self.cluster):
+            sweeps = []  # no namespace to look in, and no network family could run (refused before the run)
         script = "; ".join(s.script for s in sweeps)
 
         def leftovers(node: str) -> list[int]:

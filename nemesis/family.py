@@ -10,7 +10,9 @@ nothing else knows a fault by name. Its parts:
 - `Injector`: the per-run state one family keeps while it drives a cluster.
 - `ClusterControl`: what an injector may do to the nodes (start, kill, pause,
   exec in a node's network namespace, copy a file in, ask for states and
-  statuses). The Docker backend implements it; test backends can too.
+  statuses). The Docker backend (harness.cluster.DockerCluster) and the
+  loopback one (targets.raftkv.loopback.LocalCluster: local processes, no
+  network namespaces) implement it; test backends can too.
 
 docs/fault-families.md shows a family written from scratch.
 """
@@ -35,6 +37,7 @@ class ClusterControl(Protocol):
     node_ids: list[str]
     ips: dict[str, str]  # node -> its address on the cluster network
     layout: Any  # targets.base.ClusterLayout: where the node's files live
+    netns: bool  # each node has its own network namespace (exec_netns works); loopback: False
 
     def states(self) -> dict[str, str]: ...  # node -> running | paused | exited | missing ...
     def state(self, node: str) -> str: ...
@@ -53,6 +56,15 @@ class ClusterControl(Protocol):
     def probe_all(self, timeout: float = 0.5) -> dict[str, dict | None]: ...
     def wait_serving(self, nodes: list[str], timeout: float) -> list[str]: ...  # those still silent
     def set_failpoint(self, node: str, name: str, on: bool) -> bool: ...
+
+
+def netns_problem(cluster: Any) -> str | None:
+    """Why a network fault cannot run on this cluster, or None: each node has a network namespace of its own
+    (`ClusterControl.netns`; a cluster that does not say has one)."""
+    if getattr(cluster, "netns", True):
+        return None
+    return ("the nodes of this cluster share one network (loopback processes), with no namespace of their own "
+            "for iptables or tc; use the Docker backend")
 
 
 class Injector(Protocol):

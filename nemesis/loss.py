@@ -16,7 +16,7 @@ from typing import Any
 
 from nemesis import partition
 from nemesis.errors import NemesisError, NemesisOpError
-from nemesis.family import Draw, FamilyBase, FaultContext, Sweep, node_list, number
+from nemesis.family import Draw, FamilyBase, FaultContext, Sweep, netns_problem, node_list, number
 from nemesis.partition import chain_script, parallel, remove_chain_script
 
 CHAIN = "SPLITBRAIN-LOSS"
@@ -122,7 +122,7 @@ class LossFamily(FamilyBase):
     sweep = Sweep(remove_chain_script(CHAIN), fatal=True)
 
     def problems(self, cluster, target) -> list[str]:
-        why = partition.iptables_problem()
+        why = netns_problem(cluster) or partition.iptables_problem()
         return [f"loss: {why}"] if why else []
 
     def validate(self, op, node_ids):

@@ -19,7 +19,7 @@ import subprocess
 from typing import Any
 
 from nemesis.errors import NemesisError, NemesisOpError
-from nemesis.family import FamilyBase, FaultContext, Sweep, node_list
+from nemesis.family import FamilyBase, FaultContext, Sweep, netns_problem, node_list
 from nemesis.partition import parallel
 
 DEVICE = "eth0"
@@ -169,6 +169,8 @@ class NetemFamily(FamilyBase):
         self.starts = (self.start_op,)
 
     def problems(self, cluster, target) -> list[str]:
+        if netns_problem(cluster):
+            return [f"{self.kind}: {netns_problem(cluster)}"]
         why = netem_problem()
         return [f"{self.kind} needs the netem qdisc: {why}"] if why else []
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from nemesis import grudges as G
 from nemesis.errors import NemesisError, NemesisOpError
-from nemesis.family import Draw, FamilyBase, FaultContext, Sweep
+from nemesis.family import Draw, FamilyBase, FaultContext, Sweep, netns_problem
 from nemesis.netprobe import BLOCKED, REACHABLE, connect_probe
 
 CHAIN = "SPLITBRAIN"
@@ -239,8 +239,9 @@ class PartitionFamily(FamilyBase):
     sweep = Sweep(remove_chain_script(CHAIN), fatal=True)
 
     def problems(self, cluster, target) -> list[str]:
-        if iptables_problem():
-            return [f"partition: {iptables_problem()}"]
+        why = netns_problem(cluster) or iptables_problem()
+        if why:
+            return [f"partition: {why}"]
         return ["partition needs at least 2 nodes"] if len(cluster.node_ids) < 2 else []
 
     def validate(self, op, node_ids):

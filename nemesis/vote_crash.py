@@ -31,15 +31,17 @@ a restarted voter may time out first and win the term after T, even against
 the buggy store (on loopback raftkv, L won 9 attempts of 12). The completion
 says which, and `stop-vote-crash` restarts whatever step 3 left down.
 
-The steps run against `NodeControl`, so the same code drives any
-`ClusterControl` (`_Control`, below: Docker containers) and local processes
-(the loopback tests).
+The steps drive the nemesis's `ClusterControl` (Docker containers, or
+loopback processes in the cluster tests): statuses by `probe_some`, exits by
+`exit_codes`, the failpoint by `set_failpoint`, and kills and restarts through
+the nemesis's `Processes` and its `restart` (which gives a restarted node its
+partition, loss and delay back).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
+from typing import Any
 
 from nemesis.errors import NemesisError
 from nemesis.family import Draw, FamilyBase, FaultContext
@@ -51,16 +53,6 @@ LEADER_WAIT_S = 3.0  # for a leader before the fault, and for the second winner 
 ELECTION_WAIT_S = 5.0  # for the killed leader's successor
 HOLD_S = 0.3  # how long B is watched leading (the observer samples every 50 ms)
 POLL_S = 0.02
-
-
-class NodeControl(Protocol):
-    node_ids: list[str]
-
-    def statuses(self, nodes: list[str]) -> dict[str, dict | None]: ...
-    def exit_codes(self, nodes: list[str]) -> dict[str, int | None]: ...  # None: still running
-    def arm(self, node: str, on: bool) -> bool: ...
-    def kill(self, nodes: list[str]) -> dict: ...
-    def start(self, nodes: list[str]) -> dict: ...
 
 
 def _leader(statuses: dict[str, dict | None]) -> tuple[int, str] | None:
@@ -90,8 +82,11 @@ def _winner(statuses: dict[str, dict | None], old_term: int, enough_crashed: boo
 
 
 class VoteCrash:
-    def __init__(self, control: NodeControl, clock=time.monotonic, sleep=time.sleep):
-        self.c = control
+    """Steps 1-4 (`start`) and their undoing (`stop`) against the cluster of a `FaultContext`."""
+
+    def __init__(self, ctx: FaultContext, clock=time.monotonic, sleep=time.sleep):
+        self.ctx = ctx
+        self.c = ctx.cluster
         self.clock = clock
         self.sleep = sleep
         self.left_down: list[str] = []  # what step 3 killed and stop() restarts
@@ -104,10 +99,26 @@ class VoteCrash:
     def _quorum(self) -> int:
         return len(self.c.node_ids) // 2 + 1
 
+    def _statuses(self, nodes: list[str]) -> dict[str, dict | None]:
+        return self.c.probe_some(nodes, timeout=0.2)
+
+    def _exit_codes(self, nodes: list[str]) -> dict[str, int | None]:
+        codes = self.c.exit_codes()
+        return {n: codes.get(n) for n in nodes}
+
+    def _arm(self, node: str, on: bool) -> bool:
+        return self.c.set_failpoint(node, FAILPOINT, on)
+
+    def _kill(self, nodes: list[str]) -> dict:
+        return self.ctx.shared(Processes).kill(nodes) if nodes else {}
+
+    def _start(self, nodes: list[str]) -> dict:
+        return self.ctx.restart(nodes) if nodes else {}
+
     def _wait_for_leader(self, among: list[str], timeout: float) -> tuple[int, str] | None:
         deadline = self.clock() + timeout
         while True:
-            found = _leader(self.c.statuses(among))
+            found = _leader(self._statuses(among))
             if found or self.clock() >= deadline:
                 return found
             self.sleep(POLL_S)
@@ -123,7 +134,7 @@ class VoteCrash:
 
         if len(ids) < 3:
             return {"outcome": "skipped"}, {"note": "vote-crash needs at least 3 nodes"}
-        before = self.c.statuses(ids)
+        before = self._statuses(ids)
         silent = sorted(n for n, s in before.items() if s is None)
         if silent:
             return ({"outcome": "skipped"},
@@ -136,12 +147,12 @@ class VoteCrash:
         mark("found-leader", leader=old_leader, term=old_term)
 
         for n in voters:
-            if not self.c.arm(n, True):
+            if not self._arm(n, True):
                 self._disarm(voters)
                 raise NemesisError(f"vote-crash: {n} refused to arm its {FAILPOINT} failpoint")
             self.armed.add(n)
         mark("armed", nodes=voters)
-        mark("killed-leader", node=old_leader, evidence=self.c.kill([old_leader]))
+        mark("killed-leader", node=old_leader, evidence=self._kill([old_leader]))
 
         first, crashed, other_exits = self._watch_election(voters, old_term)
         mark("election-over", winner=first and first[1], term=first and first[0], crashed=crashed,
@@ -151,10 +162,10 @@ class VoteCrash:
         if first is None:
             # Nobody won (split votes among too few nodes, say): put everything back,
             # including a voter that crashed after the last look.
-            crashed = sorted(set(crashed) | {n for n, code in self.c.exit_codes(voters).items()
+            crashed = sorted(set(crashed) | {n for n, code in self._exit_codes(voters).items()
                                              if code == CRASH_EXIT_CODE})
             self.armed -= set(crashed)
-            mark("restarted", nodes=[old_leader, *crashed], evidence=self.c.start([old_leader, *crashed]))
+            mark("restarted", nodes=[old_leader, *crashed], evidence=self._start([old_leader, *crashed]))
             self.left_down = sorted(other_exits)
             return ({"outcome": "no-winner", "nodes": sorted({old_leader, *crashed, *other_exits}),
                      "old_leader": old_leader, "crashed": crashed,
@@ -162,17 +173,17 @@ class VoteCrash:
         term, winner = first
 
         running = [n for n in voters if n not in crashed and n not in other_exits]
-        mark("killed", nodes=running, evidence=self.c.kill(running))
+        mark("killed", nodes=running, evidence=self._kill(running))
         # A voter whose grant went out after our last look crashed by itself before the kill.
-        late = sorted(n for n, code in self.c.exit_codes(running).items() if code == CRASH_EXIT_CODE)
+        late = sorted(n for n, code in self._exit_codes(running).items() if code == CRASH_EXIT_CODE)
         running = [n for n in running if n not in late]
         # Bring back voters seen crashing during the election: a late one may have
         # voted in a later term, and the winner (if it crashed voting later) would refuse L.
         back = ([n for n in crashed if n != winner] + [n for n in late if n != winner])[: self._quorum() - 1]
         crashed = sorted(set(crashed) | set(late))
         self.left_down = sorted(set(running) | set(other_exits) | (set(crashed) - set(back)))
-        mark("restarted-leader", node=old_leader, evidence=self.c.start([old_leader]))
-        mark("restarted-voters", nodes=back, evidence=self.c.start(back))
+        mark("restarted-leader", node=old_leader, evidence=self._start([old_leader]))
+        mark("restarted-voters", nodes=back, evidence=self._start(back))
 
         second = self._wait_for_leader([old_leader, *back], LEADER_WAIT_S)
         mark("second-election", winner=second and second[1], term=second and second[0])
@@ -205,7 +216,7 @@ class VoteCrash:
         crashed: list[str] = []
         other: dict[str, int] = {}
         while self.clock() < deadline:
-            codes = self.c.exit_codes(voters)
+            codes = self._exit_codes(voters)
             for n, code in codes.items():
                 if code is None or n in crashed or n in other:
                     continue
@@ -213,7 +224,7 @@ class VoteCrash:
                     crashed.append(n)
                 else:
                     other[n] = code
-            statuses = self.c.statuses([n for n in voters if codes[n] is None])
+            statuses = self._statuses([n for n in voters if codes[n] is None])
             winner = _winner(statuses, old_term, enough_crashed=len(crashed) >= quorum - 1)
             if winner is not None:
                 first = first or winner
@@ -229,20 +240,20 @@ class VoteCrash:
     def _disarm(self, nodes: list[str]) -> None:
         """Disarm what is armed among nodes; a node that is down forgot it anyway, one that refused stays listed."""
         targets = [n for n in nodes if n in self.armed]
-        codes = self.c.exit_codes(targets) if targets else {}
+        codes = self._exit_codes(targets) if targets else {}
         for n in targets:
-            if codes.get(n) is not None or self.c.arm(n, False):
+            if codes.get(n) is not None or self._arm(n, False):
                 self.armed.discard(n)
 
     def stop(self) -> tuple[list[str], dict[str, Any]]:
         """Restart what start() left down and disarm what is still armed."""
         self._disarm(sorted(self.armed))
         down, self.left_down = self.left_down, []
-        codes = self.c.exit_codes(down) if down else {}
+        codes = self._exit_codes(down) if down else {}
         down = [n for n in down if codes.get(n) is not None]
         if not down:
             return [], {"note": "no node was left down"}
-        return down, self.c.start(down)
+        return down, self._start(down)
 
 
 def target_failpoints(target) -> dict[str, str]:
@@ -251,33 +262,9 @@ def target_failpoints(target) -> dict[str, str]:
     return dict(fn()) if callable(fn) else {}
 
 
-class _Control:
-    """NodeControl over the nemesis's ClusterControl; a restart gets its partition, loss and delay back."""
-
-    def __init__(self, ctx: FaultContext):
-        self.ctx = ctx
-        self.node_ids = ctx.cluster.node_ids
-
-    def statuses(self, nodes: list[str]) -> dict[str, dict | None]:
-        return self.ctx.cluster.probe_some(nodes, timeout=0.2)
-
-    def exit_codes(self, nodes: list[str]) -> dict[str, int | None]:
-        codes = self.ctx.cluster.exit_codes()
-        return {n: codes.get(n) for n in nodes}
-
-    def arm(self, node: str, on: bool) -> bool:
-        return self.ctx.cluster.set_failpoint(node, FAILPOINT, on)
-
-    def kill(self, nodes: list[str]) -> dict:
-        return self.ctx.shared(Processes).kill(nodes) if nodes else {}
-
-    def start(self, nodes: list[str]) -> dict:
-        return self.ctx.restart(nodes) if nodes else {}
-
-
 class _VoteCrashes:
     def __init__(self, ctx: FaultContext):
-        self.vc = VoteCrash(_Control(ctx))
+        self.vc = VoteCrash(ctx)
 
     def invoke(self, op: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         if op["f"] == "stop-vote-crash":

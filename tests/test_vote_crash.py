@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from nemesis.core import Nemesis, validate_op
 from nemesis.errors import NemesisError
+from nemesis.family import FaultContext
 from nemesis.schedule import make_schedule
-from nemesis.vote_crash import CRASH_EXIT_CODE, VoteCrash, _winner
+from nemesis.vote_crash import CRASH_EXIT_CODE, FAILPOINT, VoteCrash, _winner
 
 NODES = ["n1", "n2", "n3", "n4", "n5"]
 
@@ -21,7 +24,7 @@ def follow(term, leader=None):
 
 
 class ScriptedCluster:
-    """A five-node cluster whose election after the leader's kill is scripted by `on_kill_leader`."""
+    """A five-node ClusterControl whose election after the leader's kill is scripted by `on_kill_leader`."""
 
     def __init__(self, refuse_arm=(), on_kill_leader=None, second=None):
         self.node_ids = list(NODES)
@@ -34,28 +37,34 @@ class ScriptedCluster:
         self.second = second  # statuses after the restarts
         self.log: list[tuple] = []
 
-    def statuses(self, nodes):
-        return {n: (self.status[n] if self.exit[n] is None else None) for n in nodes}
+    def state(self, node):
+        return "running" if self.exit[node] is None else "exited"
 
-    def exit_codes(self, nodes):
-        return {n: self.exit[n] for n in nodes}
+    def probe(self, node, timeout=0.5):
+        return self.status[node] if self.exit[node] is None else None
 
-    def arm(self, node, on):
+    def probe_some(self, nodes, timeout=0.5):
+        return {n: self.probe(n) for n in nodes}
+
+    def exit_codes(self):
+        return dict(self.exit)
+
+    def set_failpoint(self, node, name, on):
+        assert name == FAILPOINT
         self.log.append(("arm" if on else "disarm", node))
         if node in self.refuse_arm or self.exit[node] is not None:
             return False
         (self.armed.add if on else self.armed.discard)(node)
         return True
 
-    def kill(self, nodes):
-        self.log.append(("kill", tuple(nodes)))
-        for n in nodes:
-            self.exit[n] = 137
-        if nodes == ["n1"] and self.on_kill_leader:
+    def kill(self, node):
+        self.log.append(("kill", node))
+        self.exit[node] = 137
+        if node == "n1" and self.on_kill_leader:
             self.on_kill_leader(self)
-        return {"nodes": list(nodes)}
 
-    def start(self, nodes):
+    def restart(self, nodes):
+        """The nemesis's restart (FaultContext.restart): start them, verified."""
         self.log.append(("start", tuple(nodes)))
         for n in nodes:
             self.exit[n] = None
@@ -73,8 +82,12 @@ def n4_wins_term_2(c):
     c.status["n4"] = lead(2)
 
 
-def fast(control):
-    return VoteCrash(control, sleep=lambda s: None)
+def context(c):
+    return FaultContext(c, None, random.Random(0), restart=c.restart)
+
+
+def fast(c):
+    return VoteCrash(context(c), sleep=lambda s: None)
 
 
 def test_a_forgetful_voter_makes_the_old_leader_a_second_leader_of_the_same_term():
@@ -87,7 +100,7 @@ def test_a_forgetful_voter_makes_the_old_leader_a_second_leader_of_the_same_term
     assert (value["second_winner"], value["second_term"]) == ("n1", 2)
     assert value["crashed"] == ["n2", "n3", "n5"]
     # The winner is killed; the leader comes back first, then two voters: with it, a bare majority.
-    assert ("kill", ("n4",)) in c.log
+    assert ("kill", "n4") in c.log
     starts = [e for e in c.log if e[0] == "start"]
     assert starts == [("start", ("n1",)), ("start", ("n2", "n3"))]
     assert value["left_down"] == ["n4", "n5"] and fault.left_down == ["n4", "n5"]
@@ -131,7 +144,7 @@ def test_without_a_winner_everything_comes_back():
         now[0] += s
 
     c = ScriptedCluster(on_kill_leader=nobody_wins)
-    fault = VoteCrash(c, clock=lambda: now[0], sleep=sleep)
+    fault = VoteCrash(context(c), clock=lambda: now[0], sleep=sleep)
     value, _ = fault.start()
     assert value["outcome"] == "no-winner"
     assert ("start", ("n1", "n2")) in c.log and not c.armed and not fault.active
@@ -219,15 +232,15 @@ def test_a_voter_that_crashes_after_the_last_look_is_restarted_when_nobody_won()
                          "n4": {"role": "candidate", "term": 2, "leader": None}})
 
     c = ScriptedCluster(on_kill_leader=nobody_wins)
-    real_disarm = c.arm
+    real_disarm = c.set_failpoint
 
-    def arm(node, on):
+    def arm(node, name, on):
         if not on and node == "n5":
             c.exit["n5"] = CRASH_EXIT_CODE  # its grant went out just before the disarm
             return False
-        return real_disarm(node, on)
+        return real_disarm(node, name, on)
 
-    c.arm = arm
-    value, _ = VoteCrash(c, clock=lambda: now[0], sleep=sleep).start()
+    c.set_failpoint = arm
+    value, _ = VoteCrash(context(c), clock=lambda: now[0], sleep=sleep).start()
     assert value["outcome"] == "no-winner" and "n5" in value["crashed"]
     assert all(code is None for code in c.exit.values())

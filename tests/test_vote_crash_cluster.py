@@ -6,47 +6,12 @@ import time
 
 import pytest
 
+from nemesis.core import Nemesis
 from nemesis.vote_crash import CRASH_EXIT_CODE, FAILPOINT, VoteCrash
 from targets.raftkv.loopback import LocalCluster
+from targets.raftkv.plugin import RaftKV
 
 pytestmark = pytest.mark.cluster
-
-
-class LocalControl:
-    """nemesis.vote_crash.NodeControl over a LocalCluster's processes."""
-
-    def __init__(self, cluster: LocalCluster):
-        self.cluster = cluster
-        self.node_ids = list(cluster.ids)
-
-    def _running(self, n: str) -> bool:
-        p = self.cluster.procs.get(n)
-        return p is not None and p.poll() is None
-
-    def statuses(self, nodes):
-        return {n: self.cluster.status(n, 0.2) if self._running(n) else None for n in nodes}
-
-    def exit_codes(self, nodes):
-        return {n: (None if self._running(n) else self.cluster.procs[n].returncode) for n in nodes}
-
-    def arm(self, node, on):
-        try:
-            code, _ = self.cluster.client(node, 1.0).request("PUT" if on else "DELETE", f"/failpoints/{FAILPOINT}")
-        except OSError:
-            return False
-        return code == 200
-
-    def kill(self, nodes):
-        for n in nodes:
-            self.cluster.kill(n)
-        return {"nodes": list(nodes)}
-
-    def start(self, nodes):
-        for n in nodes:
-            self.cluster.start(n)
-        for n in nodes:
-            self.cluster.wait_until_serving(n)
-        return {"nodes": list(nodes)}
 
 
 def attempts(bugs: tuple[str, ...], n: int, tmp_path) -> list[dict]:
@@ -55,8 +20,8 @@ def attempts(bugs: tuple[str, ...], n: int, tmp_path) -> list[dict]:
     out = []
     with LocalCluster(5, base_dir=str(tmp_path), extra_args=extra) as c:
         c.start_all()
-        control = LocalControl(c)
-        fault = VoteCrash(control)
+        # The nemesis's context, as in a run: the loopback cluster is its ClusterControl.
+        fault = VoteCrash(Nemesis(c, RaftKV(), ["vote-crash"]).ctx)
         for _ in range(n):
             assert c.wait_for_leader(10.0)
             value, evidence = fault.start()

@@ -1,8 +1,16 @@
-"""Start, probe and stop a local raftkv cluster of real processes on 127.0.0.1 (standard library only).
+"""Start, probe and stop a local raftkv cluster of real processes on 127.0.0.1 (no third-party packages).
 
 Used by the loopback cluster tests, the benchmark (bench/raftkv_bench.py) and
 the demo (targets/raftkv/demo.py). Always use it as a context manager, or call
 ``stop_all`` in a finally block: it owns the node processes it starts.
+
+``LocalCluster`` is also a ``nemesis.family.ClusterControl`` (structurally: a
+target does not import the nemesis), so the process and clock fault families
+drive it as they drive Docker containers: kill is SIGKILL, pause SIGSTOP,
+resume SIGCONT, and the layout's files (``ClusterLayout.clock_file``, ...) map
+to each node's own files here. The nodes share the host's network, so it has
+no per-node network namespace (``netns = False``): the network families are
+refused before a run, and ``exec``/``exec_netns`` raise.
 
 A tool, not part of a node: it stays out of the node image. It works from a
 checkout and from an installed splitbrain alike, since each node runs
@@ -21,8 +29,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
+
+from targets.base import ClusterLayout, NodeAddress
 
 # The folder that holds the `targets` package (a checkout, or site-packages).
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -40,6 +51,15 @@ def free_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+def _stopped(pid: int, otherwise: bool) -> bool:
+    """Whether the process is stopped by a signal, as the kernel says (Linux's /proc); `otherwise` elsewhere."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return otherwise
+    return stat.rpartition(")")[2].split()[0] in ("T", "t")
 
 
 class NodeClient:
@@ -86,9 +106,19 @@ class NodeClient:
 
 
 class LocalCluster:
+    """n raftkv processes on 127.0.0.1, each with its own ports, data dir, clock file and log under one folder."""
+
+    netns = False  # one network for every node: no iptables or tc per node
+
     def __init__(self, n: int = 3, base_dir: str | None = None, election_timeout: str = "150-300",
                  heartbeat: int = 50, extra_args: tuple[str, ...] = (), fsync: bool = True):
         self.ids = [f"n{i}" for i in range(1, n + 1)]
+        self.node_ids = self.ids  # the ClusterControl's name for them
+        self.ips = {i: "127.0.0.1" for i in self.ids}
+        # The files a node has, as a container would name them (put_file maps them to this node's own);
+        # the ports are per node here (peer_ports, client_ports), so the layout's are 0.
+        self.layout = ClusterLayout(tuple(NodeAddress(i, "127.0.0.1") for i in self.ids), peer_port=0, client_port=0)
+        self._paused: set[str] = set()
         self._tmp = None
         if base_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="raftkv-cluster-")
@@ -130,6 +160,7 @@ class LocalCluster:
 
     def start(self, node_id: str) -> None:
         assert node_id not in self.procs or self.procs[node_id].poll() is not None, node_id
+        self._paused.discard(node_id)
         env = {**os.environ,
                "PYTHONPATH": os.pathsep.join(filter(None, (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH"))))}
         with open(self.log_path(node_id), "ab") as logf:
@@ -155,19 +186,41 @@ class LocalCluster:
         raise TimeoutError(f"{node_id} did not serve within {timeout}s: {self.log_tail(node_id)}")
 
     def kill(self, node_id: str, sig: int = signal.SIGKILL) -> None:
+        """Signal the node (SIGKILL: also a stopped one) and return once it is gone; the disk stays."""
         proc = self.procs.get(node_id)
         if proc is not None and proc.poll() is None:
             proc.send_signal(sig)
             proc.wait(10)
+        self._paused.discard(node_id)
+
+    def pause(self, node_id: str) -> None:
+        """SIGSTOP: the process freezes, its sockets stay open and nothing answers (like a frozen container).
+        Returns once the kernel says it is stopped."""
+        self.procs[node_id].send_signal(signal.SIGSTOP)
+        self._paused.add(node_id)
+        self._settle(node_id, "paused")
+
+    def resume(self, node_id: str) -> None:
+        self.procs[node_id].send_signal(signal.SIGCONT)
+        self._paused.discard(node_id)
+        self._settle(node_id, "running")
+
+    def _settle(self, node_id: str, state: str, timeout: float = 2.0) -> None:
+        # A signal is delivered when the process is next scheduled: wait for it, so the caller sees the new state.
+        deadline = time.monotonic() + timeout
+        while self.state(node_id) not in (state, "exited") and time.monotonic() < deadline:
+            time.sleep(0.005)
 
     def alive(self) -> list[str]:
         return [i for i, p in self.procs.items() if p.poll() is None]
 
     def stop_all(self) -> None:
         """SIGTERM every node still running, SIGKILL any that do not exit within 5 s."""
-        for proc in self.procs.values():
+        for node_id, proc in self.procs.items():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
+                if node_id in self._paused:
+                    proc.send_signal(signal.SIGCONT)  # a stopped process acts on SIGTERM only once it runs
         deadline = time.monotonic() + 5
         for proc in self.procs.values():
             try:
@@ -188,6 +241,97 @@ class LocalCluster:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    # -- the nemesis's ClusterControl ---------------------------------------------
+
+    def state(self, node_id: str) -> str:
+        """running, paused (stopped by a signal), exited, or missing (never started)."""
+        proc = self.procs.get(node_id)
+        if proc is None:
+            return "missing"
+        if proc.poll() is not None:
+            return "exited"
+        return "paused" if _stopped(proc.pid, node_id in self._paused) else "running"
+
+    def states(self) -> dict[str, str]:
+        return {i: self.state(i) for i in self.ids}
+
+    def exit_codes(self) -> dict[str, int | None]:
+        """Each exited node's status as a container reports it (a signal N is 128+N); None while it runs."""
+        out: dict[str, int | None] = {i: None for i in self.ids}
+        for i, proc in self.procs.items():
+            code = proc.poll()
+            if code is not None:
+                out[i] = code if code >= 0 else 128 - code
+        return out
+
+    def probe(self, node_id: str, timeout: float = 0.5) -> dict | None:
+        return self.status(node_id, timeout)
+
+    def probe_some(self, nodes: list[str], timeout: float = 0.5) -> dict[str, dict | None]:
+        """Status probes of several nodes at once (a paused node costs its timeout, not the others')."""
+        if not nodes:
+            return {}
+        with ThreadPoolExecutor(len(nodes)) as pool:
+            return dict(zip(nodes, pool.map(lambda i: self.status(i, timeout), nodes), strict=True))
+
+    def probe_all(self, timeout: float = 0.5) -> dict[str, dict | None]:
+        return self.probe_some(self.ids, timeout)
+
+    def wait_serving(self, nodes: list[str], timeout: float) -> list[str]:
+        """Wait until every node answers /status; those still silent ([] on success), early if one exited."""
+        deadline = time.monotonic() + timeout
+        pending = list(nodes)
+        while pending and time.monotonic() < deadline:
+            answers = self.probe_some(pending, 0.5)
+            pending = [i for i in pending if answers[i] is None]
+            if any(self.state(i) == "exited" for i in pending):
+                break  # it will never answer: say so now, not at the timeout
+            if pending:
+                time.sleep(0.05)
+        return pending
+
+    def set_failpoint(self, node_id: str, name: str, on: bool) -> bool:
+        """Arm or disarm a raftkv failpoint (the node runs with --failpoints); whether the node agreed."""
+        c = self.client(node_id, timeout=1.0)
+        try:
+            code, _ = c.request("PUT" if on else "DELETE", "/failpoints/" + quote(name, safe=""))
+            return code == 200
+        except (OSError, http.client.HTTPException, ValueError):
+            return False
+        finally:
+            c.close()
+
+    def node_file(self, node_id: str, path: str) -> Path:
+        """The file here that is `path` inside node_id (a layout path: its clock file, or under its data dir)."""
+        # Not the cluster key: here one file serves every node.
+        own = {self.layout.clock_file: self.clock_file(node_id), self.layout.data_dir: self.data_dir(node_id)}
+        for inside, here in own.items():
+            if path == inside or path.startswith(inside + "/"):
+                return here / path[len(inside) + 1:] if path != inside else here
+        raise ValueError(f"loopback node {node_id} has no file {path} (it has: {', '.join(own)})")
+
+    def put_file(self, node_id: str, path: str, data: bytes) -> None:
+        """Replace one of the node's files atomically (a temp file, then rename), so it never reads half of it."""
+        dest = self.node_file(node_id, path)
+        tmp = dest.with_name(dest.name + ".splitbrain-tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, dest)
+
+    def write_file(self, node_id: str, path: str, data: bytes) -> None:
+        """Write one of the node's files in place (it is paused or down: nothing reads it mid-write)."""
+        self.node_file(node_id, path).write_bytes(data)
+
+    def exec(self, node_id: str, cmd: list[str], timeout: float | None = None) -> tuple[int, str]:
+        raise NotImplementedError(f"loopback node {node_id} is a process, not a container: cannot run {cmd[:1]} "
+                                  "inside it (this fault needs the Docker backend)")
+
+    def exec_netns(self, node_id: str, cmd: list[str]) -> tuple[int, str]:
+        raise NotImplementedError(f"loopback nodes share the host's network: {node_id} has no network namespace "
+                                  "of its own for iptables or tc (network faults need the Docker backend)")
+
+    def exec_detached(self, node_id: str, cmd: list[str]) -> None:
+        self.exec(node_id, cmd)
 
     def log_tail(self, node_id: str, lines: int = 15) -> str:
         try:
