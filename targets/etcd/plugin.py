@@ -10,6 +10,7 @@ targets/etcd/README.md.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -61,17 +62,22 @@ class EtcdClient:
             self._http = http_client(self.timeout, connect_timeout=0.5)
         url = f"http://{self.addresses[node_id]}{req.path}"
         try:
-            resp = await self._http.post(url, json=req.body)
+            # httpx's timeouts are per phase (connect, then each read); the harness
+            # waits `timeout` for the whole operation, and so do we.
+            async with asyncio.timeout(self.timeout):
+                resp = await self._http.post(url, json=req.body)
         except NOT_SENT as e:
             return gateway.unsent(f"connect: {type(e).__name__}: {e}"[:200])
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, TimeoutError):
             return gateway.unanswered(req, "timeout")
         except httpx.HTTPError as e:  # reset, EOF, protocol error after sending
             return gateway.unanswered(req, f"{type(e).__name__}: {e}"[:200])
         try:
             doc = resp.json()
-        except ValueError:
-            return gateway.unanswered(req, f"{resp.status_code}: unparsable body {resp.text[:100]!r}")
+        except ValueError:  # the gateway's router answers 404/405 in plain text
+            if resp.status_code == 200:
+                return gateway.unanswered(req, f"200: unparsable body {resp.text[:100]!r}")
+            doc = {}
         return gateway.classify(req, resp.status_code, doc)
 
     async def close(self) -> None:
