@@ -23,10 +23,8 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from raftkv_cluster import LocalCluster  # noqa: E402
+from targets.raftkv.loopback import LocalCluster
 
 
 class RawHttp:

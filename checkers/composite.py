@@ -6,7 +6,7 @@ else "unknown" if any could not decide, else True.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +41,17 @@ def run_checkers(declared: Any, extra: Sequence[str] = ()) -> Composite:
                       StatsChecker()])
 
 
-def check_input(history: History, time_limit: float | None = None) -> CheckInput:
+def check_input(history: History, time_limit: float | None = None,
+                fault_facts: Callable[[str, Any], dict | None] | None = None) -> CheckInput:
     # The split-brain checker reads observer and nemesis events only; the client ops come
     # paired. Handing it the rest would be most of its time (1.8M events in an hour's run).
     events = [event_to_dict(e) for e in history.events if e.process in (OBSERVER, NEMESIS)]
-    return CheckInput(history.client_operations(), events, time_limit)
+    return CheckInput(history.client_operations(), events, time_limit, fault_facts)
 
 
 def check_history(history_path: Path, declared: Any, key_time_limit: float | None = 30.0,
-                  history: History | None = None, extra: Sequence[str] = ()) -> dict[str, Any]:
+                  history: History | None = None, extra: Sequence[str] = (),
+                  fault_facts: Callable[[str, Any], dict | None] | None = None) -> dict[str, Any]:
     """Every checker the run needs over its history: {"checkers": {name: verdict dict}, "valid", "stats"}.
 
     `declared`: the workload (its `checkers()`) or a list of Checkers; `history`: the file
@@ -59,7 +61,7 @@ def check_history(history_path: Path, declared: Any, key_time_limit: float | Non
             history = read_history(history_path)
         except InvalidHistory as e:
             return {"valid": "unknown", "checkers": {}, "history_error": str(e)}
-    verdicts = run_checkers(declared, extra).verdicts(check_input(history, key_time_limit))
+    verdicts = run_checkers(declared, extra).verdicts(check_input(history, key_time_limit, fault_facts))
     # The statistics judge nothing: results.json keeps them apart, as "stats", where readers look.
     checkers = {v.checker: v.to_dict() for v in verdicts if v.checker != StatsChecker.name}
     stats = next((dict(v.details) for v in verdicts if v.checker == StatsChecker.name), {})

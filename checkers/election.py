@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from itertools import accumulate
 from operator import attrgetter, itemgetter
@@ -28,9 +28,6 @@ from typing import Any, NamedTuple
 
 from history.operation import END_OF_TIME, Operation
 
-# Faults after which we measure how long the cluster took to recover a leader.
-# vote-crash kills the leader first (its completion names it among the nodes it hit).
-LEADER_FAULTS = frozenset({"kill", "pause", "start-partition", "start-vote-crash"})
 WRITES = frozenset({"write", "cas", "put", "add", "append"})
 
 
@@ -73,6 +70,7 @@ class Fault:
     f: str
     nodes: tuple[str, ...]
     index: int | None = None
+    hits_leader: bool = False  # the failover timeline measures after it, if its nodes held the lead
 
 
 def observation_from_event(event: dict) -> Observation | None:
@@ -108,45 +106,20 @@ def _observation(event: dict) -> Observation:
                        commit if commit.__class__ is int else None, event.get("index"))
 
 
-def _nodes_named(value: Any) -> tuple[str, ...]:
-    """The nodes a nemesis completion says it touched, whatever shape its value has."""
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, (list, tuple)):
-        out: list[str] = []
-        for v in value:
-            out.extend(_nodes_named(v))
-        return tuple(dict.fromkeys(out))
-    if isinstance(value, dict):
-        for k in ("nodes", "node", "targets", "isolated"):
-            if k in value:
-                return _nodes_named(value[k])
-        if "grudge" in value and isinstance(value["grudge"], dict):
-            # A grudge maps a node to the nodes it cannot hear: every node
-            # with a grudge is cut off from someone.
-            return tuple(str(n) for n, cut in value["grudge"].items() if cut)
-    return ()
+FaultFacts = Callable[[str, Any], "dict | None"]
 
 
-def cut_off_nodes(drops: dict) -> tuple[str, ...]:
-    """Nodes that a partition leaves without a majority to talk to both ways.
+def faults_from_events(events: Iterable[dict], fault_facts: FaultFacts | None = None) -> list[Fault]:
+    """The nemesis operations that completed, with the nodes each hit.
 
-    `drops` maps each node to the nodes whose packets it drops. A leader among
-    these nodes cannot commit anything, so the fault hit it.
+    What an op did comes from its fault family as data, never from its name:
+    the completion's own "fault" facts (the nemesis records {"nodes",
+    "leader_nodes"?} there), else `fault_facts(f, value)` (for histories
+    written before completions carried them; the harness passes the fault
+    registry's), else nothing is known of it. "leader_nodes" is present when
+    the op takes leadership away (a kill, a pause, a partition: the nodes it
+    left without a majority).
     """
-    nodes = set(drops)
-    for cut in drops.values():
-        nodes.update(cut)
-    hears = {n: {m for m in nodes if m != n and m not in drops.get(n, ()) and n not in drops.get(m, ())}
-             for n in nodes}
-    majority = len(nodes) // 2 + 1
-    return tuple(sorted(n for n in nodes if len(hears[n]) + 1 < majority))
-
-
-def faults_from_events(events: Iterable[dict]) -> list[Fault]:
-    """The nemesis operations that completed, with the nodes each hit."""
     faults = []
     invoked_at: dict[str, int] = {}
     for e in events:
@@ -155,17 +128,17 @@ def faults_from_events(events: Iterable[dict]) -> list[Fault]:
         if e.get("type") == "invoke":
             invoked_at[str(e.get("f"))] = int(e["time"])
             continue
-        value = e.get("value")
-        if isinstance(value, dict) and isinstance(value.get("drops"), dict):
-            nodes = cut_off_nodes(value["drops"])
-        else:
-            nodes = _nodes_named(value)
+        f = str(e.get("f"))
+        facts = e.get("fault")
+        if not isinstance(facts, dict):
+            facts = (fault_facts(f, e.get("value")) if fault_facts is not None else None) or {}
+        leader_nodes = facts.get("leader_nodes")
+        nodes = leader_nodes if isinstance(leader_nodes, (list, tuple)) else facts.get("nodes") or ()
         # The fault starts biting somewhere between invoke and completion (the
         # completion waits for verification); measure from the invoke, so a
         # leader elected while the nemesis verified is not taken as the old one.
-        f = str(e.get("f"))
-        faults.append(Fault(time=invoked_at.pop(f, int(e["time"])), f=f, nodes=nodes,
-                            index=e.get("index")))
+        faults.append(Fault(time=invoked_at.pop(f, int(e["time"])), f=f, nodes=tuple(map(str, nodes)),
+                            index=e.get("index"), hits_leader=isinstance(leader_nodes, (list, tuple))))
     return faults
 
 
@@ -543,7 +516,7 @@ def _timeline(leader_changes: Sequence[tuple[int, str, int | None]], first_time:
     failovers = []
     new_leaders: list[tuple[dict, int]] = []
     for fault in faults:
-        if fault.f not in LEADER_FAULTS:
+        if not fault.hits_leader:
             continue
         pos = bisect_left(times, fault.time)
         _, before, before_term = changes[pos - 1] if pos > 0 else (0, None, -1)
@@ -573,13 +546,15 @@ def _timeline(leader_changes: Sequence[tuple[int, str, int | None]], first_time:
     return timeline, new_leaders
 
 
-def check(events: Sequence[dict], ops: Sequence[Operation]) -> dict:
+def check(events: Sequence[dict], ops: Sequence[Operation], fault_facts: FaultFacts | None = None) -> dict:
     """Split-brain verdict from a history's raw events and its paired client operations.
 
     Anomalies: two leaders in one term; dual-serving (two nodes that both
     believed they led, in different terms, and both acknowledged client
     operations while they overlapped); a node's term or commit index going
     backwards. Overlap alone is legal in Raft and is reported, not judged.
+    `fault_facts`: what a nemesis op did, for completions that do not say
+    (see `faults_from_events`).
     """
     scan = _scan_samples(events)
     nemesis = scan.nemesis
@@ -593,7 +568,7 @@ def check(events: Sequence[dict], ops: Sequence[Operation]) -> dict:
         # that sorting all samples by (time, node) would.
         to_read = {node: sorted(all_samples, key=_time) for node, all_samples in scan.samples.items()}
     readings = [_read_node(node, samples) for node, samples in to_read.items()]
-    faults = sorted(faults_from_events(nemesis), key=attrgetter("time"))
+    faults = sorted(faults_from_events(nemesis, fault_facts), key=attrgetter("time"))
     intervals = sorted((i for r in readings for i in r.intervals), key=_start_and_node)
     # Merged in the order of a sort of all samples by (time, node): the sorts
     # are stable and each node's lists are in its sample order.

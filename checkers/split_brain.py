@@ -21,7 +21,7 @@ class SplitBrainChecker:
 
     def check(self, history: CheckInput) -> Verdict:
         started = time.monotonic()
-        result = election_check(history.events, history.ops)
+        result = election_check(history.events, history.ops, fault_facts=history.fault_facts)
         return Verdict(self.name, result["valid"], tuple(self.anomalies(result)), details=result,
                        seconds=round(time.monotonic() - started, 3))
 

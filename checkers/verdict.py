@@ -135,6 +135,10 @@ class CheckInput:
     ops: Sequence[Operation]
     events: Sequence[dict] = ()
     time_limit: float | None = None
+    # What a nemesis op did (family, nodes hit, leader hit), for completions that do
+    # not say so themselves (histories written before they did). Checkers sit below
+    # the nemesis, so the caller hands over the registry's knowledge as a function.
+    fault_facts: Callable[[str, Any], dict | None] | None = None
 
 
 class Checker(Protocol):

@@ -12,6 +12,7 @@ import os
 import sys
 
 from checkers.verdict import ExitCode
+from harness.errors import UsageError
 from history.formats import FormatError
 
 # (module under harness.commands). Order is the order in --help.
@@ -25,10 +26,6 @@ COMMANDS: list[str] = [
     "suite",
     "new_target",
 ]
-
-
-class UsageError(Exception):
-    """A mistake the user can fix: printed as one line, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,7 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.images import ImageError, docker_client, ensure_image
-from targets.base import FAKETIME, ClusterLayout, NodeAddress, Target, TargetOptions
+from targets.base import (
+    FAKETIME,
+    FAKETIME_CACHE_S,
+    ClusterLayout,
+    NodeAddress,
+    Target,
+    TargetOptions,
+)
 
 PAUSE_ATTEMPTS = 5  # see DockerCluster.pause
 
@@ -43,6 +50,7 @@ OWNER_LABEL = "splitbrain.owner"
 # Where run networks come from; change it if 10.210/16 is in use on your network.
 SUBNET_POOL = ipaddress.ip_network(os.environ.get("SPLITBRAIN_SUBNET_POOL", "10.210.0.0/16"))
 FIRST_NODE_HOST = 11  # node i gets .(10 + i); .1 is the bridge gateway (the harness)
+LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"  # Debian's libfaketime, in the base image
 
 
 class ClusterError(Exception):
@@ -77,6 +85,24 @@ def free_subnets(used: list, rng: random.Random) -> list[ipaddress.IPv4Network]:
     return candidates
 
 
+def faketime_environment(layout: ClusterLayout) -> dict[str, str]:
+    """What the harness sets for a FAKETIME target's node: libfaketime, reading the file the nemesis writes.
+
+    The file is cached for FAKETIME_CACHE_S. Read on every clock call
+    (FAKETIME_NO_CACHE) it cost ~125 us a call instead of ~0.1 us
+    (bench/faketime_bench.py), a node ~10x slower in CPU even in runs with
+    no clock fault; the nemesis waits out the cache after a change instead.
+    """
+    return {"LD_PRELOAD": LIBFAKETIME, "FAKETIME_TIMESTAMP_FILE": layout.faketime_file,
+            "FAKETIME_CACHE_DURATION": str(FAKETIME_CACHE_S)}
+
+
+def node_environment(target: Target, node: str, layout: ClusterLayout, options: TargetOptions) -> dict[str, str]:
+    """A node's environment: the harness's (faketime_environment for a FAKETIME target), then the target's own."""
+    harness = faketime_environment(layout) if target.clock_control() == FAKETIME else {}
+    return {**harness, **target.node_environment(node, layout, options)}
+
+
 def _tar(entries: dict[str, bytes | None]) -> bytes:
     """A tar of files (bytes) and directories (None), paths relative to /."""
     buf = io.BytesIO()
@@ -96,7 +122,8 @@ def _tar(entries: dict[str, bytes | None]) -> bytes:
 
 
 class DockerCluster:
-    """N nodes of one target in containers on a private bridge network; see the module docstring."""
+    """N nodes of one target in containers on a private bridge network; see the module docstring.
+    It is the nemesis's `nemesis.family.ClusterControl` for Docker."""
 
     def __init__(
         self,
@@ -224,11 +251,7 @@ class DockerCluster:
     def _create_node(self, node: str, key: bytes) -> None:
         api = self.client.api
         assert self.layout is not None
-        env = dict(self.target.node_environment(node, self.layout, self.options))
-        if self.target.clock_control() == FAKETIME:
-            env.setdefault("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
-            env.setdefault("FAKETIME_TIMESTAMP_FILE", self.layout.faketime_file)
-            env.setdefault("FAKETIME_NO_CACHE", "1")
+        env = node_environment(self.target, node, self.layout, self.options)
         host_config = api.create_host_config(cap_add=["NET_ADMIN"], init=False)
         networking = api.create_networking_config(
             {self.network_name: api.create_endpoint_config(ipv4_address=self.ips[node])}
@@ -403,6 +426,18 @@ class DockerCluster:
         rc, out = self.exec(node, ["mv", "-f", tmp, path])
         if rc != 0:
             raise ClusterError(f"{node}: cannot move {tmp} to {path}: {out.strip()}")
+
+    def write_file(self, node: str, path: str, data: bytes) -> None:
+        """Write a file in place inside a node that is paused or down (nothing reads it mid-write)."""
+        self.container(node).put_archive("/", _tar({path: data}))
+
+    def exec_detached(self, node: str, cmd: list[str]) -> None:
+        """Start cmd inside the node's container in the background (a clock strobe's loop)."""
+        self.container(node).exec_run(cmd, detach=True)
+
+    def set_failpoint(self, node: str, name: str, on: bool) -> bool:
+        """Arm or disarm one of the target's failpoints on node; whether the node agreed."""
+        return run_sync(self.target.set_failpoint(self.addresses[node], name, on))
 
     def node_log(self, node: str) -> str:
         try:

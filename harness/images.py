@@ -1,17 +1,23 @@
 """Container images without a registry: a Debian base image and one image per target, tagged by content hash.
 
 The base image holds Debian packages only (python3, iproute2, iptables, procps,
-libfaketime and the tools the nemesis verifies faults with). Its tag is a hash
-of its recipe (suite and package list), so adding a package rebuilds it and
-nothing else does. Where a registry answers, the base starts from a pulled
-``debian:bookworm-slim`` plus ``apt-get install``; on this machine there is
-none, so it is built with ``debootstrap --variant=minbase`` and ``docker
-import``.
+libfaketime and the tools the nemesis verifies faults with), the same for
+every target. Its tag is a hash of its recipe (suite and package list). Where
+a registry answers, the base starts from a pulled ``debian:bookworm-slim``
+plus ``apt-get install``; on this machine there is none, so it is built with
+``debootstrap --variant=minbase`` and ``docker import``, with apt pointed at
+the mirror it came from.
 
-A target image is the base plus the target's own source files, built with a
-generated Dockerfile ``FROM`` the local base tag (no pull). Its tag hashes the
-base tag and the bytes and paths of every copied file, so editing the target's
-source rebuilds only the target image.
+A target image is built with a generated Dockerfile ``FROM`` the local base
+tag (no pull): first the target's own Debian packages with ``apt-get
+install`` (so dependencies and virtual packages resolve, which debootstrap's
+``--include`` does not, and the base is not rebuilt), then its source files.
+Its tag hashes the base tag, the packages, and the bytes and paths of every
+copied file, so editing the target's source rebuilds only the target image
+(and Docker's layer cache keeps the packages' layer).
+
+A failed build shows the failing command's own last lines in its one-line
+error, and keeps the whole output in a log file the error names.
 """
 
 from __future__ import annotations
@@ -75,14 +81,22 @@ class BaseRecipe:
         return f"{BASE_REPOSITORY}:{digest}"
 
 
-def base_recipe_for(recipe: ImageRecipe) -> BaseRecipe:
-    return BaseRecipe(packages=tuple(sorted(set(BASE_PACKAGES) | set(recipe.packages))))
+def extra_packages(recipe: ImageRecipe) -> tuple[str, ...]:
+    """The recipe's packages the base does not already hold, sorted: what the target's build step installs."""
+    return tuple(sorted(set(recipe.packages) - set(BASE_PACKAGES)))
+
+
+def apt_install(packages) -> str:
+    """One shell command that installs packages with their dependencies and leaves no package lists behind."""
+    return ("apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
+            + " ".join(sorted(set(packages))) + " && rm -rf /var/lib/apt/lists/*")
 
 
 def target_tag(recipe: ImageRecipe) -> str:
     h = hashlib.sha256()
-    h.update(base_recipe_for(recipe).tag().encode())
-    h.update(json.dumps({"env": recipe.env, "workdir": recipe.workdir, "run": recipe.run}).encode())
+    h.update(BaseRecipe().tag().encode())
+    h.update(json.dumps({"env": recipe.env, "workdir": recipe.workdir, "run": recipe.run,
+                         "packages": extra_packages(recipe)}).encode())
     for dest, src in sorted(recipe.files):
         h.update(dest.encode() + b"\0")
         h.update(Path(src).read_bytes())
@@ -122,7 +136,7 @@ def ensure_image(recipe: ImageRecipe, rebuild: bool = False, progress: Progress 
                  rebuild_base: bool | None = None) -> str:
     """The tag of the target's image, building the base and the target image if missing (or if rebuild)."""
     client = client or docker_client()
-    base = base_recipe_for(recipe)
+    base = BaseRecipe()
     base_tag = base.tag()
     tag = target_tag(recipe)
     if rebuild_base is None:
@@ -191,12 +205,7 @@ def try_registry_base(client, base: BaseRecipe, tag: str, progress: Progress, ti
     if not result.get("ok"):
         progress(f"  no registry ({result.get('error', 'timed out')}); building from Debian packages instead")
         return False
-    dockerfile = (
-        f"FROM {REGISTRY_BASE}\n"
-        "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
-        + " ".join(sorted(set(base.packages)))
-        + " && rm -rf /var/lib/apt/lists/*\n"
-    )
+    dockerfile = f"FROM {REGISTRY_BASE}\nRUN {apt_install(base.packages)}\n"
     docker_build(client, {"Dockerfile": dockerfile.encode()}, tag, progress, labels={LABEL: "base"})
     return True
 
@@ -223,15 +232,13 @@ def debootstrap_base(client, base: BaseRecipe, tag: str, progress: Progress) -> 
         ]
         progress(f"base image {tag}: debootstrap {base.suite} from {MIRROR} (a few minutes)")
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-        tail: list[str] = []
+        output: list[str] = []
         seen_stages: set[str] = set()
         last_shown = time.monotonic()
-        count = 0
         assert proc.stdout is not None
         for line in proc.stdout:
             line = line.rstrip()
-            tail = (tail + [line])[-15:]
-            count += 1
+            output.append(line)
             # debootstrap prints one "I: <verb> <package>" line per package;
             # show the first line of every stage (Retrieving, Extracting,
             # Installing, Configuring...), warnings and errors, and otherwise a
@@ -243,15 +250,18 @@ def debootstrap_base(client, base: BaseRecipe, tag: str, progress: Progress) -> 
                 last_shown = now
                 seen_stages.add(stage)
         if proc.wait() != 0:
-            raise ImageError(
-                f"debootstrap failed (exit {proc.returncode}); last lines: " + " | ".join(tail[-5:])
-            )
-        # Trim what a node never needs: package caches and lists.
-        for sub in ("var/cache/apt/archives", "var/lib/apt/lists"):
-            d = root / sub
-            if d.is_dir():
-                for p in d.glob("*.deb"):
-                    p.unlink()
+            # debootstrap's own lines end with "See <root>/debootstrap/debootstrap.log",
+            # a folder removed below: keep that log, and say its last lines.
+            own = root / "debootstrap" / "debootstrap.log"
+            own_lines = own.read_text(errors="replace").splitlines() if own.is_file() else []
+            log = keep_log(f"debootstrap-{tag.partition(':')[2]}", output + ["", f"--- {own} ---"] + own_lines)
+            raise ImageError(f"debootstrap failed (exit {proc.returncode}): {last_lines(own_lines or output)}; "
+                             f"full log: {log}")
+        # apt in a target's build step installs from the mirror the base came from.
+        (root / "etc" / "apt" / "sources.list").write_text(f"deb {MIRROR} {base.suite} main\n")
+        # Trim what a node never needs: downloaded packages.
+        for p in (root / "var/cache/apt/archives").glob("*.deb"):
+            p.unlink()
         tarball = workdir / "rootfs.tar"
         progress(f"  [{time.monotonic() - started:5.0f}s] packing the root filesystem")
         subprocess.run(
@@ -279,17 +289,26 @@ def debootstrap_base(client, base: BaseRecipe, tag: str, progress: Progress) -> 
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def build_target(client, recipe: ImageRecipe, base_tag: str, tag: str, progress: Progress) -> None:
-    started = time.monotonic()
-    progress(f"target image {tag}: {len(recipe.files)} files on {base_tag}")
+def target_dockerfile(recipe: ImageRecipe, base_tag: str) -> str:
+    """The target image's Dockerfile: packages first (a layer Docker keeps while only the files change)."""
     lines = [f"FROM {base_tag}"]
+    if extra_packages(recipe):
+        lines.append(f"RUN {apt_install(extra_packages(recipe))}")
     for k, v in recipe.env:
         lines.append(f"ENV {k}={json.dumps(v)}")
     lines.append(f"COPY src/ {recipe.workdir}/")
     lines.append(f"WORKDIR {recipe.workdir}")
     lines += [f"RUN {cmd}" for cmd in recipe.run]
     lines.append(f'LABEL {LABEL}="{recipe.name}"')
-    context = {"Dockerfile": ("\n".join(lines) + "\n").encode()}
+    return "\n".join(lines) + "\n"
+
+
+def build_target(client, recipe: ImageRecipe, base_tag: str, tag: str, progress: Progress) -> None:
+    started = time.monotonic()
+    packages = extra_packages(recipe)
+    progress(f"target image {tag}: {len(recipe.files)} files"
+             + (f" and {len(packages)} packages ({', '.join(packages)})" if packages else "") + f" on {base_tag}")
+    context = {"Dockerfile": target_dockerfile(recipe, base_tag).encode()}
     for dest, src in recipe.files:
         context[f"src/{dest}"] = Path(src).read_bytes()
     docker_build(client, context, tag, progress, labels=None)
@@ -305,6 +324,7 @@ def docker_build(client, files: dict[str, bytes], tag: str, progress: Progress, 
             info.mode = 0o644
             tar.addfile(info, io.BytesIO(data))
     buf.seek(0)
+    output: list[str] = []  # what the build's commands printed, for the error when one fails
     try:
         stream = client.api.build(
             fileobj=buf, custom_context=True, tag=tag, rm=True, forcerm=True, pull=False, decode=True,
@@ -312,11 +332,28 @@ def docker_build(client, files: dict[str, bytes], tag: str, progress: Progress, 
         )
         for chunk in stream:
             if "error" in chunk:
-                raise ImageError(f"building {tag} failed: {chunk['error'].strip()}")
-            text = chunk.get("stream", "").strip()
-            if text.startswith("Step "):
-                progress(f"  {text}")
+                error = chunk["error"].strip()
+                log = keep_log(f"build-{tag.replace(':', '-').replace('/', '-')}", output + [error])
+                raise ImageError(f"building {tag} failed: {error}; last lines: {last_lines(output)}; "
+                                 f"full log: {log}")
+            text = chunk.get("stream", "")
+            output += [line.rstrip() for line in text.splitlines() if line.strip()]
+            if text.strip().startswith("Step "):
+                progress(f"  {text.strip()}")
     except ImageError:
         raise
     except Exception as e:
         raise ImageError(f"building {tag} failed: {e}") from None
+
+
+def last_lines(lines: list[str], n: int = 5) -> str:
+    """The last n non-empty lines joined on one line (an ImageError is one line)."""
+    return " | ".join([line.strip() for line in lines if line.strip()][-n:]) or "(no output)"
+
+
+def keep_log(name: str, lines: list[str]) -> Path:
+    """Write a failed build's whole output where it outlives the build's temporary folder; its path."""
+    path = Path(tempfile.gettempdir()) / "splitbrain-images" / f"{name}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path

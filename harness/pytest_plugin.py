@@ -6,7 +6,8 @@
 
     @pytest.mark.chaos(target="raftkv", nodes=3, bugs=["stale-read"], workload="register")
     def test_partitions(chaos):
-        result = chaos.run([...scheduled ops...])      # a phase of faults, checked
+        result = chaos.run([{"at": 1.0, "fault": "partition", "grudge": "isolate-leader", "duration": 3.0}])
+        # or PARTITION.start(at=1.0, grudge="isolate-leader"), PARTITION.stop(at=4.0): docs/fault-families.md
         result.assert_valid()                          # anomaly sentences, report path and schedule on failure
 
     @pytest.mark.chaos(nodes=3)
@@ -105,27 +106,32 @@ class ChaosResult:
             raise AssertionError("expected an anomaly, got:\n" + self.explain())
 
 
-def run_schedule(spec, schedule: list, quiet: bool = True) -> ChaosResult:
+def run_schedule(spec, schedule: list, quiet: bool = True, parts=None, target=None) -> ChaosResult:
     """Run `spec` (resolved: seed and test set) with an explicit fault schedule on a fresh Docker cluster;
-    the checked result. The same steps as `splitbrain run`, with the schedule given instead of drawn."""
+    the checked result. The same steps as `splitbrain run`, with the schedule given instead of drawn.
+    `schedule`: ScheduledOps and/or dicts (nemesis.schedule.parse_schedule); a bad entry or one the target
+    cannot do is a ScheduleError before anything starts. `parts`, `target`: as `harness.commands.run.execute`'s."""
     from checkers.composite import check_history
     from checkers.verdict import ExitCode, exit_code_for
     from harness.commands.run import docker_parts, render_report, spec_workload
     from harness.progress import Progress
     from harness.run import RunLoop
     from harness.store import create_run_folder
+    from nemesis.registry import facts_reader
+    from nemesis.schedule import parse_schedule
     from nemesis.strategies import schedule_length, schedule_to_yaml
     from targets.registry import get_target
 
+    target = target or get_target(spec.target)
+    schedule = parse_schedule(schedule, [f"n{i}" for i in range(1, spec.nodes + 1)], target)
     families = tuple(dict.fromkeys(op.family for op in schedule))
     spec = dataclasses.replace(spec, nemesis=families, time_limit=max(spec.time_limit, schedule_length(schedule) + 1))
-    target = get_target(spec.target)
     folder = create_run_folder(spec.store, spec.test or "chaos")
     folder.write_spec(spec.to_yaml())
     (folder.path / "schedule.yaml").write_text(schedule_to_yaml(schedule))
     workload = spec_workload(spec)
     progress = Progress(quiet=quiet)
-    cluster, _nodes, open_client, open_nemesis = docker_parts(spec, target, progress.message)
+    cluster, _nodes, open_client, open_nemesis = (parts or docker_parts)(spec, target, progress.message)
     loop = RunLoop(spec, cluster, open_client, open_nemesis if schedule else None, workload, list(schedule),
                    folder.history, logs_dir=folder.logs, progress=progress)
     started = time.monotonic()
@@ -138,7 +144,7 @@ def run_schedule(spec, schedule: list, quiet: bool = True) -> ChaosResult:
     if outcome.infra_error and "warmup" not in outcome.phases:
         results.update(valid="unknown", status="infra-error", exit_code=int(ExitCode.USAGE), checkers={})
     else:
-        checked = check_history(folder.history, workload, extra=spec.checkers)
+        checked = check_history(folder.history, workload, extra=spec.checkers, fault_facts=facts_reader())
         verdict = checked["valid"]
         if outcome.infra_error:
             verdict = "infrastructure error"
@@ -173,8 +179,10 @@ class Chaos:
         A schedule already run in this test (same seed and settings) gives its first result again unless
         `fresh`: a real cluster's timing differs between runs, and hypothesis, which replays a failing example
         to confirm it and while shrinking, would otherwise call the search flaky. Replay with fresh=True."""
+        from nemesis.schedule import parse_schedule
         from nemesis.strategies import schedule_to_yaml
 
+        schedule = parse_schedule(schedule, self.nodes)  # dicts too; ScheduleError names a bad entry
         key = repr((schedule_to_yaml(schedule), seed, sorted(settings.items())))
         if not fresh and key in self._seen:
             return self._seen[key]

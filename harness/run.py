@@ -32,7 +32,9 @@ from harness.observer import Observer
 from harness.progress import Progress, Snapshot
 from harness.spec import TestSpec
 from history.events import NEMESIS, OBSERVER, HistoryWriter
-from nemesis.schedule import FAMILY_OPS, LEADER, ScheduledOp
+from nemesis.family import LEADER
+from nemesis.registry import family
+from nemesis.schedule import ScheduledOp
 from workloads.base import Workload
 
 
@@ -137,7 +139,7 @@ class RunLoop:
         self._stats: dict[str, PhaseStats] = {}
         self._by_f: dict[str, Counter] = {}
         self._active_faults: dict[str, str] = {}  # family -> description
-        self._fault_nodes: dict[str, list[str]] = {}  # family -> nodes the start op resolved to
+        self._fault_nodes: dict[str, list[str]] = {}  # family -> nodes its start op really hit
         self.nodes: list[str] = []
         self.client: Client | None = None
         self.nemesis: Nemesis | None = None
@@ -395,19 +397,19 @@ class RunLoop:
             if not step.follows:
                 lag = loop.time() - due
                 self.outcome.schedule_lag_max_s = max(self.outcome.schedule_lag_max_s, round(lag, 4))
+            fam = family(step.family)
             op = self._resolve(step)
-            if step.f in ("start", "resume") and step.family in self._fault_nodes:
-                op["value"] = {**(op.get("value") or {}), "nodes": self._fault_nodes.pop(step.family)}
+            stopping = step.f == fam.stop_op
+            if stopping and step.family in self._fault_nodes:
+                op = fam.aim_stop(op, self._fault_nodes.pop(step.family))
             completion = await self._nemesis_op(op)
-            if step.f != FAMILY_OPS[step.family][1]:
-                done = completion.get("value")
-                if step.family in ("kill", "pause") and isinstance(done, list):
-                    self._fault_nodes[step.family] = list(done)  # the nodes really hit
-                elif isinstance(op.get("value"), dict) and "nodes" in op["value"]:
-                    self._fault_nodes[step.family] = list(op["value"]["nodes"])
-                self._active_faults[step.family] = _describe(op, completion)
-            else:
+            if stopping:
                 self._active_faults.pop(step.family, None)
+                continue
+            hit = fam.hit(op, completion.get("value"))
+            if hit is not None:
+                self._fault_nodes[step.family] = hit
+            self._active_faults[step.family] = fam.describe(op)
 
     async def _nemesis_op(self, op: dict[str, Any], call: Callable[[], Any] | None = None) -> dict[str, Any]:
         """Invoke one nemesis op in a thread, record invoke and completion (with its evidence)."""
@@ -537,16 +539,6 @@ class RunLoop:
             self.outcome.durations[p] = round(end - self.outcome.phases[p], 3)
         self.outcome.counts = {p: s.as_dict() for p, s in self._stats.items() if s.total}
         self.outcome.by_f = {f: dict(c) for f, c in self._by_f.items()}
-
-
-def _describe(op: dict[str, Any], completion: dict[str, Any]) -> str:
-    value = op.get("value")
-    if isinstance(value, dict):
-        if "grudge" in value and isinstance(value["grudge"], str):
-            return f"{op['f']}({value['grudge']})"
-        if "nodes" in value:
-            return f"{op['f']} {','.join(map(str, value['nodes']))}"
-    return op["f"]
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:

@@ -18,13 +18,15 @@ from typing import Any
 import yaml
 
 from checkers.registry import CHECKERS
+from nemesis.registry import BUILTIN
+from nemesis.registry import names as fault_names
 from workloads.base import WORKLOADS
 
 ROUTINGS = ("mixed", "leader", "pinned")
 
-# Fault families a schedule can mix. The nemesis and the target say at run
-# time which of these this host and this target can really inject.
-FAULTS = ("partition", "kill", "pause", "clock", "loss", "delay", "duplicate", "reorder", "vote-crash")
+# Fault families a schedule can mix: the built-in ones (for help texts); a spec may name any family in
+# nemesis.registry. The nemesis and the target say at run time which this host and target can inject.
+FAULTS = BUILTIN
 
 
 class SpecError(Exception):
@@ -212,9 +214,10 @@ def check_spec(spec: TestSpec, targets: list[str] | None = None, bugs: list[str]
         if c not in CHECKERS:
             known = CHECKERS.names()
             raise SpecError(f"unknown checker {c!r}{_suggest(c, known)}; known: {', '.join(known)}")
+    known = fault_names() if spec.nemesis else []
     for f in spec.nemesis:
-        if f not in FAULTS:
-            raise SpecError(f"unknown nemesis {f!r}{_suggest(f, FAULTS)}; known: {', '.join(FAULTS)}")
+        if f not in known:
+            raise SpecError(f"unknown nemesis {f!r}{_suggest(f, known)}; known: {', '.join(known)}")
     if len(set(spec.nemesis)) != len(spec.nemesis):
         raise SpecError(f"nemesis lists a fault twice: {','.join(spec.nemesis)}")
     if bugs is not None:

@@ -1,4 +1,4 @@
-"""Clock faults without touching the host clock: a per-node control file the node's clock reads.
+"""The clock fault family, without touching the host clock: a per-node control file the node's clock reads.
 
 Two mechanisms, chosen by the target (`Target.clock_control()`):
 
@@ -25,9 +25,10 @@ import shlex
 import time
 from typing import Any
 
-from nemesis.errors import NemesisError
+from nemesis.errors import NemesisError, NemesisOpError
+from nemesis.family import Draw, FamilyBase, FaultContext, minority, node_list, number
 from nemesis.partition import parallel
-from targets.base import CLOCK_FILE
+from targets.base import CLOCK_FILE, FAKETIME, FAKETIME_FOLLOWS_WITHIN_S
 
 TOLERANCE_S = 0.5
 STROBE_PID = "/var/lib/splitbrain/strobe.pid"
@@ -61,10 +62,11 @@ class Clocks:
         data = self._content(offset_s, rate)
         if self.cluster.state(node) == "running":
             self.cluster.put_file(node, self.path, data)
+            if self.control == FAKETIME:
+                # The node's libfaketime caches the file; the fault is on once it has followed.
+                time.sleep(FAKETIME_FOLLOWS_WITHIN_S)
         else:  # paused or stopped: nothing reads the file right now, write it in place
-            from harness.cluster import _tar
-
-            self.cluster.container(node).put_archive("/", _tar({self.path: data}))
+            self.cluster.write_file(node, self.path, data)
 
     def node_time(self, node: str) -> float | None:
         """Seconds since the epoch on node's clock, None when it cannot be asked."""
@@ -159,7 +161,7 @@ class Clocks:
                 "    with open(tmp, 'w') as f: f.write(b if i % 2 == 0 else a)\n"
                 "    os.replace(tmp, path); i += 1; time.sleep(p)\n"
             )
-            self.cluster.container(node).exec_run(["python3", "-c", loop], detach=True)
+            self.cluster.exec_detached(node, ["python3", "-c", loop])
             self.strobing[node] = {"delta_s": delta_s, "period_s": period_s}
             evidence.append(self._verify_strobe(node, delta_s, period_s))
         return {"nodes": evidence}
@@ -206,3 +208,128 @@ class Clocks:
     @property
     def skewed(self) -> list[str]:
         return sorted(set(self.settings) | set(self.strobing))
+
+
+class _ClockFaults:
+    def __init__(self, ctx: FaultContext):
+        self.ctx = ctx
+        self.clocks = Clocks(ctx.cluster, ctx.target.clock_control())
+
+    def invoke(self, op: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        if self.ctx.target.clock_control() is None:
+            raise NemesisError(f"target {self.ctx.target.name} has no clock control")
+        f, ids, clocks = op["f"], list(self.ctx.cluster.node_ids), self.clocks
+        if f == "reset-clock":
+            ev = clocks.reset(op["nodes"])
+            return [e["node"] for e in ev["nodes"]], ev
+        nodes, _ = self.ctx.resolve(op["nodes"], ids)
+        if f == "strobe-clock":
+            return ({"nodes": nodes, "delta_s": op["delta_s"], "period_s": op["period_s"]},
+                    clocks.strobe(nodes, op["delta_s"], op["period_s"]))
+        if op["absolute"] is not None:
+            changes = {n: {"offset_s": off, "rate": 1.0} for n, off in op["absolute"].items()}
+        else:
+            changes = {}
+            for n in nodes:
+                cur = clocks.settings.get(n, {"offset_s": 0.0, "rate": 1.0})
+                changes[n] = {"offset_s": cur["offset_s"] + op["delta_s"], "rate": op["rate"]}
+        return changes, clocks.bump(changes)
+
+    def current(self) -> list[str]:
+        out = []
+        for n, s in sorted(self.clocks.settings.items()):
+            rate = f"x{s['rate']:g}" if s["rate"] != 1.0 else ""
+            out.append(f"clock:{n}{s['offset_s']:+g}s{rate}")
+        return out + [f"strobe:{n}" for n in sorted(self.clocks.strobing)]
+
+    def reapply(self, node: str) -> dict[str, Any] | None:
+        return None  # the clock file is on the node's disk: a restart keeps it
+
+    def after_restart(self, nodes: list[str], evidence: dict[str, Any]) -> dict[str, Any]:
+        # A skew written while the node was down is checked now that it runs.
+        settings, started = self.clocks.settings, evidence.get("nodes", {})
+        return {"clocks": [self.clocks.verify_offset(n, settings[n]["offset_s"]) for n in nodes
+                           if n in settings and n in started and started[n]["answers"]]}
+
+    def heal(self) -> dict[str, Any]:
+        return {"reset-clock": self.clocks.reset()} if self.clocks.skewed else {}
+
+
+class ClockFamily(FamilyBase):
+    """Skew, strobe or speed up a minority of the nodes' clocks."""
+
+    name = "clock"
+    ops = ("bump-clock", "strobe-clock", "reset-clock", "clock-rate")
+    start_op, stop_op = "bump-clock", "reset-clock"
+    starts = ("bump-clock", "strobe-clock")
+    heal_rank = 60
+
+    def refuses(self, f, target):
+        if f == "strobe-clock" and target is not None and target.clock_control() not in (CLOCK_FILE, None):
+            return (f"strobe-clock needs a target that reads a clock file; {target.name} has "
+                    f"{target.clock_control()} clock control")
+        return None
+
+    def validate(self, op, node_ids):
+        f, value = op["f"], op.get("value")
+        if f == "clock-rate":  # shorthand: a rate change is a bump of zero with a rate
+            value = {**(value if isinstance(value, dict) else {}), "delta_ms": 0}
+            f = "bump-clock"
+        if f == "reset-clock":
+            return {"f": f, "nodes": node_list(value, node_ids, f, allow_empty=True) or None}
+        if f == "strobe-clock":
+            value = value or {}
+            if not isinstance(value, dict):
+                raise NemesisOpError(f"strobe-clock: needs {{'nodes', 'delta_ms', 'period_ms'}}, got {value!r}")
+            nodes = node_list(value, node_ids, f, allow_empty=True) or list(node_ids)
+            delta = number(value.get("delta_ms", 1000), f, "delta_ms") / 1000.0
+            period = number(value.get("period_ms", 100), f, "period_ms") / 1000.0
+            if period <= 0:
+                raise NemesisOpError(f"strobe-clock: period_ms must be positive, got {period * 1000:g}")
+            return {"f": f, "nodes": nodes, "delta_s": delta, "period_s": period}
+        if isinstance(value, dict) and "nodes" in value:
+            nodes = node_list(value, node_ids, f, allow_empty=False)
+            delta = number(value.get("delta_ms", 0), f, "delta_ms") / 1000.0
+            rate = number(value.get("rate", 1.0), f, "rate")
+            if rate <= 0:
+                raise NemesisOpError(f"bump-clock: rate must be positive, got {rate}")
+            return {"f": f, "nodes": nodes, "delta_s": delta, "rate": rate, "absolute": None}
+        if isinstance(value, dict) and value:
+            absolute = {}
+            for n, off in value.items():
+                if n not in node_ids:
+                    raise NemesisOpError(f"bump-clock: unknown node {n!r}")
+                absolute[n] = number(off, f, f"offset of {n}")
+            return {"f": f, "nodes": sorted(absolute), "delta_s": None, "rate": 1.0, "absolute": absolute}
+        raise NemesisOpError(f"bump-clock: needs {{'nodes', 'delta_ms'}} or {{node: offset_s}}, got {value!r}")
+
+    def injector(self, ctx):
+        return _ClockFaults(ctx)
+
+    def draw(self, rng, nodes, busy, target=None):
+        targets = minority(rng, nodes)
+        kind = rng.choice(("bump", "bump", "strobe", "rate"))
+        if kind == "strobe" and self.refuses("strobe-clock", target):
+            kind = "bump"  # not drawn for a target that cannot strobe
+        if kind == "bump":
+            delta = rng.choice((-1, 1)) * rng.choice((250, 1000, 5000, 60_000, 3_600_000))
+            return Draw("bump-clock", {"nodes": targets, "delta_ms": delta})
+        if kind == "strobe":
+            return Draw("strobe-clock", {"nodes": targets, "delta_ms": rng.choice((200, 1000, 10_000)),
+                                         "period_ms": rng.choice((10, 100, 500))})
+        return Draw("bump-clock", {"nodes": targets, "delta_ms": 0, "rate": rng.choice((0.5, 2.0, 5.0))})
+
+    def strategy(self, nodes):
+        from hypothesis import strategies as st
+
+        k = max(1, (len(nodes) - 1) // 2)
+        return st.fixed_dictionaries({
+            "nodes": st.lists(st.sampled_from(sorted(nodes)), min_size=1, max_size=k, unique=True).map(sorted),
+            "delta_ms": st.sampled_from((1000, -1000, 5000, 60_000, -60_000, 3_600_000)),
+        })
+
+    def label(self, f, value):
+        return f"{f} {value['delta_ms']}ms" if isinstance(value, dict) and "delta_ms" in value else f
+
+
+CLOCK = ClockFamily()

@@ -157,3 +157,19 @@ def blocked_pairs(grudge: Grudge) -> list[tuple[str, str]]:
 def describe(grudge: Grudge) -> dict[str, list[str]]:
     """JSON-able form: node -> sorted list of nodes it drops."""
     return {n: sorted(s) for n, s in sorted(grudge.items()) if s}
+
+
+def cut_off(drops: dict) -> tuple[str, ...]:
+    """Nodes that a partition leaves without a majority to talk to both ways.
+
+    `drops` maps each node to the nodes whose packets it drops (a grudge, or
+    its `describe` form). A leader among these nodes cannot commit anything,
+    so the fault hit it.
+    """
+    nodes = set(drops)
+    for cut in drops.values():
+        nodes.update(cut)
+    hears_both = {n: {m for m in nodes if m != n and m not in drops.get(n, ()) and n not in drops.get(m, ())}
+                  for n in nodes}
+    majority = len(nodes) // 2 + 1
+    return tuple(sorted(n for n in nodes if len(hears_both[n]) + 1 < majority))

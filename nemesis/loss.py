@@ -1,4 +1,4 @@
-"""Packet loss with the iptables statistic match, and the netem faults this kernel may not have.
+"""Packet loss with the iptables statistic match: the loss fault family.
 
 Loss: each chosen node drops a random fraction of the packets it receives
 from the other nodes (`-m statistic --mode random --probability p -j DROP`
@@ -7,57 +7,19 @@ is not dropped, so the observer keeps seeing what every node believes.
 Verified by reading the rules back (the kernel accepted the statistic match
 with that probability); at heal the per-rule drop counters go into the
 evidence, then the chain is removed and checked gone.
-
-Delay, duplication and reordering need the netem qdisc. `netem_problem()`
-tries to add one in a scratch network namespace and says so when the kernel
-refuses, so such faults are refused before a run instead of pretending.
 """
 
 from __future__ import annotations
 
-import functools
-import os
 import re
-import shutil
-import subprocess
 from typing import Any
 
-from nemesis.errors import NemesisError
+from nemesis import partition
+from nemesis.errors import NemesisError, NemesisOpError
+from nemesis.family import Draw, FamilyBase, FaultContext, Sweep, node_list, number
 from nemesis.partition import chain_script, parallel, remove_chain_script
 
 CHAIN = "SPLITBRAIN-LOSS"
-NETEM_FAULTS = ("delay", "duplicate", "reorder")
-
-
-@functools.cache
-def netem_problem() -> str | None:
-    """None when this kernel has netem, else a one-line reason (probed once per process)."""
-    tc, unshare = shutil.which("tc"), shutil.which("unshare")
-    if os.geteuid() == 0 and tc and unshare:
-        res = subprocess.run(
-            [unshare, "--net", tc, "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
-            capture_output=True, text=True, timeout=10,
-        )
-        if res.returncode == 0:
-            return None
-        detail = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["unknown error"]
-        return f"this kernel has no netem qdisc (tc says: {detail[0]})"
-    return "cannot probe for netem here (needs root, tc and unshare on the harness host)"
-
-
-@functools.cache
-def iptables_problem() -> str | None:
-    """None when this kernel takes the rules partitions and loss use (probed in a scratch namespace)."""
-    ipt, unshare = shutil.which("iptables"), shutil.which("unshare")
-    if os.geteuid() != 0 or not ipt or not unshare:
-        return None  # cannot probe from here; the nemesis verifies every rule it installs anyway
-    script = ("iptables -w -N SPLITBRAIN-PROBE && iptables -w -A SPLITBRAIN-PROBE -s 10.0.0.1 "
-              "-m statistic --mode random --probability 0.5 -j DROP")
-    res = subprocess.run([unshare, "--net", "sh", "-c", script], capture_output=True, text=True, timeout=10)
-    if res.returncode == 0:
-        return None
-    detail = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["unknown error"]
-    return f"iptables with the statistic match does not work on this kernel ({detail[0]})"
 
 
 class Loss:
@@ -120,3 +82,78 @@ class Loss:
     @property
     def active(self) -> bool:
         return bool(self.nodes)
+
+
+class _Losses:
+    def __init__(self, ctx: FaultContext):
+        self.ctx = ctx
+        self.loss = ctx.shared(Loss)
+        ctx.lossy = lambda: self.loss.nodes
+
+    def invoke(self, op: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        if op["f"] == "stop-loss":
+            if not self.loss.active:
+                return None, {"note": "no loss was active"}
+            return None, self.loss.stop(self.ctx.alive())
+        nodes, _ = self.ctx.resolve(op["nodes"], list(self.ctx.cluster.node_ids))
+        return ({"nodes": nodes, "probability": op["probability"]},
+                self.loss.start(nodes, op["probability"], self.ctx.alive()))
+
+    def current(self) -> list[str]:
+        return [f"loss:{self.loss.probability:g}"] if self.loss.active else []
+
+    def reapply(self, node: str) -> dict[str, Any] | None:
+        return self.loss.reapply(node)
+
+    def after_restart(self, nodes: list[str], evidence: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def heal(self) -> dict[str, Any]:
+        # Before the partition's heal (a lower rank), so that verifies on a loss-free network.
+        return {"stop-loss": self.loss.stop(self.ctx.alive())} if self.loss.active else {}
+
+
+class LossFamily(FamilyBase):
+    """Random packet loss between nodes."""
+
+    name = "loss"
+    ops = ("start-loss", "stop-loss")
+    heal_rank = 40
+    sweep = Sweep(remove_chain_script(CHAIN), fatal=True)
+
+    def problems(self, cluster, target) -> list[str]:
+        why = partition.iptables_problem()
+        return [f"loss: {why}"] if why else []
+
+    def validate(self, op, node_ids):
+        f, value = op["f"], op.get("value")
+        if f == "stop-loss":
+            return {"f": f}
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            nodes, p = list(node_ids), float(value)
+        elif isinstance(value, dict):
+            nodes = node_list(value, node_ids, f, allow_empty=True) or list(node_ids)
+            p = number(value.get("probability"), f, "probability")
+        else:
+            raise NemesisOpError(f"start-loss: needs a probability, got {value!r}")
+        if not 0 < p <= 1:
+            raise NemesisOpError(f"start-loss: probability must be in (0, 1], got {p}")
+        return {"f": f, "nodes": nodes, "probability": p}
+
+    def injector(self, ctx):
+        return _Losses(ctx)
+
+    def draw(self, rng, nodes, busy, target=None):
+        k = rng.randint(1, len(nodes))
+        return Draw("start-loss", {"nodes": sorted(rng.sample(nodes, k)), "probability": rng.choice((0.1, 0.3, 0.5))})
+
+    def strategy(self, nodes):
+        from hypothesis import strategies as st
+
+        return st.fixed_dictionaries({
+            "nodes": st.lists(st.sampled_from(sorted(nodes)), min_size=1, max_size=len(nodes), unique=True).map(sorted),
+            "probability": st.sampled_from((0.5, 0.3, 0.1)),
+        })
+
+
+LOSS = LossFamily()

@@ -4,20 +4,42 @@ Each chosen node gets one netem root qdisc on its eth0 carrying every netem
 setting currently active (a node has one root qdisc, so delay + duplicate
 compose into one `tc qdisc replace`). Verified by reading the qdisc back; a
 stop removes it when no netem fault is left. On a kernel without netem
-(`loss.netem_problem()`), `Nemesis.problems()` refuses these faults before the
-run and an operation that still asks for one raises NemesisError.
+(`netem_problem()`), the families' `problems()` refuse these faults before the
+run and an operation that still asks for one raises NemesisError. The three
+families (delay, duplicate, reorder) share one `Netem` per nemesis.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+import shutil
+import subprocess
 from typing import Any
 
 from nemesis.errors import NemesisError, NemesisOpError
+from nemesis.family import FamilyBase, FaultContext, Sweep, node_list
 from nemesis.partition import parallel
 
 DEVICE = "eth0"
 KINDS = ("delay", "duplicate", "reorder")
+
+
+@functools.cache
+def netem_problem() -> str | None:
+    """None when this kernel has netem, else a one-line reason (probed once per process)."""
+    tc, unshare = shutil.which("tc"), shutil.which("unshare")
+    if os.geteuid() == 0 and tc and unshare:
+        res = subprocess.run(
+            [unshare, "--net", tc, "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
+            capture_output=True, text=True, timeout=10,
+        )
+        if res.returncode == 0:
+            return None
+        detail = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["unknown error"]
+        return f"this kernel has no netem qdisc (tc says: {detail[0]})"
+    return "cannot probe for netem here (needs root, tc and unshare on the harness host)"
 
 
 def netem_args(settings: dict[str, dict[str, float]]) -> list[str]:
@@ -101,3 +123,64 @@ class Netem:
 
     def active_kinds(self) -> list[str]:
         return sorted({k for s in self.settings.values() for k in s})
+
+
+class _NetemFaults:
+    def __init__(self, ctx: FaultContext, kind: str):
+        self.ctx = ctx
+        self.kind = kind
+        self.netem = ctx.shared(Netem)
+
+    def invoke(self, op: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        why = netem_problem()
+        if why:
+            raise NemesisError(f"{op['f']}: {why}")
+        if op["f"].startswith("stop-"):
+            return None, self.netem.stop(self.kind, self.ctx.alive())
+        nodes, _ = self.ctx.resolve(op["nodes"], list(self.ctx.cluster.node_ids))
+        return ({"nodes": nodes, **op["values"]},
+                self.netem.start(self.kind, nodes, op["values"], self.ctx.alive()))
+
+    def current(self) -> list[str]:
+        return [self.kind] if self.kind in self.netem.active_kinds() else []
+
+    def reapply(self, node: str) -> dict[str, Any] | None:
+        # One qdisc carries every kind: one of the three families puts it back.
+        return self.netem.reapply(node) if self.kind == KINDS[0] else None
+
+    def after_restart(self, nodes: list[str], evidence: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def heal(self) -> dict[str, Any]:
+        return {"stop-netem": self.netem.stop(None, self.ctx.alive())} if self.netem.settings else {}
+
+
+class NetemFamily(FamilyBase):
+    """Delay, duplication or reordering of a node's outgoing packets (needs the netem qdisc)."""
+
+    heal_rank = 70
+    # Counted, not fatal: a qdisc left over slows a node but corrupts nothing.
+    sweep = Sweep(f"tc qdisc show dev {DEVICE} | grep -c netem || true", fatal=False)
+
+    def __init__(self, kind: str):
+        self.name = self.kind = kind
+        self.start_op, self.stop_op = f"start-{kind}", f"stop-{kind}"
+        self.ops = (self.start_op, self.stop_op)
+        self.starts = (self.start_op,)
+
+    def problems(self, cluster, target) -> list[str]:
+        why = netem_problem()
+        return [f"{self.kind} needs the netem qdisc: {why}"] if why else []
+
+    def validate(self, op, node_ids):
+        f, value = op["f"], op.get("value")
+        if f == self.stop_op:
+            return {"f": f}
+        nodes = node_list(value, node_ids, f, allow_empty=True) or list(node_ids)
+        return {"f": f, "kind": self.kind, "nodes": nodes, "values": parse_value(self.kind, value)}
+
+    def injector(self, ctx):
+        return _NetemFaults(ctx, self.kind)
+
+
+DELAY, DUPLICATE, REORDER = (NetemFamily(kind) for kind in KINDS)

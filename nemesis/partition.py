@@ -15,12 +15,18 @@ outside it must connect or be refused.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
+import os
+import random
 import shlex
+import shutil
+import subprocess
 import time
 from typing import Any
 
 from nemesis import grudges as G
-from nemesis.errors import NemesisError
+from nemesis.errors import NemesisError, NemesisOpError
+from nemesis.family import Draw, FamilyBase, FaultContext, Sweep
 from nemesis.netprobe import BLOCKED, REACHABLE, connect_probe
 
 CHAIN = "SPLITBRAIN"
@@ -172,3 +178,118 @@ class Partitioner:
     @property
     def active(self) -> bool:
         return self.grudge is not None
+
+
+@functools.cache
+def iptables_problem() -> str | None:
+    """None when this kernel takes the rules partitions and loss use (probed in a scratch namespace)."""
+    ipt, unshare = shutil.which("iptables"), shutil.which("unshare")
+    if os.geteuid() != 0 or not ipt or not unshare:
+        return None  # cannot probe from here; the nemesis verifies every rule it installs anyway
+    script = ("iptables -w -N SPLITBRAIN-PROBE && iptables -w -A SPLITBRAIN-PROBE -s 10.0.0.1 "
+              "-m statistic --mode random --probability 0.5 -j DROP")
+    res = subprocess.run([unshare, "--net", "sh", "-c", script], capture_output=True, text=True, timeout=10)
+    if res.returncode == 0:
+        return None
+    detail = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["unknown error"]
+    return f"iptables with the statistic match does not work on this kernel ({detail[0]})"
+
+
+class _Partitions:
+    def __init__(self, ctx: FaultContext):
+        self.ctx = ctx
+        self.p = Partitioner(ctx.cluster, ctx.target.peer_port, lossy=lambda: ctx.lossy())
+
+    def invoke(self, op: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        if op["f"] == "stop-partition":
+            if not self.p.active:
+                return None, {"note": "no partition was active"}
+            return None, self.p.stop(self.ctx.alive())
+        rng = random.Random(op["seed"]) if op["seed"] is not None else self.ctx.rng
+        leader = self.ctx.leader() if op["grudge"] == "isolate-leader" else None
+        name = op["grudge"]
+        if name == "isolate-leader" and leader is None:
+            name = "isolate-one"  # no leader to isolate: isolate someone, and say so
+        grudge = G.compute(name, self.ctx.cluster.node_ids, rng, leader=leader)
+        ev = self.p.start(name, grudge, self.ctx.alive())
+        if name != op["grudge"]:
+            ev["note"] = "no node claimed leadership; isolated a random node instead"
+        return {"grudge": name, "drops": G.describe(grudge), "leader": leader}, ev
+
+    def current(self) -> list[str]:
+        return [f"partition:{self.p.grudge_name}"] if self.p.active else []
+
+    def reapply(self, node: str) -> dict[str, Any] | None:
+        return self.p.reapply(node)
+
+    def after_restart(self, nodes: list[str], evidence: dict[str, Any]) -> dict[str, Any]:
+        return {"partition": self.p.verify(self.ctx.alive(), expect_grudge=True)} if self.p.active else {}
+
+    def heal(self) -> dict[str, Any]:
+        return {"stop-partition": self.p.stop(self.ctx.alive())} if self.p.active else {}
+
+
+class PartitionFamily(FamilyBase):
+    """Who cannot hear whom: a grudge (nemesis.grudges) as DROP rules."""
+
+    name = "partition"
+    ops = ("start-partition", "stop-partition")
+    leader_ops = frozenset({"start-partition"})
+    heal_rank = 50
+    sweep = Sweep(remove_chain_script(CHAIN), fatal=True)
+
+    def problems(self, cluster, target) -> list[str]:
+        if iptables_problem():
+            return [f"partition: {iptables_problem()}"]
+        return ["partition needs at least 2 nodes"] if len(cluster.node_ids) < 2 else []
+
+    def validate(self, op, node_ids):
+        f, value = op["f"], op.get("value")
+        if f == "stop-partition":
+            return {"f": f}
+        grudge = value.get("grudge") if isinstance(value, dict) else value
+        if grudge not in G.GRUDGES:
+            raise NemesisOpError(f"start-partition: unknown grudge {grudge!r}; known: {', '.join(G.GRUDGES)}")
+        seed = value.get("seed") if isinstance(value, dict) else None
+        return {"f": f, "grudge": grudge, "seed": seed}
+
+    def injector(self, ctx):
+        return _Partitions(ctx)
+
+    def _grudges(self, nodes: list[str]) -> tuple[str, ...]:
+        return G.GRUDGES if len(nodes) >= 3 else ("halves", "one-way")
+
+    def draw(self, rng, nodes, busy, target=None):
+        grudge = rng.choice(self._grudges(nodes))
+        return Draw("start-partition", {"grudge": grudge, "seed": rng.randrange(2**31)})
+
+    def strategy(self, nodes):
+        from hypothesis import strategies as st
+
+        return st.fixed_dictionaries({"grudge": st.sampled_from(self._grudges(nodes)), "seed": st.integers(0, 2**16)})
+
+    def _drops(self, value: Any) -> dict | None:
+        drops = value.get("drops") or value.get("grudge") if isinstance(value, dict) else None
+        return drops if isinstance(drops, dict) else None
+
+    def cut_off(self, value):
+        drops = value.get("drops") if isinstance(value, dict) else None
+        return list(G.cut_off(drops)) if isinstance(drops, dict) else None
+
+    def nodes_hit(self, f, value):
+        drops = self._drops(value)
+        if drops is None:
+            return super().nodes_hit(f, value)
+        return list(G.cut_off(drops)) or sorted(str(n) for n, cut in drops.items() if cut)
+
+    def label(self, f, value):
+        return f"partition {value['grudge']}" if isinstance(value, dict) and isinstance(value.get("grudge"), str) else f
+
+    def describe(self, op):
+        value = op.get("value")
+        if isinstance(value, dict) and isinstance(value.get("grudge"), str):
+            return f"{op['f']}({value['grudge']})"
+        return super().describe(op)
+
+
+PARTITION = PartitionFamily()

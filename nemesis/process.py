@@ -1,4 +1,4 @@
-"""Process faults: crash (SIGKILL, later restart with the disk intact) and pause (freeze, later thaw).
+"""Process faults, the kill and pause families: crash (SIGKILL, later restart with the disk intact) and pause.
 
 Verified both ways: a killed node's container has exited (its process is
 gone) and it does not answer; a restarted node runs and answers its status
@@ -8,10 +8,12 @@ resumed one answers again.
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any
 
 from nemesis.errors import NemesisError
+from nemesis.family import LEADER, SYMBOLIC, Draw, FaultContext, NodeFamily
 
 RESTART_WAIT_S = 15.0
 
@@ -40,9 +42,7 @@ class Processes:
         return {"verified": True, "nodes": evidence}
 
     def _exit_code(self, node: str) -> int | None:
-        c = self.cluster.container(node)
-        c.reload()
-        return c.attrs.get("State", {}).get("ExitCode")
+        return self.cluster.exit_codes().get(node)
 
     def start(self, nodes: list[str]) -> dict[str, Any]:
         for node in nodes:
@@ -84,3 +84,97 @@ class Processes:
             if evidence[n]["state"] != "running":
                 raise NemesisError(f"resume {n}: container is {evidence[n]['state']} after unpause")
         return {"verified": not silent, "nodes": evidence}
+
+
+def victims(rng: random.Random, nodes: list[str], busy: set[str]) -> tuple[str, ...]:
+    """Nodes for a kill or pause: the leader, or a random minority not already hit."""
+    free = [n for n in nodes if n not in busy]
+    most = max(1, (len(nodes) - 1) // 2)
+    if not free:
+        return ()
+    if rng.random() < 0.4 and not busy:
+        return (LEADER,)
+    k = rng.randint(1, min(most, len(free)))
+    return tuple(sorted(rng.sample(free, k)))
+
+
+class _Nodes:
+    """kill/start or pause/resume, against the one `Processes` of the nemesis."""
+
+    def __init__(self, ctx: FaultContext, family: ProcessFamily):
+        self.ctx = ctx
+        self.fam = family
+        self.procs: Processes = ctx.shared(Processes)
+
+    def _hit(self) -> set[str]:
+        return self.procs.killed if self.fam.name == "kill" else self.procs.paused
+
+    def invoke(self, op: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        ids, procs = self.ctx.cluster.node_ids, self.procs
+        if op["f"] == self.fam.start_op:
+            pool = [n for n in ids if n not in procs.killed and (self.fam.name == "kill" or n not in procs.paused)]
+            nodes, notes = self.ctx.resolve(op["nodes"], pool)
+            nodes = [n for n in nodes if n in pool]
+            if not nodes:
+                return [], {"note": f"every chosen node was already {self.fam.already}", **notes}
+            done = procs.kill(nodes) if self.fam.name == "kill" else procs.pause(nodes)
+            return nodes, {**done, **notes}
+        nodes = [n for n in op["nodes"] if n not in SYMBOLIC] if op["nodes"] else []
+        if not nodes or set(op["nodes"]) & set(SYMBOLIC):
+            nodes = sorted(set(nodes) | self._hit())
+        if self.fam.name == "kill":
+            nodes = [n for n in nodes if self.ctx.cluster.state(n) not in ("running", "paused")]
+            return (nodes, self.ctx.restart(nodes)) if nodes else ([], {"note": "no node was down"})
+        nodes = [n for n in nodes if self.ctx.cluster.state(n) == "paused"]
+        return (nodes, procs.resume(nodes)) if nodes else ([], {"note": "no node was paused"})
+
+    def current(self) -> list[str]:
+        return [f"{self.fam.shown}:{n}" for n in sorted(self._hit())]
+
+    def reapply(self, node: str) -> dict[str, Any] | None:
+        return None
+
+    def after_restart(self, nodes: list[str], evidence: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def heal(self) -> dict[str, Any]:
+        """Every node back up, whoever left it down or frozen (also a node that crashed by itself)."""
+        states = self.ctx.cluster.states()
+        ids = self.ctx.cluster.node_ids
+        if self.fam.name == "pause":
+            paused = [n for n in ids if states[n] == "paused"]
+            return {"resume": self.procs.resume(paused)} if paused else {}
+        # "missing": never created (up failed half-way) or already torn down.
+        down = [n for n in ids if states[n] not in ("running", "paused", "missing")]
+        return {"start": self.procs.start(down)} if down else {}
+
+
+class ProcessFamily(NodeFamily):
+    def __init__(self, name: str, start_op: str, stop_op: str, heal_rank: int, shown: str, already: str):
+        self.name, self.start_op, self.stop_op, self.heal_rank = name, start_op, stop_op, heal_rank
+        self.ops = (start_op, stop_op)
+        self.starts = (start_op,)
+        self.leader_ops = frozenset({start_op})
+        self.shown, self.already = shown, already
+        self.bounce_chance = 0.35 if name == "kill" else 0.0  # of a kill: restart almost at once
+
+    def injector(self, ctx):
+        return _Nodes(ctx, self)
+
+    def draw(self, rng, nodes, busy, target=None):
+        hit = victims(rng, nodes, busy)
+        return Draw(self.start_op, {"nodes": list(hit)}, hit) if hit else None
+
+    def strategy(self, nodes):
+        from hypothesis import strategies as st
+
+        most = max(1, (len(nodes) - 1) // 2)
+        # The leader first: it shrinks towards the most telling victim.
+        return st.fixed_dictionaries({"nodes": st.one_of(
+            st.just([LEADER]),
+            st.lists(st.sampled_from(sorted(nodes)), min_size=1, max_size=most, unique=True).map(sorted))})
+
+
+# Heal order: thaw first (a frozen node cannot be restarted), then restart.
+KILL = ProcessFamily("kill", "kill", "start", heal_rank=20, shown="killed", already="down")
+PAUSE = ProcessFamily("pause", "pause", "resume", heal_rank=10, shown="paused", already="paused or down")

@@ -1,11 +1,23 @@
-"""The fault schedule: a seeded, deterministic plan of nemesis operations over a run.
+"""The fault schedule: a seeded, deterministic plan of nemesis operations over a run, or one written by hand.
 
 Every `interval` seconds the schedule either starts a fault of a family that is
 not active or stops one that is, so faults of different families overlap and
-mix. Some kills are bounces: the node restarts within a second. The same seed, faults, nodes, interval and time limit always give the
-same plan; only choices that depend on the running cluster ("the current
-leader") are left as the symbolic node "leader" for the run loop to resolve.
-At the time limit every fault still active is stopped.
+mix. Each family draws its own start (`FaultFamily.draw`); some kills are
+bounces: the node restarts within a second. The same seed, faults, nodes,
+interval and time limit always give the same plan; only choices that depend on
+the running cluster ("the current leader") are left as the symbolic node
+"leader" for the run loop to resolve. At the time limit every fault still
+active is stopped.
+
+A schedule written by hand (`parse_schedule`) is a list of entries, each a
+`ScheduledOp` (e.g. from `PARTITION.start(at=1.0, grudge="halves")`) or a dict:
+
+    {"at": 1.0, "fault": "partition", "grudge": "isolate-leader", "duration": 2.0}  # start, and stop 2 s later
+    {"at": 4.0, "fault": "kill", "nodes": ["leader"]}                                # the family's start op
+    {"at": 5.0, "fault": "kill", "stop": True}                                       # its stop op
+    {"at": 6.0, "fault": "clock", "f": "strobe-clock", "value": {"nodes": ["n1"], "delta_ms": 200}}
+
+(docs/fault-families.md). A bad entry is one `ScheduleError` line naming it.
 """
 
 from __future__ import annotations
@@ -14,41 +26,17 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from nemesis.grudges import GRUDGES  # the shapes the partition nemesis understands
+from nemesis.errors import NemesisOpError
+from nemesis.family import LEADER, ScheduledOp  # noqa: F401  (LEADER: the symbolic node a schedule may name)
+from nemesis.grudges import GRUDGES  # noqa: F401  (the shapes the partition nemesis understands)
+from nemesis.registry import family
+from plugins.registry import PluginError
 
-# Start and stop operation names per fault family.
-FAMILY_OPS: dict[str, tuple[str, str]] = {
-    "partition": ("start-partition", "stop-partition"),
-    "kill": ("kill", "start"),
-    "pause": ("pause", "resume"),
-    "clock": ("bump-clock", "reset-clock"),  # the start may also be strobe-clock
-    "loss": ("start-loss", "stop-loss"),
-    "delay": ("start-delay", "stop-delay"),
-    "duplicate": ("start-duplicate", "stop-duplicate"),
-    "reorder": ("start-reorder", "stop-reorder"),
-    "vote-crash": ("start-vote-crash", "stop-vote-crash"),
-}
-
-LEADER = "leader"  # symbolic node: the run loop substitutes the observed leader
-
-BOUNCE_CHANCE = 0.35  # of a kill: restart almost at once instead of an interval later
 BOUNCE_DELAYS = (0.1, 0.25, 0.5, 1.0)
 
 
-@dataclass(frozen=True)
-class ScheduledOp:
-    """One nemesis operation at `at` seconds after the fault phase began."""
-
-    at: float
-    family: str
-    f: str
-    value: Any = None
-    # A bounce's restart: due `at`, but it follows its kill however long the kill took,
-    # so its lateness is not the schedule falling behind.
-    follows: bool = False
-
-    def op(self) -> dict[str, Any]:
-        return {"f": self.f, "value": self.value}
+class ScheduleError(ValueError):
+    """A hand-written schedule entry that cannot be played: the message is one line naming it."""
 
 
 @dataclass
@@ -57,64 +45,23 @@ class _Active:
     nodes: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _victims(rng: random.Random, nodes: list[str], busy: set[str]) -> tuple[str, ...]:
-    """Nodes for a kill or pause: the leader, or a random minority not already hit."""
-    free = [n for n in nodes if n not in busy]
-    most = max(1, (len(nodes) - 1) // 2)
-    if not free:
-        return ()
-    if rng.random() < 0.4 and not busy:
-        return (LEADER,)
-    k = rng.randint(1, min(most, len(free)))
-    return tuple(sorted(rng.sample(free, k)))
-
-
-def _start(rng: random.Random, family: str, nodes: list[str], busy: set[str]) -> tuple[str, Any, tuple[str, ...]]:
-    """The start op (name, value) for a family, and the nodes it reserves."""
-    if family == "partition":
-        grudge = rng.choice(GRUDGES if len(nodes) >= 3 else ("halves", "one-way"))
-        return "start-partition", {"grudge": grudge, "seed": rng.randrange(2**31)}, ()
-    if family in ("kill", "pause"):
-        victims = _victims(rng, nodes, busy)
-        return FAMILY_OPS[family][0], {"nodes": list(victims)}, victims
-    if family == "clock":
-        k = rng.randint(1, max(1, (len(nodes) - 1) // 2))
-        targets = sorted(rng.sample(nodes, k))
-        kind = rng.choice(("bump", "bump", "strobe", "rate"))
-        if kind == "bump":
-            delta = rng.choice((-1, 1)) * rng.choice((250, 1000, 5000, 60_000, 3_600_000))
-            return "bump-clock", {"nodes": targets, "delta_ms": delta}, ()
-        if kind == "strobe":
-            return (
-                "strobe-clock",
-                {"nodes": targets, "delta_ms": rng.choice((200, 1000, 10_000)), "period_ms": rng.choice((10, 100, 500))},
-                (),
-            )
-        return "bump-clock", {"nodes": targets, "delta_ms": 0, "rate": rng.choice((0.5, 2.0, 5.0))}, ()
-    if family == "loss":
-        k = rng.randint(1, len(nodes))
-        return "start-loss", {"nodes": sorted(rng.sample(nodes, k)), "probability": rng.choice((0.1, 0.3, 0.5))}, ()
-    if family == "vote-crash":
-        return "start-vote-crash", None, ()  # it picks its nodes from who leads at the time
-    return FAMILY_OPS[family][0], {"nodes": sorted(nodes)}, ()
-
-
-def _stop(active: _Active) -> tuple[str, Any]:
-    name = FAMILY_OPS[active.family][1]
-    if active.family in ("kill", "pause"):
-        return name, {"nodes": list(active.nodes)}
-    return name, None
-
-
 def make_schedule(
     seed: int,
     faults: list[str] | tuple[str, ...],
     nodes: list[str],
     interval: float,
     time_limit: float,
+    target: Any = None,
 ) -> list[ScheduledOp]:
-    """The plan of nemesis operations for one run, in time order; deterministic in its arguments."""
-    faults = [f for f in faults if f in FAMILY_OPS]
+    """The plan of nemesis operations for one run, in time order; deterministic in its arguments.
+    `target`: ops it cannot do (`FaultFamily.refuses`) are not drawn."""
+    fams = {}
+    for name in faults:
+        try:
+            fams[name] = family(name)
+        except PluginError:
+            continue  # Nemesis.problems() refuses it before the run
+    faults = [f for f in faults if f in fams]
     if not faults or interval <= 0 or not nodes:
         return []
     rng = random.Random(f"{seed}:schedule")
@@ -126,28 +73,81 @@ def make_schedule(
         stop = active and (not inactive or rng.random() < 0.5 or len(active) >= 2)
         if stop:
             victim = active.pop(0)
-            name, value = _stop(victim)
-            plan.append(ScheduledOp(at, victim.family, name, value))
+            fam = fams[victim.family]
+            plan.append(ScheduledOp(at, victim.family, fam.stop_op, fam.stop_value(victim.nodes)))
         else:
-            family = rng.choice(inactive)
+            name = rng.choice(inactive)
+            fam = fams[name]
             busy = {n for a in active for n in a.nodes}
-            name, value, reserved = _start(rng, family, nodes, busy)
-            if family in ("kill", "pause") and not reserved:
+            draw = fam.draw(rng, nodes, busy, target)
+            if draw is None:  # nothing it could hit now
                 at += interval
                 continue
-            if family == "kill" and rng.random() < BOUNCE_CHANCE:
+            plan.append(ScheduledOp(at, name, draw.f, draw.value))
+            if fam.bounce_chance and rng.random() < fam.bounce_chance:
                 # A bounce: restart within a second, so nodes crash and come back while
                 # an election is still going on (where forgotten votes and lost
                 # state show up), not only between settled terms.
                 back = min(rng.choice(BOUNCE_DELAYS), interval / 2)
-                plan.append(ScheduledOp(at, family, name, value))
-                plan.append(ScheduledOp(round(at + back, 3), family, "start", {"nodes": list(reserved)}, follows=True))
-                at += interval
-                continue
-            plan.append(ScheduledOp(at, family, name, value))
-            active.append(_Active(family, reserved))
+                plan.append(ScheduledOp(round(at + back, 3), name, fam.stop_op, fam.stop_value(draw.reserved),
+                                        follows=True))
+            else:
+                active.append(_Active(name, draw.reserved))
         at += interval
     for a in active:
-        name, value = _stop(a)
-        plan.append(ScheduledOp(time_limit, a.family, name, value))
+        fam = fams[a.family]
+        plan.append(ScheduledOp(time_limit, a.family, fam.stop_op, fam.stop_value(a.nodes)))
     return plan
+
+
+_ENTRY_KEYS = {"at", "fault", "family", "f", "value", "stop", "duration"}
+
+
+def parse_schedule(entries: Any, node_ids: list[str] | None = None, target: Any = None) -> list[ScheduledOp]:
+    """A hand-written schedule (ScheduledOps and/or dicts, see the module docstring) as ScheduledOps in time
+    order, each op validated by its family (against node_ids, if given) and checked against what the target
+    can do; ScheduleError naming the first bad entry."""
+    if not isinstance(entries, (list, tuple)):
+        raise ScheduleError(f"a schedule is a list of entries, got {type(entries).__name__}")
+    out: list[ScheduledOp] = []
+    for i, entry in enumerate(entries, start=1):
+        try:
+            ops = [entry] if isinstance(entry, ScheduledOp) else _from_dict(entry)
+            for op in ops:
+                fam = family(op.family)
+                if op.f not in fam.ops:
+                    raise ScheduleError(f"fault family {op.family} has no op {op.f!r}; its ops: {', '.join(fam.ops)}")
+                if node_ids is not None:
+                    fam.validate(op.op(), node_ids)
+                why = fam.refuses(op.f, target) if target is not None else None
+                if why:
+                    raise ScheduleError(why)
+            out += ops
+        except (ScheduleError, NemesisOpError, PluginError) as e:
+            raise ScheduleError(f"schedule entry {i} ({entry!r}): {e}") from None
+    return sorted(out, key=lambda op: op.at)
+
+
+def _from_dict(entry: Any) -> list[ScheduledOp]:
+    if not isinstance(entry, dict):
+        raise ScheduleError("an entry is a ScheduledOp or a dict with 'at' and 'fault'")
+    name = entry.get("fault", entry.get("family"))
+    if not isinstance(name, str):
+        raise ScheduleError("needs 'fault': the name of a fault family")
+    at = entry.get("at")
+    if isinstance(at, bool) or not isinstance(at, (int, float)) or at < 0:
+        raise ScheduleError(f"'at' must be a number of seconds >= 0, got {at!r}")
+    fam = family(name)
+    fields = {k: v for k, v in entry.items() if k not in _ENTRY_KEYS}
+    if "value" in entry and fields:
+        raise ScheduleError(f"give the op's value either as 'value' or as fields, not both ({', '.join(fields)})")
+    value = entry.get("value", fields or None)
+    if entry.get("stop"):
+        return [ScheduledOp(float(at), name, fam.stop_op, value)]
+    start = ScheduledOp(float(at), name, entry.get("f") or fam.start_op, value)
+    duration = entry.get("duration")
+    if duration is None:
+        return [start]
+    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or duration < 0:
+        raise ScheduleError(f"'duration' must be a number of seconds >= 0, got {duration!r}")
+    return [start, ScheduledOp(round(at + duration, 3), name, fam.stop_op, None)]

@@ -23,13 +23,21 @@ from typing import Any
 import yaml
 from hypothesis import strategies as st
 
-from nemesis.grudges import GRUDGES
-from nemesis.schedule import FAMILY_OPS, LEADER, ScheduledOp
+from nemesis.registry import families as registered
+from nemesis.registry import family as family_named
+from nemesis.schedule import ScheduledOp
 
 # Families a drawn schedule uses unless told; netem families need a kernel this host may lack.
 FAMILIES = ("partition", "kill", "pause", "clock", "loss")
-# Also drawable on request: vote-crash needs a target failpoint and takes seconds a time.
-KNOWN = FAMILIES + ("vote-crash",)
+
+
+def known() -> tuple[str, ...]:
+    """Every family with a strategy (`FaultFamily.strategy`): vote-crash, say, needs a target failpoint
+    and takes seconds a time, so it is drawn only on request."""
+    return tuple(name for name, fam in registered().items() if fam.strategy(["n1", "n2", "n3"]) is not None)
+
+
+KNOWN = known()
 
 
 @dataclass(frozen=True)
@@ -42,42 +50,20 @@ class Fault:
     duration: float
 
     def ops(self, at: float) -> list[ScheduledOp]:
-        start_f, stop_f = FAMILY_OPS[self.family]
+        fam = family_named(self.family)
         value = dict(self.value) if isinstance(self.value, dict) else self.value
-        stop_value = {"nodes": list(value["nodes"])} if self.family in ("kill", "pause") else None
+        reserved = tuple(value["nodes"]) if isinstance(value, dict) and "nodes" in value else ()
         end = round(at + self.duration, 3)
-        return [ScheduledOp(round(at, 3), self.family, start_f, value), ScheduledOp(end, self.family, stop_f, stop_value)]
-
-
-def _minority(nodes: list[str]) -> st.SearchStrategy[list[str]]:
-    most = max(1, (len(nodes) - 1) // 2)
-    # The leader first: it shrinks towards the most telling victim.
-    return st.one_of(st.just([LEADER]),
-                     st.lists(st.sampled_from(sorted(nodes)), min_size=1, max_size=most, unique=True).map(sorted))
+        return [ScheduledOp(round(at, 3), self.family, fam.start_op, value),
+                ScheduledOp(end, self.family, fam.stop_op, fam.stop_value(reserved))]
 
 
 def fault_values(family: str, nodes: list[str]) -> st.SearchStrategy[Any]:
     """The start op's value for one fault of `family` on `nodes` (node ids, or "leader")."""
-    if family == "partition":
-        grudges = GRUDGES if len(nodes) >= 3 else ("halves", "one-way")
-        return st.fixed_dictionaries({"grudge": st.sampled_from(grudges), "seed": st.integers(0, 2**16)})
-    if family in ("kill", "pause"):
-        return st.fixed_dictionaries({"nodes": _minority(nodes)})
-    if family == "clock":
-        k = max(1, (len(nodes) - 1) // 2)
-        targets = st.lists(st.sampled_from(sorted(nodes)), min_size=1, max_size=k, unique=True).map(sorted)
-        return st.fixed_dictionaries({
-            "nodes": targets,
-            "delta_ms": st.sampled_from((1000, -1000, 5000, 60_000, -60_000, 3_600_000)),
-        })
-    if family == "loss":
-        return st.fixed_dictionaries({
-            "nodes": st.lists(st.sampled_from(sorted(nodes)), min_size=1, max_size=len(nodes), unique=True).map(sorted),
-            "probability": st.sampled_from((0.5, 0.3, 0.1)),
-        })
-    if family == "vote-crash":
-        return st.none()  # it picks its nodes from who leads at the time
-    raise ValueError(f"no strategy for fault family {family!r}; known: {', '.join(KNOWN)}")
+    strategy = family_named(family).strategy(nodes) if family in known() else None
+    if strategy is None:
+        raise ValueError(f"no strategy for fault family {family!r}; known: {', '.join(known())}")
+    return strategy
 
 
 def faults(nodes: list[str], families: tuple[str, ...] = FAMILIES, max_duration: float = 5.0,
@@ -116,9 +102,9 @@ def fault_schedules(nodes: list[str], families: tuple[str, ...] = FAMILIES, min_
                     time_limit: float | None = None) -> st.SearchStrategy[list[ScheduledOp]]:
     """Schedules of `min_faults`..`max_faults` faults of `families` on `nodes`, in time order; shrinks towards
     fewer, shorter, earlier faults on fewer nodes."""
-    unknown = [f for f in families if f not in KNOWN]
+    unknown = [f for f in families if f not in known()]
     if unknown:
-        raise ValueError(f"no strategy for fault family {unknown[0]!r}; known: {', '.join(KNOWN)}")
+        raise ValueError(f"no strategy for fault family {unknown[0]!r}; known: {', '.join(known())}")
     return st.lists(faults(nodes, tuple(families), max_duration, max_gap), min_size=min_faults,
                     max_size=max_faults).map(lambda fs: schedule_of(fs, time_limit))
 

@@ -31,9 +31,9 @@ a restarted voter may time out first and win the term after T, even against
 the buggy store (on loopback raftkv, L won 9 attempts of 12). The completion
 says which, and `stop-vote-crash` restarts whatever step 3 left down.
 
-The steps run against `NodeControl`, so the same code drives Docker
-containers (`DockerControl`, in the nemesis) and local processes (the
-loopback tests).
+The steps run against `NodeControl`, so the same code drives any
+`ClusterControl` (`_Control`, below: Docker containers) and local processes
+(the loopback tests).
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ import time
 from typing import Any, Protocol
 
 from nemesis.errors import NemesisError
+from nemesis.family import Draw, FamilyBase, FaultContext
+from nemesis.process import Processes
 
 FAILPOINT = "crash-after-vote"
 CRASH_EXIT_CODE = 86  # targets.raftkv.failpoints.CRASH_EXIT_CODE; other targets must exit with it too
@@ -241,3 +243,93 @@ class VoteCrash:
         if not down:
             return [], {"note": "no node was left down"}
         return down, self.c.start(down)
+
+
+def target_failpoints(target) -> dict[str, str]:
+    """The failpoints a target offers (name -> what it does); none unless it has `failpoints()`."""
+    fn = getattr(target, "failpoints", None)
+    return dict(fn()) if callable(fn) else {}
+
+
+class _Control:
+    """NodeControl over the nemesis's ClusterControl; a restart gets its partition, loss and delay back."""
+
+    def __init__(self, ctx: FaultContext):
+        self.ctx = ctx
+        self.node_ids = ctx.cluster.node_ids
+
+    def statuses(self, nodes: list[str]) -> dict[str, dict | None]:
+        return self.ctx.cluster.probe_some(nodes, timeout=0.2)
+
+    def exit_codes(self, nodes: list[str]) -> dict[str, int | None]:
+        codes = self.ctx.cluster.exit_codes()
+        return {n: codes.get(n) for n in nodes}
+
+    def arm(self, node: str, on: bool) -> bool:
+        return self.ctx.cluster.set_failpoint(node, FAILPOINT, on)
+
+    def kill(self, nodes: list[str]) -> dict:
+        return self.ctx.shared(Processes).kill(nodes) if nodes else {}
+
+    def start(self, nodes: list[str]) -> dict:
+        return self.ctx.restart(nodes) if nodes else {}
+
+
+class _VoteCrashes:
+    def __init__(self, ctx: FaultContext):
+        self.vc = VoteCrash(_Control(ctx))
+
+    def invoke(self, op: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        if op["f"] == "stop-vote-crash":
+            return self.vc.stop()
+        if self.vc.left_down:
+            return None, {"note": "the last vote-crash is not over: its nodes are still down"}
+        return self.vc.start()
+
+    def current(self) -> list[str]:
+        return (["vote-crash:armed"] if self.vc.armed else []) + [f"vote-crash:down:{n}" for n in self.vc.left_down]
+
+    def reapply(self, node: str) -> dict[str, Any] | None:
+        return None
+
+    def after_restart(self, nodes: list[str], evidence: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def heal(self) -> dict[str, Any]:
+        return {"stop-vote-crash": self.vc.stop()[1]} if self.vc.active else {}
+
+
+class VoteCrashFamily(FamilyBase):
+    """Voters crash as they vote (a target failpoint); then one must choose again in that term."""
+
+    name = "vote-crash"
+    ops = ("start-vote-crash", "stop-vote-crash")
+    leader_ops = frozenset({"start-vote-crash"})  # it kills the leader first, and names it among its nodes
+    heal_rank = 30
+
+    def problems(self, cluster, target) -> list[str]:
+        if FAILPOINT not in target_failpoints(target):
+            return [f"vote-crash: target {target.name} has no {FAILPOINT} failpoint "
+                    "(it must crash itself right after granting a vote; see nemesis/vote_crash.py)"]
+        if len(cluster.node_ids) < 3:
+            return ["vote-crash needs at least 3 nodes (a leader, a winner and a voter)"]
+        return []
+
+    def injector(self, ctx):
+        return _VoteCrashes(ctx)
+
+    def draw(self, rng, nodes, busy, target=None):
+        return Draw("start-vote-crash", None)  # it picks its nodes from who leads at the time
+
+    def strategy(self, nodes):
+        from hypothesis import strategies as st
+
+        return st.none()
+
+    def label(self, f, value):
+        if f == "start-vote-crash" and isinstance(value, dict) and isinstance(value.get("outcome"), str):
+            return f"vote-crash: {value['outcome']}"
+        return f
+
+
+VOTE_CRASH = VoteCrashFamily()

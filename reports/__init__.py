@@ -4,6 +4,7 @@
                        leader lanes, anomalies with one sentence each, node log lines)
     reports.render     render_run(RUN_DIR) writes RUN_DIR/report.html (and refreshes the index)
     reports.index      write_index(STORE) writes STORE/index.html (runs, verdicts, trend per test)
+    reports.page       what both pages share: the templates, inlined static files, JSON safe in a page
     reports.synthetic  a synthetic run folder of any size, for the tests and bench/report_bench.py
     templates/, static/  Jinja2 templates, and the page's own script and styles (inlined)
 

@@ -19,26 +19,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from checkers.election import cut_off_nodes
 from checkers.registry import read_verdicts
 from checkers.verdict import Anomaly
 from checkers.verdict import short as _short
 from history.events import Event, History, event_from_dict, read_history
 from history.formats import FormatError
 from history.operation import END_OF_TIME, Operation
+from nemesis.family import FaultFamily
+from nemesis.registry import families
 
 STATUSES = ("ok", "fail", "info")
-# Fault families: the op that starts one and the ops that end it (heal ends all).
-FAULT_STARTS = {
-    "start-partition": "partition", "kill": "kill", "pause": "pause", "bump-clock": "clock",
-    "strobe-clock": "clock", "start-loss": "loss", "start-delay": "delay",
-    "start-duplicate": "duplicate", "start-reorder": "reorder", "start-vote-crash": "vote-crash",
-}
-FAULT_ENDS = {
-    "stop-partition": "partition", "start": "kill", "resume": "pause", "reset-clock": "clock",
-    "stop-loss": "loss", "stop-delay": "delay", "stop-duplicate": "duplicate", "stop-reorder": "reorder",
-    "stop-vote-crash": "vote-crash",
-}
 ROLES = ("down", "follower", "precandidate", "candidate", "leader", "other")
 # Node log lines shown on each side of an anomaly's interval.
 LOG_WINDOW_MS = 2000.0
@@ -202,42 +192,24 @@ def unpack_operations(ops: dict[str, Any]) -> dict[str, Any]:
 # Faults and leadership
 
 
-def _fault_nodes(value: Any) -> list[str]:
-    """The nodes a fault hit; for a partition, those it left without a majority."""
-    if isinstance(value, dict):
-        drops = value.get("drops") or value.get("grudge")
-        if isinstance(drops, dict):
-            return list(cut_off_nodes(drops)) or sorted(str(n) for n, cut in drops.items() if cut)
-        if isinstance(value.get("nodes"), list):
-            return [str(n) for n in value["nodes"]]
-    if isinstance(value, list):
-        return [str(n) for n in value if isinstance(n, str)]
-    return []
-
-
-def _fault_label(f: str, value: Any) -> str:
-    if isinstance(value, dict):
-        if isinstance(value.get("grudge"), str):
-            return f"partition {value['grudge']}"
-        if "delta_ms" in value:
-            return f"{f} {value['delta_ms']}ms"
-        if f == "start-vote-crash" and isinstance(value.get("outcome"), str):
-            return f"vote-crash: {value['outcome']}"
-    return f
+def fault_tables() -> tuple[dict[str, FaultFamily], dict[str, FaultFamily]]:
+    """The registered fault families by the ops that start one and by the op that ends it (heal ends all)."""
+    fams = families().values()
+    return ({f: fam for fam in fams for f in fam.starts}, {fam.stop_op: fam for fam in fams})
 
 
 def fault_bands(history: History, end_ms: float) -> list[dict[str, Any]]:
     """One band per fault: from its start op's invoke to the invoke of the op
     that ends it (or the heal, or the end of the history). Which nodes it hit
     come from the start op's completion (the nodes really hit), else its invoke."""
+    starts, ends = fault_tables()
     bands: list[dict[str, Any]] = []
     open_: dict[str, dict[str, Any]] = {}
-    invokes: dict[str, Any] = {}
     for e in history.nemesis_events():
+        fam = starts.get(e.f)
+        family = fam.name if fam else None
         if e.type == "invoke":
-            invokes[e.f] = e
-            family = FAULT_STARTS.get(e.f)
-            ending = FAULT_ENDS.get(e.f)
+            ending = ends[e.f].name if e.f in ends else None
             if ending and ending in open_:
                 open_.pop(ending)["end"] = ms(e.time)
             if e.f == "heal":
@@ -249,19 +221,18 @@ def fault_bands(history: History, end_ms: float) -> list[dict[str, Any]]:
             if family:
                 if family in open_:  # a second start (strobe after bump): the first ends here
                     open_.pop(family)["end"] = ms(e.time)
-                band = {"family": family, "label": _fault_label(e.f, e.value), "start": ms(e.time),
-                        "end": None, "nodes": _fault_nodes(e.value), "index": e.index, "status": None}
+                band = {"family": family, "label": fam.label(e.f, e.value), "start": ms(e.time),
+                        "end": None, "nodes": fam.nodes_hit(e.f, e.value), "index": e.index, "status": None}
                 open_[family] = band
                 bands.append(band)
             continue
-        family = FAULT_STARTS.get(e.f)
-        if family and family in open_:
+        if fam and family in open_:
             band = open_[family]
             band["status"] = e.type
-            hit = _fault_nodes(e.value)
+            hit = fam.nodes_hit(e.f, e.value)
             if hit:
                 band["nodes"] = hit
-            label = _fault_label(e.f, e.value)
+            label = fam.label(e.f, e.value)
             if label != e.f:  # the completion may say more (how a vote-crash ended)
                 band["label"] = label
             if e.type == "fail":  # certainly did not happen: no band

@@ -13,15 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
-
 from reports.data import ReportError
+from reports.page import embed_json, environment, static
 
-HERE = Path(__file__).parent
 INDEX = "index.html"
 TREND_RUNS = 20  # verdicts shown per test, newest last
 
-_env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html", "j2"]))
+_env = environment()
 
 
 def store_of(run_dir: str | os.PathLike[str]) -> Path | None:
@@ -124,8 +122,6 @@ def trends(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def render_index(store: str | os.PathLike[str]) -> str:
     rows = index_rows(store)
-    from reports.render import embed_json, static
-
     return _env.get_template("index.html.j2").render(
         store=str(Path(store).resolve()), rows=rows, trends=trends(rows),
         data_json=embed_json(rows), style=static("report.css"), script=static("index.js"),

@@ -9,35 +9,18 @@ wrote; the script draws the timeline and the plots on <canvas>.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
-
 from history.events import History
 from reports.data import ReportError, load_run, packed_operations, report_data
+from reports.index import store_of, write_index
+from reports.page import embed_json, environment, static
 
-HERE = Path(__file__).parent
 REPORT = "report.html"
 
-_env = Environment(
-    loader=FileSystemLoader(HERE / "templates"),
-    autoescape=select_autoescape(["html", "j2"]),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-
-
-def static(name: str) -> str:
-    return (HERE / "static" / name).read_text()
-
-
-def embed_json(data: Any) -> str:
-    """JSON safe inside <script type="application/json">: no '</' can close the tag early."""
-    text = json.dumps(data, separators=(",", ":"), allow_nan=False, default=str)
-    return text.replace("</", "<\\/").replace("<!--", "<\\!--")
+_env = environment(trim_blocks=True, lstrip_blocks=True)
 
 
 def fmt_s(ns: Any) -> str:
@@ -92,8 +75,6 @@ def render_run(run_dir: str | os.PathLike[str], *, index: bool = True,
     os.replace(tmp, out)
     if index:
         try:
-            from reports.index import store_of, write_index
-
             store = store_of(path)
             if store is not None:
                 write_index(store)
@@ -102,4 +83,4 @@ def render_run(run_dir: str | os.PathLike[str], *, index: bool = True,
     return out
 
 
-__all__ = ["ReportError", "render_html", "render_run"]
+__all__ = ["ReportError", "embed_json", "render_html", "render_run"]

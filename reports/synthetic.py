@@ -180,10 +180,11 @@ def write_results(path: Path, seed: int) -> dict[str, Any]:
     the test is named after the folder the run is in, store/<test>/<run>."""
     from checkers.composite import check_history
     from checkers.verdict import exit_code_for
+    from nemesis.registry import facts_reader
     from workloads.base import make_workload
 
     workload = make_workload("register", seed)
-    checked = check_history(path / "history.jsonl", workload, key_time_limit=20.0)
+    checked = check_history(path / "history.jsonl", workload, key_time_limit=20.0, fault_facts=facts_reader())
     code = int(exit_code_for(checked["valid"]))
     results = {
         "test": path.resolve().parent.name, "seed": seed, "valid": checked["valid"], "exit_code": code,

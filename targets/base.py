@@ -13,7 +13,9 @@ Adding a target (etcd, Redis Sentinel, your own election code):
    (path in the image, file here); a path is relative to the recipe's
    workdir, /opt/splitbrain unless you change it, which is also the node's
    working directory, so ("mykv/node.py", ...) lands at
-   /opt/splitbrain/mykv/node.py. Extra Debian packages, environment and RUN
+   /opt/splitbrain/mykv/node.py. Extra Debian packages (installed with apt
+   in the target image's own build step, so dependencies and virtual
+   packages resolve and the base is not rebuilt), environment and RUN
    lines go there too. The base image already has python3 (stdlib only),
    iproute2, iptables, procps, libfaketime, netcat and ping. The tag is a hash
    of all of it: editing a copied file rebuilds the image, nothing else does.
@@ -63,6 +65,11 @@ PROCESS_FAULTS = ("kill", "pause")
 # How a target's clock can be skewed (Target.clock_control):
 CLOCK_FILE = "clock-file"  # the target reads a JSON {"offset_s", "rate"} file we write
 FAKETIME = "faketime"  # the node runs under libfaketime with FAKETIME_TIMESTAMP_FILE we write
+# libfaketime re-reads that file at most every FAKETIME_CACHE_S seconds (the harness sets
+# FAKETIME_CACHE_DURATION: re-reading it on every clock call cost ~1000x a clock read), so a
+# running node follows a new file within FAKETIME_FOLLOWS_WITHIN_S (it compares whole seconds).
+FAKETIME_CACHE_S = 1
+FAKETIME_FOLLOWS_WITHIN_S = FAKETIME_CACHE_S + 1
 NO_CLOCK = None  # clock faults are unsupported
 
 
@@ -142,7 +149,14 @@ class Target(Protocol):
         ...
 
     def node_environment(self, node_id: str, cluster: ClusterLayout, options: TargetOptions) -> dict[str, str]:
-        """Extra environment variables of a node's process ({} for none); they win over the harness's own."""
+        """Extra environment variables of a node's process (required; {} when there are none).
+
+        Besides the image's own ENV (ImageRecipe.env, PATH, LANG), the harness
+        sets only, for a FAKETIME target: LD_PRELOAD (libfaketime),
+        FAKETIME_TIMESTAMP_FILE (cluster.faketime_file) and
+        FAKETIME_CACHE_DURATION (FAKETIME_CACHE_S). A variable returned here
+        overrides the harness's value of the same name.
+        """
         ...
 
     def clock_control(self) -> str | None:

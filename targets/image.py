@@ -16,8 +16,9 @@ class ImageRecipe:
 
     ``files`` maps a path in the image (relative to ``/opt/splitbrain``) to a
     file on this machine; ``packages`` are extra Debian packages the target
-    needs (they go into the base image, hashed into its tag); ``run`` are
-    shell commands run last (hashed into the target tag).
+    needs (installed with apt in the target image's own build step, so their
+    dependencies and virtual packages resolve; hashed into the target tag);
+    ``run`` are shell commands run last (hashed into the target tag).
     """
 
     name: str

@@ -281,3 +281,15 @@ def test_fuzz_garbage_files_exit_2_or_a_verdict_never_a_traceback(tmp_path, caps
     assert code in (0, 1, 2, 3)
     if code == 2:
         assert err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("module", ["harness", "harness.cli"])
+def test_python_dash_m_gives_the_same_one_line_error_as_the_console_script(module, tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", module, "check", str(tmp_path / "missing.jsonl")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "missing.jsonl" in r.stderr
+    assert "Traceback" not in r.stderr

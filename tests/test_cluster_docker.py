@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import random
 import time
 import uuid
@@ -116,8 +117,8 @@ def test_kill_then_start_keeps_the_disk(cluster, nemesis):
 
 
 def test_partition_survives_a_restart_of_a_partitioned_node(cluster, nemesis):
-    nemesis.invoke({"f": "start-partition", "value": {"grudge": "isolate-one", "seed": 5}})
-    victim = next(n for n in cluster.node_ids if nemesis.partition.grudge[n])
+    drops = nemesis.invoke({"f": "start-partition", "value": {"grudge": "isolate-one", "seed": 5}})["value"]["drops"]
+    victim = next(n for n in cluster.node_ids if drops.get(n))
     nemesis.invoke({"f": "kill", "value": victim})
     started = nemesis.invoke({"f": "start", "value": victim})
     assert started["evidence"]["reapplied"], "rules installed again in the new namespace"
@@ -255,6 +256,12 @@ def test_any_target_gets_partitions_kills_and_faketime_clocks():
         assert bumped["evidence"]["nodes"][0]["verified"]
         rc, out = c.exec("n1", ["python3", "-c", "import time; print(time.time())"])
         assert abs(float(out) - time.time() - 30) < 2, "the node's own processes see the skew"
+        # The node process itself (libfaketime caches the file) has followed by the time bump returns:
+        # http.server's Date header is its own clock.
+        rc, out = c.exec("n2", ["python3", "-c", "import urllib.request as u; "
+                                f"print(u.urlopen('http://{c.ips['n1']}:8000/').headers['Date'])"])
+        node_clock = email.utils.parsedate_to_datetime(out.strip()).timestamp()
+        assert abs(node_clock - time.time() - 30) < 3, f"n1's server still answers with {out.strip()}"
         assert nem.invoke({"f": "start-partition", "value": {"grudge": "halves"}})["evidence"]["verified"]
         assert nem.invoke({"f": "kill", "value": "n2"})["evidence"]["verified"]
         healed = nem.heal_all()

@@ -78,10 +78,11 @@ class FakeCluster:
 
 
 def test_problems_name_what_the_host_or_target_cannot_do(monkeypatch):
-    import nemesis.core as core
+    import nemesis.netem as netem
+    import nemesis.partition as partition
 
-    monkeypatch.setattr(core, "netem_problem", lambda: "this kernel has no netem qdisc")
-    monkeypatch.setattr(core, "iptables_problem", lambda: None)
+    monkeypatch.setattr(netem, "netem_problem", lambda: "this kernel has no netem qdisc")
+    monkeypatch.setattr(partition, "iptables_problem", lambda: None)
     nem = Nemesis(FakeCluster(), FakeTarget(None), ["partition", "clock", "delay", "reorder"])
     problems = nem.problems()
     assert any(p.startswith("clock") for p in problems)
@@ -91,17 +92,18 @@ def test_problems_name_what_the_host_or_target_cannot_do(monkeypatch):
 
 
 def test_nothing_to_refuse_when_everything_is_available(monkeypatch):
-    import nemesis.core as core
+    import nemesis.netem as netem
+    import nemesis.partition as partition
 
-    monkeypatch.setattr(core, "netem_problem", lambda: None)
-    monkeypatch.setattr(core, "iptables_problem", lambda: None)
+    monkeypatch.setattr(netem, "netem_problem", lambda: None)
+    monkeypatch.setattr(partition, "iptables_problem", lambda: None)
     nem = Nemesis(FakeCluster(), FakeTarget("clock-file"), ["partition", "kill", "pause", "clock", "loss", "delay"])
     assert nem.problems() == []
     assert nem.current_faults == []
 
 
 def test_this_kernel_netem_probe_gives_an_answer():
-    from nemesis.loss import netem_problem
+    from nemesis.netem import netem_problem
 
     answer = netem_problem()
     assert answer is None or "netem" in answer
@@ -158,10 +160,10 @@ def test_netem_arguments_compose_into_one_qdisc():
 
 
 def test_a_netem_fault_on_a_kernel_without_netem_is_refused_not_faked(monkeypatch):
-    import nemesis.core as core
+    import nemesis.netem as netem
     from nemesis.errors import NemesisError
 
-    monkeypatch.setattr(core, "netem_problem", lambda: "this kernel has no netem qdisc")
+    monkeypatch.setattr(netem, "netem_problem", lambda: "this kernel has no netem qdisc")
     cluster = SilentCluster()
     nem = Nemesis(cluster, FakeTarget(None), ["delay"])
     with pytest.raises(NemesisError, match="netem"):

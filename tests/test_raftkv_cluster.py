@@ -6,8 +6,8 @@ import socket
 import time
 
 import pytest
-from raftkv_cluster import LocalCluster
 
+from targets.raftkv.loopback import LocalCluster
 from targets.raftkv.transport import encode_frame
 
 pytestmark = pytest.mark.cluster

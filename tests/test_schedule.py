@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nemesis.schedule import FAMILY_OPS, LEADER, make_schedule
+from nemesis.registry import family
+from nemesis.schedule import LEADER, make_schedule
 
 NODES = ["n1", "n2", "n3", "n4", "n5"]
 ALL = ["partition", "kill", "pause", "clock", "loss"]
@@ -55,8 +56,7 @@ def test_every_started_fault_is_stopped_and_kills_and_pauses_hit_a_minority(seed
     plan = make_schedule(seed, faults, nodes, interval, limit)
     active: dict[str, object] = {}
     for step in plan:
-        start, stop = FAMILY_OPS[step.family]
-        if step.f == stop:
+        if step.f == family(step.family).stop_op:
             assert step.family in active, f"{step.f} without a start"
             started = active.pop(step.family)
             if step.family in ("kill", "pause"):

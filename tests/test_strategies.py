@@ -7,7 +7,7 @@ from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
 from nemesis.core import validate_op
-from nemesis.schedule import FAMILY_OPS
+from nemesis.registry import family
 from nemesis.strategies import (
     KNOWN,
     fault_schedules,
@@ -27,7 +27,7 @@ def test_every_drawn_schedule_is_valid_ordered_and_healed(schedule):
         validate_op(op.op(), NODES)  # raises NemesisOpError for anything the nemesis would refuse
     # Faults come in start/stop pairs of one family, never overlapping.
     for start, stop in zip(schedule[::2], schedule[1::2], strict=True):
-        assert start.family == stop.family and (start.f, stop.f)[1] == FAMILY_OPS[start.family][1]
+        assert start.family == stop.family and (start.f, stop.f)[1] == family(start.family).stop_op
         assert start.at <= stop.at
 
 

@@ -185,12 +185,12 @@ def test_raftkv_offers_the_failpoint():
 
 
 def test_the_report_labels_a_vote_crash_band_with_its_outcome_and_the_nodes_it_hit():
-    from reports.data import _fault_label, _fault_nodes
+    from nemesis.vote_crash import VOTE_CRASH
 
     c = ScriptedCluster(on_kill_leader=n4_wins_term_2, second={"n1": lead(2)})
     value, _ = fast(c).start()
-    assert _fault_label("start-vote-crash", value) == "vote-crash: two-leaders-one-term"
-    assert _fault_nodes(value) == ["n1", "n2", "n3", "n4", "n5"]  # the leader, three voters, the winner
+    assert VOTE_CRASH.label("start-vote-crash", value) == "vote-crash: two-leaders-one-term"
+    assert VOTE_CRASH.nodes_hit("start-vote-crash", value) == ["n1", "n2", "n3", "n4", "n5"]  # the leader, three voters, the winner
 
 
 def test_vote_crash_on_two_nodes_is_refused_before_the_run():

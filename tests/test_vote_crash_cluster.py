@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from raftkv_cluster import LocalCluster
 
 from nemesis.vote_crash import CRASH_EXIT_CODE, FAILPOINT, VoteCrash
+from targets.raftkv.loopback import LocalCluster
 
 pytestmark = pytest.mark.cluster
 

@@ -103,7 +103,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.cli import UsageError
+    from harness.errors import UsageError
 
     if getattr(args, "mode", None) != "election":
         raise UsageError("which benchmark? `splitbrain bench election` (see `splitbrain bench election --help`)")
@@ -113,8 +113,8 @@ def run(args: argparse.Namespace) -> int:
 
 def plan_from_args(args: argparse.Namespace):
     """The validated plan; UsageError (one line) for anything the user must fix."""
-    from harness.cli import UsageError
     from harness.election_bench import BenchPlan, BenchSettings, RangeError, parse_ranges
+    from harness.errors import UsageError
     from targets.registry import PluginError, get_target
 
     try:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from checkers.verdict import exit_code_for
-from harness.cli import UsageError
+from harness.errors import UsageError
 
 NAME = "check"
 HELP = "check a recorded history for linearizability"
@@ -42,7 +42,7 @@ examples:
   splitbrain check store/raftkv-register-partition/latest --json
   splitbrain check history.jsonl --model cas-register --initial 0
   splitbrain check history.edn --model kv --time-limit 30
-  splitbrain check ../shared/peer-histories/porcupine/jepsen/etcd_002.log
+  splitbrain check tests/data/porcupine/jepsen/etcd_002.log
   splitbrain check c50-bad.txt --format porcupine-kv
 
 exit codes: 0 linearizable, 1 not linearizable, 2 bad input, 3 unknown

@@ -27,8 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.cli import UsageError
     from harness.cluster import clean
+    from harness.errors import UsageError
     from harness.images import ImageError, docker_client
 
     try:

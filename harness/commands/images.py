@@ -12,10 +12,11 @@ Build the images a run of each target needs and keep them in the local Docker
 image store. The base image (Debian bookworm with python3, iproute2, iptables,
 procps, libfaketime) comes from a registry pull where one answers, otherwise
 from Debian's packages with debootstrap and `docker import` (a few minutes,
-once). A target image is the base plus the target's source files.
+once). A target image is the base plus the target's own Debian packages
+(installed with apt) and its source files.
 
-Tags are hashes of what goes in: editing a target's source rebuilds only that
-target's image, changing the package list rebuilds the base. A run builds
+Tags are hashes of what goes in: editing a target's source or package list
+rebuilds only that target's image. A run builds
 whatever is missing on its own; this command just does it ahead of time.
 
 examples:
@@ -33,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.cli import UsageError
+    from harness.errors import UsageError
     from harness.images import ImageError, docker_client, ensure_image
     from targets.registry import PluginError, get_target, target_names
 

@@ -64,7 +64,7 @@ def write_target(name: str, dest: Path) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.cli import UsageError
+    from harness.errors import UsageError
 
     if not VALID_NAME.fullmatch(args.name):
         raise UsageError(f"target name {args.name!r}: use lowercase letters, digits and _, starting with a letter")

@@ -141,7 +141,7 @@ def nemesis_problems(spec: TestSpec, target) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.cli import UsageError
+    from harness.errors import UsageError
 
     try:
         spec, target = resolve_spec(args)
@@ -201,6 +201,7 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None, parts=docker_
     from harness.progress import Progress
     from harness.run import RunLoop
     from harness.store import create_run_folder
+    from nemesis.registry import facts_reader
     from nemesis.schedule import make_schedule
 
     out = out or sys.stdout
@@ -215,7 +216,8 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None, parts=docker_
     folder.write_results({"test": spec.test, "seed": spec.seed, "valid": "unknown", "status": "running",
                           "model": model, "workload": spec.workload, "run_id": run_id,
                           "command": reproduce_command(folder)})
-    schedule = make_schedule(spec.seed, spec.nemesis, nodes, spec.nemesis_interval, spec.time_limit)
+    # The target: an op it cannot do (strobe-clock without a clock file) is not drawn.
+    schedule = make_schedule(spec.seed, spec.nemesis, nodes, spec.nemesis_interval, spec.time_limit, target=target)
     progress.message(f"splitbrain run: {spec.test} seed {spec.seed} -> {folder.path}")
     loop = RunLoop(
         spec,
@@ -244,7 +246,8 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None, parts=docker_
     progress.message(f"splitbrain run: checking {folder.history}")
     check_started = time.monotonic()
     history = read_valid_history(folder.history)
-    checked = check_history(folder.history, workload, history=history, extra=spec.checkers)
+    checked = check_history(folder.history, workload, history=history, extra=spec.checkers,
+                            fault_facts=facts_reader())
     check_s = time.monotonic() - check_started
     verdict = checked["valid"]
     if outcome.infra_error:

@@ -58,7 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.cli import UsageError
+    from harness.errors import UsageError
     from harness.suite import (
         SuiteError,
         load_suite,

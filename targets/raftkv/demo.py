@@ -7,8 +7,8 @@ every node drops.
 
 Runs in a temporary directory, prints each step and what it saw, stops every
 process it started (also on Ctrl-C or failure), and exits 0 when every
-acknowledged write survived, 1 when something went wrong. Run it from a
-checkout of the repository (it reuses tests/raftkv_cluster.py to manage the
+acknowledged write survived, 1 when something went wrong. It works from an
+installed splitbrain as from a checkout (targets.raftkv.loopback manages the
 processes).
 """
 
@@ -21,11 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_ROOT / "tests"))
-from raftkv_cluster import LocalCluster  # noqa: E402
-
-from targets.raftkv.transport import encode_frame  # noqa: E402
+from targets.raftkv.loopback import LocalCluster
+from targets.raftkv.transport import encode_frame
 
 
 class DemoFailed(Exception):

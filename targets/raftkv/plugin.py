@@ -8,7 +8,18 @@ per request). Every outcome is classified for the history:
 - ``fail`` (certainly not applied): the connection could not be opened, so
   nothing was sent; 503 not-leader; 409 cas-mismatch; 400.
 - ``info`` (may have been applied): timeout after sending, 504, a reset or
-  EOF after sending, anything else.
+  EOF after sending, a protocol violation (see below), anything else.
+
+A keep-alive connection is reused only when it holds no unread bytes. A
+server that sends more than one response to one request (a bug, or a
+duplicating network) would otherwise make the next request on that
+connection read the stale answer, and the checker would report an anomaly
+the store never committed. Bytes left over after a full response, or bytes
+waiting on an idle connection, close it; the operation whose response came
+with extra bytes is ``info`` ("protocol violation: ..."), never ``ok``.
+(HTTP/1.1 cannot tell a duplicate still in flight when the next request goes
+out from that request's answer; the checks catch every duplicate that has
+arrived by then.)
 """
 
 from __future__ import annotations
@@ -34,9 +45,16 @@ CLIENT_PORT = 8000
 
 SET_PREFIX = "set-element/"
 
+# Modules of targets/raftkv that no node runs: the harness side and the tools.
+NOT_IN_NODE_IMAGE = frozenset({"plugin.py", "sim.py", "demo.py", "loopback.py"})
+
 
 class Definite(Exception):
     """The request was certainly not sent (connect failed)."""
+
+
+class ProtocolViolation(Exception):
+    """The server sent bytes no request asked for: the response read may be a stale one; outcome unknown."""
 
 
 class _Conn:
@@ -51,6 +69,10 @@ class _Conn:
             self.writer.close()
         except Exception:
             pass
+
+    def unread(self) -> int:
+        """Bytes received and not yet read. StreamReader has no public way to ask; its buffer is a bytearray."""
+        return len(getattr(self.reader, "_buffer", b""))
 
 
 class HttpPool:
@@ -76,8 +98,9 @@ class HttpPool:
         """(status, JSON body). Raises Definite when nothing was sent; other exceptions mean unknown."""
         idle = self._idle.setdefault(address, [])
         # An idle connection the server has closed would turn this request into
-        # an unknown outcome for nothing: drop such connections first.
-        while idle and (idle[-1].reader.at_eof() or idle[-1].writer.is_closing()):
+        # an unknown outcome for nothing, and one holding unread bytes would
+        # answer it with a stale response: drop such connections first.
+        while idle and (idle[-1].reader.at_eof() or idle[-1].writer.is_closing() or idle[-1].unread()):
             idle.pop().close()
         conn = idle.pop() if idle else await self._connect(address)
         payload = b"" if body is None else json.dumps(body).encode()
@@ -92,6 +115,11 @@ class HttpPool:
         except BaseException:
             conn.close()
             raise
+        extra = conn.unread()
+        if extra:
+            conn.close()
+            raise ProtocolViolation(f"{extra} bytes beyond the response to {method} {path}: "
+                                    "more than one answer to one request; connection closed")
         if keep:
             idle.append(conn)
         else:
@@ -150,6 +178,8 @@ class RaftKVClient:
             return "fail", 0, {}, str(e)
         except TimeoutError:
             return "info", 0, {}, "timeout"
+        except ProtocolViolation as e:
+            return "info", 0, {}, f"protocol violation: {e}"
         except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as e:
             return "info", 0, {}, f"{type(e).__name__}: {e}"[:200]
 
@@ -236,12 +266,12 @@ class RaftKV:
     client_port = CLIENT_PORT
 
     def image_recipe(self) -> ImageRecipe:
-        # The node runs `python3 -m targets.raftkv`; only the package itself
-        # goes into the image (tests, the harness and this plugin stay out, so
-        # editing them does not rebuild it).
+        # The node runs `python3 -m targets.raftkv`; only what a node runs goes
+        # into the image, so editing a tool (this plugin, the simulator, the
+        # demo, the loopback cluster) does not rebuild it.
         files = (("targets/__init__.py", REPO_ROOT / "targets" / "__init__.py"),) + tuple(
             (dest, src) for dest, src in files_under(REPO_ROOT, "targets/raftkv")
-            if dest != "targets/raftkv/plugin.py"  # harness side only: editing it must not rebuild
+            if Path(dest).name not in NOT_IN_NODE_IMAGE
         )
         return ImageRecipe(name=self.name, files=files, env=(("PYTHONDONTWRITEBYTECODE", "1"),))
 

@@ -3,6 +3,10 @@
 Used by the loopback cluster tests, the benchmark (bench/raftkv_bench.py) and
 the demo (targets/raftkv/demo.py). Always use it as a context manager, or call
 ``stop_all`` in a finally block: it owns the node processes it starts.
+
+A tool, not part of a node: it stays out of the node image. It works from a
+checkout and from an installed splitbrain alike, since each node runs
+``python -m targets.raftkv`` with this package's own root first on its path.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+# The folder that holds the `targets` package (a checkout, or site-packages).
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_ports(n: int) -> list[int]:
@@ -125,10 +130,11 @@ class LocalCluster:
 
     def start(self, node_id: str) -> None:
         assert node_id not in self.procs or self.procs[node_id].poll() is not None, node_id
-        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        env = {**os.environ,
+               "PYTHONPATH": os.pathsep.join(filter(None, (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH"))))}
         with open(self.log_path(node_id), "ab") as logf:
             self.procs[node_id] = subprocess.Popen(
-                self.command(node_id), cwd=REPO_ROOT, env=env,
+                self.command(node_id), cwd=self.base, env=env,
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=logf)
 
     def start_all(self, wait: float = 10.0) -> None:
