@@ -23,19 +23,19 @@ from targets.registry import get_target
 LAYOUT = ClusterLayout(nodes=tuple(NodeAddress(f"n{i}", f"10.9.0.{10 + i}") for i in (1, 2, 3)),
                        peer_port=2380, client_port=2379)
 
-# Real answers of etcd 3.4.23 (member ids shortened where it does not matter).
-STATUS_LEADER = {"header": {"cluster_id": "5222752907020173359", "member_id": "17591774859271055448",
-                            "revision": "1", "raft_term": "2"},
-                 "version": "3.4.23", "dbSize": "20480", "leader": "17591774859271055448", "raftIndex": "8",
-                 "raftTerm": "2", "raftAppliedIndex": "8", "dbSizeInUse": "16384"}
-STATUS_NO_LEADER = {"header": {"cluster_id": "5222752907020173359", "member_id": "17591774859271055448",
-                               "revision": "2", "raft_term": "2"},
-                    "version": "3.4.23", "dbSize": "20480", "raftIndex": "10", "raftTerm": "2",
-                    "raftAppliedIndex": "10", "errors": ["etcdserver: no leader"], "dbSizeInUse": "16384"}
-MEMBERS = {"header": {"cluster_id": "5222752907020173359", "member_id": "17591774859271055448", "raft_term": "2"},
-           "members": [{"ID": "11428057055995128869", "name": "n3", "peerURLs": ["http://10.210.4.13:2380"]},
-                       {"ID": "13315802770603690017", "name": "n2", "peerURLs": ["http://10.210.4.12:2380"]},
-                       {"ID": "17591774859271055448", "name": "n1", "peerURLs": ["http://10.210.4.11:2380"]}]}
+# Real answers of etcd 3.4.23.
+N1, N2, N3 = "d526356179e46e33", "40e87b40e576e3d8", "3079572e005d3926"  # raft ids (hex) of n1, n2, n3
+VARS_LEADER = {"cmdline": ["etcd"], "memstats": {}, "raft.status": {
+    "id": N1, "term": 2, "vote": N1, "commit": 8, "lead": N1, "raftState": "StateLeader", "applied": 8,
+    "progress": {N1: {"match": 8, "next": 9, "state": "StateReplicate"}}, "leadtransferee": "0"}}
+VARS_FOLLOWER = {"raft.status": {"id": N2, "term": 2, "vote": N1, "commit": 8, "lead": N1,
+                                 "raftState": "StateFollower", "applied": 8, "progress": {}, "leadtransferee": "0"}}
+VARS_CANDIDATE = {"raft.status": {"id": N3, "term": 5, "vote": N3, "commit": 10, "lead": "0",
+                                  "raftState": "StatePreCandidate", "applied": 10, "progress": {}}}
+MEMBERS = {"header": {"cluster_id": "5222752907020173359", "member_id": str(int(N1, 16)), "raft_term": "2"},
+           "members": [{"ID": str(int(N3, 16)), "name": "n3", "peerURLs": ["http://10.210.4.13:2380"]},
+                       {"ID": str(int(N2, 16)), "name": "n2", "peerURLs": ["http://10.210.4.12:2380"]},
+                       {"ID": str(int(N1, 16)), "name": "n1", "peerURLs": ["http://10.210.4.11:2380"]}]}
 HEADER = {"header": {"cluster_id": "5222752907020173359", "member_id": "17591774859271055448",
                      "revision": "2", "raft_term": "2"}}
 TIMED_OUT = {"error": "etcdserver: request timed out", "message": "etcdserver: request timed out", "code": 14}
@@ -255,20 +255,28 @@ NAMES = gateway.member_names(MEMBERS)
 
 
 def test_member_ids_map_to_node_ids():
-    assert NAMES == {11428057055995128869: "n3", 13315802770603690017: "n2", 17591774859271055448: "n1"}
+    assert NAMES == {int(N3, 16): "n3", int(N2, 16): "n2", int(N1, 16): "n1"}
     assert gateway.member_names({}) == {} and gateway.member_names(None) == {}
 
 
-def test_status_view():
-    view = gateway.status_view(STATUS_LEADER, NAMES)
+def _view(doc):
+    return gateway.status_view(gateway.raft_status(doc), NAMES)
+
+
+def test_status_view_is_the_raft_nodes_own_status():
+    view = _view(VARS_LEADER)
     assert {k: view[k] for k in ("role", "term", "leader", "commit_index", "id")} == {
         "role": "leader", "term": 2, "leader": "n1", "commit_index": 8, "id": "n1"}
-    follower = {**STATUS_LEADER, "header": {**STATUS_LEADER["header"], "member_id": "13315802770603690017"}}
-    assert gateway.status_view(follower, NAMES)["role"] == "follower"
-    assert gateway.status_view(follower, NAMES)["leader"] == "n1"
-    alone = gateway.status_view(STATUS_NO_LEADER, NAMES)
-    assert (alone["role"], alone["leader"], alone["commit_index"]) == ("follower", None, 10)
-    assert gateway.status_view({"version": "3.4.23"}, NAMES) is None
+    assert (_view(VARS_FOLLOWER)["role"], _view(VARS_FOLLOWER)["leader"]) == ("follower", "n1")
+    alone = _view(VARS_CANDIDATE)
+    assert (alone["role"], alone["term"], alone["leader"], alone["id"]) == ("pre-candidate", 5, None, "n3")
+    assert gateway.raft_status({"cmdline": []}) is None and gateway.raft_status({"raft.status": None}) is None
+    assert gateway.status_view({"term": 2}, NAMES) is None
+
+
+def _probe_with(monkeypatch, handler):
+    monkeypatch.setattr(plugin, "http_client",
+                        lambda timeout: httpx.AsyncClient(transport=httpx.MockTransport(handler)))
 
 
 def test_the_probe_lists_members_once_per_new_id(monkeypatch):
@@ -276,23 +284,23 @@ def test_the_probe_lists_members_once_per_new_id(monkeypatch):
 
     def handler(request):
         calls.append(request.url.path)
-        if request.url.path == "/v3/maintenance/status":
-            return httpx.Response(200, json=STATUS_LEADER)
+        if request.url.path == "/debug/vars":
+            return httpx.Response(200, json=VARS_LEADER)
         return httpx.Response(200, json=MEMBERS)
 
-    monkeypatch.setattr(plugin, "http_client",
-                        lambda timeout: httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+    _probe_with(monkeypatch, handler)
     target = Etcd()
     first = asyncio.run(target.status_probe("10.9.0.11:2379"))
     second = asyncio.run(target.status_probe("10.9.0.11:2379"))
     assert first["leader"] == second["leader"] == "n1"
-    assert calls == ["/v3/maintenance/status", "/v3/cluster/member/list", "/v3/maintenance/status"]
+    assert calls == ["/debug/vars", "/v3/cluster/member/list", "/debug/vars"]
 
 
 def test_a_node_that_does_not_answer_is_none(monkeypatch):
     def handler(request):
         raise httpx.ConnectError("refused")
 
-    monkeypatch.setattr(plugin, "http_client",
-                        lambda timeout: httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+    _probe_with(monkeypatch, handler)
+    assert asyncio.run(Etcd().status_probe("10.9.0.11:2379")) is None
+    _probe_with(monkeypatch, lambda r: httpx.Response(200, json={"cmdline": []}))  # raft not started
     assert asyncio.run(Etcd().status_probe("10.9.0.11:2379")) is None

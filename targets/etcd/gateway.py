@@ -162,6 +162,17 @@ def not_applied(status: int, doc: dict[str, Any]) -> bool:
 
 
 # ---- the status probe ------------------------------------------------------------------------
+#
+# Not /v3/maintenance/status: its raftTerm is the term of the last *applied*
+# entry (etcdserver sets it in apply), so a member just elected reports itself
+# leader of its previous term until its first entry of the new term is
+# applied, which the split-brain checker rightly reads as two leaders of one
+# term. /debug/vars (Go's expvar, on the client port) has "raft.status": the raft
+# node's own Status (id, term, lead, raftState, commit), taken in one piece in
+# the raft goroutine.
+
+ROLES = {"StateLeader": "leader", "StateFollower": "follower", "StateCandidate": "candidate",
+         "StatePreCandidate": "pre-candidate"}
 
 
 def _uint(value: Any) -> int | None:
@@ -172,12 +183,12 @@ def _uint(value: Any) -> int | None:
         return None
 
 
-def _field(doc: dict[str, Any], name: str) -> Any:
-    """A field by its proto name (raft_term), or by its JSON name (raftTerm) if the gateway used those."""
-    if name in doc:
-        return doc[name]
-    head, *rest = name.split("_")
-    return doc.get(head + "".join(p.title() for p in rest))
+def _raft_id(value: Any) -> int | None:
+    """A raft id as raft.status writes it: hex, "0" for none."""
+    try:
+        return int(str(value), 16) or None
+    except ValueError:
+        return None
 
 
 def member_names(doc: Any) -> dict[int, str]:
@@ -190,25 +201,28 @@ def member_names(doc: Any) -> dict[int, str]:
     return out
 
 
-def status_ids(doc: dict[str, Any]) -> tuple[int | None, int | None]:
-    """(this member's id, its leader's id; None for no leader) from /v3/maintenance/status."""
-    me = _uint((doc.get("header") or {}).get("member_id", (doc.get("header") or {}).get("memberId")))
-    leader = _uint(_field(doc, "leader"))
-    return me, leader or None
+def raft_status(doc: Any) -> dict[str, Any] | None:
+    """The "raft.status" of /debug/vars, None if absent (the raft node has not started)."""
+    status = doc.get("raft.status") if isinstance(doc, dict) else None
+    return status if isinstance(status, dict) else None
 
 
-def status_view(doc: dict[str, Any], names: dict[int, str]) -> dict[str, Any] | None:
-    """What the splitbrain observer wants of a member's status: role, term, leader (a node id), commit_index."""
-    me, leader = status_ids(doc)
-    term = _uint(_field(doc, "raft_term"))
-    if me is None or term is None:
+def raft_ids(status: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(this member's id, its leader's id; None for no leader)."""
+    return _raft_id(status.get("id")), _raft_id(status.get("lead"))
+
+
+def status_view(status: dict[str, Any], names: dict[int, str]) -> dict[str, Any] | None:
+    """What the splitbrain observer wants of a member's raft status: role, term, leader (a node id), commit_index."""
+    me, leader = raft_ids(status)
+    term = status.get("term")
+    if me is None or not isinstance(term, int):
         return None
     return {
-        "role": "leader" if leader == me else "follower",
+        "role": ROLES.get(status.get("raftState"), str(status.get("raftState"))),
         "term": term,
         "leader": names.get(leader) if leader else None,
-        "commit_index": _uint(_field(doc, "raft_index")),
+        "commit_index": status.get("commit") if isinstance(status.get("commit"), int) else None,
         "id": names.get(me),
         "member_id": f"{me:x}",
-        "version": doc.get("version"),
     }

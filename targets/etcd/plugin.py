@@ -143,20 +143,20 @@ class Etcd:
         return EtcdClient(addresses, timeout, serializable=self.settings.serializable_reads)
 
     async def status_probe(self, address: str, timeout: float = 0.5) -> dict[str, Any] | None:
+        # /debug/vars, not /v3/maintenance/status: see targets.etcd.gateway on why.
         async with http_client(timeout) as http:
             try:
-                resp = await http.post(f"http://{address}/v3/maintenance/status", json={})
-                doc = resp.json() if resp.status_code == 200 else None
-                if not isinstance(doc, dict):
+                resp = await http.get(f"http://{address}/debug/vars")
+                status = gateway.raft_status(resp.json()) if resp.status_code == 200 else None
+                if status is None:
                     return None
-                me, leader = gateway.status_ids(doc)
-                if any(m is not None and m not in self.member_names for m in (me, leader)):
+                if any(m is not None and m not in self.member_names for m in gateway.raft_ids(status)):
                     listed = await http.post(f"http://{address}/v3/cluster/member/list", json={})
                     if listed.status_code == 200:
                         self.member_names.update(gateway.member_names(listed.json()))
             except (httpx.HTTPError, ValueError):
                 return None
-        return gateway.status_view(doc, self.member_names)
+        return gateway.status_view(status, self.member_names)
 
     def unsupported_faults(self, faults) -> list[str]:
         out = []
