@@ -231,7 +231,7 @@ def load_suite(path: str | Path, target_check: bool = True) -> Suite:
         try:
             check_spec(spec, targets=targets)
             if target_check:
-                from harness.commands.run import nemesis_problems
+                from harness.commands.run import nemesis_problems, option_problems
                 from targets.registry import PluginError, get_target
 
                 try:
@@ -239,6 +239,9 @@ def load_suite(path: str | Path, target_check: bool = True) -> Suite:
                 except PluginError as e:
                     raise SpecError(str(e)) from None
                 check_spec(spec, targets=targets, bugs=sorted(target.bugs()))
+                problems = option_problems(spec, target)
+                if problems:
+                    raise SpecError(f"options: {problems[0]}")
                 problems = list(dict.fromkeys(nemesis_problems(spec, target)))
                 if problems:
                     raise SpecError(f"cannot inject on this host: {problems[0]}")

@@ -189,6 +189,8 @@ class Target(Protocol):
     # Optional (nemesis.core.target_failpoints looks for them):
     #   failpoints() -> dict[str, str]: name -> what happens there
     #   async set_failpoint(address, name, on) -> bool: arm or disarm one on a node; False if it did not take
+    # Optional (harness.commands.run.option_problems looks for it):
+    #   unsupported_options(settings) -> list[str]: one line per spec `options:` entry it cannot run with
 
 
 def unsupported_by_clock_control(target: Target, faults) -> list[str]:

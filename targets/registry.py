@@ -13,7 +13,12 @@ from plugins.registry import PluginError, Registry
 from targets.base import Target
 
 TARGETS: Registry[type[Target]] = Registry(
-    "target", builtins={"raftkv": "targets.raftkv.plugin:RaftKV"}, group="splitbrain.targets"
+    "target",
+    builtins={
+        "raftkv": "targets.raftkv.plugin:RaftKV",
+        "etcd": "targets.etcd.plugin:Etcd",
+    },
+    group="splitbrain.targets",
 )
 
 __all__ = ["TARGETS", "PluginError", "get_target", "target_names"]

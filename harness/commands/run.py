@@ -109,11 +109,21 @@ def resolve_spec(args: argparse.Namespace) -> tuple[TestSpec, Any]:
     except PluginError as e:  # not installed, or it failed to import: only this run stops
         raise SpecError(str(e)) from None
     check_spec(spec, targets=target_names(), bugs=sorted(target.bugs()))
+    problems = option_problems(spec, target)
+    if problems:
+        raise SpecError(f"options: {problems[0]}")
     # Nemesis.problems() includes the target's unsupported_faults().
     problems = list(dict.fromkeys(nemesis_problems(spec, target)))
     if problems:
         raise SpecError(f"cannot inject on this run: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
     return spec.resolve(), target
+
+
+def option_problems(spec: TestSpec, target) -> list[str]:
+    """What the target finds wrong with the spec's `options:` (its optional unsupported_options), before
+    anything starts."""
+    check = getattr(target, "unsupported_options", None)
+    return list(check(dict(spec.options))) if check else []
 
 
 def nemesis_problems(spec: TestSpec, target) -> list[str]:
