@@ -18,8 +18,9 @@ import httpx
 
 from targets.base import ClusterLayout, TargetOptions
 from targets.etcd import gateway
-from targets.etcd.settings import EtcdSettings, SettingsError
+from targets.etcd.settings import EtcdSettings
 from targets.image import ImageRecipe
+from targets.options import refusals
 
 HERE = Path(__file__).resolve().parent
 PEER_PORT = 2380
@@ -108,11 +109,7 @@ class Etcd:
         )
 
     def unsupported_options(self, settings: dict[str, Any]) -> list[str]:
-        try:
-            EtcdSettings.parse(settings)
-        except SettingsError as e:
-            return [str(e)]
-        return []
+        return refusals(EtcdSettings.parse, settings)
 
     def node_command(self, node_id: str, cluster: ClusterLayout, options: TargetOptions) -> list[str]:
         self.settings = EtcdSettings.parse(options.settings)

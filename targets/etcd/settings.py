@@ -9,9 +9,10 @@ heartbeat interval. So the Raft paper's 150-300 ms is `election_timeout: 150`
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Any
+
+from targets.options import SettingsError, one_of, positive_int, unknown
 
 HEARTBEAT_MS = 100  # etcd's own defaults
 ELECTION_MS = 1000
@@ -23,10 +24,6 @@ KNOWN = {
     "election_timeout": 'election timeout in ms, or "E-2E" (etcd --election-timeout; default 1000)',
     "reads": "linearizable (default: a quorum read through the leader) or serializable (the local member)",
 }
-
-
-class SettingsError(ValueError):
-    """A setting etcd cannot run with: one line for the user."""
 
 
 @dataclass(frozen=True)
@@ -43,11 +40,7 @@ class EtcdSettings:
     def parse(cls, settings: dict[str, Any]) -> EtcdSettings:
         """The settings, or SettingsError naming the first one that is wrong."""
         given = {str(k).replace("-", "_"): v for k, v in (settings or {}).items()}
-        for name in given:
-            if name not in KNOWN:
-                close = difflib.get_close_matches(name, KNOWN, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise SettingsError(f"target etcd has no option {name!r}{hint}; known: {', '.join(KNOWN)}")
+        unknown("etcd", given, KNOWN)
         heartbeat = _ms("heartbeat", given.get("heartbeat", HEARTBEAT_MS))
         election = _election_ms(given.get("election_timeout", ELECTION_MS))
         if election < 5 * heartbeat:
@@ -57,9 +50,7 @@ class EtcdSettings:
             )
         if election > MAX_ELECTION_MS:
             raise SettingsError(f"election_timeout {election} ms is over etcd's limit of {MAX_ELECTION_MS} ms")
-        reads = given.get("reads", "linearizable")
-        if reads not in READ_MODES:
-            raise SettingsError(f"reads: expected {' or '.join(READ_MODES)}, got {reads!r}")
+        reads = one_of("reads", given.get("reads", "linearizable"), READ_MODES)
         return cls(heartbeat, election, reads)
 
     def etcd_flags(self) -> list[str]:
@@ -67,9 +58,7 @@ class EtcdSettings:
 
 
 def _ms(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SettingsError(f"{name}: expected a whole number of milliseconds above 0, got {value!r}")
-    return value
+    return positive_int(name, value, "milliseconds")
 
 
 def _election_ms(value: Any) -> int:
