@@ -17,6 +17,7 @@ TARGETS: Registry[type[Target]] = Registry(
     builtins={
         "raftkv": "targets.raftkv.plugin:RaftKV",
         "etcd": "targets.etcd.plugin:Etcd",
+        "zookeeper": "targets.zookeeper.plugin:ZooKeeper",
     },
     group="splitbrain.targets",
 )
