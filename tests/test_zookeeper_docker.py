@@ -1,0 +1,134 @@
+"""The ZooKeeper target against a real ZooKeeper 3.8 ensemble: start, client, probe, a kill, the clock, a short chaos run.
+
+Marked docker (`pytest -m docker`). Each test removes only its own run's
+containers and network (by run id), also when it fails. About two minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+from test_run_docker import _splitbrain, store  # noqa: F401  (store is a fixture: its runs are cleaned)
+
+from harness.cluster import DockerCluster, clean
+from targets.base import TargetOptions
+from targets.registry import get_target
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    run_id = f"test-zk-{uuid.uuid4().hex[:8]}"
+    c = DockerCluster(run_id, get_target("zookeeper"), 3, TargetOptions(), log=lambda s: None)
+    try:
+        c.up(timeout=120)
+        yield c
+    finally:
+        c.teardown()
+        clean(run_id)  # also whatever a failed up() left behind
+
+
+def settled(cluster, timeout: float = 30.0) -> dict:
+    """The probes once every node answers, one leads, and every node names it as leader."""
+    deadline = time.monotonic() + timeout
+    while True:
+        probes = cluster.probe_all()
+        leaders = [n for n, p in probes.items() if p and p["role"] == "leader"]
+        if (all(probes.values()) and len(leaders) == 1
+                and {p["leader"] for p in probes.values()} == set(leaders)):
+            return probes
+        assert time.monotonic() < deadline, f"no settled leader: {probes}"
+        time.sleep(0.2)
+
+
+def ops(cluster, pairs: list[tuple[str, dict]], sync_reads: bool = False) -> list[dict]:
+    async def go():
+        client = get_target("zookeeper").client(cluster.addresses, timeout=3.0)
+        client.sync_reads = sync_reads
+        try:
+            return [await client.invoke(node, op) for node, op in pairs]
+        finally:
+            await client.close()
+
+    return asyncio.run(go())
+
+
+def test_the_ensemble_starts_with_one_leader_the_others_follow_in_its_epoch(cluster):
+    probes = settled(cluster)
+    leader = next(n for n, p in probes.items() if p["role"] == "leader")
+    assert sorted(p["role"] for p in probes.values()) == ["follower", "follower", "leader"]
+    assert all(p["leader"] == leader for p in probes.values())
+    assert len({p["term"] for p in probes.values()}) == 1 and probes[leader]["term"] >= 1
+    assert all(isinstance(p["commit_index"], int) and isinstance(p["wall_time"], float) for p in probes.values())
+    assert abs(probes[leader]["wall_time"] - time.time()) < 5
+    assert "3.8.0" in cluster.node_log("n1")
+
+
+def test_write_read_cas_and_a_cas_that_fails(cluster):
+    key = f"k-{uuid.uuid4().hex[:6]}"
+    got = ops(cluster, [
+        ("n1", {"f": "read", "key": key, "value": None}),
+        ("n1", {"f": "write", "key": key, "value": 1}),
+        ("n2", {"f": "write", "key": key, "value": 2}),
+        ("n3", {"f": "cas", "key": key, "value": [2, 3]}),
+        ("n1", {"f": "cas", "key": key, "value": [2, 4]}),
+        ("n2", {"f": "read", "key": key, "value": None}),
+    ], sync_reads=True)
+    assert [(o["type"], o["value"]) for o in got] == [
+        ("ok", None), ("ok", 1), ("ok", 2), ("ok", [2, 3]), ("fail", None), ("ok", 3)]
+    assert got[4]["error"] == "cas-mismatch"
+
+
+def test_a_set_and_its_final_read(cluster):
+    key = f"set-{uuid.uuid4().hex[:6]}"
+    adds = [("n1", {"f": "add", "key": key, "value": v}) for v in range(100)]
+    got = ops(cluster, adds + [("n3", {"f": "read", "key": key, "value": None})], sync_reads=True)
+    assert {o["type"] for o in got[:-1]} == {"ok"}
+    assert got[-1] == {"type": "ok", "value": list(range(100)), "error": None}
+
+
+def test_a_killed_server_restarts_with_its_data_and_rejoins(cluster):
+    leader = next(n for n, p in settled(cluster).items() if p["role"] == "leader")
+    follower = next(n for n in cluster.node_ids if n != leader)
+    key = f"kill-{uuid.uuid4().hex[:6]}"
+    assert ops(cluster, [(leader, {"f": "write", "key": key, "value": 7})])[0]["type"] == "ok"
+    before = cluster.probe(follower)["commit_index"]
+    cluster.kill(follower)
+    assert cluster.probe(follower) is None
+    cluster.start(follower)
+    after = settled(cluster)
+    assert after[follower]["commit_index"] >= before
+    assert ops(cluster, [(follower, {"f": "read", "key": key, "value": None})])[0]["value"] == 7
+    rc, out = cluster.exec(follower, ["ls", f"{cluster.layout.data_dir}/version-2"])
+    assert rc == 0 and any(name.startswith("log.") for name in out.split())
+
+
+def test_libfaketime_reaches_the_running_jvm(cluster):
+    """Why clock faults are allowed: the JVM's own clock (its Date header) follows the node's faketime file."""
+    node = "n2"
+    try:
+        cluster.put_file(node, cluster.layout.faketime_file, b"-86400\n")
+        deadline = time.monotonic() + 10
+        while True:
+            wall = (cluster.probe(node) or {}).get("wall_time")
+            if wall is not None and abs(wall - (time.time() - 86400)) < 5:
+                break
+            assert time.monotonic() < deadline, f"the JVM's clock did not move: {wall} vs {time.time()}"
+            time.sleep(0.3)
+    finally:
+        cluster.put_file(node, cluster.layout.faketime_file, b"+0\n")
+    time.sleep(3)
+    assert abs(cluster.probe(node)["wall_time"] - time.time()) < 5
+    settled(cluster)
+
+
+def test_a_short_chaos_run_on_zookeeper_is_valid(store):  # noqa: F811
+    proc = _splitbrain("--target", "zookeeper", "--nemesis", "partition,kill", "--time-limit", "20", "--seed", "5",
+                       "--store", str(store), "--quiet")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out + err
+    assert "verdict          valid" in out
