@@ -64,7 +64,10 @@ class ZooKeeper:
                 cluster.data_dir, str(ids[node_id]), *ensemble.java_command(cluster)]
 
     def node_environment(self, node_id: str, cluster: ClusterLayout, options: TargetOptions) -> dict[str, str]:
-        return {}
+        # libfaketime (the harness preloads it: clock_control is FAKETIME) leaves the monotonic
+        # clock alone: a JVM whose System.nanoTime is faked hangs in its first timed wait
+        # (libfaketime's known trouble with Java). The wall clock, System.currentTimeMillis, is skewed.
+        return {"FAKETIME_DONT_FAKE_MONOTONIC": "1"}
 
     def clock_control(self) -> str | None:
         return FAKETIME
