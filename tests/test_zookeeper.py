@@ -27,7 +27,7 @@ from kazoo.exceptions import (
 from harness.cli import main
 from targets.base import ClusterLayout, NodeAddress, TargetOptions
 from targets.registry import get_target
-from targets.zookeeper import admin, ensemble, plugin
+from targets.zookeeper import ensemble, plugin, probe
 from targets.zookeeper.client import ZooKeeperClient, classify_error, encode
 from targets.zookeeper.plugin import NODE_SCRIPT, ZooKeeper
 from targets.zookeeper.settings import SettingsError, ZooKeeperSettings
@@ -39,10 +39,10 @@ LAYOUT = ClusterLayout(nodes=tuple(NodeAddress(f"n{i}", f"10.9.0.{10 + i}") for 
 # ---- settings -----------------------------------------------------------------------------------
 
 
-def test_defaults_notice_a_dead_leader_in_two_seconds():
+def test_defaults_notice_a_dead_leader_in_three_seconds():
     s = ZooKeeperSettings.parse({})
-    assert (s.tick_ms, s.init_limit, s.sync_limit, s.reads) == (200, 25, 10, "plain")
-    assert s.tick_ms * s.sync_limit == 2000 and s.sync_reads is False
+    assert (s.tick_ms, s.init_limit, s.sync_limit, s.reads) == (200, 50, 15, "plain")
+    assert s.tick_ms * s.sync_limit == 3000 and s.sync_reads is False
 
 
 def test_options_are_spelt_either_way():
@@ -113,7 +113,7 @@ def test_zoo_cfg_lists_every_server_by_its_myid():
     cfg = ensemble.zoo_cfg(LAYOUT, ZooKeeperSettings())
     entries = dict(line.split("=", 1) for line in cfg.splitlines() if line and not line.startswith("#"))
     assert {k: entries[k] for k in ("tickTime", "initLimit", "syncLimit", "dataDir", "clientPort")} == {
-        "tickTime": "200", "initLimit": "25", "syncLimit": "10", "dataDir": LAYOUT.data_dir, "clientPort": "2181"}
+        "tickTime": "200", "initLimit": "50", "syncLimit": "15", "dataDir": LAYOUT.data_dir, "clientPort": "2181"}
     assert [(k, v) for k, v in entries.items() if k.startswith("server.")] == [
         ("server.1", "10.9.0.11:2888:3888"), ("server.2", "10.9.0.12:2888:3888"), ("server.3", "10.9.0.13:2888:3888")]
     assert entries["admin.enableServer"] == "true" and entries["admin.serverPort"] == "8080"
@@ -377,77 +377,104 @@ def test_classification_by_error():
 
 NAMES = {1: "n1", 2: "n2", 3: "n3"}
 NOT_SERVING = "This ZooKeeper instance is not currently serving requests"
-
-
-def _srvr(state, zxid):
-    return {"version": "3.8.0-debian", "read_only": False, "server_stats": {
-        "packets_sent": 31, "packets_received": 31, "fsync_threshold_exceed_count": 0,
-        "client_response_stats": {"last_buffer_size": -1, "min_buffer_size": -1, "max_buffer_size": -1},
-        "data_dir_size": 67108880, "log_dir_size": 67108880, "last_processed_zxid": zxid,
-        "outstanding_requests": 0, "server_state": state, "avg_latency": 0.0, "max_latency": 0,
-        "min_latency": 0, "num_alive_client_connections": 0, "provider_null": False, "uptime": 12345},
-        "client_response": {"last_buffer_size": -1, "min_buffer_size": -1, "max_buffer_size": -1},
-        "node_count": 5, "command": "srvr", "error": None}
-
-
-def _leader(is_leader, leader_id):
-    return {"is_leader": is_leader, "leader_id": leader_id, "leader_ip": "10.9.0.12", "command": "leader",
-            "error": None}
+# What ZooKeeper 3.8.0 answered (four-letter srvr; the AdminServer's /commands/leader).
+SRVR_LEADER = """Zookeeper version: 3.8.0-${mvngit.commit.id}, built on 2024-12-29 17:54 UTC
+Latency min/avg/max: 0/0.0/0
+Received: 3
+Sent: 2
+Connections: 1
+Outstanding: 0
+Zxid: 0x300000004
+Mode: leader
+Node count: 5
+Proposal sizes last/min/max: 48/48/48
+"""
+SRVR_FOLLOWER = SRVR_LEADER.replace("Mode: leader", "Mode: follower").replace("Proposal sizes last/min/max: 48/48/48\n", "")
+LEADER_OF = {"is_leader": False, "leader_id": 2, "leader_ip": "10.9.0.12", "command": "leader", "error": None}
 
 
 def test_a_leader_and_a_follower_name_the_same_leader_and_epoch():
-    lead = admin.status_view(_srvr("leader", 0x300000004), _leader(True, 2), NAMES, me="n2")
+    lead = probe.status_view(probe.parse_srvr(SRVR_LEADER), 2, NAMES, me="n2")
     assert {k: lead[k] for k in ("role", "term", "leader", "commit_index", "zxid")} == {
         "role": "leader", "term": 3, "leader": "n2", "commit_index": 0x300000004, "zxid": "0x300000004"}
-    follow = admin.status_view(_srvr("follower", 0x300000004), _leader(False, 2), NAMES, me="n1")
+    follow = probe.status_view(probe.parse_srvr(SRVR_FOLLOWER), probe.leader_myid(LEADER_OF), NAMES, me="n1")
     assert (follow["role"], follow["term"], follow["leader"]) == ("follower", 3, "n2")
-    assert admin.epoch(0x300000004) == 3 and admin.counter(0x300000004) == 4
+    assert probe.epoch(0x300000004) == 3 and probe.counter(0x300000004) == 4
 
 
 def test_a_server_that_is_not_serving_is_looking():
-    down = {"command": "srvr", "error": NOT_SERVING}
-    assert admin.status_view(down, {"command": "leader", "error": NOT_SERVING}, NAMES) == {
-        "role": "looking", "term": None, "leader": None, "commit_index": None}
-    # the leader answer lost while the server still led: it leads itself
-    alone = admin.status_view(_srvr("leader", 0x500000000), {"command": "leader", "error": NOT_SERVING}, NAMES, "n3")
-    assert (alone["role"], alone["term"], alone["leader"]) == ("leader", 5, "n3")
-    assert admin.status_view({"whatever": 1}, {}, NAMES) is None and admin.status_view([], {}, NAMES) is None
+    assert probe.parse_srvr(NOT_SERVING + "\n") == {}
+    assert probe.status_view({}, None, NAMES) == {"role": "looking", "term": None, "leader": None, "commit_index": None}
+    assert probe.leader_myid({"command": "leader", "error": NOT_SERVING}) is None
+    assert probe.leader_myid({"command": "leader", "error": "server is not initialized"}) is None
+    # no leader answer (Jetty still starting) while the server leads: it leads itself; a follower knows none
+    assert probe.status_view(probe.parse_srvr(SRVR_LEADER), None, NAMES, "n3")["leader"] == "n3"
+    assert probe.status_view(probe.parse_srvr(SRVR_FOLLOWER), None, NAMES, "n3")["leader"] is None
+    assert probe.parse_srvr("<html>") is None and probe.status_view(None, 2, NAMES) is None
 
 
 def test_wall_time_is_the_date_header_to_the_half_second():
-    assert admin.wall_time("Tue, 01 Dec 2026 23:10:00 GMT") == 1796166600.5
-    assert admin.wall_time(None) is None and admin.wall_time("yesterday") is None
+    assert probe.wall_time("Tue, 01 Dec 2026 23:10:00 GMT") == 1796166600.5
+    assert probe.wall_time(None) is None and probe.wall_time("yesterday") is None
 
 
-def _probe_with(monkeypatch, handler):
-    monkeypatch.setattr(plugin, "admin_http",
-                        lambda timeout: httpx.AsyncClient(transport=httpx.MockTransport(handler)))
-
-
-def test_the_probe_asks_the_admin_server_of_the_node_it_is_given(monkeypatch):
+def _probe_with(monkeypatch, srvr_text, handler):
     seen = []
 
-    def handler(request):
-        seen.append((request.url.host, request.url.port, request.url.path))
-        body = _srvr("follower", 0x200000001) if request.url.path.endswith("/srvr") else _leader(False, 3)
-        return httpx.Response(200, json=body, headers={"Date": "Tue, 01 Dec 2026 23:10:00 GMT"})
+    async def four_letter(ip, port, word, timeout):
+        seen.append((ip, port, word))
+        return srvr_text
 
-    _probe_with(monkeypatch, handler)
+    monkeypatch.setattr(plugin, "four_letter", four_letter)
+    monkeypatch.setattr(plugin, "admin_http",
+                        lambda timeout: httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+    return seen
+
+
+def test_the_probe_asks_the_node_it_is_given(monkeypatch):
+    asked = []
+
+    def handler(request):
+        asked.append((request.url.host, request.url.port, request.url.path))
+        return httpx.Response(200, json={**LEADER_OF, "leader_id": 3}, headers={"Date": "Tue, 01 Dec 2026 23:10:00 GMT"})
+
+    seen = _probe_with(monkeypatch, SRVR_FOLLOWER, handler)
     target = ZooKeeper()
     target.node_command("n1", LAYOUT, TargetOptions())
     view = asyncio.run(target.status_probe("10.9.0.11:2181"))
-    assert (view["role"], view["term"], view["leader"], view["wall_time"]) == ("follower", 2, "n3", 1796166600.5)
-    assert sorted(seen) == [("10.9.0.11", 8080, "/commands/leader"), ("10.9.0.11", 8080, "/commands/srvr")]
+    assert (view["role"], view["term"], view["leader"], view["wall_time"]) == ("follower", 3, "n3", 1796166600.5)
+    assert seen == [("10.9.0.11", 2181, "srvr")] and asked == [("10.9.0.11", 8080, "/commands/leader")]
 
 
-def test_a_node_that_does_not_answer_is_none(monkeypatch):
+def test_a_node_that_does_not_answer_is_none_and_one_without_jetty_yet_still_answers(monkeypatch):
     def refused(request):
         raise httpx.ConnectError("refused")
 
-    _probe_with(monkeypatch, refused)
+    _probe_with(monkeypatch, None, refused)
     assert asyncio.run(ZooKeeper().status_probe("10.9.0.11:2181")) is None
-    _probe_with(monkeypatch, lambda r: httpx.Response(200, text="<html>starting</html>"))
-    assert asyncio.run(ZooKeeper().status_probe("10.9.0.11:2181")) is None
+    _probe_with(monkeypatch, NOT_SERVING, refused)
+    assert asyncio.run(ZooKeeper().status_probe("10.9.0.11:2181"))["role"] == "looking"
+    _probe_with(monkeypatch, SRVR_FOLLOWER, lambda r: httpx.Response(200, text="<html>starting</html>"))
+    view = asyncio.run(ZooKeeper().status_probe("10.9.0.11:2181"))
+    assert (view["role"], view["leader"], view["wall_time"]) == ("follower", None, None)
+
+
+def test_four_letter_words_over_a_real_socket():
+    async def go():
+        async def serve(reader, writer):
+            word = await reader.read(4)
+            writer.write(SRVR_LEADER.encode() if word == b"srvr" else b"")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            got = await plugin.four_letter("127.0.0.1", port, "srvr", 2.0)
+        return got, await plugin.four_letter("127.0.0.1", port, "srvr", 0.5)
+
+    got, after = asyncio.run(go())
+    assert got == SRVR_LEADER and after is None  # the server is gone: no answer
 
 
 def test_values_are_json():

@@ -2,7 +2,7 @@
 
 The zoo.cfg and java command are targets.zookeeper.ensemble's, the client
 and its outcome rules targets.zookeeper.client's, the reading of the probe's
-answers targets.zookeeper.admin's, the options targets.zookeeper.settings';
+answers targets.zookeeper.probe's, the options targets.zookeeper.settings';
 the whole story is in targets/zookeeper/README.md.
 """
 
@@ -17,7 +17,7 @@ import httpx
 from targets.base import FAKETIME, ClusterLayout, TargetOptions
 from targets.image import ImageRecipe
 from targets.options import refusals
-from targets.zookeeper import admin, ensemble
+from targets.zookeeper import ensemble, probe
 from targets.zookeeper.client import ZooKeeperClient
 from targets.zookeeper.settings import ZooKeeperSettings
 
@@ -28,6 +28,31 @@ NODE_SCRIPT = "/opt/splitbrain/zookeeper/node.sh"  # where image_recipe puts nod
 def admin_http(timeout: float) -> httpx.AsyncClient:
     """HTTP to the AdminServers; trust_env=False: no proxy from the environment between us and the nodes."""
     return httpx.AsyncClient(timeout=timeout, trust_env=False)
+
+
+async def four_letter(ip: str, port: int, word: str, timeout: float) -> str | None:
+    """A four-letter word's answer (the server closes the connection after it), None if none came."""
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(ip, port)
+            try:
+                writer.write(word.encode())
+                await writer.drain()
+                return (await reader.read()).decode("utf-8", "replace")
+            finally:
+                writer.close()
+    except (OSError, TimeoutError):
+        return None
+
+
+async def admin_leader(ip: str, timeout: float) -> tuple[int | None, float | None]:
+    """(the myid of the leader the server follows, its clock) from the AdminServer; Nones if it did not say."""
+    async with admin_http(timeout) as http:
+        try:
+            resp = await http.get(f"http://{ip}:{ensemble.ADMIN_PORT}/commands/leader")
+            return probe.leader_myid(resp.json()), probe.wall_time(resp.headers.get("date"))
+        except (httpx.HTTPError, ValueError):
+            return None, None
 
 
 class ZooKeeper:
@@ -76,16 +101,15 @@ class ZooKeeper:
         return ZooKeeperClient(addresses, timeout, sync_reads=self.settings.sync_reads)
 
     async def status_probe(self, address: str, timeout: float = 0.5) -> dict[str, Any] | None:
-        ip = address.rsplit(":", 1)[0]
-        base = f"http://{ip}:{ensemble.ADMIN_PORT}/commands"
-        async with admin_http(timeout) as http:
-            try:
-                srvr, leader = await asyncio.gather(http.get(f"{base}/srvr"), http.get(f"{base}/leader"))
-                view = admin.status_view(srvr.json(), leader.json(), self.names, me=self.by_ip.get(ip))
-            except (httpx.HTTPError, ValueError):
-                return None
+        # srvr answers from the moment the client port opens; the AdminServer (Jetty) starts
+        # seconds later on a busy machine, and is asked only whom the server follows.
+        ip, _, port = address.rpartition(":")
+        text, (leader_id, wall) = await asyncio.gather(
+            four_letter(ip, int(port), "srvr", timeout), admin_leader(ip, timeout))
+        view = probe.status_view(probe.parse_srvr(text) if text is not None else None, leader_id,
+                                 self.names, me=self.by_ip.get(ip))
         if view is not None:
-            view["wall_time"] = admin.wall_time(srvr.headers.get("date"))
+            view["wall_time"] = wall
         return view
 
     def unsupported_faults(self, faults) -> list[str]:

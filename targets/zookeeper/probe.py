@@ -1,0 +1,107 @@
+"""What a ZooKeeper server believes: its mode and zxid (four-letter `srvr`), the leader it follows (AdminServer), the ZAB epoch.
+
+Two questions, asked together:
+
+- `srvr`, the four-letter word on the client port: `Mode:` (leader,
+  follower, observer) and `Zxid:`, the last transaction the server applied,
+  both read from the running server in one answer. It is cheap (one short
+  TCP exchange with ZooKeeper's own NIO server) and answers from the moment
+  the client port is open, before the election.
+- `GET /commands/leader` of the AdminServer (Jetty, JSON): `leader_id`, the
+  myid of the leader this server follows. This is the only place a follower
+  says whom it follows: neither `srvr` nor `mntr` names the leader.
+
+A server that is not serving (electing, or syncing with a new leader)
+answers both with "This ZooKeeper instance is not currently serving
+requests": it is `looking`, with no leader and no epoch.
+
+The term is the ZAB epoch, the high 32 bits of the zxid, so the split-brain
+checker's rule (two leaders of one term) reads "two leaders of one epoch".
+A new leader sets its last processed zxid to (its epoch, 0) as it starts
+serving (Leader.startZkServer), so it reports its own epoch from its first
+answer, never its predecessor's; a follower reports the epoch of the last
+transaction it applied. The commit index is the whole zxid: a server applies
+only committed transactions and answers only once it is in sync with a
+leader, so the zxid it reports never goes back, across epochs and restarts
+(the low 32 bits alone restart at 0 in every epoch).
+
+Pure functions of the answers; targets.zookeeper.plugin asks the questions.
+"""
+
+from __future__ import annotations
+
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+NOT_SERVING = "not currently serving requests"
+ROLES = {"leader": "leader", "follower": "follower", "observer": "observer",
+         "standalone": "leader"}  # standalone: the only server orders every write (not used by our ensembles)
+LOOKING = {"role": "looking", "term": None, "leader": None, "commit_index": None}
+
+
+def epoch(zxid: int) -> int:
+    return zxid >> 32
+
+
+def counter(zxid: int) -> int:
+    return zxid & 0xFFFFFFFF
+
+
+def parse_srvr(text: str) -> dict[str, str] | None:
+    """`srvr`'s "Key: value" lines; {} for a server that is not serving; None for anything else."""
+    if NOT_SERVING in text:
+        return {}
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key.strip()] = value.strip()
+    return fields if "Mode" in fields else None
+
+
+def leader_myid(answer: Any) -> int | None:
+    """The myid in the AdminServer's `leader` answer, None if it has none (not serving, not answered)."""
+    if not isinstance(answer, dict) or answer.get("error"):
+        return None
+    value = answer.get("leader_id")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def status_view(srvr: dict[str, str] | None, leader_id: int | None, names: dict[int, str],
+                me: str | None = None) -> dict[str, Any] | None:
+    """The observer's view from parse_srvr's fields and the leader's myid (None: not ZooKeeper's answer).
+
+    names maps myid -> node id; me is the node asked: a leader whose `leader`
+    answer is missing (Jetty slow or still starting) leads itself."""
+    if srvr is None:
+        return None
+    if not srvr:
+        return dict(LOOKING)
+    mode = srvr.get("Mode", "")
+    try:
+        zxid = int(srvr.get("Zxid", ""), 16)
+    except ValueError:
+        zxid = None
+    role = ROLES.get(mode, mode or "looking")
+    leader = names.get(leader_id) if leader_id is not None else None
+    if role == "leader" and leader is None:
+        leader = me
+    return {
+        "role": role,
+        "term": epoch(zxid) if zxid is not None else None,
+        "leader": leader,
+        "commit_index": zxid,
+        "zxid": f"0x{zxid:x}" if zxid is not None else None,
+        "mode": mode,
+        "leader_myid": leader_id,
+    }
+
+
+def wall_time(date_header: str | None) -> float | None:
+    """Seconds since the epoch on the server's clock, from Jetty's Date header (whole seconds: +0.5 s)."""
+    if not date_header:
+        return None
+    try:
+        return parsedate_to_datetime(date_header).timestamp() + 0.5
+    except (TypeError, ValueError):
+        return None
