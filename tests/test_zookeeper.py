@@ -105,7 +105,7 @@ def test_the_target_is_built_in_and_its_node_runs_the_script_the_image_holds():
     assert java[0] == "java" and "-Xmx256m" in java
     assert java[-2:] == [ensemble.MAIN_CLASS, cfg_path]
     assert java[java.index("-cp") + 1].startswith("/etc/zookeeper/conf:/usr/share/java/zookeeper.jar")
-    assert target.node_environment("n2", LAYOUT, TargetOptions()) == {"FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    assert target.node_environment("n2", LAYOUT, TargetOptions()) == {"FAKETIME_DONT_FAKE_MONOTONIC": "1", "FAKETIME_FORCE_MONOTONIC_FIX": "0"}
     assert target.peer_port == 3888 and target.client_port == 2181
 
 

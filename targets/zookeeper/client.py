@@ -70,7 +70,7 @@ REFUSED = (ConnectionClosedError, SessionExpiredError, AuthFailedError)
 # The session timeout we ask for; the server clamps it to [2, 20] ticks (0.4-4 s with the default
 # 200 ms tick). kazoo pings every third of it and gives a silent server two thirds.
 SESSION_TIMEOUT_S = 4.0
-CONNECT_WAIT_S = 0.5  # an operation waits this long (at most half its timeout) for a session being made
+CONNECT_SHARE = 0.5  # an operation waits up to this share of its timeout for a session being made
 # kazoo's reconnect backoff doubles up to an hour by default: after a 20 s outage a client would
 # wait many seconds past the heal. Reconnect every 0.1-0.5 s, forever, as long as the client lives.
 RECONNECT = {"max_tries": -1, "delay": 0.1, "backoff": 1.5, "max_delay": 0.5}
@@ -222,7 +222,7 @@ class ZooKeeperClient:
         try:
             async with asyncio.timeout(self.timeout):
                 zk = self._session(node_id)
-                if not await self._connected(zk, min(CONNECT_WAIT_S, self.timeout / 2)):
+                if not await self._connected(zk, self.timeout * CONNECT_SHARE):
                     return outcome("fail", None, "not connected")  # nothing sent
                 return await self._perform(zk, f, key, op.get("value"), attempt)
         except TimeoutError:

@@ -89,10 +89,14 @@ class ZooKeeper:
                 cluster.data_dir, str(ids[node_id]), *ensemble.java_command(cluster)]
 
     def node_environment(self, node_id: str, cluster: ClusterLayout, options: TargetOptions) -> dict[str, str]:
-        # libfaketime (the harness preloads it: clock_control is FAKETIME) leaves the monotonic
-        # clock alone: a JVM whose System.nanoTime is faked hangs in its first timed wait
-        # (libfaketime's known trouble with Java). The wall clock, System.currentTimeMillis, is skewed.
-        return {"FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+        # libfaketime (the harness preloads it: clock_control is FAKETIME) must leave the JVM's
+        # monotonic clock and timed waits alone. With the monotonic clock faked a JVM hangs in its
+        # first timed wait; with libfaketime 0.9.10's "monotonic fix" for pthread_cond_timedwait
+        # (on by default with Debian's glibc) every JVM thread's timed wait spins: three idle
+        # servers took 60% of a core each, took 30 s to start and lost every leader within seconds.
+        # Without both, they start in 3 s and idle, and the wall clock, System.currentTimeMillis,
+        # is still skewed.
+        return {"FAKETIME_DONT_FAKE_MONOTONIC": "1", "FAKETIME_FORCE_MONOTONIC_FIX": "0"}
 
     def clock_control(self) -> str | None:
         return FAKETIME

@@ -7,10 +7,9 @@ before the leader drops it, and a follower that hears nothing from its leader
 for syncLimit ticks leaves it. ZooKeeper's own defaults (its sample zoo.cfg:
 2000 ms, 10, 5) take 10 s to notice a dead leader, a sixth of a 60 s test,
 so ours are 200 ms, 50 and 15: a dead leader is noticed in 3 s, and a
-follower has 10 s to sync. On a loaded two-core machine (three JVMs beside
-another run's five etcd members) syncing took over 5 s, and with
-initLimit 25 no leader kept its followers for a minute; initLimit is a
-deadline, not a wait, so a long one costs nothing when all is well.
+follower has 10 s to sync with a new leader, headroom for five JVMs on two
+busy cores (initLimit is a deadline, not a wait: a long one costs nothing
+when all is well).
 
 Option names are spelt either way: `tick_time` or ZooKeeper's `tickTime`.
 """
