@@ -25,7 +25,7 @@ from targets.zookeeper.settings import ZooKeeperSettings
 CLIENT_PORT = 2181
 QUORUM_PORT = 2888  # followers connect to the leader here: only the leader listens on it
 ELECTION_PORT = 3888  # every server listens here: the peer port the partition nemesis probes
-ADMIN_PORT = 8080  # the AdminServer (Jetty, JSON): the status probe
+ADMIN_PORT = 8080  # the AdminServer (Jetty, JSON): whom a follower follows, for the status probe
 
 MAIN_CLASS = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 CLASSPATH = ":".join((
@@ -36,8 +36,8 @@ CLASSPATH = ":".join((
     "/usr/share/java/log4j-1.2.jar",
 ))
 LOG4J_CONFIG = "/opt/splitbrain/zookeeper/log4j.properties"  # where image_recipe puts log4j.properties
-# The four-letter words, for looking around inside a node (`echo srvr | nc 127.0.0.1 2181`); the
-# probe itself uses the AdminServer, which alone tells a follower's view of who leads.
+# The four-letter words: `srvr` is the status probe's (mode and zxid); the others are for looking
+# around inside a node (`echo mntr | nc 127.0.0.1 2181`).
 FOUR_LETTER_WORDS = ("srvr", "stat", "mntr", "ruok", "conf", "cons", "envi", "dirs", "wchs")
 
 # The JVM: five of them share two cores and must start in seconds. A small heap with the serial
