@@ -129,8 +129,7 @@ def run_in_memory(tmp_path: Path, spec: TestSpec, cluster: MemoryCluster | None 
                   **kw):
     """One run of spec against the in-memory cluster, its history and logs in tmp_path: (cluster, workload, outcome)."""
     cluster = cluster or MemoryCluster()
-    workload = make_workload(spec.workload, spec.seed, keys=spec.active_keys(), ops_per_key=spec.ops_per_key) \
-        if spec.workload == "register" else make_workload(spec.workload, spec.seed)
+    workload = make_workload(spec.workload, spec.seed, keys=spec.active_keys(), ops_per_key=spec.ops_per_key)
     schedule = make_schedule(spec.seed, spec.nemesis, NODES, spec.nemesis_interval, spec.time_limit)
     logs = tmp_path / "logs"
     logs.mkdir(parents=True, exist_ok=True)
