@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))
 
-from test_run_loop import run_fake, short_spec  # noqa: E402
+from harness.memory import quick_spec, run_in_memory  # noqa: E402
 
 
 def main() -> None:
@@ -32,13 +32,13 @@ def main() -> None:
     args = parser.parse_args()
     print(f"{'workload':<10} {'ops/s':>8} {'target':>7} {'cpu share':>9} {'schedule lag max':>17}")
     for workload in ("register", "set"):
-        spec = short_spec(workload=workload, concurrency=args.clients, rate=args.rate,
+        spec = quick_spec(workload=workload, concurrency=args.clients, rate=args.rate,
                           time_limit=args.seconds, nemesis=("kill",), nemesis_interval=0.5,
                           warmup=0.1)
         for _ in range(args.repeat):
             with tempfile.TemporaryDirectory() as tmp:
                 wall, cpu = time.monotonic(), time.process_time()
-                _, _, outcome = run_fake(Path(tmp), spec)
+                _, _, outcome = run_in_memory(Path(tmp), spec)
                 share = (time.process_time() - cpu) / (time.monotonic() - wall)
             rate = sum(outcome.counts["faults"].values()) / spec.time_limit
             print(f"{workload:<10} {rate:>8.0f} {args.rate:>7} {share:>9.2f} "

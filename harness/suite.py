@@ -16,7 +16,9 @@ A suite file:
         expect: anomaly              # valid (default) | anomaly | any
 
 `expect: anomaly` is a deliberate-bug test: finding the anomaly is a pass and
-not finding it a failure (the harness lost its power to catch that bug).
+not finding it a failure (the harness lost its power to catch that bug). A
+test without bugs may expect an anomaly the system documents (etcd's
+serializable reads may be stale) if it says so in `because: "..."`.
 `expect: any` runs a test whose outcome is recorded but not judged (a bug this
 host rarely exposes). Each (test, seed) pair is one run and one JUnit test case.
 
@@ -50,7 +52,7 @@ from harness.spec import (
 EXPECTS = ("valid", "anomaly", "any")
 SUITE_KEYS = ("name", "defaults", "tests")
 # Keys of a test that are the suite's, not the run's.
-TEST_KEYS = ("name", "seeds", "seed-count", "expect")
+TEST_KEYS = ("name", "seeds", "seed-count", "expect", "because")
 MAX_SEED_COUNT = 100
 
 
@@ -259,14 +261,20 @@ def load_suite(path: str | Path, target_check: bool = True) -> Suite:
                        "; give each test its own name")
         seen[test_name] = _line(node)
 
+        if "because" in own and not (isinstance(own["because"][0], str) and own["because"][0].strip()):
+            raise fail(own["because"][2], f"{where}.because", f"expected a sentence, got {own['because'][0]!r}")
         expect = "valid"
         if "expect" in own:
             v, _, vn = own["expect"]
             if v not in EXPECTS:
                 raise fail(vn, f"{where}.expect", f"expected one of {', '.join(EXPECTS)}, got {v!r}")
             expect = v
-            if expect == "anomaly" and not spec.bugs:
-                raise fail(vn, f"{where}.expect", "anomaly is for a deliberate-bug test, but this test has no bugs")
+            # An anomaly is expected of a deliberate bug, or of behaviour a system documents
+            # (etcd's serializable reads may be stale), which the test must then name.
+            because = own.get("because", (None, None, None))[0]
+            if expect == "anomaly" and not spec.bugs and not (isinstance(because, str) and because.strip()):
+                raise fail(vn, f"{where}.expect", "anomaly is for a deliberate-bug test, but this test has no bugs "
+                           "(for behaviour the system documents, say why with `because:`)")
 
         seeds = _seeds(own, spec, where, fail)
         tests.append(SuiteTest(test_name, dataclasses.replace(spec, seed=None, test=test_name), seeds, expect,

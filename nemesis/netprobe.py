@@ -34,6 +34,7 @@ print(json.dumps(res))
 """
 
 BLOCKED = ("timeout", "unreachable")
+PROBE_ATTEMPTS = 3
 REACHABLE = ("open", "refused")
 
 
@@ -41,7 +42,23 @@ def connect_probe(cluster, src: str, dst_ips: list[str], port: int, limit: float
     """ip -> open | refused | timeout | unreachable | error-N, as seen from node src."""
     if not dst_ips:
         return {}
-    rc, out = cluster.exec_netns(src, ["python3", "-c", PROBE_SCRIPT, str(port), str(limit), *dst_ips])
-    if rc != 0:
-        raise RuntimeError(f"connect probe from {src} failed (exit {rc}): {out.strip()[-300:]}")
-    return json.loads(out.strip().splitlines()[-1])
+    cmd = ["python3", "-c", PROBE_SCRIPT, str(port), str(limit), *dst_ips]
+    for _ in range(PROBE_ATTEMPTS):
+        rc, out = cluster.exec_netns(src, cmd)
+        if rc != 0:
+            raise RuntimeError(f"connect probe from {src} failed (exit {rc}): {out.strip()[-300:]}")
+        answer = _answer(out)
+        if answer is not None:
+            return answer
+    # A docker exec on a machine under heavy load (load average 45 on 2 cores) once came back
+    # with exit 0 and no output at all; it is the exec that failed, not the network.
+    raise RuntimeError(f"connect probe from {src} printed no answer {PROBE_ATTEMPTS} times: {out.strip()[-300:]!r}")
+
+
+def _answer(out: str) -> dict[str, str] | None:
+    lines = out.strip().splitlines()
+    try:
+        answer = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        return None
+    return answer if isinstance(answer, dict) else None

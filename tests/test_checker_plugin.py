@@ -11,12 +11,12 @@ import contextlib
 import io
 import json
 
-from test_run_loop import FakeCluster
-from test_run_loop_command import fake_parts, spec
+from test_run_loop_command import spec
 
 from checkers.registry import CHECKERS, read_verdicts
 from checkers.verdict import Anomaly, CheckInput, Verdict
 from harness.commands.run import execute
+from harness.memory import MemoryCluster, memory_parts
 from harness.suite import anomaly_sentences
 from reports.data import load_run, report_data
 from reports.render import render_html
@@ -43,7 +43,7 @@ def test_a_checker_registered_by_a_test_runs_and_its_anomaly_reaches_results_sum
     out = io.StringIO()
     with CHECKERS.registered("fives", FivesChecker):
         code = execute(spec(tmp_path, checkers=("fives",)), None, quiet=True, out=out,
-                       parts=fake_parts(FakeCluster()))
+                       parts=memory_parts(MemoryCluster()))
     assert code == 1, out.getvalue()
     run = (tmp_path / "store" / "latest").resolve()
     results = json.loads((run / "results.json").read_text())

@@ -8,6 +8,7 @@ import time
 import uuid
 
 import pytest
+from docker_cluster import docker_cluster
 
 from harness.cluster import RUN_LABEL, DockerCluster, clean
 from nemesis.core import Nemesis
@@ -27,14 +28,8 @@ def labelled(run_id: str) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def cluster():
-    run_id = f"test-{uuid.uuid4().hex[:8]}"
-    c = DockerCluster(run_id, get_target("raftkv"), 3, TargetOptions(), log=lambda s: None)
-    try:
-        c.up(timeout=60)
+    with docker_cluster("raftkv") as c:
         yield c
-    finally:
-        c.teardown()
-        clean(run_id)  # also whatever a failed up() left behind
 
 
 @pytest.fixture

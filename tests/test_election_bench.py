@@ -157,6 +157,9 @@ def test_the_table_sets_the_papers_numbers_beside_ours_and_shows_timeouts():
     (["--target", "nosuch"], "--target"),
     (["--max-timeouts", "0"], "--max-timeouts"),
     (["--range-time-limit", "-1"], "--range-time-limit"),
+    # The target judges its own timing: etcd needs E >= 5 heartbeats and randomizes over [E, 2E) only.
+    (["--target", "etcd", "--ranges", "150-300"], "5 heartbeats"),
+    (["--target", "etcd", "--ranges", "150-151", "--heartbeat", "30"], "[E, 2E)"),
 ])
 def test_bad_arguments_are_one_line_and_exit_2(argv, says, capsys, tmp_path):
     code = main(["bench", "election", "--store", str(tmp_path), *argv])

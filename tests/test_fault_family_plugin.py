@@ -11,10 +11,10 @@ import io
 import json
 
 import pytest
-from test_run_loop import NODES, FakeClient, FakeCluster
 
 from checkers.election import check
 from harness.commands.run import execute
+from harness.memory import NODES, MemoryClient, MemoryCluster
 from harness.pytest_plugin import run_schedule
 from harness.spec import TestSpec, check_spec
 from history.events import read_history
@@ -80,7 +80,7 @@ class BrownoutFamily(NodeFamily):
 BROWNOUT = BrownoutFamily()
 
 
-class MemoryCluster(FakeCluster):
+class MemoryCluster(MemoryCluster):
     """test_run_loop's in-memory cluster, driven through the nemesis's ClusterControl."""
 
     node_ids = list(NODES)
@@ -150,7 +150,7 @@ class MemoryCluster(FakeCluster):
         return False
 
 
-class BrownoutClient(FakeClient):
+class BrownoutClient(MemoryClient):
     async def invoke(self, node, op):
         if node in self.c.brownout:
             return {"type": "fail", "value": None, "error": "503 brownout"}

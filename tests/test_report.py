@@ -169,12 +169,13 @@ def test_two_leaders_evidence_lists_what_each_acknowledged_while_both_led(bad_ru
 
 
 def test_set_lost_adds_from_a_real_run_loop_get_a_report_written_by_the_run_itself(tmp_path):
-    from test_run_loop_command import FakeCluster, fake_parts, spec
+    from test_run_loop_command import spec
 
     from harness.commands.run import execute
+    from harness.memory import MemoryCluster, memory_parts
 
     out = io.StringIO()
-    code = execute(spec(tmp_path), None, quiet=True, out=out, parts=fake_parts(FakeCluster(lose_writes=True)))
+    code = execute(spec(tmp_path), None, quiet=True, out=out, parts=memory_parts(MemoryCluster(lose_writes=True)))
     assert code == 1
     run = (tmp_path / "store" / "latest").resolve()
     html = (run / "report.html").read_text()

@@ -7,16 +7,10 @@ import json
 import os
 
 import yaml
-from test_run_loop import NODES, FakeClient, FakeCluster, FakeNemesis
 
 from harness.commands.run import execute
+from harness.memory import MemoryCluster, memory_parts
 from harness.spec import TestSpec
-
-
-def fake_parts(cluster):
-    def parts(spec, target, log):
-        return cluster, list(NODES), (lambda ips: FakeClient(cluster)), (lambda ips: FakeNemesis(cluster))
-    return parts
 
 
 def spec(tmp_path, **kw) -> TestSpec:
@@ -30,7 +24,7 @@ def spec(tmp_path, **kw) -> TestSpec:
 def test_a_valid_run_writes_its_folder_and_exits_0(tmp_path):
     out = io.StringIO()
     s = spec(tmp_path)
-    code = execute(s, None, quiet=True, out=out, parts=fake_parts(FakeCluster()))
+    code = execute(s, None, quiet=True, out=out, parts=memory_parts(MemoryCluster()))
     assert code == 0, out.getvalue()
     latest = tmp_path / "store" / "latest"
     assert latest.is_symlink()
@@ -51,7 +45,7 @@ def test_a_valid_run_writes_its_folder_and_exits_0(tmp_path):
 
 def test_lost_writes_exit_1_and_say_when_they_were_found(tmp_path):
     out = io.StringIO()
-    code = execute(spec(tmp_path), None, quiet=True, out=out, parts=fake_parts(FakeCluster(lose_writes=True)))
+    code = execute(spec(tmp_path), None, quiet=True, out=out, parts=memory_parts(MemoryCluster(lose_writes=True)))
     assert code == 1
     results = json.loads((tmp_path / "store" / "latest" / "results.json").read_text())
     assert results["checkers"]["set"]["lost"]
@@ -60,13 +54,13 @@ def test_lost_writes_exit_1_and_say_when_they_were_found(tmp_path):
 
 
 def test_a_cluster_that_cannot_come_up_is_one_line_and_exit_2(tmp_path, capsys):
-    class Broken(FakeCluster):
+    class Broken(MemoryCluster):
         def up(self):
             raise RuntimeError("no docker daemon")
 
     cluster = Broken()
     out = io.StringIO()
-    code = execute(spec(tmp_path), None, quiet=True, out=out, parts=fake_parts(cluster))
+    code = execute(spec(tmp_path), None, quiet=True, out=out, parts=memory_parts(cluster))
     err = capsys.readouterr().err
     assert code == 2 and out.getvalue() == ""
     assert err == "splitbrain run: the cluster did not come up: RuntimeError: no docker daemon\n"
@@ -76,9 +70,9 @@ def test_a_cluster_that_cannot_come_up_is_one_line_and_exit_2(tmp_path, capsys):
 
 
 def test_two_runs_get_two_folders_and_latest_moves(tmp_path):
-    execute(spec(tmp_path), None, quiet=True, out=io.StringIO(), parts=fake_parts(FakeCluster()))
+    execute(spec(tmp_path), None, quiet=True, out=io.StringIO(), parts=memory_parts(MemoryCluster()))
     first = (tmp_path / "store" / "latest").resolve()
-    execute(spec(tmp_path), None, quiet=True, out=io.StringIO(), parts=fake_parts(FakeCluster()))
+    execute(spec(tmp_path), None, quiet=True, out=io.StringIO(), parts=memory_parts(MemoryCluster()))
     second = (tmp_path / "store" / "latest").resolve()
     assert first != second and first.exists() and second.exists()
     assert os.readlink(tmp_path / "store" / "latest").startswith(spec(tmp_path).test)

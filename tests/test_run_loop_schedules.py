@@ -7,8 +7,8 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_run_loop import NODES, FakeClient, FakeCluster, FakeNemesis
 
+from harness.memory import NODES, MemoryClient, MemoryCluster, MemoryNemesis
 from harness.run import RunLoop
 from harness.spec import TestSpec
 from history.events import read_history
@@ -38,11 +38,11 @@ def test_any_schedule_gives_a_valid_history_that_ends_healed(schedule, seed):
     spec = TestSpec(target="fake", nodes=3, workload="register", nemesis=("kill", "pause", "partition"),
                     time_limit=0.7, concurrency=4, rate=200, seed=seed, warmup=0.05, recovery_limit=2,
                     op_timeout=0.1, ops_per_key=20).resolve()
-    cluster = FakeCluster()
-    nemesis = FakeNemesis(cluster)
+    cluster = MemoryCluster()
+    nemesis = MemoryNemesis(cluster)
     with tempfile.TemporaryDirectory() as tmp:
         history_path = Path(tmp) / "history.jsonl"
-        loop = RunLoop(spec, cluster, lambda ips: FakeClient(cluster), lambda ips: nemesis,
+        loop = RunLoop(spec, cluster, lambda ips: MemoryClient(cluster), lambda ips: nemesis,
                        make_workload("register", seed, keys=2, ops_per_key=20), schedule, history_path)
         outcome = loop.run()
         history = read_history(history_path)

@@ -236,3 +236,19 @@ def test_retry_errors_reruns_a_run_that_could_not_run_and_says_so_but_never_an_a
     assert outcome.exit_code == 0 and len(calls) == 5  # each partition run twice, stale-read once
     assert "after 1 infrastructure error(s): could not run: nemesis start-partition failed" in outcome.judged[0].message
     assert run_suite(suite.runs()[:1], lambda r: RunResult(2, error="down"), retry_errors=2).exit_code == 2
+
+
+def test_an_anomaly_a_system_documents_may_be_expected_without_a_bug_when_the_test_says_why(tmp_path):
+    body = SUITE.replace("    bugs: [stale-read]\n", "    because: \"documented: reads may be stale\"\n")
+    (tmp_path / "suite.yaml").write_text(body)
+    suite = load_suite(tmp_path / "suite.yaml")
+    assert [t.expect for t in suite.tests][1] == "anomaly"
+    (tmp_path / "bad.yaml").write_text(SUITE.replace("    bugs: [stale-read]\n", "    because: 3\n"))
+    with pytest.raises(SuiteError, match="because: expected a sentence"):
+        load_suite(tmp_path / "bad.yaml")
+
+
+def test_the_targets_suite_loads():
+    suite = load_suite(Path(__file__).resolve().parent.parent / "suites" / "targets.yaml")
+    assert {t.spec.target for t in suite.tests} >= {"etcd"}
+

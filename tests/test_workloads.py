@@ -53,3 +53,11 @@ def test_set_adds_are_unique_and_the_final_op_reads_the_whole_set():
     assert all(o["f"] == "add" for o in adds)
     assert len({o["value"] for o in adds}) == 1000
     assert w.final_ops() == [{"f": "read", "key": "set", "value": None}]
+
+
+def test_a_workload_takes_the_spec_options_it_names_and_ignores_the_rest():
+    from workloads.base import make_workload
+
+    register = make_workload("register", 1, keys=3, ops_per_key=10, unused=True)
+    assert register.model == "kv"
+    assert make_workload("set", 1, keys=3, ops_per_key=10).model == "set"

@@ -13,6 +13,7 @@ Workloads are plugins: built in here, installed as entry points in the group
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -48,5 +49,12 @@ WORKLOADS: Registry[Callable[..., Workload]] = Registry("workload", {
 
 
 def make_workload(name: str, seed: int, **options: Any) -> Workload:
-    """The workload called `name`, its random choices drawn from `seed`; PluginError if unknown."""
-    return WORKLOADS.load(name)(seed=seed, **options)
+    """The workload called `name`, its random choices drawn from `seed`; PluginError if unknown.
+
+    `options` are what a spec offers (keys, ops_per_key, ...): each workload takes those its
+    constructor names and ignores the rest, so the harness never asks which workload it is."""
+    cls = WORKLOADS.load(name)
+    params = inspect.signature(cls).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        options = {k: v for k, v in options.items() if k in params}
+    return cls(seed=seed, **options)

@@ -96,8 +96,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="how often each survivor's status is asked while waiting (default 5)")
     e.add_argument("--heartbeat", type=int, metavar="MS",
                    help="heartbeat for every range (default: half of each range's lower bound, as in the paper)")
-    e.add_argument("--tick", type=int, default=1, metavar="MS",
-                   help="the target's timer tick, passed as setting 'tick' (default 1; 0 leaves the target's own)")
+    e.add_argument("--tick", type=int, default=None, metavar="MS",
+                   help="the target's timer tick, passed as setting 'tick' (default 1 where the target has "
+                        "such a setting; 0 leaves the target's own)")
     e.add_argument("--store", default="store", metavar="DIR", help="where the bench folder goes (default ./store)")
     e.add_argument("--quiet", action="store_true", help="no progress lines")
 
@@ -122,7 +123,7 @@ def plan_from_args(args: argparse.Namespace):
     except RangeError as e:
         raise UsageError(str(e)) from None
     try:
-        get_target(args.target)  # unknown, or fails to import: say so before any cluster starts
+        target = get_target(args.target)  # unknown, or fails to import: say so before any cluster starts
     except PluginError as e:
         raise UsageError(f"--target: {e}") from None
     if args.nodes < 3:
@@ -135,11 +136,17 @@ def plan_from_args(args: argparse.Namespace):
         raise UsageError(f"--max-timeouts must be at least 1, got {args.max_timeouts}")
     if not 0.5 <= args.poll_ms <= 1000:
         raise UsageError(f"--poll-ms must be between 0.5 and 1000, got {args.poll_ms:g}")
-    if args.tick < 0:
-        raise UsageError(f"--tick must be positive (or 0 for the target's own), got {args.tick}")
+    check = getattr(target, "unsupported_options", None)
+    tick_ms = args.tick
+    if tick_ms is None:
+        # A fine tick keeps raftkv's timers close to the range; a target without a tick
+        # setting (etcd's tick is its heartbeat) is not handed one it would refuse.
+        tick_ms = 0 if check and check({"tick": 1}) else 1
+    if tick_ms < 0:
+        raise UsageError(f"--tick must be positive (or 0 for the target's own), got {tick_ms}")
     if args.range_time_limit is not None and args.range_time_limit <= 0:
         raise UsageError(f"--range-time-limit must be positive, got {args.range_time_limit:g}")
-    tick = args.tick or None
+    tick = tick_ms or None
     for r in ranges:
         hb = args.heartbeat if args.heartbeat is not None else r.heartbeat()
         if hb < 1 or hb >= r.lo:
@@ -149,7 +156,14 @@ def plan_from_args(args: argparse.Namespace):
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
     settings = BenchSettings(trials=args.trials, cap_s=args.cap, poll_ms=args.poll_ms, max_timeouts=args.max_timeouts,
                              range_time_limit_s=args.range_time_limit)
-    return BenchPlan(args.target, args.nodes, tuple(ranges), seed, tick, args.heartbeat, settings)
+    plan = BenchPlan(args.target, args.nodes, tuple(ranges), seed, tick, args.heartbeat, settings)
+    # The target judges its own timing (etcd only randomizes over [E, 2E) and needs E >= 5
+    # heartbeats): a range it cannot run is refused here, not when its cluster fails to come up.
+    for r in ranges if check else ():
+        problems = list(check(plan.target_settings(r)))
+        if problems:
+            raise UsageError(f"--ranges {r.label}: {problems[0]}")
+    return plan
 
 
 def bench_folder(store: Path) -> Path:

@@ -51,8 +51,6 @@ exit codes: 0 linearizable, 1 not linearizable, 2 bad input, 3 unknown
 FORMATS = ("jsonl", "edn", "porcupine-etcd", "porcupine-kv")
 # The model a format's data was recorded for, where the format has one.
 FORMAT_MODELS = {"porcupine-etcd": "etcd", "porcupine-kv": "string-kv"}
-# What a run's workload is checked with, when its folder names no model.
-WORKLOAD_MODELS = {"register": "kv", "set": "set"}
 
 _PORCUPINE_KV_LINE = re.compile(r"\{:process -?\d+, :type :\w+, :f :\w+, :key ")
 
@@ -206,8 +204,19 @@ def run_model(run_dir: str) -> str | None:
             return spec["model"]
         workload = spec.get("workload")
         if isinstance(workload, str):
-            return WORKLOAD_MODELS.get(workload)
+            return _workload_model(workload)
     return None
+
+
+def _workload_model(name: str) -> str | None:
+    """The model a workload is checked with (the workload says), when a folder names no model."""
+    from plugins.registry import PluginError
+    from workloads.base import make_workload
+
+    try:
+        return getattr(make_workload(name, 0), "model", None)
+    except (PluginError, TypeError, ValueError):
+        return None
 
 
 def _find_model(results: Any, depth: int = 0) -> str | None:

@@ -295,8 +295,7 @@ def spec_workload(spec: TestSpec):
     """The spec's workload, with the options of the spec that are its own."""
     from workloads.base import make_workload
 
-    options = {"keys": spec.active_keys(), "ops_per_key": spec.ops_per_key} if spec.workload == "register" else {}
-    return make_workload(spec.workload, spec.seed, **options)
+    return make_workload(spec.workload, spec.seed, keys=spec.active_keys(), ops_per_key=spec.ops_per_key)
 
 
 def availability(counts: dict[str, dict[str, int]], stats: dict[str, Any]) -> dict[str, float | None]:
