@@ -11,10 +11,9 @@ import time
 import uuid
 
 import pytest
+from docker_cluster import docker_cluster
 from test_run_docker import _splitbrain, store  # noqa: F401  (store is a fixture: its runs are cleaned)
 
-from harness.cluster import DockerCluster, clean
-from targets.base import TargetOptions
 from targets.registry import get_target
 
 pytestmark = pytest.mark.docker
@@ -22,14 +21,8 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture(scope="module")
 def cluster():
-    run_id = f"test-zk-{uuid.uuid4().hex[:8]}"
-    c = DockerCluster(run_id, get_target("zookeeper"), 3, TargetOptions(), log=lambda s: None)
-    try:
-        c.up(timeout=150)
+    with docker_cluster("zookeeper", timeout=150) as c:
         yield c
-    finally:
-        c.teardown()
-        clean(run_id)  # also whatever a failed up() left behind
 
 
 def settled(cluster, timeout: float = 90.0) -> dict:
