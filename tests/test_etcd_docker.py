@@ -6,15 +6,12 @@ containers and network (by run id), also when it fails. About a minute.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 
 import pytest
-from docker_cluster import docker_cluster
+from docker_cluster import client_ops, docker_cluster, settled
 from test_run_docker import _splitbrain, store  # noqa: F401  (store is a fixture: its runs are cleaned)
-
-from targets.registry import get_target
 
 pytestmark = pytest.mark.docker
 
@@ -27,28 +24,8 @@ def cluster():
         yield c
 
 
-def settled(cluster, timeout: float = 15.0) -> dict:
-    """The probes once every node answers and names the same leader of the same term."""
-    deadline = time.monotonic() + timeout
-    while True:
-        probes = cluster.probe_all()
-        views = {(p["term"], p["leader"]) for p in probes.values() if p}
-        if all(probes.values()) and len(views) == 1 and None not in next(iter(views)):
-            return probes
-        assert time.monotonic() < deadline, f"no settled leader: {probes}"
-        time.sleep(0.1)
-
-
 def ops(cluster, pairs: list[tuple[str, dict]], serializable: bool = False) -> list[dict]:
-    async def go():
-        client = get_target("etcd").client(cluster.addresses, timeout=2.0)
-        client.serializable = serializable
-        try:
-            return [await client.invoke(node, op) for node, op in pairs]
-        finally:
-            await client.close()
-
-    return asyncio.run(go())
+    return client_ops("etcd", cluster, pairs, serializable=serializable)
 
 
 def test_the_cluster_starts_with_one_leader_all_nodes_agree_on(cluster):

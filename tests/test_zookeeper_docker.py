@@ -6,15 +6,12 @@ containers and network (by run id), also when it fails. About two minutes.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 
 import pytest
-from docker_cluster import docker_cluster
+from docker_cluster import client_ops, docker_cluster, settled
 from test_run_docker import _splitbrain, store  # noqa: F401  (store is a fixture: its runs are cleaned)
-
-from targets.registry import get_target
 
 pytestmark = pytest.mark.docker
 
@@ -25,33 +22,12 @@ def cluster():
         yield c
 
 
-def settled(cluster, timeout: float = 90.0) -> dict:
-    """The probes once every node answers, one leads, and every node names it as leader."""
-    deadline = time.monotonic() + timeout
-    while True:
-        probes = cluster.probe_all()
-        leaders = [n for n, p in probes.items() if p and p["role"] == "leader"]
-        if (all(probes.values()) and len(leaders) == 1
-                and {p["leader"] for p in probes.values()} == set(leaders)):
-            return probes
-        assert time.monotonic() < deadline, f"no settled leader: {probes}"
-        time.sleep(0.2)
-
-
 def ops(cluster, pairs: list[tuple[str, dict]], sync_reads: bool = False) -> list[dict]:
-    async def go():
-        client = get_target("zookeeper").client(cluster.addresses, timeout=10.0)
-        client.sync_reads = sync_reads
-        try:
-            return [await client.invoke(node, op) for node, op in pairs]
-        finally:
-            await client.close()
-
-    return asyncio.run(go())
+    return client_ops("zookeeper", cluster, pairs, timeout=10.0, sync_reads=sync_reads)
 
 
 def test_the_ensemble_starts_with_one_leader_the_others_follow_in_its_epoch(cluster):
-    probes = settled(cluster)
+    probes = settled(cluster, timeout=90.0, same_term=False)
     leader = next(n for n, p in probes.items() if p["role"] == "leader")
     assert sorted(p["role"] for p in probes.values()) == ["follower", "follower", "leader"]
     assert all(p["leader"] == leader for p in probes.values())
@@ -63,7 +39,7 @@ def test_the_ensemble_starts_with_one_leader_the_others_follow_in_its_epoch(clus
     while len({p["term"] for p in probes.values()}) != 1:
         assert time.monotonic() < deadline, f"epochs differ: {probes}"
         time.sleep(0.3)
-        probes = settled(cluster)
+        probes = settled(cluster, timeout=90.0, same_term=False)
     assert probes[leader]["term"] >= 1 and probes[leader]["leader"] == leader
     assert all(isinstance(p["commit_index"], int) for p in probes.values())
     walls = [p["wall_time"] for p in probes.values() if p["wall_time"] is not None]
@@ -95,7 +71,7 @@ def test_a_set_and_its_final_read(cluster):
 
 
 def test_a_killed_server_restarts_with_its_data_and_rejoins(cluster):
-    leader = next(n for n, p in settled(cluster).items() if p["role"] == "leader")
+    leader = next(n for n, p in settled(cluster, timeout=90.0, same_term=False).items() if p["role"] == "leader")
     follower = next(n for n in cluster.node_ids if n != leader)
     key = f"kill-{uuid.uuid4().hex[:6]}"
     assert ops(cluster, [(leader, {"f": "write", "key": key, "value": 7})])[0]["type"] == "ok"
@@ -103,7 +79,7 @@ def test_a_killed_server_restarts_with_its_data_and_rejoins(cluster):
     cluster.kill(follower)
     assert cluster.probe(follower) is None
     cluster.start(follower)
-    after = settled(cluster)
+    after = settled(cluster, timeout=90.0, same_term=False)
     assert after[follower]["commit_index"] >= before
     assert ops(cluster, [(follower, {"f": "read", "key": key, "value": None})])[0]["value"] == 7
     rc, out = cluster.exec(follower, ["ls", f"{cluster.layout.data_dir}/version-2"])
@@ -126,7 +102,7 @@ def test_libfaketime_reaches_the_running_jvm(cluster):
         cluster.put_file(node, cluster.layout.faketime_file, b"+0\n")
     time.sleep(3)
     assert abs(cluster.probe(node)["wall_time"] - time.time()) < 5
-    settled(cluster)
+    settled(cluster, timeout=90.0, same_term=False)
 
 
 def test_a_short_chaos_run_on_zookeeper_with_synced_reads_is_valid(store):  # noqa: F811
