@@ -198,3 +198,10 @@ def unsupported_by_clock_control(target: Target, faults) -> list[str]:
     if "clock" in faults and target.clock_control() is None:
         return [f"clock: target {target.name} has no clock control (neither a clock file nor libfaketime)"]
     return []
+
+
+def option_problems(target: Target, settings: dict[str, Any]) -> list[str]:
+    """One line per `options:` entry the target cannot run with ([] for a target without the optional
+    unsupported_options), asked before anything starts."""
+    check = getattr(target, "unsupported_options", None)
+    return list(check(dict(settings))) if check else []

@@ -136,12 +136,13 @@ def plan_from_args(args: argparse.Namespace):
         raise UsageError(f"--max-timeouts must be at least 1, got {args.max_timeouts}")
     if not 0.5 <= args.poll_ms <= 1000:
         raise UsageError(f"--poll-ms must be between 0.5 and 1000, got {args.poll_ms:g}")
-    check = getattr(target, "unsupported_options", None)
+    from targets.base import option_problems
+
     tick_ms = args.tick
     if tick_ms is None:
         # A fine tick keeps raftkv's timers close to the range; a target without a tick
         # setting (etcd's tick is its heartbeat) is not handed one it would refuse.
-        tick_ms = 0 if check and check({"tick": 1}) else 1
+        tick_ms = 0 if option_problems(target, {"tick": 1}) else 1
     if tick_ms < 0:
         raise UsageError(f"--tick must be positive (or 0 for the target's own), got {tick_ms}")
     if args.range_time_limit is not None and args.range_time_limit <= 0:
@@ -159,8 +160,8 @@ def plan_from_args(args: argparse.Namespace):
     plan = BenchPlan(args.target, args.nodes, tuple(ranges), seed, tick, args.heartbeat, settings)
     # The target judges its own timing (etcd only randomizes over [E, 2E) and needs E >= 5
     # heartbeats): a range it cannot run is refused here, not when its cluster fails to come up.
-    for r in ranges if check else ():
-        problems = list(check(plan.target_settings(r)))
+    for r in ranges:
+        problems = option_problems(target, plan.target_settings(r))
         if problems:
             raise UsageError(f"--ranges {r.label}: {problems[0]}")
     return plan

@@ -122,8 +122,9 @@ def resolve_spec(args: argparse.Namespace) -> tuple[TestSpec, Any]:
 def option_problems(spec: TestSpec, target) -> list[str]:
     """What the target finds wrong with the spec's `options:` (its optional unsupported_options), before
     anything starts."""
-    check = getattr(target, "unsupported_options", None)
-    return list(check(dict(spec.options))) if check else []
+    from targets.base import option_problems as target_option_problems
+
+    return target_option_problems(target, spec.options)
 
 
 def nemesis_problems(spec: TestSpec, target) -> list[str]:
