@@ -549,17 +549,33 @@ def subprocess_runner(store: str | None, spec_dir: Path, log: Callable[[str], No
 
     A subprocess per run: each has its own cluster and network (its own run id),
     its own signal handling and teardown, and one run's crash cannot take the
-    suite down with it."""
+    suite down with it. `runner.stop()` (the suite's SIGTERM or SIGINT) passes a
+    SIGTERM on to every run under way, so each tears its cluster down, and starts
+    no more runs: a suite killed by CI's timeout leaves nothing running."""
     import json
     import os
     import re
+    import signal
     import subprocess
     import sys
+    import threading
     import time
 
     base = command or [sys.executable, "-m", "harness.cli"]
+    live: set[subprocess.Popen] = set()
+    lock = threading.Lock()
+    stopping = threading.Event()
+
+    def stop() -> None:
+        stopping.set()
+        with lock:
+            for child in live:
+                if child.poll() is None:
+                    child.send_signal(signal.SIGTERM)
 
     def run(r: SuiteRun) -> RunResult:
+        if stopping.is_set():
+            return RunResult(2, None, None, 0.0, "not run: the suite was interrupted")
         spec = r.spec(store)
         spec_dir.mkdir(parents=True, exist_ok=True)
         spec_file = spec_dir / f"{re.sub(r'[^A-Za-z0-9._+-]+', '_', r.name)}.yaml"
@@ -568,8 +584,16 @@ def subprocess_runner(store: str | None, spec_dir: Path, log: Callable[[str], No
             log(f"splitbrain suite: start {r.name}")
         t0 = time.monotonic()
         wall0 = time.time()
-        proc = subprocess.run([*base, "run", "--spec", str(spec_file), "--quiet"], capture_output=True, text=True,
-                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        with lock:
+            child = subprocess.Popen([*base, "run", "--spec", str(spec_file), "--quiet"], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            live.add(child)
+        try:
+            out, err = child.communicate()
+        finally:
+            with lock:
+                live.discard(child)
+        proc = subprocess.CompletedProcess(child.args, child.returncode, out, err)
         took = time.monotonic() - t0
         run_dir = None
         m = re.search(r"^\s*run folder\s+(\S.*)$", proc.stdout, re.M)
@@ -607,4 +631,5 @@ def subprocess_runner(store: str | None, spec_dir: Path, log: Callable[[str], No
                 error = f"splitbrain run exited {proc.returncode} ({results.get('status', 'no status')})"
         return RunResult(proc.returncode, run_dir, results, round(took, 3), error)
 
+    run.stop = stop  # type: ignore[attr-defined]
     return run

@@ -252,3 +252,44 @@ def test_the_targets_suite_loads():
     suite = load_suite(Path(__file__).resolve().parent.parent / "suites" / "targets.yaml")
     assert {t.spec.target for t in suite.tests} >= {"etcd"}
 
+
+
+SLOW_RUN = """
+import pathlib, signal, sys, time
+marks = pathlib.Path(sys.argv[-2]).parent.parent / "marks"
+marks.mkdir(exist_ok=True)
+def torn_down(signum, frame):
+    (marks / "tore-down").write_text("SIGTERM")
+    sys.exit(2)
+signal.signal(signal.SIGTERM, torn_down)
+(marks / "started").write_text("yes")
+time.sleep(60)
+"""
+
+
+def test_stopping_the_subprocess_runner_passes_sigterm_to_the_run_under_way_and_starts_no_more(tmp_path):
+    """A suite killed by CI's timeout must not leave its current run's cluster behind."""
+    import sys
+    import threading
+    import time
+
+    from harness.suite import subprocess_runner
+
+    script = tmp_path / "slow_run.py"
+    script.write_text(SLOW_RUN)
+    suite = load_suite(write(tmp_path, SUITE))
+    runner = subprocess_runner(str(tmp_path / "store"), tmp_path / "specs", command=[sys.executable, str(script)])
+    box = {}
+    t = threading.Thread(target=lambda: box.setdefault("outcome", run_suite(suite.runs(), runner)))
+    t.start()
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "marks" / "started").exists():
+        assert time.monotonic() < deadline, "the first run never started"
+        time.sleep(0.05)
+    runner.stop()
+    t.join(20)
+    assert not t.is_alive()
+    assert (tmp_path / "marks" / "tore-down").read_text() == "SIGTERM"
+    judged = box["outcome"].judged
+    assert [j.outcome for j in judged] == ["error"] * 3
+    assert all("not run: the suite was interrupted" in j.message for j in judged[1:])

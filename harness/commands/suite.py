@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 import time
@@ -95,10 +96,24 @@ def run(args: argparse.Namespace) -> int:
         log(f"splitbrain suite: {j.outcome.upper() if j.outcome != 'pass' else 'pass'} {j.run.name} "
             f"({j.result.duration_s:.0f}s): {j.message}")
 
+    interrupted: list[str] = []
     with tempfile.TemporaryDirectory(prefix="splitbrain-suite-") as tmp:
         runner = subprocess_runner(args.store, Path(tmp), log)
-        outcome = run_suite(runs, runner, parallel=args.parallel, fail_fast=args.fail_fast, on_done=done,
-                            retry_errors=args.retry_errors)
+
+        def interrupt(signum, frame) -> None:
+            # The runs under way get the signal too and tear their clusters down; the rest do not start.
+            if not interrupted:
+                log(f"splitbrain suite: {signal.Signals(signum).name}: stopping the runs under way, starting no more")
+            interrupted.append(signal.Signals(signum).name)
+            runner.stop()
+
+        old = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            outcome = run_suite(runs, runner, parallel=args.parallel, fail_fast=args.fail_fast, on_done=done,
+                                retry_errors=args.retry_errors)
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
     print(summary_table(outcome))
     if args.junit:
         print(f"junit            {write_junit(args.junit, suite.name, outcome)}")
@@ -109,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"index            {write_index(store)}")
         except Exception as e:  # the verdicts stand without the index
             print(f"splitbrain suite: index of {store} not written: {type(e).__name__}: {e}", file=sys.stderr)
-    code = outcome.exit_code
+    code = 2 if interrupted else outcome.exit_code
+    if interrupted:
+        print(f"splitbrain suite: interrupted ({interrupted[0]}): the table holds what ran", file=sys.stderr)
     print(f"exit             {code} ({time.strftime('%H:%M:%S')})")
     return code
