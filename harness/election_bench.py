@@ -58,18 +58,34 @@ class RangeError(ValueError):
     """A malformed election-timeout range list (a user's mistake: one line)."""
 
 
+# A target without a Raft election timeout (ZooKeeper, a failover manager) is measured with its
+# own timing: one "range" named own, whose settings are only what --option gives.
+OWN = "own"
+OWN_KILL_SPREAD_MS = 100  # the kill delay is uniform in [0, this): no heartbeat is known to spread over
+OWN_SETTLE_MS = 1000  # how long a leader must have held before a kill, for lack of a timeout to wait
+
+
 @dataclass(frozen=True)
 class TimeoutRange:
-    lo: int  # ms
+    lo: int  # ms (0 for the target's own timing)
     hi: int  # ms
+    own: bool = False  # the target's own failover timing, not a Raft election-timeout range
 
     @property
     def label(self) -> str:
-        return f"{self.lo}-{self.hi}"
+        return OWN if self.own else f"{self.lo}-{self.hi}"
 
     def heartbeat(self) -> int:
-        """The paper's choice: half the lower bound (ms), never below 1 ms; always below lo."""
-        return max(1, self.lo // 2)
+        """The paper's choice: half the lower bound (ms), never below 1 ms; always below lo.
+        For the target's own timing: the spread of the kill delay."""
+        return OWN_KILL_SPREAD_MS if self.own else max(1, self.lo // 2)
+
+    def settle_ms(self) -> int:
+        """How long a leader must have held, all nodes agreeing, before it is killed."""
+        return OWN_SETTLE_MS if self.own else max(self.hi, 20)
+
+
+OWN_TIMING = TimeoutRange(0, 0, own=True)
 
 
 def parse_ranges(text: str) -> list[TimeoutRange]:
@@ -77,11 +93,17 @@ def parse_ranges(text: str) -> list[TimeoutRange]:
     out: list[TimeoutRange] = []
     items = [i.strip() for i in (text or "").split(",")]
     if not any(items):
-        raise RangeError("--ranges: no range given (expected LO-HI in ms, comma-separated, e.g. 150-300,12-24)")
+        raise RangeError("--ranges: no range given (expected LO-HI in ms, comma-separated, e.g. 150-300,12-24, "
+                         "or own for the target's own timing)")
     for item in items:
+        if item == OWN:
+            if OWN_TIMING in out:
+                raise RangeError(f"--ranges: {item!r} is given twice")
+            out.append(OWN_TIMING)
+            continue
         lo, sep, hi = item.partition("-")
         if not sep or not lo.strip().isdigit() or not hi.strip().isdigit():
-            raise RangeError(f"--ranges: expected LO-HI in whole ms (e.g. 150-300), got {item!r}")
+            raise RangeError(f"--ranges: expected LO-HI in whole ms (e.g. 150-300) or own, got {item!r}")
         r = TimeoutRange(int(lo), int(hi))
         if r.lo < 2 or r.hi < r.lo:
             raise RangeError(f"--ranges: {item!r} needs 2 <= LO <= HI (the heartbeat must fit below LO)")
@@ -247,7 +269,7 @@ def render_cdf_svg(series: list[tuple[str, list[float | None]]], title: str) -> 
         ly = top + 14 + i * 18
         parts.append(f'<line x1="{left + pw + 12}" y1="{ly - 4}" x2="{left + pw + 32}" y2="{ly - 4}" '
                      f'stroke="{colour}" stroke-width="2"/>')
-        legend = f"{label} ms (n={len(downtimes)}" + (f", {timeouts} timeouts)" if timeouts else ")")
+        legend = f"{label}{'' if label == OWN else ' ms'} (n={len(downtimes)}" + (f", {timeouts} timeouts)" if timeouts else ")")
         parts.append(f'<text x="{left + pw + 36}" y="{ly}">{_esc(legend)}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
@@ -542,16 +564,20 @@ class BenchPlan:
     tick_ms: int | None  # passed to the target as setting "tick" (None: the target's default)
     heartbeat_ms: int | None  # None: half of each range's lower bound, as in the paper
     settings: BenchSettings
+    options: tuple[tuple[str, Any], ...] = ()  # --option KEY=VALUE: target settings for every range
 
     def heartbeat_for(self, r: TimeoutRange) -> int:
         return self.heartbeat_ms if self.heartbeat_ms is not None else r.heartbeat()
 
     def target_settings(self, r: TimeoutRange) -> dict[str, Any]:
-        """What the target is started with for range r (TargetOptions.settings)."""
-        s: dict[str, Any] = {"election_timeout": r.label, "heartbeat": self.heartbeat_for(r)}
-        if self.tick_ms is not None:
-            s["tick"] = self.tick_ms
-        return s
+        """What the target is started with for range r (TargetOptions.settings): the range's timing
+        (none for the target's own) and the --option settings."""
+        s: dict[str, Any] = {}
+        if not r.own:
+            s = {"election_timeout": r.label, "heartbeat": self.heartbeat_for(r)}
+            if self.tick_ms is not None:
+                s["tick"] = self.tick_ms
+        return {**s, **dict(self.options)}
 
 
 def run_ranges(plan: BenchPlan, make_cluster: Callable[[TimeoutRange], tuple[Any, BenchCluster]],
@@ -566,7 +592,7 @@ def run_ranges(plan: BenchPlan, make_cluster: Callable[[TimeoutRange], tuple[Any
     results = [] if results is None else results
     for r in plan.ranges:
         hb = plan.heartbeat_for(r)
-        res = RangeResult(r, hb, plan.tick_ms)
+        res = RangeResult(r, hb, None if r.own else plan.tick_ms)
         results.append(res)
         rng = random.Random(f"{plan.seed}:{r.label}")
         n = plan.settings.trials
@@ -578,11 +604,15 @@ def run_ranges(plan: BenchPlan, make_cluster: Callable[[TimeoutRange], tuple[Any
             else:
                 ack = "" if t.acknowledged_ms is None else f", majority {t.acknowledged_ms:.0f} ms"
                 what = f"new leader {t.new_leader} (term {t.new_term}) after {t.downtime_ms:.0f} ms{ack}"
-            log(f"  [{r.label} ms] trial {t.index}/{n}: killed {t.old_leader} (term {t.old_term}, "
+            log(f"  [{r.label}{'' if r.own else ' ms'}] trial {t.index}/{n}: killed {t.old_leader} (term {t.old_term}, "
                 f"+{t.kill_offset_ms:.1f} ms into hb) -> {what}")
 
-        log(f"range {r.label} ms (heartbeat {hb} ms"
-            + (f", tick {plan.tick_ms} ms" if plan.tick_ms is not None else "") + f"): starting {plan.nodes} nodes")
+        if r.own:
+            given = ", ".join(f"{k}={v}" for k, v in plan.options) or "its defaults"
+            log(f"the target's own timing ({given}; kills spread over {hb} ms): starting {plan.nodes} nodes")
+        else:
+            log(f"range {r.label} ms (heartbeat {hb} ms"
+                + (f", tick {plan.tick_ms} ms" if plan.tick_ms is not None else "") + f"): starting {plan.nodes} nodes")
         range_started = time.monotonic()
         for attempt in range(1, plan.settings.range_attempts + 1):
             left = n - len(res.trials)
@@ -597,7 +627,7 @@ def run_ranges(plan: BenchPlan, make_cluster: Callable[[TimeoutRange], tuple[Any
                 handle.up()
                 res.up_s = round(time.monotonic() - started, 2)
                 res.image = getattr(handle, "image", None)
-                bench = ElectionBench(cluster, hb, settle_ms=max(r.hi, 20), rng=rng, settings=settings,
+                bench = ElectionBench(cluster, hb, settle_ms=r.settle_ms(), rng=rng, settings=settings,
                                       on_trial=shown, log=log)
                 asyncio.run(bench.run_trials(left, first_index=len(res.trials) + 1))
                 res.error = None
@@ -634,7 +664,8 @@ def results_from_json(doc: dict[str, Any]) -> list[RangeResult]:
     """The range results of a bench folder's results.json (to draw or tabulate them again)."""
     out = []
     for r in doc.get("ranges", []):
-        res = RangeResult(TimeoutRange(r["lo_ms"], r["hi_ms"]), r["heartbeat_ms"], r.get("tick_ms"),
+        rng = OWN_TIMING if r["range"] == OWN else TimeoutRange(r["lo_ms"], r["hi_ms"])
+        res = RangeResult(rng, r["heartbeat_ms"], r.get("tick_ms"),
                           [Trial(**t) for t in r.get("trials", [])], r.get("error"), r.get("stopped_early"),
                           r.get("cluster_up_s"), list(r.get("cluster_failures", [])), r.get("image"))
         out.append(res)

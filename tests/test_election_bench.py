@@ -157,6 +157,12 @@ def test_the_table_sets_the_papers_numbers_beside_ours_and_shows_timeouts():
     (["--target", "nosuch"], "--target"),
     (["--max-timeouts", "0"], "--max-timeouts"),
     (["--range-time-limit", "-1"], "--range-time-limit"),
+    (["--option", "sync_limit"], "KEY=VALUE"),
+    (["--option", "heartbeat=1", "--option", "heartbeat=2"], "given twice"),
+    # A target with no election timeout is measured with its own timing, set through --option.
+    (["--target", "zookeeper", "--ranges", "150-300"], "--ranges own"),
+    (["--target", "zookeeper", "--option", "sync_limit=0"], "--option"),
+    (["--target", "zookeeper", "--option", "election_timeout=150-300"], "no option 'election_timeout'"),
     # The target judges its own timing: etcd needs E >= 5 heartbeats and randomizes over [E, 2E) only.
     (["--target", "etcd", "--ranges", "150-300"], "5 heartbeats"),
     (["--target", "etcd", "--ranges", "150-151", "--heartbeat", "30"], "[E, 2E)"),
@@ -407,3 +413,45 @@ def test_raftkv_starts_its_nodes_with_those_settings():
                                                                        "tick": 1}))
     joined = " ".join(cmd)
     assert "--election-timeout 12-24" in joined and "--heartbeat 6" in joined and "--tick 1" in joined
+
+
+def test_a_target_without_an_election_timeout_is_measured_with_its_own_timing_and_the_options_given():
+    import argparse
+
+    from harness.commands.bench import add_arguments, plan_from_args
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    plan = plan_from_args(p.parse_args(["election", "--target", "zookeeper", "--option", "sync_limit=5",
+                                        "--option", "tick_time=100", "--trials", "2"]))
+    (own,) = plan.ranges
+    assert own.own and own.label == "own" and plan.heartbeat_for(own) == 100 and own.settle_ms() == 1000
+    assert plan.target_settings(own) == {"sync_limit": 5, "tick_time": 100}  # numbers, as YAML reads them
+    raft = plan_from_args(p.parse_args(["election", "--ranges", "150-300,own", "--option", "tick=2"]))
+    assert raft.target_settings(raft.ranges[0]) == {"election_timeout": "150-300", "heartbeat": 75, "tick": 2}
+    assert raft.target_settings(raft.ranges[1]) == {"tick": 2}
+    assert parse_ranges("own,12-24")[0].own and parse_ranges("own,12-24")[1] == TimeoutRange(12, 24)
+    with pytest.raises(RangeError, match="twice"):
+        parse_ranges("own,own")
+
+
+def test_an_own_timing_bench_writes_its_table_and_reads_back(tmp_path: Path):
+    import io
+
+    from harness.election_bench import OWN_TIMING, results_from_json
+
+    def make(r):
+        fake = FakeCluster(0.02)
+        return fake, fake
+
+    plan = BenchPlan("zookeeper", 5, (OWN_TIMING,), 3, None, None, _settings(trials=2), (("sync_limit", 5),))
+    out = io.StringIO()
+    assert run_election(plan, tmp_path, quiet=True, out=out, make_cluster=make) == 0
+    folder = (tmp_path / "bench-election" / "latest").resolve()
+    doc = json.loads((folder / "results.json").read_text())
+    assert doc["options"] == {"sync_limit": 5} and "--option sync_limit=5" in doc["command"]
+    assert "--ranges own" in doc["command"]
+    (back,) = results_from_json(doc)
+    assert back.range.own and back.as_dict() == doc["ranges"][0]
+    assert (folder / "cdf-own.svg").exists() and not (folder / "fig16-bottom.svg").exists()
+    assert any(line.startswith("own ") for line in out.getvalue().splitlines())

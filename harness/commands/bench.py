@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.election_bench import DEFAULT_RANGES, PAPER
+from harness.election_bench import DEFAULT_RANGES, OWN, PAPER
 
 NAME = "bench"
 HELP = "measure the target: `bench election` times leader failover per election-timeout range (Raft paper Fig. 16)"
@@ -53,6 +53,14 @@ sets one for every range). raftkv ticks every 10 ms by default, which would
 make 150-150, 150-151 and 150-155 the same timeout: the bench runs it with a
 1 ms tick (--tick).
 
+A target with no Raft election timeout (ZooKeeper; a failover manager such
+as Redis Sentinel) has no ranges to sweep: --ranges own (its default there)
+runs one cluster with the target's own failover timing, set with --option
+(e.g. --option sync_limit=10 --option tick_time=100 for ZooKeeper). A leader
+must have held for 1 s before it is killed, and the kills are spread over
+100 ms (--heartbeat sets the spread). --option also adds a setting to every
+range of a Raft target.
+
 The paper's numbers (LogCabin, 5 servers, gigabit Ethernet, 1000 trials):
 """ + "".join(f"  {k:8} {v}\n" for k, v in PAPER.items()) + f"""
 Output: a table on stdout (min, median, mean, p90, p99, max in ms, trials,
@@ -69,6 +77,8 @@ examples:
   splitbrain bench election                                     # all ten ranges, 50 trials each
   splitbrain bench election --ranges 150-300,12-24 --trials 20 --seed 7
   splitbrain bench election --nodes 3 --ranges 150-300 --trials 3   # a quick look
+  splitbrain bench election --target zookeeper --trials 20         # ZooKeeper's own timing
+  splitbrain bench election --target zookeeper --option sync_limit=5 --trials 20
 
 exit codes: 0 done (timeouts are results, not failures), 2 usage or
 infrastructure error or interrupted.
@@ -82,8 +92,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     e.add_argument("--target", default="raftkv", metavar="NAME",
                    help="system under test (default raftkv), or package.module:Class for one that is not installed")
     e.add_argument("--nodes", type=int, default=5, help="cluster size, at least 3 (default 5, as in the paper)")
-    e.add_argument("--ranges", default=DEFAULT_RANGES, metavar="LO-HI,...",
-                   help="election timeout ranges in ms, comma-separated (default: the paper's ten)")
+    e.add_argument("--ranges", default=None, metavar="LO-HI,...",
+                   help="election timeout ranges in ms, comma-separated (default: the paper's ten), or own: the "
+                        "target's own failover timing (the default for a target without an election timeout)")
+    e.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a target setting for every range, as in a spec's options: (repeatable), e.g. "
+                        "--option sync_limit=10 for ZooKeeper")
     e.add_argument("--trials", type=int, default=50, metavar="N", help="leader kills per range (default 50; the paper ran 1000)")
     e.add_argument("--seed", type=int, help="seed of the kill delays (default: random, recorded)")
     e.add_argument("--cap", type=float, default=15.0, metavar="S",
@@ -119,13 +133,22 @@ def plan_from_args(args: argparse.Namespace):
     from targets.registry import PluginError, get_target
 
     try:
-        ranges = parse_ranges(args.ranges)
-    except RangeError as e:
-        raise UsageError(str(e)) from None
-    try:
         target = get_target(args.target)  # unknown, or fails to import: say so before any cluster starts
     except PluginError as e:
         raise UsageError(f"--target: {e}") from None
+    from targets.base import option_problems
+
+    # A range any Raft target can run (etcd's are [E, 2E) with E >= 5 heartbeats): refused only by a
+    # target with no election timeout at all.
+    raft_timing = not option_problems(target, {"election_timeout": "1000-2000", "heartbeat": 100})
+    try:
+        ranges = parse_ranges(args.ranges if args.ranges is not None else DEFAULT_RANGES if raft_timing else OWN)
+    except RangeError as e:
+        raise UsageError(str(e)) from None
+    options = parse_options(args.option)
+    if not raft_timing and any(not r.own for r in ranges):
+        raise UsageError(f"--ranges: target {args.target} has no Raft election timeout to set; "
+                         f"--ranges own measures its own failover timing (set it with --option KEY=VALUE)")
     if args.nodes < 3:
         raise UsageError(f"--nodes must be at least 3 (a leader must be electable without the killed one), got {args.nodes}")
     if args.trials < 1:
@@ -136,7 +159,6 @@ def plan_from_args(args: argparse.Namespace):
         raise UsageError(f"--max-timeouts must be at least 1, got {args.max_timeouts}")
     if not 0.5 <= args.poll_ms <= 1000:
         raise UsageError(f"--poll-ms must be between 0.5 and 1000, got {args.poll_ms:g}")
-    from targets.base import option_problems
 
     tick_ms = args.tick
     if tick_ms is None:
@@ -150,6 +172,10 @@ def plan_from_args(args: argparse.Namespace):
     tick = tick_ms or None
     for r in ranges:
         hb = args.heartbeat if args.heartbeat is not None else r.heartbeat()
+        if r.own:
+            if hb < 1:
+                raise UsageError(f"--heartbeat {hb} ms (the spread of the kills) must be at least 1")
+            continue
         if hb < 1 or hb >= r.lo:
             raise UsageError(f"--heartbeat {hb} ms must be at least 1 and below the lower bound of range {r.label}")
         if tick is not None and (tick > hb or tick > r.lo):
@@ -157,14 +183,37 @@ def plan_from_args(args: argparse.Namespace):
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
     settings = BenchSettings(trials=args.trials, cap_s=args.cap, poll_ms=args.poll_ms, max_timeouts=args.max_timeouts,
                              range_time_limit_s=args.range_time_limit)
-    plan = BenchPlan(args.target, args.nodes, tuple(ranges), seed, tick, args.heartbeat, settings)
+    plan = BenchPlan(args.target, args.nodes, tuple(ranges), seed, tick, args.heartbeat, settings, options)
     # The target judges its own timing (etcd only randomizes over [E, 2E) and needs E >= 5
     # heartbeats): a range it cannot run is refused here, not when its cluster fails to come up.
     for r in ranges:
         problems = option_problems(target, plan.target_settings(r))
         if problems:
-            raise UsageError(f"--ranges {r.label}: {problems[0]}")
+            raise UsageError(f"{'--option' if r.own else '--ranges ' + r.label}: {problems[0]}")
     return plan
+
+
+def parse_options(items: list[str]) -> tuple[tuple[str, Any], ...]:
+    """--option KEY=VALUE items -> ((key, value), ...), each value read as YAML reads a spec's options
+    (10 is a number, true a boolean); UsageError naming a malformed or repeated item."""
+    import yaml
+
+    from harness.errors import UsageError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--option: expected KEY=VALUE (e.g. sync_limit=10), got {item!r}")
+        if key in out:
+            raise UsageError(f"--option: {key!r} is given twice")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        out[key] = value if isinstance(value, str | int | float | bool) else text
+    return tuple(out.items())
 
 
 def bench_folder(store: Path) -> Path:
@@ -196,7 +245,7 @@ def run_election(plan, store: Path, quiet: bool = False, out=None, make_cluster=
     command = "splitbrain bench election " + " ".join(_reproduce_flags(plan))
     meta: dict[str, Any] = {"command": command, "target": plan.target, "nodes": plan.nodes, "seed": plan.seed,
                             "trials_per_range": plan.settings.trials, "cap_s": plan.settings.cap_s,
-                            "poll_ms": plan.settings.poll_ms, "tick_ms": plan.tick_ms,
+                            "poll_ms": plan.settings.poll_ms, "tick_ms": plan.tick_ms, "options": dict(plan.options),
                             "started": datetime.now(UTC).isoformat(), "load_average_start": _loadavg()}
     log(f"splitbrain bench election: {len(plan.ranges)} ranges x {plan.settings.trials} trials, {plan.nodes} nodes "
         f"of {plan.target}, seed {plan.seed} -> {folder}")
@@ -240,6 +289,7 @@ def _reproduce_flags(plan) -> list[str]:
         flags.append(f"--range-time-limit {plan.settings.range_time_limit_s:g}")
     if plan.heartbeat_ms is not None:
         flags.append(f"--heartbeat {plan.heartbeat_ms}")
+    flags += [f"--option {k}={v}" for k, v in plan.options]
     return flags
 
 
@@ -264,14 +314,16 @@ def write_outputs(folder: Path, results: list, meta: dict[str, Any], plan) -> No
         f"at end {meta.get('load_average_end')}\n")
     where = f"{plan.nodes} x {plan.target}"
     for r in results:
+        timing = "its own timing" if r.range.own else f"election timeout {r.range.label} ms"
         (folder / f"cdf-{r.range.label}.svg").write_text(
-            render_cdf_svg([(r.range.label, r.downtimes)], f"{where}, election timeout {r.range.label} ms: "
+            render_cdf_svg([(r.range.label, r.downtimes)], f"{where}, {timing}: "
                                                             f"time without leader after the leader is killed"))
     measured = [r for r in results if r.trials]
     (folder / "cdf-all.svg").write_text(render_cdf_svg([(r.range.label, r.downtimes) for r in measured],
                                                        f"{where}: time without leader (all ranges)"))
-    top = [r for r in measured if r.range.lo == 150]
-    bottom = [r for r in measured if r.range.lo != 150 or r.range.label == "150-300"]
+    raft = [r for r in measured if not r.range.own]
+    top = [r for r in raft if r.range.lo == 150]
+    bottom = [r for r in raft if r.range.lo != 150 or r.range.label == "150-300"]
     if top:
         (folder / "fig16-top.svg").write_text(render_cdf_svg([(r.range.label, r.downtimes) for r in top],
                                                              f"{where}: lower bound 150 ms, more randomness"))
