@@ -353,7 +353,9 @@ class RunLoop:
             elif now - next_at > 5 * period:
                 next_at = now  # far behind (a long timeout): do not burst to catch up
             next_at += period
-            op = self.workload.next_op()
+            # The slot rides along so a target can keep a session per client, as each process of an
+            # application has its own (ZooKeeper orders a session's reads behind its pending writes).
+            op = {**self.workload.next_op(), "client": slot}
             kind = await self._call(process, self.nodes[node_i], op)
             if kind == "info":
                 process = self._new_process()

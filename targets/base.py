@@ -125,6 +125,12 @@ class Client(Protocol):
     async def invoke(self, node_id: str, op: dict[str, Any]) -> dict[str, Any]:
         """Perform op {"f", "key", "value"} on node_id.
 
+        A workload op also carries "client": the harness's client slot that
+        issues it, the same for every op of that slot (whatever its process
+        number), for a target that keeps a connection or session per client
+        as an application's processes each have their own. Final reads
+        carry none.
+
         Returns {"type": "ok"|"fail"|"info", "value": ..., "error": str|None}.
         `fail` only when the operation certainly did not take effect (refused
         before sending, not the leader, cas mismatch); anything else that is

@@ -479,3 +479,24 @@ def test_four_letter_words_over_a_real_socket():
 
 def test_values_are_json():
     assert json.loads(encode({"a": [1]})) == {"a": [1]}
+
+
+def test_each_client_slot_has_its_own_session_with_each_server():
+    made: list[FakeKazoo] = []
+
+    def session(address):
+        made.append(FakeKazoo())
+        return made[-1]
+
+    client = ZooKeeperClient({"n1": "10.9.0.11:2181", "n2": "10.9.0.12:2181"}, timeout=0.3, session=session)
+
+    async def go():
+        try:
+            for node, slot in (("n1", 0), ("n1", 1), ("n1", 0), ("n2", 0), ("n1", None)):
+                await client.invoke(node, {"f": "read", "key": "k", "value": None, "client": slot})
+        finally:
+            await client.close()
+
+    asyncio.run(go())
+    # (n1, 0), (n1, 1), (n2, 0) and the final reads' own (n1, None): a slot's second read reuses its session
+    assert len(made) == 4 and [len(zk.calls) for zk in made] == [2, 1, 1, 1]

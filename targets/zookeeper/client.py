@@ -1,7 +1,11 @@
 """The workload's client on ZooKeeper: one kazoo session per server, a register per znode, honest outcomes.
 
-Each node gets its own session, connected to that server alone (kazoo with
-one host), so a client reads what the server it is bound to has applied:
+Each client slot of the harness gets its own session with each server it
+talks to, connected to that server alone (kazoo with one host), as each
+process of an application has its own session: ZooKeeper orders a session's
+reads behind its pending writes, so one session shared by all clients would
+hold every read on a cut-off server behind one unanswered write. A client
+reads what the server it is bound to has applied:
 ZooKeeper serves reads locally and promises them sequential consistency,
 not linearizability. `reads: sync` sends a `sync` first, which has the server
 catch up with the leader before the read. Nothing is retried: a write sent
@@ -191,15 +195,15 @@ class ZooKeeperClient:
         self.timeout = timeout
         self.sync_reads = sync_reads
         self._new_session = session  # address -> an unstarted KazooClient (a fake in tests)
-        self._sessions: dict[str, Any] = {}
+        self._sessions: dict[tuple[str, Any], Any] = {}  # (node, client slot) -> session
         self._set_keys: set[str] = set()
 
-    def _session(self, node_id: str):
-        zk = self._sessions.get(node_id)
+    def _session(self, node_id: str, client: Any = None):
+        zk = self._sessions.get((node_id, client))
         if zk is None:
             zk = self._new_session(self.addresses[node_id])
             zk.start_async()  # kazoo connects (and reconnects) on its own thread
-            self._sessions[node_id] = zk
+            self._sessions[(node_id, client)] = zk
         return zk
 
     async def _connected(self, zk, wait: float) -> bool:
@@ -221,7 +225,7 @@ class ZooKeeperClient:
         attempt = _Attempt()
         try:
             async with asyncio.timeout(self.timeout):
-                zk = self._session(node_id)
+                zk = self._session(node_id, op.get("client"))
                 if not await self._connected(zk, self.timeout * CONNECT_SHARE):
                     return outcome("fail", None, "not connected")  # nothing sent
                 return await self._perform(zk, f, key, op.get("value"), attempt)
