@@ -345,7 +345,7 @@ def _stable_view(statuses: dict[str, dict | None], nodes: list[str]) -> tuple[st
     leader, term = leaders.pop(), terms.pop()
     if leader not in statuses or (statuses[leader] or {}).get("role") != "leader":
         return None
-    commits = {a.get("commit_index") for a in answers}
+    commits = {a.get("commit_index") for a in answers} - {None}
     if len(commits) > 1:
         return None
     return leader, int(term)

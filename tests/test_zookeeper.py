@@ -98,10 +98,10 @@ def test_the_target_is_built_in_and_its_node_runs_the_script_the_image_holds():
     assert NODE_SCRIPT in held and ensemble.LOG4J_CONFIG in held
     cmd = target.node_command("n2", LAYOUT, TargetOptions(settings={"tick_time": 100}))
     assert cmd[:2] == ["sh", NODE_SCRIPT]
-    cfg_path, cfg, data_dir, myid = cmd[2:6]
+    cfg_path, cfg, data_dir, myid, epoch_port = cmd[2:7]
     assert cfg_path == "/var/lib/splitbrain/zoo.cfg" and data_dir == LAYOUT.data_dir and myid == "2"
-    assert "tickTime=100\n" in cfg
-    java = cmd[6:]
+    assert "tickTime=100\n" in cfg and epoch_port == str(ensemble.EPOCH_PORT)
+    java = cmd[7:]
     assert java[0] == "java" and "-Xmx256m" in java
     assert java[-2:] == [ensemble.MAIN_CLASS, cfg_path]
     assert java[java.index("-cp") + 1].startswith("/etc/zookeeper/conf:/usr/share/java/zookeeper.jar")
@@ -436,14 +436,18 @@ def test_the_probe_asks_the_node_it_is_given(monkeypatch):
 
     def handler(request):
         asked.append((request.url.host, request.url.port, request.url.path))
+        if request.url.path == "/currentEpoch":
+            return httpx.Response(200, text="4\n")
         return httpx.Response(200, json={**LEADER_OF, "leader_id": 3}, headers={"Date": "Tue, 01 Dec 2026 23:10:00 GMT"})
 
     seen = _probe_with(monkeypatch, SRVR_FOLLOWER, handler)
     target = ZooKeeper()
     target.node_command("n1", LAYOUT, TargetOptions())
     view = asyncio.run(target.status_probe("10.9.0.11:2181"))
-    assert (view["role"], view["term"], view["leader"], view["wall_time"]) == ("follower", 3, "n3", 1796166600.5)
-    assert seen == [("10.9.0.11", 2181, "srvr")] and asked == [("10.9.0.11", 8080, "/commands/leader")]
+    # the term is the currentEpoch (4), not the epoch of the follower's last transaction (3)
+    assert (view["role"], view["term"], view["leader"], view["wall_time"]) == ("follower", 4, "n3", 1796166600.5)
+    assert seen == [("10.9.0.11", 2181, "srvr")]
+    assert sorted(asked) == [("10.9.0.11", 8080, "/commands/leader"), ("10.9.0.11", 8081, "/currentEpoch")]
 
 
 def test_a_node_that_does_not_answer_is_none_and_one_without_jetty_yet_still_answers(monkeypatch):
@@ -500,3 +504,19 @@ def test_each_client_slot_has_its_own_session_with_each_server():
     asyncio.run(go())
     # (n1, 0), (n1, 1), (n2, 0) and the final reads' own (n1, None): a slot's second read reuses its session
     assert len(made) == 4 and [len(zk.calls) for zk in made] == [2, 1, 1, 1]
+
+
+def test_the_term_is_the_current_epoch_which_a_follower_takes_on_before_any_write_of_the_new_epoch():
+    # Measured on 3.8.0 right after an election with no write: the follower's zxid is still of epoch 1.
+    after = SRVR_FOLLOWER.replace("Zxid: 0x300000004", "Zxid: 0x100000000")
+    follow = probe.status_view(probe.parse_srvr(after), 3, NAMES, me="n1", current_epoch=probe.parse_epoch_file("2"))
+    assert (follow["term"], follow["commit_index"]) == (2, 0x100000000)
+    # without the file server's answer, the zxid's epoch stands in
+    assert probe.status_view(probe.parse_srvr(after), 3, NAMES, me="n1")["term"] == 1
+    # a new leader's (epoch, 0) zxid starts its epoch; it is no transaction, so no commit index yet
+    new_leader = SRVR_LEADER.replace("Zxid: 0x300000004", "Zxid: 0x200000000")
+    lead = probe.status_view(probe.parse_srvr(new_leader), 3, NAMES, me="n3", current_epoch=2)
+    assert (lead["role"], lead["term"], lead["commit_index"], lead["zxid"]) == ("leader", 2, None, "0x200000000")
+    for junk in ("", "x", "-1", "99999999999", "<html>"):
+        assert probe.parse_epoch_file(junk) is None
+    assert probe.parse_epoch_file("12\n") == 12

@@ -26,6 +26,7 @@ CLIENT_PORT = 2181
 QUORUM_PORT = 2888  # followers connect to the leader here: only the leader listens on it
 ELECTION_PORT = 3888  # every server listens here: the peer port the partition nemesis probes
 ADMIN_PORT = 8080  # the AdminServer (Jetty, JSON): whom a follower follows, for the status probe
+EPOCH_PORT = 8081  # node.sh's file server of the data dir's currentEpoch, for the status probe
 
 MAIN_CLASS = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 CLASSPATH = ":".join((

@@ -55,6 +55,16 @@ async def admin_leader(ip: str, timeout: float) -> tuple[int | None, float | Non
             return None, None
 
 
+async def current_epoch(ip: str, timeout: float) -> int | None:
+    """The epoch the server last accepted as current (its data dir's currentEpoch), None if unknown."""
+    async with admin_http(timeout) as http:
+        try:
+            resp = await http.get(f"http://{ip}:{ensemble.EPOCH_PORT}/currentEpoch")
+            return probe.parse_epoch_file(resp.text) if resp.status_code == 200 else None
+        except httpx.HTTPError:
+            return None
+
+
 class ZooKeeper:
     """ZooKeeper 3.8.0 from Debian bookworm (zookeeper), an ensemble of the run's nodes."""
 
@@ -86,7 +96,7 @@ class ZooKeeper:
         self.names = {i: n for n, i in ids.items()}
         self.by_ip = {n.ip: n.id for n in cluster.nodes}
         return ["sh", NODE_SCRIPT, ensemble.config_path(cluster), ensemble.zoo_cfg(cluster, self.settings),
-                cluster.data_dir, str(ids[node_id]), *ensemble.java_command(cluster)]
+                cluster.data_dir, str(ids[node_id]), str(ensemble.EPOCH_PORT), *ensemble.java_command(cluster)]
 
     def node_environment(self, node_id: str, cluster: ClusterLayout, options: TargetOptions) -> dict[str, str]:
         # libfaketime (the harness preloads it: clock_control is FAKETIME) must leave the JVM's
@@ -108,10 +118,10 @@ class ZooKeeper:
         # srvr answers from the moment the client port opens; the AdminServer (Jetty) starts
         # seconds later on a busy machine, and is asked only whom the server follows.
         ip, _, port = address.rpartition(":")
-        text, (leader_id, wall) = await asyncio.gather(
-            four_letter(ip, int(port), "srvr", timeout), admin_leader(ip, timeout))
+        text, (leader_id, wall), current = await asyncio.gather(
+            four_letter(ip, int(port), "srvr", timeout), admin_leader(ip, timeout), current_epoch(ip, timeout))
         view = probe.status_view(probe.parse_srvr(text) if text is not None else None, leader_id,
-                                 self.names, me=self.by_ip.get(ip))
+                                 self.names, me=self.by_ip.get(ip), current_epoch=current)
         if view is not None:
             view["wall_time"] = wall
         return view

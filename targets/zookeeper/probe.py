@@ -1,6 +1,6 @@
 """What a ZooKeeper server believes: its mode and zxid (four-letter `srvr`), the leader it follows (AdminServer), the ZAB epoch.
 
-Two questions, asked together:
+Three questions, asked together:
 
 - `srvr`, the four-letter word on the client port: `Mode:` (leader,
   follower, observer) and `Zxid:`, the last transaction the server applied,
@@ -10,20 +10,32 @@ Two questions, asked together:
 - `GET /commands/leader` of the AdminServer (Jetty, JSON): `leader_id`, the
   myid of the leader this server follows. This is the only place a follower
   says whom it follows: neither `srvr` nor `mntr` names the leader.
+- `GET /currentEpoch` of a file server beside ZooKeeper on the node
+  (node.sh): the data dir's `version-2/currentEpoch`, the epoch the server
+  last accepted as current. ZooKeeper writes it as a follower syncs with a
+  new leader (NEWLEADER) and as a leader begins its epoch, before either
+  serves in it, and keeps it across restarts.
 
 A server that is not serving (electing, or syncing with a new leader)
 answers both with "This ZooKeeper instance is not currently serving
 requests": it is `looking`, with no leader and no epoch.
 
-The term is the ZAB epoch, the high 32 bits of the zxid, so the split-brain
-checker's rule (two leaders of one term) reads "two leaders of one epoch".
-A new leader sets its last processed zxid to (its epoch, 0) as it starts
-serving (Leader.startZkServer), so it reports its own epoch from its first
-answer, never its predecessor's; a follower reports the epoch of the last
-transaction it applied. The commit index is the whole zxid: a server applies
-only committed transactions and answers only once it is in sync with a
-leader, so the zxid it reports never goes back, across epochs and restarts
-(the low 32 bits alone restart at 0 in every epoch).
+The term is the ZAB epoch, so the split-brain checker's rule (two leaders
+of one term) reads "two leaders of one epoch": the server's currentEpoch,
+like a Raft node's current term. The epoch of the zxid (its high 32 bits)
+is not enough: a follower's zxid is the last transaction it applied, so
+after an election with no write it still names the old epoch (measured:
+follower at 0x100000000 beside a leader at 0x200000000, both with
+currentEpoch 2), and a cluster would never look settled. When the file
+server does not answer, the zxid's epoch stands in.
+
+The commit index is the whole zxid: a server applies only committed
+transactions and answers only once it is in sync with a leader, so the zxid
+it reports never goes back, across epochs and restarts (the low 32 bits
+alone restart at 0 in every epoch). A new leader sets its zxid to
+(its epoch, 0) as it starts serving (Leader.startZkServer): that marks the
+epoch's start, not a transaction any server applied, so such a leader
+reports no commit index until its epoch's first transaction.
 
 Pure functions of the answers; targets.zookeeper.plugin asks the questions.
 """
@@ -67,9 +79,16 @@ def leader_myid(answer: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
+def parse_epoch_file(text: str) -> int | None:
+    """currentEpoch's content (a decimal number and a newline), None for anything else."""
+    text = text.strip()
+    return int(text) if text.isdigit() and len(text) <= 10 else None
+
+
 def status_view(srvr: dict[str, str] | None, leader_id: int | None, names: dict[int, str],
-                me: str | None = None) -> dict[str, Any] | None:
-    """The observer's view from parse_srvr's fields and the leader's myid (None: not ZooKeeper's answer).
+                me: str | None = None, current_epoch: int | None = None) -> dict[str, Any] | None:
+    """The observer's view from parse_srvr's fields, the leader's myid and the server's currentEpoch
+    (None: not ZooKeeper's answer).
 
     names maps myid -> node id; me is the node asked: a leader whose `leader`
     answer is missing (Jetty slow or still starting) leads itself."""
@@ -86,11 +105,15 @@ def status_view(srvr: dict[str, str] | None, leader_id: int | None, names: dict[
     leader = names.get(leader_id) if leader_id is not None else None
     if role == "leader" and leader is None:
         leader = me
+    term = current_epoch if current_epoch is not None else epoch(zxid) if zxid is not None else None
+    commit = zxid
+    if role == "leader" and zxid is not None and counter(zxid) == 0:
+        commit = None  # the start of its epoch, not a transaction
     return {
         "role": role,
-        "term": epoch(zxid) if zxid is not None else None,
+        "term": term,
         "leader": leader,
-        "commit_index": zxid,
+        "commit_index": commit,
         "zxid": f"0x{zxid:x}" if zxid is not None else None,
         "mode": mode,
         "leader_myid": leader_id,
