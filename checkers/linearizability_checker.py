@@ -41,7 +41,7 @@ class LinearizabilityChecker:
         ev = result.get("evidence") or {}
         ops = ev.get("operations") or []
         times = [o["call"] for o in ops] + [o["ret"] for o in ops if o.get("ret") is not None]
-        blocked = [b["op"] for b in ev.get("blocked") or [] if isinstance(b, dict) and "op" in b]
+        blocked = [b["op"] for b in telling_first(ev) if "op" in b]
         last_write = last_write_of_prefix(ev)
         # Visible when the op that cannot be placed returned (else the last op that did).
         rets = {o.get("index"): o.get("ret") or o.get("call") for o in ops}
@@ -66,10 +66,26 @@ def last_write_of_prefix(ev: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def telling_first(ev: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ops that cannot be placed, the one that says most first: a read that returned (it saw
+    something it should not have), then any op that completed, then those whose outcome is unknown.
+    An unknown op is never the culprit alone (it may not have happened), and a sentence naming one
+    hides the stale read beside it."""
+    ops = {o["index"]: o for o in ev.get("operations", [])}
+
+    def rank(b: dict[str, Any]) -> int:
+        op = ops.get(b.get("op")) or {}
+        if op.get("status") == "ok":
+            return 0 if op.get("f") == "read" else 1
+        return 2
+
+    return sorted((b for b in ev.get("blocked") or [] if isinstance(b, dict)), key=rank)
+
+
 def sentence(ev: dict[str, Any]) -> str:
     """One sentence for a partition's evidence: which read returned what, after which write."""
     key = ev.get("key")
-    blocked = (ev.get("blocked") or [{}])[0]
+    blocked = (telling_first(ev) or [{}])[0]
     ops = {o["index"]: o for o in ev.get("operations", [])}
     op = ops.get(blocked.get("op"))
     state = ev.get("state_after_prefix")

@@ -182,3 +182,29 @@ def test_with_the_memo_capped_the_verdict_is_the_same(monkeypatch):
     capped = check(ops, get_model("kv"))
     assert expected["valid"] is False and capped["valid"] is False
     assert capped["configurations"] > expected["configurations"]  # the cap did bite
+
+
+def test_the_sentence_names_the_stale_read_not_an_unknown_cas_beside_it():
+    """Shaped on a ZooKeeper run (plain reads, partitions): the search stopped with two cas of
+    unknown outcome and a completed read blocked; only the read says what went wrong."""
+    from checkers.linearizability_checker import LinearizabilityChecker, sentence
+
+    def op(index, process, f, value, output, status, call, ret):
+        return {"index": index, "process": process, "f": f, "key": "k10", "value": value, "output": output,
+                "status": status, "call": call, "ret": ret, "description": f"p{process} {f} 'k10'"}
+
+    ev = {"key": "k10", "state_after_prefix": "68", "linearized_prefix": [4700],
+          "operations": [op(4700, 3, "write", 68, 68, "ok", 1_000_000_000, 1_100_000_000),
+                         op(4779, 29, "cas", [16, 17], None, "info", 1_200_000_000, None),
+                         op(6000, 54, "read", None, 63, "ok", 1_300_000_000, 1_400_000_000)],
+          "blocked": [{"op": 4779, "description": "p29 cas 'k10' [16, 17] [info]", "needs": "16",
+                       "reason": "illegal in the state after the prefix"},
+                      {"op": 6000, "description": "p54 read 'k10' -> 63", "needs": "63",
+                       "reason": "can no longer hold: the state only grows from here"}]}
+    assert sentence(ev) == ("key k10: a read returned 63 after a write of 68 had completed "
+                            "(p3, done at 1.100s, before the read began at 1.300s)")
+    (anomaly,) = LinearizabilityChecker.anomalies({"valid": False, "evidence": ev})
+    assert anomaly.evidence["focus_operations"] == [6000, 4700]
+    # with nothing but unknown ops blocked, the first one is still named
+    only_info = {**ev, "blocked": ev["blocked"][:1]}
+    assert "p29 cas 'k10' [16, 17] [info] cannot be placed" in sentence(only_info)
