@@ -200,7 +200,7 @@ def main() -> int:
             before = writer.run_for(args.baseline_s)
             rss0 = rss_mb(cluster.procs[leader].pid)
             during: list[float] = []
-            t = threading.Thread(target=lambda: during.extend(writer.run_for(3600)))
+            t = threading.Thread(target=lambda w=writer, d=during: d.extend(w.run_for(3600)))
             t.start()
             try:
                 what = attack(port, args)
