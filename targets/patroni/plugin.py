@@ -34,8 +34,12 @@ CLOCK_REFUSAL = ("clock: the node's clock deciders cannot be skewed: etcd, which
 
 
 def rest_http(timeout: float) -> httpx.AsyncClient:
-    """HTTP to Patroni's REST API; trust_env=False: no proxy from the environment between us and the nodes."""
-    return httpx.AsyncClient(timeout=timeout, trust_env=False)
+    """HTTP to Patroni's REST API; trust_env=False: no proxy from the environment between us and the nodes.
+
+    verify=False: plain HTTP only, and it spares loading the CA bundle (about 36 ms of CPU) per client:
+    with it, the observer's 60 probes a second of a 3-node run took two cores' worth of the harness,
+    and every node's probe timed out at once for seconds while the nodes served."""
+    return httpx.AsyncClient(timeout=timeout, trust_env=False, verify=False)
 
 
 class Patroni:
