@@ -306,10 +306,13 @@ def test_an_isolated_primary_leads_until_it_demotes_and_the_new_one_is_on_a_new_
     assert new[-1]["leader"] == "n1" and roles[-1]["role"] != "leader"
 
 
-def test_a_node_not_yet_made_does_not_count_as_answering():
+def test_a_node_not_yet_made_counts_as_answering_once_the_cluster_has_a_primary():
     a = answers("bootstrap.json")
     assert a["body"]["role"] == "uninitialized"
-    assert probe.status_view(a["body"], None, a["ip"]) is None
+    assert probe.status_view(a["body"], None, a["ip"]) is None  # no primary yet: initdb is still running
+    with_primary = answers("healthy.json")["n1/cluster"]["body"]
+    view = probe.status_view(a["body"], with_primary, a["ip"])  # a replica being copied from it
+    assert view["role"] == "stopped" and view["leader"] == "n1" and view["term"] is None
     assert probe.status_view(None, None) is None and probe.status_view({"error": "x"}, None) is None
 
 

@@ -44,9 +44,10 @@ from typing import Any
 PRIMARY_ROLES = ("master", "primary", "standby_leader")
 REPLICA_ROLES = ("replica", "standby")
 LEADER_ROLES = ("leader", "standby_leader")  # roles in /cluster of the member holding the leader key
-# A node whose PostgreSQL has never been made (the cluster's initdb, a replica's first basebackup):
-# not serving yet, and reported as not answering, so a cluster is "up" (harness.cluster waits for
-# every probe) once it has its first primary and every replica has been copied.
+# A node whose PostgreSQL has never been made, in a cluster with no primary yet (initdb not done):
+# reported as not answering, so a cluster is "up" (harness.cluster waits for every probe) once it
+# has its first primary. A replica still being copied from it answers (role "creating replica"):
+# waiting for every basebackup too took over the run's 30 s start limit at load average 8-10.
 UNINITIALIZED = "uninitialized"
 
 
@@ -90,10 +91,10 @@ def member(cluster: Any, ip: str | None) -> dict[str, Any]:
 
 def status_view(node: Any, cluster: Any, ip: str | None = None) -> dict[str, Any] | None:
     """The observer's view from the /patroni and /cluster answers of the node at ip (None: /patroni did not
-    answer in JSON, or the node has no PostgreSQL of its own yet)."""
+    answer in JSON, or neither it nor any other node has a PostgreSQL yet)."""
     if not isinstance(node, dict) or "state" not in node:
         return None
-    if node.get("role") == UNINITIALIZED:
+    if node.get("role") == UNINITIALIZED and dcs_leader(cluster) is None:
         return None
     timeline = _int(node.get("timeline"))
     if timeline is None and node.get("role") in REPLICA_ROLES:
