@@ -74,6 +74,18 @@ def test_a_set_and_its_final_read(cluster):
     assert got[-1] == {"type": "ok", "value": list(range(100)), "error": None}
 
 
+def test_why_clock_faults_are_refused_python_sleeps_fail_under_libfaketime_with_a_real_monotonic_clock(cluster):
+    """Patroni's Python under the harness's libfaketime settings (wall clock only) cannot sleep."""
+    env = ("LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 FAKETIME_TIMESTAMP_FILE=/tmp/ft "
+           "FAKETIME_CACHE_DURATION=1")
+    script = "import time\nfor _ in range(2000): time.sleep(0.001)\nprint('slept')"
+    rc, out = cluster.exec("n1", ["sh", "-c", f"echo +0 > /tmp/ft; {env} FAKETIME_DONT_FAKE_MONOTONIC=1 "
+                                              f"python3 -c \"{script}\""])
+    assert rc != 0 and "OSError: [Errno 22] Invalid argument" in out
+    rc, out = cluster.exec("n1", ["sh", "-c", f"{env} python3 -c \"{script}\""])  # the monotonic clock faked too
+    assert rc == 0 and "slept" in out
+
+
 def test_a_killed_primary_is_replaced_by_a_new_one_on_a_new_timeline_that_takes_writes(cluster):
     old, probes = primary(cluster)
     timeline = probes[old]["term"]

@@ -24,13 +24,13 @@ from targets.patroni.settings import PatroniSettings
 HERE = Path(__file__).resolve().parent
 ETCD_NODE_SCRIPT = HERE.parent / "etcd" / "node.sh"  # the etcd target's, started by ours
 NODE_SCRIPT = "/opt/splitbrain/patroni/node.sh"  # where image_recipe puts node.sh
-# Tried and seen, not guessed (targets/patroni/README.md): under Debian's libfaketime 0.9.10, with the
-# monotonic clock left alone, every Patroni of a 3-node cluster died within a minute of its start,
-# in `time.sleep(0.001)` (OSError: [Errno 22] Invalid argument).
-CLOCK_REFUSAL = ("clock: the node's clock deciders cannot be skewed: etcd, which expires Patroni's leader key, is a "
-                 "Go program that libfaketime does not reach, and Patroni (Python 3.11) under libfaketime 0.9.10 "
-                 "dies in its own sleeps (time.sleep raises EINVAL); skewing PostgreSQL alone would test nothing "
-                 "failover depends on")
+# Tried and seen, not guessed (targets/patroni/README.md; tests/test_patroni_docker.py checks the
+# first reason): under Debian's libfaketime 0.9.10 with the monotonic clock left alone, as a wall-clock
+# skew needs, Python's time.sleep raises EINVAL, and every Patroni of a 3-node cluster died within a
+# minute; faking the monotonic clock too would move Patroni's timeouts, which no real clock fault does.
+CLOCK_REFUSAL = ("clock: what decides a Patroni failover is the leader key's lease, which etcd (a Go program, out "
+                 "of libfaketime's reach) expires; and Patroni (Python 3.11) under libfaketime 0.9.10 with the "
+                 "monotonic clock left alone dies in its own sleeps (time.sleep raises EINVAL)")
 
 
 def rest_http(timeout: float) -> httpx.AsyncClient:
