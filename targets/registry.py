@@ -18,6 +18,7 @@ TARGETS: Registry[type[Target]] = Registry(
         "raftkv": "targets.raftkv.plugin:RaftKV",
         "etcd": "targets.etcd.plugin:Etcd",
         "zookeeper": "targets.zookeeper.plugin:ZooKeeper",
+        "patroni": "targets.patroni.plugin:Patroni",
     },
     group="splitbrain.targets",
 )

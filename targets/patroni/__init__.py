@@ -1,0 +1,1 @@
+"""The PostgreSQL + Patroni target (targets/patroni/README.md)."""
