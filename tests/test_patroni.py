@@ -84,11 +84,12 @@ def test_a_run_with_a_bad_option_is_refused_before_it_starts(tmp_path, capsys):
     assert not (tmp_path / "store").exists()
 
 
-def test_the_election_bench_is_refused_with_what_governs_patroni(tmp_path, capsys):
+def test_a_raft_range_for_the_election_bench_is_refused_with_what_governs_patroni(tmp_path, capsys):
     assert main(["bench", "election", "--target", "patroni", "--ranges", "150-300", "--trials", "1",
                  "--store", str(tmp_path / "bench")]) == 2
     err = capsys.readouterr().err.strip()
     assert "Patroni has no Raft election timing" in err and "ttl" in err and "\n" not in err
+    assert "--ranges own" in err  # what it can run: Patroni's own failover timing
 
 
 def test_clock_and_vote_crash_are_refused_with_one_line_each(tmp_path, capsys):

@@ -140,15 +140,17 @@ def plan_from_args(args: argparse.Namespace):
 
     # A range any Raft target can run (etcd's are [E, 2E) with E >= 5 heartbeats): refused only by a
     # target with no election timeout at all.
-    raft_timing = not option_problems(target, {"election_timeout": "1000-2000", "heartbeat": 100})
+    raft_problems = option_problems(target, {"election_timeout": "1000-2000", "heartbeat": 100})
+    raft_timing = not raft_problems
     try:
         ranges = parse_ranges(args.ranges if args.ranges is not None else DEFAULT_RANGES if raft_timing else OWN)
     except RangeError as e:
         raise UsageError(str(e)) from None
     options = parse_options(args.option)
     if not raft_timing and any(not r.own for r in ranges):
-        raise UsageError(f"--ranges: target {args.target} has no Raft election timeout to set; "
-                         f"--ranges own measures its own failover timing (set it with --option KEY=VALUE)")
+        raise UsageError(f"--ranges: target {args.target} has no Raft election timeout to set "
+                         f"({raft_problems[0].rstrip('.')}); --ranges own measures its own failover timing "
+                         f"(set it with --option KEY=VALUE)")
     if args.nodes < 3:
         raise UsageError(f"--nodes must be at least 3 (a leader must be electable without the killed one), got {args.nodes}")
     if args.trials < 1:
