@@ -322,7 +322,9 @@ def check(ops: Sequence[Operation], events: Sequence[Mapping[str, Any]] = (),
     fencing = _fencing(work, bel)
     anomalies += fencing["anomalies"]
     stats = _stats(bel, work, faults, first_time, last_time)
-    return {"intervals": [b.to_dict() for b in bel], "overlaps": overlaps, "anomalies": anomalies,
+    candidates = sorted({str(o.node) for o in ops if o.node is not None and (o.f in CLAIM_FS or o.f == "start")})
+    return {"candidates": candidates, "intervals": [b.to_dict() for b in bel], "overlaps": overlaps,
+            "anomalies": anomalies,
             "fencing": {k: v for k, v in fencing.items() if k != "anomalies"},
             "clock_skewed": sorted(clocks.changes), "stats": stats}
 

@@ -285,8 +285,10 @@ def claim_lanes(results: dict[str, Any], end_ms: float) -> tuple[dict[str, list[
         runs = lanes[node]
         runs.append([runs[-1][1] if runs else 0.0, start, cand, -1])
         runs.append([start, end, lead, i.get("token") if isinstance(i.get("token"), int) else -1])
+    for node in me.get("candidates") or ():
+        lanes.setdefault(str(node), [])  # one that never led still has its lane
     for runs in lanes.values():
-        runs.append([runs[-1][1], end_ms, cand, -1])
+        runs.append([runs[-1][1] if runs else 0.0, end_ms, cand, -1])
     marks: list[list] = []
     for o in me.get("overlaps") or []:
         for n in o.get("nodes") or ():
