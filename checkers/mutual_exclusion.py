@@ -262,7 +262,7 @@ def _ref(o: Operation) -> dict[str, Any]:
 def _overlap_anomaly(a: Belief, b: Belief, lo: float, hi: float, wa: list[Operation],
                      wb: list[Operation], clocks: ClockSegments) -> dict[str, Any]:
     first = min(wa[0].call, wb[0].call)
-    skew = {n: round(clocks.offset(n, lo), 3) for n in (a.node, b.node) if clocks.skewed(n)}
+    skew = {n: round(clocks.offset(n, lo), 3) for n in (a.node, b.node) if round(clocks.offset(n, lo), 3)}
     why = {n: bel.why_end for n, bel in ((a.node, a), (b.node, b))}
     summary = (f"two leaders acting at once: {a.node} (token {a.token}) and {b.node} (token {b.token}) both "
                f"believed they led for {(hi - lo) / 1e6:.0f} ms, and the resource accepted work from both "

@@ -48,6 +48,18 @@ def _sleep(seconds: float) -> None:
 time.sleep = _sleep
 
 
+def _parses(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
+def _is_start(line: str) -> bool:
+    doc = json.loads(line)
+    return doc.get("f") == "start" and doc.get("type") == "ok"
+
+
 class Journal:
     """Append-only claims, in memory and on disk; a restarted candidate continues it as a new incarnation."""
 
@@ -55,13 +67,18 @@ class Journal:
         self.path = path
         self.lock = threading.Lock()
         self.lines: list[str] = []
+        torn = False
         if os.path.exists(path):
             with open(path, encoding="utf-8") as f:
-                self.lines = [line.rstrip("\n") for line in f if line.strip()]
-        self.incarnation = 1 + sum(1 for line in self.lines if '"f": "start"' in line)
+                raw = f.read()
+            torn = bool(raw) and not raw.endswith("\n")  # killed mid-write: that record never happened
+            self.lines = [line for line in raw.splitlines() if _parses(line)]
+        self.incarnation = 1 + sum(1 for line in self.lines if _is_start(line))
         self.me = me
         self.sub = 0  # a process that ended in info never acts again: the next one gets a new number
         self.file = open(path, "a", encoding="utf-8")
+        if torn:
+            self.file.write("\n")
         self.record("start", "invoke", {"incarnation": self.incarnation})
         self.record("start", "ok", {"incarnation": self.incarnation})
 
