@@ -7,6 +7,11 @@ the lock goes to the oldest waiting key. The holder believes it holds until its 
 keepalive's send time plus the TTL etcd answered, on its wall clock, or until a keepalive answers
 TTL 0 (the lease is gone: "expired"). Like a Go program's session it is not told when the lease
 expires while it is paused: it finds out when it next looks.
+
+Each campaign has a lease of its own: a lock call that is not granted within its timeout revokes its
+lease, which removes its waiter key, so the campaign certainly failed (a waiter left behind on a lease
+that lives on would be granted the lock with nobody believing it holds it). Keepalives go every ttl/4,
+each bounded by ttl/4, so that one slow answer on a loaded machine does not cost the lease.
 """
 
 from __future__ import annotations
@@ -35,13 +40,18 @@ class EtcdLock:
         self.lost: str | None = None
         self.lock = threading.Lock()
 
-    def _post(self, path: str, body: dict, timeout: float = 1.0) -> dict:
-        """To each server in turn until one answers 200 (the gateway forwards to the leader)."""
+    def _post(self, path: str, body: dict, timeout: float = 1.0, budget: float | None = None) -> dict:
+        """To each server in turn until one answers 200 (the gateway forwards to the leader). With a
+        budget, the attempts share it (a blocking lock call is not waited for once per server)."""
         last = "no server answered"
+        end = time.monotonic() + budget if budget is not None else None
         for _ in range(len(self.order)):
             node = self.order[0]
+            wait = timeout if end is None else end - time.monotonic()
+            if wait <= 0:
+                break
             try:
-                status, doc = call(self.servers[node], "POST", path, body, timeout)
+                status, doc = call(self.servers[node], "POST", path, body, wait)
             except Unreachable as e:
                 last = str(e)
                 self.order.append(self.order.pop(0))
@@ -55,19 +65,21 @@ class EtcdLock:
     def _grant(self) -> None:
         sent = time.time()
         doc = self._post("/v3/lease/grant", {"TTL": self.ttl})
-        self.lease = doc["ID"]
-        self.deadline = sent + int(doc.get("TTL", self.ttl))
-        threading.Thread(target=self._keepalive, args=(self.lease,), daemon=True).start()
+        with self.lock:
+            self.lease, self.lost = doc["ID"], None
+            self.deadline = sent + int(doc.get("TTL", self.ttl))
+        threading.Thread(target=self._keepalive, args=(doc["ID"],), daemon=True).start()
 
     def _keepalive(self, lease: str) -> None:
+        # Every ttl/4, each try bounded by ttl/4: under load a slow answer must not cost the lease.
         while True:
-            time.sleep(self.ttl / 3)
+            time.sleep(self.ttl / 4)
             with self.lock:
                 if self.lease != lease:
                     return
             sent = time.time()
             try:
-                doc = self._post("/v3/lease/keepalive", {"ID": lease}, timeout=self.ttl / 3)
+                doc = self._post("/v3/lease/keepalive", {"ID": lease}, timeout=self.ttl / 4)
             except Unreachable:
                 continue
             ttl = int((doc.get("result") or {}).get("TTL", 0))
@@ -76,31 +88,43 @@ class EtcdLock:
                     return
                 if ttl <= 0:
                     self.lost = "expired"  # etcd says the lease is gone
-                    self.lease = None
                     return
                 self.deadline = sent + ttl
 
-    def acquire(self, timeout: float):
+    def _revoke(self) -> None:
         with self.lock:
-            fresh = self.lease is None or self.deadline is None or time.time() >= self.deadline
-        if fresh:
-            self.lost = None
-            self._grant()
+            lease, self.lease, self.key, self.deadline = self.lease, None, None, None
+        if lease:
+            self._post("/v3/lease/revoke", {"ID": lease})
+
+    def acquire(self, timeout: float):
+        # Every campaign on a lease of its own: a waiter left by an earlier attempt goes with its lease.
         try:
-            doc = self._post("/v3/lock/lock", {"name": b64(LOCK_NAME), "lease": self.lease}, timeout=timeout)
+            self._revoke()
         except Unreachable as e:
-            # Still waiting (the lock call timed out) or etcd is away: our waiter key stays on the lease and
-            # may be granted later (locking again with the same lease is the same acquisition): unknown.
-            raise TimeoutError(f"lock not granted: {e}") from None
+            raise TimeoutError(f"could not revoke the last campaign's lease: {e}") from None
+        self._grant()
+        try:
+            doc = self._post("/v3/lock/lock", {"name": b64(LOCK_NAME), "lease": self.lease}, budget=timeout)
+        except Unreachable as e:
+            # Not granted in time, or etcd is away. Revoking the lease removes our waiter key; if that
+            # succeeds the lock certainly did not come to us, else it may yet: unknown.
+            try:
+                self._revoke()
+            except Unreachable:
+                raise TimeoutError(f"lock not granted and lease not revoked: {e}") from None
+            return None
         key = doc["key"]
         rng = self._post("/v3/kv/range", {"key": key})
         kvs = rng.get("kvs") or []
         token = int(kvs[0]["create_revision"]) if kvs else int(doc["header"]["revision"])
         with self.lock:
-            if self.lost or self.deadline is None or time.time() >= self.deadline:
-                return None  # the lease ran out while we waited
-            self.key = key
-            return token, self.deadline
+            ok = not self.lost and self.deadline is not None and time.time() < self.deadline
+            if ok:
+                self.key = key
+                return token, self.deadline
+        self._revoke()  # the lease ran out while we waited: give the lock back
+        return None
 
     def check(self):
         with self.lock:
@@ -112,12 +136,11 @@ class EtcdLock:
 
     def release(self) -> None:
         with self.lock:
-            key, lease, self.key, self.lease, self.deadline = self.key, self.lease, None, None, None
+            key = self.key
         try:
             if key:
                 self._post("/v3/lock/unlock", {"key": key})
-            if lease:
-                self._post("/v3/lease/revoke", {"ID": lease})
+            self._revoke()
         except Unreachable:
             pass
 
