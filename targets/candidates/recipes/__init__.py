@@ -41,6 +41,8 @@ RECIPES: dict[str, Meta] = {
                       "etcd's v3 lock API on a lease with a TTL, kept alive; token: the lock key's create revision"),
     "zk-lock": Meta("targets.candidates.recipes.zk_lock:ZooKeeperLock", "zookeeper",
                     "kazoo's Lock recipe (ephemeral sequential znodes); token: the znode's sequence number"),
+    "zk-lock-watch": Meta("targets.candidates.recipes.zk_lock:WatchfulZooKeeperLock", "zookeeper",
+                          "kazoo's Lock, and the holder stops believing as soon as its connection is SUSPENDED"),
 }
 
 

@@ -74,3 +74,10 @@ class ZooKeeperLock:
     def close(self) -> None:
         self.release()
         self.client.stop()
+
+
+class WatchfulZooKeeperLock(ZooKeeperLock):
+    """The defensive use: a holder whose connection is suspended stops at once (its session may be alive)."""
+
+    def __init__(self, servers: dict[str, str], me: str, ttl: float, **kw):
+        super().__init__(servers, me, ttl, watch_connection=True)
