@@ -117,7 +117,12 @@ class EtcdLock:
         key = doc["key"]
         rng = self._post("/v3/kv/range", {"key": key})
         kvs = rng.get("kvs") or []
-        token = int(kvs[0]["create_revision"]) if kvs else int(doc["header"]["revision"])
+        if not kvs:
+            # Granted, but the key is gone: seen when a lock call on the same lease had been abandoned
+            # (its cleanup deletes the one key name a lease has). Holding nothing, we give the lease back.
+            self._revoke()
+            return None
+        token = int(kvs[0]["create_revision"])
         with self.lock:
             ok = not self.lost and self.deadline is not None and time.time() < self.deadline
             if ok:
