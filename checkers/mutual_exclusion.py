@@ -18,7 +18,9 @@ its release or lost, or to the kill of its process, or to the end of the history
 still believes), and then:
 
 - overlaps: two candidates believing at once. A fact, not an anomaly: leases make it normal.
-- "two leaders acting at once" (anomaly): an overlap in which the resource accepted work from both.
+- "two leaders acting at once" (anomaly): an overlap in which the resource accepted work from both, the
+  older token's after the newer one's (had all the older holder's work come first, the resource would have
+  seen what a serial handover looks like; for a fenced resource that is the stale case below).
 - fencing anomalies, for a fenced resource: work accepted with a token below one it had already
   accepted; work accepted from a holder whose lease had already been granted to another (a higher
   token acquired before the write). Rejections are counted ("fencing saved you N times"), not flagged.
@@ -264,9 +266,10 @@ def _overlap_anomaly(a: Belief, b: Belief, lo: float, hi: float, wa: list[Operat
     first = min(wa[0].call, wb[0].call)
     skew = {n: round(clocks.offset(n, lo), 3) for n in (a.node, b.node) if round(clocks.offset(n, lo), 3)}
     why = {n: bel.why_end for n, bel in ((a.node, a), (b.node, b))}
+    older, newer = (a, b) if _token_key(a.token) <= _token_key(b.token) else (b, a)
     summary = (f"two leaders acting at once: {a.node} (token {a.token}) and {b.node} (token {b.token}) both "
                f"believed they led for {(hi - lo) / 1e6:.0f} ms, and the resource accepted work from both "
-               f"({len(wa)} from {a.node}, {len(wb)} from {b.node})")
+               f"({len(wa)} from {a.node}, {len(wb)} from {b.node}), {older.node}'s after {newer.node}'s")
     if skew:
         summary += "; clock offsets then: " + ", ".join(f"{n} {o:+g}s" for n, o in skew.items())
     ops = tuple(o.index for o in (*wa[:20], *wb[:20])) + (a.acquire_index, b.acquire_index)
@@ -316,7 +319,7 @@ def check(ops: Sequence[Operation], events: Sequence[Mapping[str, Any]] = (),
             wb = [o for o in accepted_by[b.node] if lo <= o.call <= hi and (o.value or {}).get("token") == b.token]
             overlaps.append({"nodes": [a.node, b.node], "tokens": [a.token, b.token], "start": lo, "end": hi,
                              "ms": round((hi - lo) / 1e6, 1), "accepted": [len(wa), len(wb)]})
-            if wa and wb:
+            if wa and wb and _interleaved(a, wa, b, wb):
                 anomalies.append(_overlap_anomaly(a, b, lo, hi, wa, wb, clocks))
 
     fencing = _fencing(work, bel)
@@ -327,6 +330,17 @@ def check(ops: Sequence[Operation], events: Sequence[Mapping[str, Any]] = (),
             "anomalies": anomalies,
             "fencing": {k: v for k, v in fencing.items() if k != "anomalies"},
             "clock_skewed": sorted(clocks.changes), "stats": stats}
+
+
+def _interleaved(a: Belief, wa: list[Operation], b: Belief, wb: list[Operation]) -> bool:
+    """Did the resource take the older holder's work after the newer one's? Work of the older token that
+    all came before the newer holder's first is what a serial handover also looks like at the resource (the
+    old lease merely seemed to last longer): that case is `fencing-stale-accepted`, not two leaders."""
+    ka, kb = _token_key(a.token), _token_key(b.token)
+    if ka == kb:
+        return True
+    (old, w_old), (_, w_new) = ((a, wa), (b, wb)) if ka < kb else ((b, wb), (a, wa))
+    return max(o.call for o in w_old) > min(o.call for o in w_new)
 
 
 def _token_key(t: Any) -> tuple:
