@@ -39,6 +39,9 @@ RECIPES: dict[str, Meta] = {
                          ({"f": "write", "key": LEASE_KEY, "value": {"holder": None, "token": 0, "expires": 0}},)),
     "etcd-lock": Meta("targets.candidates.recipes.etcd_lock:EtcdLock", "etcd",
                       "etcd's v3 lock API on a lease with a TTL, kept alive; token: the lock key's create revision"),
+    "etcd-election": Meta("targets.candidates.recipes.etcd_lock:EtcdElection", "etcd",
+                          "etcd's v3 election API (campaign, resign) on a lease with a TTL; token: the campaign "
+                          "key's create revision"),
     "zk-lock": Meta("targets.candidates.recipes.zk_lock:ZooKeeperLock", "zookeeper",
                     "kazoo's Lock recipe (ephemeral sequential znodes); token: the znode's sequence number"),
     "zk-lock-watch": Meta("targets.candidates.recipes.zk_lock:WatchfulZooKeeperLock", "zookeeper",

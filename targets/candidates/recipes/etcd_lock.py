@@ -23,6 +23,7 @@ import time
 from targets.candidates.recipes.http import Unreachable, call
 
 LOCK_NAME = "splitbrain-leader-lock"
+ELECTION_NAME = "splitbrain-leader-election"
 
 
 def b64(s: str) -> str:
@@ -105,7 +106,7 @@ class EtcdLock:
             raise TimeoutError(f"could not revoke the last campaign's lease: {e}") from None
         self._grant()
         try:
-            doc = self._post("/v3/lock/lock", {"name": b64(LOCK_NAME), "lease": self.lease}, budget=timeout)
+            doc = self._wait_for_grant(timeout)
         except Unreachable as e:
             # Not granted in time, or etcd is away. Revoking the lease removes our waiter key; if that
             # succeeds the lock certainly did not come to us, else it may yet: unknown.
@@ -114,9 +115,8 @@ class EtcdLock:
             except Unreachable:
                 raise TimeoutError(f"lock not granted and lease not revoked: {e}") from None
             return None
-        key = doc["key"]
-        rng = self._post("/v3/kv/range", {"key": key})
-        kvs = rng.get("kvs") or []
+        key = doc.get("key")
+        kvs = (self._post("/v3/kv/range", {"key": key}).get("kvs") or []) if key else []
         if not kvs:
             # Granted, but the key is gone: seen when a lock call on the same lease had been abandoned
             # (its cleanup deletes the one key name a lease has). Holding nothing, we give the lease back.
@@ -131,6 +131,13 @@ class EtcdLock:
         self._revoke()  # the lease ran out while we waited: give the lock back
         return None
 
+    def _wait_for_grant(self, timeout: float) -> dict:
+        """Block until the lock is ours; {"key": the key that holds it, ...}."""
+        return self._post("/v3/lock/lock", {"name": b64(LOCK_NAME), "lease": self.lease}, budget=timeout)
+
+    def _give_back(self, key: str) -> None:
+        self._post("/v3/lock/unlock", {"key": key})
+
     def check(self):
         with self.lock:
             if self.lost:
@@ -144,10 +151,24 @@ class EtcdLock:
             key = self.key
         try:
             if key:
-                self._post("/v3/lock/unlock", {"key": key})
+                self._give_back(key)
             self._revoke()
         except Unreachable:
             pass
 
     def close(self) -> None:
         self.release()
+
+
+class EtcdElection(EtcdLock):
+    """etcd's v3 election API on the same lease machinery: /v3/election/campaign blocks until this candidate
+    is the leader; the token is its campaign key's create revision; /v3/election/resign gives it up."""
+
+    def _wait_for_grant(self, timeout: float) -> dict:
+        doc = self._post("/v3/election/campaign", {"name": b64(ELECTION_NAME), "lease": self.lease,
+                                                  "value": b64(self.me)}, budget=timeout)
+        self._leader = doc.get("leader") or {}
+        return {"key": self._leader.get("key"), "header": doc.get("header")}
+
+    def _give_back(self, key: str) -> None:
+        self._post("/v3/election/resign", {"leader": self._leader})
