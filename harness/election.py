@@ -84,7 +84,11 @@ class ResourceServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._server = ThreadingHTTPServer((host, 0), Handler)
+        try:
+            self._server = ThreadingHTTPServer((host, 0), Handler)
+        except OSError as e:
+            raise ClusterError(f"the shared resource cannot listen on the run network's gateway {host}: {e} "
+                               "(the harness must run on the Docker host)") from None
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, name="resource", daemon=True).start()
         return f"http://{host}:{self._server.server_address[1]}"

@@ -94,3 +94,10 @@ def test_bad_election_settings_are_one_line_and_exit_2(args, line, tmp_path):
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and line in proc.stderr, proc.stderr
     assert not any(tmp_path.iterdir())  # refused before anything started
+
+
+def test_a_resource_that_cannot_listen_is_one_infrastructure_line():
+    from harness.cluster import ClusterError
+
+    with pytest.raises(ClusterError, match="cannot listen on the run network's gateway 192.0.2.1"):
+        ResourceServer(fenced=False).start("192.0.2.1")  # TEST-NET-1: never an address of this host
