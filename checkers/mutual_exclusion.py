@@ -163,8 +163,8 @@ def _stamp(d: Any, fallback: float) -> float:
 
 
 def _process_faults(events: Sequence[Mapping[str, Any]],
-                    fault_facts: Callable[[str, Any], dict | None] | None) -> list[tuple[float, str, str]]:
-    """(time of the invoke, family, node) for every completed kill and pause the nemesis did."""
+                    fault_facts: Callable[[str, Any], dict | None] | None) -> list[tuple[float, str, str, float]]:
+    """(time of the invoke, family, node, time of the completion) for every completed kill and pause."""
     out, invoked = [], {}
     for e in events:
         if e.get("process") != "nemesis":
@@ -177,25 +177,32 @@ def _process_faults(events: Sequence[Mapping[str, Any]],
             fault_facts(f, e.get("value")) if fault_facts else None)
         if not facts or facts.get("family") not in ("kill", "pause") or "leader_nodes" not in facts:
             continue  # only the start ops (kill, pause) take leadership away; their stops do not
+        done = float(e.get("time", 0))
+        start = invoked.pop(f, done)
         for node in facts.get("nodes") or ():
-            out.append((invoked.pop(f, float(e.get("time", 0))), str(facts["family"]), str(node)))
+            out.append((start, str(facts["family"]), str(node), done))
     return sorted(out)
 
 
-def beliefs(ops: Sequence[Operation], kills: Sequence[tuple[float, str]], last_time: float,
+def beliefs(ops: Sequence[Operation], kills: Sequence[tuple[float, str, float]], last_time: float,
             clocks: ClockSegments | None = None) -> list[Belief]:
-    """Every believed-leadership interval, in start order (see the module docstring)."""
+    """Every believed-leadership interval, in start order (see the module docstring).
+
+    `kills`: (invoke, node, completion). The process died somewhere in between: a claim stamped before
+    the completion may still be its own (a release just before the SIGKILL landed), so only a claim
+    stamped after the completion, or the end of the history, shows that the kill ended the belief, which
+    then ends at the kill's invoke."""
     clocks = clocks or ClockSegments()
     claims = sorted((o for o in ops if o.f in CLAIM_FS and o.status == "ok" and o.node is not None),
                     key=lambda o: _stamp(o.output, o.ret))
     open_: dict[str, Belief] = {}
     done: list[Belief] = []
-    kill_times: dict[str, list[float]] = defaultdict(list)
-    for t, node in kills:
-        kill_times[node].append(t)
+    kill_times: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for t, node, gone in kills:
+        kill_times[node].append((t, gone))
 
     def killed_between(node: str, lo: float, hi: float) -> float | None:
-        return next((t for t in kill_times.get(node, ()) if lo <= t <= hi), None)
+        return next((t for t, gone in kill_times.get(node, ()) if lo <= t and gone <= hi), None)
 
     def close(b: Belief, t: float, why: str, index: int | None) -> None:
         b.end, b.why_end, b.end_index = t, why, index
@@ -228,7 +235,7 @@ def beliefs(ops: Sequence[Operation], kills: Sequence[tuple[float, str]], last_t
             why = "released" if o.f == "release" else f"lost:{out.get('why', '?')}"
             close(open_.pop(node), at, why, o.index)
     for node, b in open_.items():
-        k = killed_between(node, b.start, last_time)
+        k = killed_between(node, b.start, END_OF_TIME)
         close(b, k, "killed", None) if k is not None else close(b, last_time, "end-of-history", None)
     return sorted(done, key=lambda b: (b.start, b.node))
 
@@ -285,7 +292,7 @@ def check(ops: Sequence[Operation], events: Sequence[Mapping[str, Any]] = (),
     """The checker's result as plain data: intervals, overlaps, anomalies (Anomaly dicts), fencing, stats."""
     clocks = clock_segments(events, fault_facts)
     faults = _process_faults(events, fault_facts)
-    kills = [(t, n) for t, fam, n in faults if fam == "kill"]
+    kills = [(t, n, done) for t, fam, n, done in faults if fam == "kill"]
     times = [o.call for o in ops] + [o.ret for o in ops if o.ret != END_OF_TIME]
     times += [_stamp(o.output, o.ret) for o in ops if o.f in CLAIM_FS and o.status == "ok"]
     times += [float(e.get("time", 0)) for e in events]
@@ -400,7 +407,7 @@ def _fencing(work: Sequence[Operation], bel: Sequence[Belief]) -> dict[str, Any]
             "anomalies": anomalies}
 
 
-def _stats(bel: Sequence[Belief], work: Sequence[Operation], faults: Sequence[tuple[float, str, str]],
+def _stats(bel: Sequence[Belief], work: Sequence[Operation], faults: Sequence[tuple[float, str, str, float]],
            first_time: float, last_time: float) -> dict[str, Any]:
     changes, prev = 0, None
     for b in bel:
@@ -416,7 +423,7 @@ def _stats(bel: Sequence[Belief], work: Sequence[Operation], faults: Sequence[tu
     if covered_to is not None and covered_to < last_time:
         leaderless += last_time - covered_to
     failovers = []
-    for t, fam, node in faults:
+    for t, fam, node, _ in faults:
         holder = next((b for b in bel if b.node == node and b.start <= t <= b.end), None)
         if holder is None:
             continue

@@ -264,3 +264,16 @@ def test_an_old_holder_acting_only_before_the_new_one_is_not_two_leaders_acting_
     h.work("c1", 310, 5)
     h.work("c2", 315, 6)  # now c1's write at 320 lands after c2's at 315: interleaved
     assert kinds(h.check()) == ["two-leaders-acting"]
+
+
+def test_a_release_journaled_while_the_kill_was_landing_is_honoured():
+    # The nemesis decided at 200 ms and saw the process gone at 300 ms; the release at 250 ms was its own.
+    h = History()
+    h.claim("c1", "acquire", 100, 5)
+    h.nemesis(200, "kill", {"nodes": ["c1"]}, done_ms=300)
+    h.claim("c1", "release", 250, 5, collected_ms=2000)
+    h.claim("c2", "acquire", 260, 6)
+    r = h.check()
+    assert [(i["node"], i["why_end"], i["end"]) for i in r["intervals"]] == [
+        ("c1", "released", 250 * MS), ("c2", "end-of-history", 2000 * MS)]
+    assert r["overlaps"] == []
