@@ -18,6 +18,7 @@ CHECKERS: Registry[Callable[[], Checker]] = Registry("checker", {
     "split-brain": "checkers.split_brain:SplitBrainChecker",
     "linearizability": "checkers.linearizability_checker:LinearizabilityChecker",
     "set": "checkers.sets:SetChecker",
+    "mutual-exclusion": "checkers.mutual_exclusion:MutualExclusionChecker",
 }, group="splitbrain.checkers")
 
 # Members of every run's checkers, before the workload's own (the statistics come last).

@@ -132,6 +132,8 @@ class DockerCluster:
         options: TargetOptions | None = None,
         log: Callable[[str], None] = print,
         rebuild_images: bool = False,
+        join: DockerCluster | None = None,
+        node_prefix: str = "n",
     ):
         if nodes < 1:
             raise ValueError("a cluster needs at least one node")
@@ -140,10 +142,13 @@ class DockerCluster:
         self.options = options or TargetOptions()
         self.log = log
         self.rebuild_images = rebuild_images
-        self.node_ids: list[str] = [f"n{i}" for i in range(1, nodes + 1)]
+        self.node_ids: list[str] = [f"{node_prefix}{i}" for i in range(1, nodes + 1)]
         self.ips: dict[str, str] = {}
         self.layout: ClusterLayout | None = None
-        self.network_name = f"splitbrain-{run_id}"
+        # Another group of nodes of the same run on `join`'s network (an election run's candidates beside the
+        # service's nodes): its addresses follow join's, and its teardown removes only its own containers.
+        self.join = join
+        self.network_name = join.network_name if join is not None else f"splitbrain-{run_id}"
         self.image: str | None = None
         self._client = None
         self._containers: dict[str, Any] = {}
@@ -194,9 +199,16 @@ class DockerCluster:
                                       client=self.client)
         except ImageError as e:
             raise ClusterError(str(e)) from None
-        if self._reaper is None:
-            self._reaper = reaper.start(self.run_id)
-        self._create_network()
+        if self.join is None:
+            # One reaper per run: a joined group carries the same run id, so its nodes are covered too.
+            if self._reaper is None:
+                self._reaper = reaper.start(self.run_id)
+            self._create_network()
+        else:
+            self.subnet = self.join.subnet
+            first = FIRST_NODE_HOST + len(self.join.node_ids)
+            for i, n in enumerate(self.node_ids):
+                self.ips[n] = str(self.subnet.network_address + first + i)
         self.layout = ClusterLayout(
             nodes=tuple(NodeAddress(n, self.ips[n]) for n in self.node_ids),
             peer_port=self.target.peer_port,
@@ -468,7 +480,17 @@ class DockerCluster:
             self._torn_down = True
         # A fresh client: teardown may run from a signal handler that interrupted
         # a request on the cluster's own connection.
-        clean(self.run_id, client=docker_client())
+        if self.join is None:
+            clean(self.run_id, client=docker_client())
+        else:
+            import docker
+
+            client = docker_client()
+            for c in list(self._containers.values()):
+                try:
+                    client.api.remove_container(c.id, force=True, v=True)
+                except docker.errors.NotFound:
+                    pass
         self._containers.clear()
         if self._reaper is not None:
             self._reaper.disarm()

@@ -61,6 +61,12 @@ class TestSpec:
     routing: str = "mixed"
     options: dict[str, Any] = field(default_factory=dict)  # passed to the target
     checkers: tuple[str, ...] = ()  # checkers to run besides the defaults and the workload's own
+    # The election workload (workloads/election.py): the recipe its candidates use (it implies the
+    # target), whether the shared resource checks fencing tokens, how many candidates, the lease TTL.
+    recipe: str | None = None
+    fencing: str = "off"
+    candidates: int = 3
+    ttl: float = 2.0
 
     def resolve(self) -> TestSpec:
         """The same spec with a concrete seed and test name."""
@@ -87,6 +93,8 @@ class TestSpec:
 def default_test_name(spec: TestSpec) -> str:
     faults = "+".join(spec.nemesis) if spec.nemesis else "none"
     name = f"{spec.target}-{spec.workload}-{faults}"
+    if spec.workload == "election":
+        name = f"{spec.recipe}-fencing-{spec.fencing}-{faults}"
     if spec.bugs:
         name += "-bug-" + "+".join(spec.bugs)
     return name
@@ -126,7 +134,7 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, dict):
             raise SpecError(f"options: expected a mapping, got {value!r}")
         return dict(value)
-    if name in ("nodes", "concurrency", "ops_per_key", "keys"):
+    if name in ("nodes", "concurrency", "ops_per_key", "keys", "candidates"):
         if isinstance(value, bool) or not isinstance(value, int):
             raise SpecError(f"{name.replace('_', '-')}: expected a whole number, got {value!r}")
         return value
@@ -136,12 +144,14 @@ def _coerce(name: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise SpecError(f"seed: expected a whole number, got {value!r}")
         return value
-    if name in ("time_limit", "rate", "nemesis_interval", "warmup", "recovery_limit", "op_timeout"):
+    if name in ("time_limit", "rate", "nemesis_interval", "warmup", "recovery_limit", "op_timeout", "ttl"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SpecError(f"{name.replace('_', '-')}: expected a number, got {value!r}")
         return float(value)
-    if name == "test" and value is None:
+    if name in ("test", "recipe") and value is None:
         return None
+    if name == "fencing" and isinstance(value, bool):  # YAML reads a bare on/off as a boolean
+        return "on" if value else "off"
     if not isinstance(value, str):
         raise SpecError(f"{name}: expected a name, got {value!r}")
     return value
@@ -248,5 +258,40 @@ def check_spec(spec: TestSpec, targets: list[str] | None = None, bugs: list[str]
         raise SpecError("ops-per-key must be at least 1")
     if spec.keys < 0:
         raise SpecError("keys must not be negative")
+    election_problem = _election_problem(spec)
+    if election_problem:
+        raise SpecError(election_problem)
     if spec.nodes < 2 and "partition" in spec.nemesis:
         raise SpecError("a partition needs at least 2 nodes")
+
+
+def _election_problem(spec: TestSpec) -> str | None:
+    """What is wrong with the election settings (recipe, fencing, candidates, ttl), or None."""
+    from targets.candidates.recipes import RECIPES
+
+    if spec.workload != "election":
+        if spec.recipe is not None:
+            return f"recipe: only the election workload uses a recipe (workload is {spec.workload})"
+        return None
+    if spec.recipe is None:
+        return f"the election workload needs --recipe: one of {', '.join(RECIPES)}"
+    if spec.recipe not in RECIPES:
+        return f"unknown recipe {spec.recipe!r}{_suggest(spec.recipe, RECIPES)}; known: {', '.join(RECIPES)}"
+    if RECIPES[spec.recipe].target != spec.target:
+        return f"recipe {spec.recipe} runs against target {RECIPES[spec.recipe].target}, not {spec.target}"
+    if spec.fencing not in ("on", "off"):
+        return f"fencing: expected on or off, got {spec.fencing!r}"
+    if not 2 <= spec.candidates <= 6:
+        return f"candidates must be between 2 and 6, got {spec.candidates}"
+    if not 0.5 <= spec.ttl <= 30:
+        return f"ttl must be between 0.5 and 30 seconds, got {spec.ttl:g}"
+    return None
+
+
+def election_target(spec_target: str, recipe: str | None, target_given: bool) -> str:
+    """The target of an election run: the recipe's, unless the user named one (then check_spec compares)."""
+    from targets.candidates.recipes import RECIPES
+
+    if recipe in RECIPES and not target_given:
+        return RECIPES[recipe].target
+    return spec_target

@@ -271,6 +271,40 @@ def leader_lanes(history: History) -> dict[str, list[list]]:
     return dict(sorted(lanes.items()))
 
 
+def claim_lanes(results: dict[str, Any], end_ms: float) -> tuple[dict[str, list[list]], list[list]]:
+    """An election run's candidates, from the mutual-exclusion checker's intervals: per candidate, runs
+    [start, end, role, token] (leader while it believed it led, candidate between), and marks
+    [node, start, end, kind] for overlaps ("overlap") and for work the resource rejected ("rejected").
+    The candidates' own beliefs, not probe samples: a paused holder still believes, and is drawn so."""
+    me = (results.get("checkers") or {}).get("mutual-exclusion") or {}
+    lanes: dict[str, list[list]] = defaultdict(list)
+    lead, cand = ROLES.index("leader"), ROLES.index("candidate")
+    for i in sorted(me.get("intervals") or [], key=lambda i: (i.get("node"), i.get("start") or 0)):
+        node, start = str(i.get("node")), ms(i.get("start") or 0)
+        end = ms(i["end"]) if isinstance(i.get("end"), (int, float)) else end_ms
+        runs = lanes[node]
+        runs.append([runs[-1][1] if runs else 0.0, start, cand, -1])
+        runs.append([start, end, lead, i.get("token") if isinstance(i.get("token"), int) else -1])
+    for node in me.get("candidates") or ():
+        lanes.setdefault(str(node), [])  # one that never led still has its lane
+    for runs in lanes.values():
+        runs.append([runs[-1][1] if runs else 0.0, end_ms, cand, -1])
+    marks: list[list] = []
+    for o in me.get("overlaps") or []:
+        for n in o.get("nodes") or ():
+            marks.append([str(n), ms(o["start"]), ms(o["end"]), "overlap"])
+    return dict(lanes), marks
+
+
+def rejected_marks(table: dict[str, Any]) -> list[list]:
+    """[candidate, t, t, "rejected"] for every unit of leader work the fenced resource refused."""
+    fail, work = STATUSES.index("fail"), table["fs"].index("work") if "work" in table["fs"] else -1
+    procs = table["processes"]
+    return [[table["nodes"][table["n"][i]], table["c"][i], table["c"][i], "rejected"]
+            for i in range(len(table["c"])) if table["f"][i] == work and table["s"][i] == fail
+            and table["n"][i] >= 0 and procs[table["p"][i]] == "resource"]
+
+
 # ---------------------------------------------------------------------------
 # Anomalies: one sentence each, an interval and the ops to highlight
 
@@ -411,6 +445,9 @@ def report_data(inputs: RunInputs) -> dict[str, Any]:
     end_ms = ms(last)
     faults = fault_bands(history, end_ms)
     lanes = leader_lanes(history)
+    claims, marks = claim_lanes(results, end_ms)
+    lanes.update(claims)
+    marks += rejected_marks(table)
     found = anomalies(results, rows, table["c"], table["r"])
     # Rank within its checker: the top of the page lists a few per checker, the rest by count.
     per_checker: dict[str, int] = defaultdict(int)
@@ -445,6 +482,8 @@ def report_data(inputs: RunInputs) -> dict[str, Any]:
         "ops": table,
         "faults": faults,
         "leaders": lanes,
+        "marks": marks,
+        "claim_nodes": sorted(claims),
         "roles": list(ROLES),
         "anomalies": found,
         "log_lines": len(entries),

@@ -45,6 +45,7 @@ class Workload(Protocol):
 WORKLOADS: Registry[Callable[..., Workload]] = Registry("workload", {
     "register": "workloads.register:RegisterWorkload",
     "set": "workloads.set:SetWorkload",
+    "election": "workloads.election:ElectionWorkload",
 }, group="splitbrain.workloads")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
 import sys
 import time
@@ -10,7 +11,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from harness.spec import FAULTS, WORKLOADS, SpecError, TestSpec, build_spec, check_spec
+from harness.spec import (
+    FAULTS,
+    WORKLOADS,
+    SpecError,
+    TestSpec,
+    build_spec,
+    check_spec,
+    election_target,
+    load_spec_file,
+)
 
 NAME = "run"
 HELP = "run one chaos test: cluster up, workload + faults, heal, check, verdict"
@@ -82,6 +92,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--routing", choices=("mixed", "leader", "pinned"),
                    help="which node a client asks: mixed (default: one client pinned to each node, the rest "
                         "follow the leader), leader, or pinned")
+    p.add_argument("--recipe", metavar="NAME",
+                   help="election: the candidates' recipe (raftkv-lease, etcd-lock, zk-lock, ...); it picks the target")
+    p.add_argument("--fencing", metavar="on|off", help="election: does the shared resource check fencing tokens "
+                                                        "(default off, as most applications are written)")
+    p.add_argument("--candidates", type=int, metavar="N", help="election: candidate processes, one container each "
+                                                                "(default 3)")
+    p.add_argument("--ttl", type=float, metavar="S", help="election: lease TTL / session timeout (default 2)")
     p.add_argument("--quiet", action="store_true", help="no live progress line")
 
 
@@ -94,7 +111,7 @@ def installed_targets() -> str:
 
 _OVERRIDES = ("target", "nodes", "workload", "nemesis", "time_limit", "concurrency", "rate", "seed", "bugs",
               "nemesis_interval", "store", "test", "warmup", "recovery_limit", "op_timeout", "ops_per_key", "routing",
-              "checkers")
+              "checkers", "recipe", "fencing", "candidates", "ttl")
 
 
 def resolve_spec(args: argparse.Namespace) -> tuple[TestSpec, Any]:
@@ -103,6 +120,10 @@ def resolve_spec(args: argparse.Namespace) -> tuple[TestSpec, Any]:
 
     overrides = {k: getattr(args, k, None) for k in _OVERRIDES}
     spec = build_spec(args.spec, overrides)
+    if spec.workload == "election":
+        # The recipe names its coordination service: --target is needed only to say it again.
+        given = overrides.get("target") is not None or (args.spec and "target" in load_spec_file(args.spec))
+        spec = dataclasses.replace(spec, target=election_target(spec.target, spec.recipe, bool(given)))
     check_spec(spec, targets=target_names())
     try:
         target = get_target(spec.target)
@@ -138,6 +159,11 @@ def nemesis_problems(spec: TestSpec, target) -> list[str]:
         node_ids = [f"n{i}" for i in range(1, spec.nodes + 1)]
         ips: dict[str, str] = {}
 
+    if spec.workload == "election":  # its nemesis drives the candidates (harness.election)
+        from targets.candidates.plugin import Candidates
+
+        _Names.node_ids = [f"c{i}" for i in range(1, spec.candidates + 1)]
+        target = Candidates(spec.recipe or "")
     return list(Nemesis(_Names(), target, list(spec.nemesis)).problems())
 
 
@@ -211,6 +237,14 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None, parts=docker_
     workload = spec_workload(spec)
     model = workload.model
     progress = Progress(quiet=quiet)
+    loop_class = RunLoop
+    if getattr(workload, "autonomous", False) and parts is docker_parts:
+        import functools
+
+        from harness.election import ElectionRunLoop, election_parts
+
+        parts = functools.partial(election_parts, workload=workload, client_class=_TargetClient)
+        loop_class = ElectionRunLoop
     cluster, nodes, open_client, open_nemesis = parts(spec, target, progress.message)
     run_id = getattr(cluster, "run_id", None)  # the label on its containers: `splitbrain clean --run`
     # Replaced at the end; a harness killed mid-run leaves this, which says so.
@@ -218,9 +252,10 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None, parts=docker_
                           "model": model, "workload": spec.workload, "run_id": run_id,
                           "command": reproduce_command(folder)})
     # The target: an op it cannot do (strobe-clock without a clock file) is not drawn.
-    schedule = make_schedule(spec.seed, spec.nemesis, nodes, spec.nemesis_interval, spec.time_limit, target=target)
+    schedule = make_schedule(spec.seed, spec.nemesis, nodes, spec.nemesis_interval, spec.time_limit,
+                             target=getattr(cluster, "nemesis_target", target))
     progress.message(f"splitbrain run: {spec.test} seed {spec.seed} -> {folder.path}")
-    loop = RunLoop(
+    loop = loop_class(
         spec,
         cluster,
         open_client,
@@ -296,7 +331,8 @@ def spec_workload(spec: TestSpec):
     """The spec's workload, with the options of the spec that are its own."""
     from workloads.base import make_workload
 
-    return make_workload(spec.workload, spec.seed, keys=spec.active_keys(), ops_per_key=spec.ops_per_key)
+    return make_workload(spec.workload, spec.seed, keys=spec.active_keys(), ops_per_key=spec.ops_per_key,
+                         recipe=spec.recipe, fencing=spec.fencing, candidates=spec.candidates, ttl=spec.ttl)
 
 
 def availability(counts: dict[str, dict[str, int]], stats: dict[str, Any]) -> dict[str, float | None]:

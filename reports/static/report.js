@@ -189,6 +189,15 @@
         ctx.fillRect(x0, y + 2, Math.max(1, x1 - x0), NODE_LANE - 6);
         if (role === "leader" && x1 - x0 > 26) { ctx.fillStyle = "#fff"; ctx.fillText("T" + s[3], x0 + 3, y + 11); }
       }
+      // An election's candidates: amber under the lane while two believed they led, a black tick for
+      // each write the fenced resource rejected.
+      for (const m of D.marks || []) {
+        if (m[0] !== n) continue;
+        const x0 = Math.max(GUTTER, X(m[1])), x1 = Math.min(w, X(m[2]));
+        if (x1 < GUTTER || x0 > w) continue;
+        if (m[3] === "overlap") { ctx.fillStyle = "#ffb300"; ctx.fillRect(x0, y + NODE_LANE - 7, Math.max(2, x1 - x0), 3); }
+        else { ctx.fillStyle = "#000"; ctx.fillRect(x0, y + 1, 2, NODE_LANE - 4); }
+      }
       for (const f of D.faults) {
         if (f.family === "heal" || !f.nodes.includes(n)) continue;
         const x0 = Math.max(GUTTER, X(f.start)), x1 = Math.min(w, X(f.end));
@@ -458,7 +467,8 @@
     }
     if (y >= layout.nodes) {
       const n = nodes[Math.floor((y - layout.nodes) / NODE_LANE)];
-      for (const s of D.leaders[n] || []) if (s[0] <= t && t <= s[1]) return { text: `${n}: ${D.roles[s[2]]}, term ${s[3]}\n${fmtT(s[0])} – ${fmtT(s[1])}` };
+      const marked = (D.marks || []).filter((m) => m[0] === n && m[1] <= t && t <= m[2]).map((m) => m[3]);
+      for (const s of D.leaders[n] || []) if (s[0] <= t && t <= s[1]) return { text: `${n}: ${D.roles[s[2]]}, ${(D.claim_nodes || []).includes(n) ? "token" : "term"} ${s[3]}${marked.length ? " (" + marked.join(", ") + ")" : ""}\n${fmtT(s[0])} – ${fmtT(s[1])}` };
       return n ? { text: n } : null;
     }
     if (y >= layout.faults) {

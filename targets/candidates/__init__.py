@@ -1,0 +1,1 @@
+"""Election candidates: the program each candidate container runs, its recipes, and its node plugin."""

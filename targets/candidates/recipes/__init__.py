@@ -1,0 +1,60 @@
+"""Leader-election recipes, one module each behind one small interface, as applications use them.
+
+A recipe runs inside the candidate (targets/candidates/candidate.py) with the standard library and its
+service's client library, installed in the candidate image from Debian. It is a class built as
+`Recipe(servers, me, ttl)` (servers: node id -> "ip:port" of the service's client API) with:
+
+- `acquire(timeout) -> (token, deadline) | None`: campaign; the token is the service's monotonically
+  increasing fencing token; `deadline` is when the holder must stop believing it leads, on this
+  candidate's wall clock (time.time(), which a clock fault skews), or None when the recipe has no
+  deadline of its own (ZooKeeper: the session says). None: not acquired (certainly). An exception: unknown.
+- `check() -> (True, deadline) | (False, why)`: does it still hold, as far as the recipe can tell now;
+  `why` is "expired", "session-lost", "taken", "revoked" and the like.
+- `release()`, `close()`.
+
+The harness reads `RECIPES` (name -> Meta): the target the recipe runs against and the setup it needs,
+so adding a recipe is one module and one line here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Meta:
+    module: str  # "targets.candidates.recipes.<name>:<Class>"
+    target: str  # the coordination service it needs (a target name)
+    about: str
+    # Workload ops run once with the target's client before candidates start (e.g. the lease record).
+    setup: tuple[dict[str, Any], ...] = ()
+
+
+LEASE_KEY = "splitbrain-leader-lease"
+
+RECIPES: dict[str, Meta] = {
+    "raftkv-lease": Meta("targets.candidates.recipes.raftkv_lease:RaftKVLease", "raftkv",
+                         "a lease record in raftkv taken and renewed by cas, expiry on the holder's wall clock",
+                         ({"f": "write", "key": LEASE_KEY, "value": {"holder": None, "token": 0, "expires": 0}},)),
+    "etcd-lock": Meta("targets.candidates.recipes.etcd_lock:EtcdLock", "etcd",
+                      "etcd's v3 lock API on a lease with a TTL, kept alive; token: the lock key's create revision"),
+    "etcd-election": Meta("targets.candidates.recipes.etcd_lock:EtcdElection", "etcd",
+                          "etcd's v3 election API (campaign, resign) on a lease with a TTL; token: the campaign "
+                          "key's create revision"),
+    "zk-lock": Meta("targets.candidates.recipes.zk_lock:ZooKeeperLock", "zookeeper",
+                    "kazoo's Lock recipe (ephemeral sequential znodes); token: the znode's sequence number"),
+    "zk-lock-watch": Meta("targets.candidates.recipes.zk_lock:WatchfulZooKeeperLock", "zookeeper",
+                          "kazoo's Lock, and the holder stops believing as soon as its connection is SUSPENDED"),
+}
+
+
+def load(name: str):
+    """The recipe class called name (inside the candidate: plain import, no plugin machinery)."""
+    import importlib
+
+    meta = RECIPES.get(name)
+    if meta is None:
+        raise KeyError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
+    module, _, attr = meta.module.partition(":")
+    return getattr(importlib.import_module(module), attr)
