@@ -36,7 +36,7 @@ from types import MappingProxyType
 from typing import Any
 
 from history.formats import FormatError
-from history.operation import END_OF_TIME, Operation
+from history.operation import END_OF_TIME, UNKNOWN, Operation
 
 TYPES = ("invoke", "ok", "fail", "info")
 COMPLETIONS = ("ok", "fail", "info")
@@ -48,6 +48,10 @@ NON_CLIENT_PROCESSES = frozenset({NEMESIS, OBSERVER})
 
 # Fields every event must carry; key, value and node are optional.
 REQUIRED_FIELDS = ("index", "type", "process", "f", "time")
+# An ok completion with `"unknown": true` returned a value nobody recorded (a
+# read whose result was lost): its output is UNKNOWN, which matches any state,
+# where `"value": null` is a read that saw nothing.
+UNKNOWN_FIELD = "unknown"
 KNOWN_FIELDS = frozenset(REQUIRED_FIELDS + ("key", "value", "node"))
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -154,6 +158,8 @@ def event_from_dict(d: Any, line: int | None = None, path: str | None = None) ->
     node = d.get("node")
     if node is not None and not isinstance(node, str):
         raise bad(f"node must be a string, not {node!r}")
+    if UNKNOWN_FIELD in d and not isinstance(d[UNKNOWN_FIELD], bool):
+        raise bad(f"unknown must be true or false, not {d[UNKNOWN_FIELD]!r}")
     extra = {k: v for k, v in d.items() if k not in KNOWN_FIELDS}
     return Event(
         index=index,
@@ -458,7 +464,7 @@ def pair_operations(events: Iterable[Event]) -> list[Operation]:
                 process=invoke.process,
                 f=invoke.f,
                 value=invoke.value,
-                output=e.value if e.type == "ok" else None,
+                output=_output(e),
                 call=invoke.time,
                 ret=e.time,
                 status=e.type,  # type: ignore[arg-type]
@@ -468,6 +474,12 @@ def pair_operations(events: Iterable[Event]) -> list[Operation]:
             )
     # Invokes never completed: outcome unknown, as if they ended in info.
     return [op if op is not None else _open_operation(invokes[i]) for i, op in enumerate(ops)]
+
+
+def _output(complete: Event) -> Any:
+    if complete.type != "ok":
+        return None
+    return UNKNOWN if complete.extra.get(UNKNOWN_FIELD) is True else complete.value
 
 
 def _open_operation(invoke: Event, complete: Event | None = None) -> Operation:

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         metavar="NAME",
-        help="register, cas-register, kv, set, mutex, etcd or string-kv "
+        help="register, cas-register, multi-register, kv, set, mutex, etcd or string-kv "
         "(default: the run's model, the format's model, else kv)",
     )
     parser.add_argument(
@@ -97,8 +98,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--time-limit must be a positive number of seconds, not {args.time_limit}")
     initial = _parse_initial(args.initial)
     source = resolve_source(args.path, args.format)
-    ops, keyed = read_operations(source)
+    warnings: list[str] = []
+    ops, keyed = read_operations(source, warnings)
+    for warning in warnings:
+        print(f"splitbrain check: warning: {warning}", file=sys.stderr)
     model_name = args.model or source.model or default_model(source.format, keyed)
+    if source.format == "edn":
+        from history.formats.jepsen_edn import knossos_reads
+
+        ops = knossos_reads(ops, model_name)
     try:
         model = get_model(model_name, initial)
     except ValueError as e:
@@ -246,7 +254,7 @@ def _load(path: str, parse: Any) -> Any:
 # --- reading -------------------------------------------------------------------
 
 
-def read_operations(source: Source) -> tuple[list, bool]:
+def read_operations(source: Source, warnings: list[str] | None = None) -> tuple[list, bool]:
     """The client operations of the history, validated; and whether any has a key.
     Raises FormatError (InvalidHistory for a broken contract) for bad input."""
     if source.format == "jsonl":
@@ -256,7 +264,7 @@ def read_operations(source: Source) -> tuple[list, bool]:
     elif source.format == "edn":
         from history.formats.jepsen_edn import read_jepsen_history
 
-        ops = read_jepsen_history(source.path).client_operations()
+        ops = read_jepsen_history(source.path, warnings=warnings).client_operations()
     elif source.format == "porcupine-etcd":
         from history.formats.porcupine import read_porcupine_etcd
 

@@ -13,6 +13,7 @@ map keys become strings, because our history is JSON. Fields we do not model
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import decimal
 import fractions
@@ -34,6 +35,7 @@ from history.events import (
     history_from_events,
 )
 from history.formats import FormatError
+from history.operation import UNKNOWN, Operation
 
 _OP_FIELDS = ("index", "type", "process", "f", "value", "time")
 
@@ -48,7 +50,9 @@ for _tag in _RECORD_TAGS:
 # Import
 
 
-def read_jepsen_edn(path: str | os.PathLike[str], *, independent: bool | None = None) -> list[Event]:
+def read_jepsen_edn(
+    path: str | os.PathLike[str], *, independent: bool | None = None, warnings: list[str] | None = None
+) -> list[Event]:
     """Events from a Jepsen history.edn file. FormatError for anything unreadable.
 
     `independent`: whether client values are jepsen.independent `[k v]`
@@ -65,11 +69,15 @@ def read_jepsen_edn(path: str | os.PathLike[str], *, independent: bool | None = 
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         raise FormatError(f"not UTF-8 text ({e.reason})", p, line) from None
-    return parse_jepsen_edn(text, p, independent=independent)
+    return parse_jepsen_edn(text, p, independent=independent, warnings=warnings)
 
 
-def parse_jepsen_edn(text: str, path: str | None = None, *, independent: bool | None = None) -> list[Event]:
-    """Events from history.edn text; see `read_jepsen_edn`."""
+def parse_jepsen_edn(
+    text: str, path: str | None = None, *, independent: bool | None = None, warnings: list[str] | None = None
+) -> list[Event]:
+    """Events from history.edn text; see `read_jepsen_edn`. A file whose
+    `:time`s go backwards is read in file order, and `warnings` (if given)
+    gets a sentence naming the first backwards step."""
     forms, lines = _read_forms(text, path)
     if len(forms) == 1 and isinstance(forms[0], (ImmutableList, list, tuple)):
         # One vector (or list) holding every op: no per-op line numbers.
@@ -82,13 +90,9 @@ def parse_jepsen_edn(text: str, path: str | None = None, *, independent: bool | 
         ops.append(_op_fields(form, line, path))
     if independent is None:
         independent = looks_independent(ops)
+    _file_order(ops, lines, path, warnings)
     events = []
     for position, (op, line) in enumerate(zip(ops, lines, strict=True)):
-        # Jepsen's ops carry :index and :time in every version we know; older
-        # files may lack one, and file order is real-time order, so position
-        # stands in for both.
-        op.setdefault("index", position)
-        op.setdefault("time", position)
         if independent and not _is_non_client(op.get("process")) and "key" not in op:
             value = op.get("value")
             if not (isinstance(value, list) and len(value) == 2):
@@ -98,19 +102,80 @@ def parse_jepsen_edn(text: str, path: str | None = None, *, independent: bool | 
     return events
 
 
+def _file_order(ops: list[dict[str, Any]], lines: list[int | None], path: str | None,
+                warnings: list[str] | None) -> None:
+    """Knossos orders a history by its position in the file; `:time` only
+    informs. Where every op has a time and times never go backwards, they
+    agree with file order and are kept (reports draw them). Otherwise (no
+    time, or times out of order, as in concatenated or re-sorted histories)
+    position stands in for time, and likewise for `:index`."""
+    times = [op.get("time") for op in ops]
+    usable = all(_is_number(t) and t >= 0 for t in times)
+    backwards = None
+    if usable:
+        for n in range(1, len(times)):
+            if times[n] < times[n - 1]:
+                backwards = n
+                break
+    if not usable or backwards is not None:
+        for position, op in enumerate(ops):
+            if "time" in op:
+                op.setdefault("jepsen_time", op["time"])
+            op["time"] = position
+        if backwards is not None and warnings is not None:
+            where = f"line {lines[backwards]}" if lines[backwards] is not None else f"op {backwards + 1}"
+            warnings.append(
+                f"{path or '<history>'}: :time goes backwards at {where} ({times[backwards]} after "
+                f"{times[backwards - 1]}); real-time order is taken from file order, as Knossos does"
+            )
+    indices = [op.get("index") for op in ops]
+    if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in indices) or any(
+        indices[n] <= indices[n - 1] for n in range(1, len(indices))
+    ):
+        for position, op in enumerate(ops):
+            if "index" in op:
+                op.setdefault("jepsen_index", op["index"])
+            op["index"] = position
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+# Knossos's models in which a read of nil means "the value is unknown"; kv is
+# our keyed cas-register (Jepsen's independent checker runs one per key).
+NIL_READ_UNKNOWN_MODELS = frozenset({"register", "cas-register", "multi-register", "kv"})
+
+
+def knossos_reads(ops: list[Operation], model: str) -> list[Operation]:
+    """Operations as Knossos's `model` reads them: in the register family an
+    ok read of nil matches any state (Jepsen writes nil when it does not know
+    what was read), so its output becomes UNKNOWN."""
+    if model not in NIL_READ_UNKNOWN_MODELS:
+        return ops
+    return [
+        dataclasses.replace(op, output=UNKNOWN) if op.f == "read" and op.status == "ok" and op.output is None else op
+        for op in ops
+    ]
+
+
 def looks_independent(ops: Iterable[dict[str, Any]]) -> bool:
     """Whether client values look like jepsen.independent `[k v]` tuples.
 
     Every client value must be a 2-element list. A plain cas-register's
     `[from to]` also is one, so an all-cas history counts as independent only
     when some inner value is itself a list (`[k [from to]]`); any read's plain
-    `nil` invoke value rules independence out.
+    `nil` invoke value rules independence out, and so does a list where the key
+    would be (a txn of two `[f k v]` micro-ops).
     """
     client = [op for op in ops if not _is_non_client(op.get("process"))]
     if not client:
         return False
     values = [op.get("value") for op in client]
     if not all(isinstance(v, list) and len(v) == 2 for v in values):
+        return False
+    if any(isinstance(v[0], list) for v in values):
+        # A key is a scalar; a pair of lists is a txn of two micro-ops (multi-register).
         return False
     if any(op.get("f") != "cas" for op in client):
         return True
@@ -290,7 +355,9 @@ def write_jepsen_edn(path: str | os.PathLike[str], events: Iterable[Event]) -> N
             out.write(event_to_edn(e) + "\n")
 
 
-def read_jepsen_history(path: str | os.PathLike[str], *, independent: bool | None = None) -> History:
+def read_jepsen_history(
+    path: str | os.PathLike[str], *, independent: bool | None = None, warnings: list[str] | None = None
+) -> History:
     """A validated History from a Jepsen history.edn file (InvalidHistory if it breaks the contract)."""
     p = os.fspath(path)
-    return history_from_events(read_jepsen_edn(p, independent=independent), p)
+    return history_from_events(read_jepsen_edn(p, independent=independent, warnings=warnings), p)
