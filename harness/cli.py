@@ -25,6 +25,7 @@ COMMANDS: list[str] = [
     "bench",
     "suite",
     "new_target",
+    "export",
 ]
 
 

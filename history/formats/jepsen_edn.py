@@ -327,12 +327,17 @@ def event_to_edn(e: Event) -> str:
     """One Jepsen op map for an event. A keyed client event's value becomes
     the jepsen.independent tuple `[key value]`."""
     client = not _is_non_client(e.process)
+    value = e.value
+    if e.f == "txn" and isinstance(value, list):
+        # Knossos's multi-register matches micro-ops on the keywords :read and :write.
+        value = [[Keyword(m[0]), *m[1:]] if isinstance(m, list) and m and m[0] in ("read", "write") else m
+                 for m in value]
     op: dict[Any, Any] = {
         Keyword("index"): e.index,
         Keyword("type"): Keyword(e.type),
         Keyword("process"): e.process if client else Keyword(e.process),
         Keyword("f"): _keyword_or_text(e.f),
-        Keyword("value"): [e.key, e.value] if client and e.key is not None else e.value,
+        Keyword("value"): [e.key, value] if client and e.key is not None else value,
         Keyword("time"): e.time,
     }
     if not client and e.key is not None:
