@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from history.bounded import InputError, iter_lines, loads_json
 from history.formats import FormatError
 from history.operation import END_OF_TIME, UNKNOWN, Operation
 
@@ -55,6 +56,9 @@ UNKNOWN_FIELD = "unknown"
 KNOWN_FIELDS = frozenset(REQUIRED_FIELDS + ("key", "value", "node"))
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+# Indices and nanosecond times fit in 63 bits (292 years); past that, a value
+# is a mistake, and math on it would overflow a float.
+_MAX_COUNT = 2**63
 # "Not given" for HistoryWriter.complete's value, where None is a real value.
 _ECHO: Any = object()
 
@@ -143,7 +147,7 @@ def event_from_dict(d: Any, line: int | None = None, path: str | None = None) ->
     if missing:
         raise bad(f"missing field{'s' * (len(missing) > 1)} {', '.join(missing)}")
     index, type_, process, f, t = (d[name] for name in REQUIRED_FIELDS)
-    if not _is_int(index) or index < 0:
+    if not _is_int(index) or not 0 <= index < _MAX_COUNT:
         raise bad(f"index must be a non-negative integer, not {index!r}")
     if not isinstance(type_, str):
         raise bad(f"type must be a string, not {type_!r}")
@@ -153,7 +157,8 @@ def event_from_dict(d: Any, line: int | None = None, path: str | None = None) ->
         raise bad(f"process must be an integer or a string, not {process!r}")
     if not isinstance(f, str) or not f:
         raise bad(f"f must be a non-empty string, not {f!r}")
-    if not (isinstance(t, (int, float)) and not isinstance(t, bool)) or not math.isfinite(t) or t < 0:
+    if (not (isinstance(t, (int, float)) and not isinstance(t, bool)) or t < 0 or t >= _MAX_COUNT
+            or not math.isfinite(t)):
         raise bad(f"time must be non-negative nanoseconds, not {t!r}")
     node = d.get("node")
     if node is not None and not isinstance(node, str):
@@ -325,21 +330,17 @@ def _parse_line(raw: bytes, line: int, path: str | None) -> Event | None:
     if not text.strip():
         return None
     try:
-        obj = json.loads(text)
+        obj = loads_json(text)
     except json.JSONDecodeError as e:
         raise FormatError(f"malformed JSON: {e.msg} at column {e.colno}", path, line) from None
-    except RecursionError:
-        raise FormatError("malformed JSON: nested too deeply", path, line) from None
+    except InputError as e:
+        raise FormatError(f"refused: {e}", path, line) from None
     return event_from_dict(obj, line, path)
 
 
 def _iter_lines(path: str) -> Iterator[tuple[int, bytes]]:
-    try:
-        f = open(path, "rb")
-    except OSError as e:
-        raise FormatError(f"cannot read: {e.strerror or e}", path) from None
-    with f:
-        yield from enumerate(f, start=1)
+    # A regular file or `-` only, no line past its bound (history.bounded).
+    yield from iter_lines(path)
 
 
 def iter_events(path: str | os.PathLike[str]) -> Iterator[Event]:

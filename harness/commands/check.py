@@ -18,6 +18,14 @@ from typing import Any
 
 from checkers.verdict import exit_code_for
 from harness.errors import UsageError
+from history.bounded import (
+    MAX_YAML_BYTES,
+    check_regular,
+    load_yaml,
+    loads_json,
+    open_input,
+    read_text,
+)
 
 NAME = "check"
 HELP = "check a recorded history for linearizability"
@@ -137,7 +145,7 @@ def _parse_initial(text: str | None) -> Any:
     if text is None:
         return None
     try:
-        return json.loads(text)
+        return loads_json(text)
     except ValueError:
         raise UsageError(f"--initial must be a JSON value (e.g. 0, null, '\"\"', '[1, 2]'), not {text!r}") from None
 
@@ -147,16 +155,19 @@ def _parse_initial(text: str | None) -> Any:
 
 def resolve_source(path: str, fmt: str | None) -> Source:
     """The history file to read, its format and the model its run recorded."""
-    if not os.path.exists(path):
+    if path != "-" and not os.path.exists(path):
         raise UsageError(f"{path}: no such file or folder")
     run_dir = None
-    if os.path.isdir(path):
+    if path != "-" and os.path.isdir(path):
         run_dir = path
         path = os.path.join(path, "history.jsonl")
         if not os.path.isfile(path):
             raise UsageError(f"{run_dir}: a folder without history.jsonl (expected a run folder)")
     elif os.path.basename(path) == "history.jsonl":
         run_dir = os.path.dirname(path) or "."
+    check_regular(path)  # before any read: a FIFO or /dev/zero is refused, not read
+    if path == "-" and not fmt:
+        raise UsageError("reading standard input (-) needs --format")
     fmt = fmt or detect_format(path)
     model = FORMAT_MODELS.get(fmt)
     if run_dir is not None and fmt == "jsonl":
@@ -184,11 +195,8 @@ def detect_format(path: str) -> str:
 
 
 def _first_line(path: str) -> str:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(65536)
-    except OSError as e:
-        raise UsageError(f"{path}: cannot read: {e.strerror or e}") from None
+    with open_input(path) as f:
+        head = f.read(65536)
     for line in head.decode("utf-8", "replace").splitlines():
         if line.strip():
             return line.strip()
@@ -199,14 +207,12 @@ def run_model(run_dir: str) -> str | None:
     """The model a run folder recorded: results.json's `model` (top level or
     in its linearizability result), else spec.yaml's `model`, else the model
     its workload is checked with."""
-    results = _load(os.path.join(run_dir, "results.json"), json.loads)
+    results = _load(os.path.join(run_dir, "results.json"), loads_json)
     if isinstance(results, dict):
         found = _find_model(results)
         if found:
             return found
-    import yaml
-
-    spec = _load(os.path.join(run_dir, "spec.yaml"), yaml.safe_load)
+    spec = _load(os.path.join(run_dir, "spec.yaml"), load_yaml)
     if isinstance(spec, dict):
         if isinstance(spec.get("model"), str):
             return spec["model"]
@@ -245,8 +251,7 @@ def _load(path: str, parse: Any) -> Any:
     # A run folder's metadata only chooses a default; unreadable metadata
     # must not stop the history from being checked.
     try:
-        with open(path, encoding="utf-8") as f:
-            return parse(f.read())
+        return parse(read_text(path, MAX_YAML_BYTES * 16))
     except Exception:  # noqa: BLE001
         return None
 

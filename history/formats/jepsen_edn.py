@@ -27,6 +27,7 @@ from typing import Any
 import edn_format
 from edn_format import ImmutableDict, ImmutableList, Keyword, Symbol
 
+from history.bounded import InputError, check_depth, check_json_value, read_text
 from history.events import (
     NON_CLIENT_PROCESSES,
     Event,
@@ -59,16 +60,7 @@ def read_jepsen_edn(
     tuples. None decides from the data (see `looks_independent`).
     """
     p = os.fspath(path)
-    try:
-        with open(p, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise FormatError(f"cannot read: {e.strerror or e}", p) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise FormatError(f"not UTF-8 text ({e.reason})", p, line) from None
+    text = read_text(p)  # a regular file or -, bounded in size, UTF-8
     return parse_jepsen_edn(text, p, independent=independent, warnings=warnings)
 
 
@@ -87,12 +79,17 @@ def parse_jepsen_edn(
         if not isinstance(form, (ImmutableDict, dict)):
             where = "" if line is not None else f" (op {position + 1})"
             raise FormatError(f"expected an op map{where}, found {_describe(form)}", path, line)
-        ops.append(_op_fields(form, line, path))
+        fields = _op_fields(form, line, path)
+        try:
+            check_json_value(fields)
+        except InputError as e:
+            raise FormatError(f"refused: {e}", path, line) from None
+        ops.append(fields)
     if independent is None:
         independent = looks_independent(ops)
     _file_order(ops, lines, path, warnings)
     events = []
-    for position, (op, line) in enumerate(zip(ops, lines, strict=True)):
+    for op, line in zip(ops, lines, strict=True):
         if independent and not _is_non_client(op.get("process")) and "key" not in op:
             value = op.get("value")
             if not (isinstance(value, list) and len(value) == 2):
@@ -213,6 +210,11 @@ def _read_forms(text: str, path: str | None) -> tuple[list[Any], list[int | None
         forms = _loads_all(text)
     except Exception as e:  # noqa: BLE001 - edn_format raises many types; all mean "cannot parse"
         raise _locate_parse_error(text, path, e) from None
+    try:
+        # Before _plain, which recurses; the +1 is the vector holding every op.
+        check_depth(forms, limit=102)
+    except InputError as e:
+        raise FormatError(f"refused: {e}", path) from None
     nonblank = [n for n, line in enumerate(text.splitlines(), start=1) if line.strip() and not line.lstrip().startswith(";")]
     if len(nonblank) == len(forms):
         return forms, list(nonblank)
@@ -279,9 +281,8 @@ def _plain(v: Any) -> Any:
     if isinstance(v, int):
         return v
     if isinstance(v, float):
-        return v if math.isfinite(v) else str(v)
-    if isinstance(v, (Keyword, Symbol)):
-        return _keyword_text(v)
+        return v  # a non-finite one is refused by check_json_value
+
     if isinstance(v, (ImmutableList, list, tuple)):
         return [_plain(x) for x in v]
     if isinstance(v, (frozenset, set)):
@@ -293,8 +294,10 @@ def _plain(v: Any) -> Any:
     if isinstance(v, (ImmutableDict, dict)):
         return {_key_name(k): _plain(x) for k, x in v.items()}
     if isinstance(v, (decimal.Decimal, fractions.Fraction)):
-        f = float(v)
-        return f if math.isfinite(f) else str(v)
+        try:
+            return float(v)
+        except OverflowError:
+            return math.inf
     if isinstance(v, (datetime.date, uuid.UUID)):
         return str(v)
     # Tagged elements, metadata and anything newer: keep their EDN text.

@@ -19,23 +19,18 @@ import os
 import re
 from typing import Any
 
+from history.bounded import read_text
 from history.formats import FormatError
 from history.operation import END_OF_TIME, Operation
 
 _ETCD_PREFIX = "INFO"
 _ETCD_FS = {":read": "read", ":write": "write", ":cas": "cas"}
 _TYPES = {":invoke": "invoke", ":ok": "ok", ":fail": "fail", ":info": "info"}
-_INT = re.compile(r"-?\d+\Z")
+_INT = re.compile(r"-?\d{1,30}\Z")  # bounded: int() of 5,000 digits raises
 
 
 def _read_lines(path: str | os.PathLike) -> list[str]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read().splitlines()
-    except UnicodeDecodeError as exc:
-        raise FormatError(f"not UTF-8 text ({exc.reason})", str(path)) from None
-    except OSError as exc:
-        raise FormatError(f"cannot read: {exc.strerror}", str(path)) from None
+    return read_text(path).splitlines()  # a regular file or -, bounded in size, UTF-8
 
 
 def _etcd_value(words: list[str], where: tuple[str, int]) -> Any:
@@ -130,7 +125,7 @@ def read_porcupine_etcd(path: str | os.PathLike) -> list[Operation]:
 
 
 _KV_LINE = re.compile(
-    r"\{:process (-?\d+), :type (:invoke|:ok), :f (:get|:put|:append), "
+    r"\{:process (-?\d{1,18}), :type (:invoke|:ok), :f (:get|:put|:append), "
     r':key "([^"]*)", :value (nil|"[^"]*")\}\Z'
 )
 
