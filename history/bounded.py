@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import stat
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -37,7 +38,12 @@ from history.formats import FormatError
 MAX_DEPTH = 100
 MAX_INT_DIGITS = 300
 MAX_LINE_BYTES = 16 * 1024 * 1024
-MAX_FILE_BYTES = 256 * 1024 * 1024  # a whole-file read (EDN, Porcupine logs)
+MAX_FILE_BYTES = 256 * 1024 * 1024  # a whole-file read (Porcupine logs, results.json)
+# edn_format (pure Python, ply) parses 100-160 KB/s on this project's busy
+# 2-core machine, with ~25x the file in memory: 1 MiB of small forms took
+# 10 s. Knossos's test histories are at most 75 KB; a larger history.edn is
+# refused rather than left to parse for minutes.
+MAX_EDN_BYTES = 512 * 1024
 MAX_YAML_BYTES = 1024 * 1024
 MAX_YAML_NODES = 20_000  # after alias expansion
 
@@ -81,8 +87,12 @@ def check_regular(path: str | os.PathLike[str]) -> None:
 def read_bytes(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> bytes:
     """The whole file, refused past `limit` bytes."""
     with open_input(path) as f:
-        data = f.read(limit + 1)
-    if len(data) > limit:
+        # A regular file says its size: refuse before reading (a sparse 1 GB
+        # file costs nothing then); standard input is read up to the limit.
+        known = os.fstat(f.fileno())
+        too_big = stat.S_ISREG(known.st_mode) and known.st_size > limit
+        data = b"" if too_big else f.read(limit + 1)
+    if too_big or len(data) > limit:
         raise FormatError(f"larger than {_size(limit)}; refusing to read it whole", os.fspath(path))
     return data
 
@@ -159,6 +169,24 @@ def _nested(v: Any) -> Any:
     if isinstance(v, (Sequence, AbstractSet)) and not isinstance(v, (str, bytes, bytearray)):
         return v
     return None
+
+
+# EDN's openers (#{ and #( included via their bracket), and what may hide them.
+_EDN_BRACKETS = re.compile(r'"(?:\\.|[^"\\])*"|;[^\n]*|\\.|[\[\](){}]')
+
+
+def check_edn_depth(text: str, limit: int = MAX_DEPTH) -> None:
+    """InputError for EDN text nested deeper than `limit`, found by a scan
+    that stops there: edn_format would spend seconds on a file of brackets."""
+    depth = 0
+    for m in _EDN_BRACKETS.finditer(text):
+        c = m.group()
+        if c in "[({":
+            depth += 1
+            if depth > limit:
+                raise InputError(f"nested deeper than {limit} (line {text.count(chr(10), 0, m.start()) + 1})")
+        elif c in "])}":
+            depth -= 1
 
 
 def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
@@ -262,7 +290,28 @@ def _refuse(node: yaml.Node, problem: str) -> None:
     raise yaml.composer.ComposerError(None, None, problem, node.start_mark)
 
 
+# Flow brackets, and what may hide them: quoted scalars and comments.
+_FLOW = re.compile(r"""'(?:''|[^'])*'|"(?:\\.|[^"\\])*"|#[^\n]*|[\[\]{}]""")
+
+
+def _check_flow_depth(text: str) -> None:
+    """Refuse flow nesting past MAX_DEPTH before PyYAML's composer, which
+    recurses per level and takes seconds to unwind a RecursionError."""
+    depth = 0
+    for m in _FLOW.finditer(text):
+        c = m.group()
+        if c in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = text.count("\n", 0, m.start())
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested deeper than {MAX_DEPTH}", yaml.Mark("", m.start(), line, 0, None, None))
+        elif c in "]}":
+            depth = max(0, depth - 1)
+
+
 def compose_yaml(text: str) -> yaml.Node | None:
+    _check_flow_depth(text)
     try:
         return yaml.compose(text, Loader=BoundedSafeLoader)
     except RecursionError:  # PyYAML's composer recurses per level
@@ -270,6 +319,7 @@ def compose_yaml(text: str) -> yaml.Node | None:
 
 
 def load_yaml(text: str) -> Any:
+    _check_flow_depth(text)
     try:
         return yaml.load(text, Loader=BoundedSafeLoader)  # noqa: S506 - BoundedSafeLoader is a SafeLoader
     except RecursionError:

@@ -27,7 +27,14 @@ from typing import Any
 import edn_format
 from edn_format import ImmutableDict, ImmutableList, Keyword, Symbol
 
-from history.bounded import InputError, check_depth, check_json_value, read_text
+from history.bounded import (
+    MAX_EDN_BYTES,
+    InputError,
+    check_depth,
+    check_edn_depth,
+    check_json_value,
+    read_text,
+)
 from history.events import (
     NON_CLIENT_PROCESSES,
     Event,
@@ -60,7 +67,7 @@ def read_jepsen_edn(
     tuples. None decides from the data (see `looks_independent`).
     """
     p = os.fspath(path)
-    text = read_text(p)  # a regular file or -, bounded in size, UTF-8
+    text = read_text(p, MAX_EDN_BYTES)  # a regular file or -, bounded in size, UTF-8
     return parse_jepsen_edn(text, p, independent=independent, warnings=warnings)
 
 
@@ -206,6 +213,10 @@ def _loads_all(text: str) -> list[Any]:
 
 def _read_forms(text: str, path: str | None) -> tuple[list[Any], list[int | None]]:
     """Every top-level form, with its line when the file is one form per line."""
+    try:
+        check_edn_depth(text, limit=102)  # before the parser: +1 for the vector of every op, +1 for a txn
+    except InputError as e:
+        raise FormatError(f"refused: {e}", path) from None
     try:
         forms = _loads_all(text)
     except Exception as e:  # noqa: BLE001 - edn_format raises many types; all mean "cannot parse"
