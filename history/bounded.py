@@ -44,6 +44,10 @@ MAX_FILE_BYTES = 256 * 1024 * 1024  # a whole-file read (Porcupine logs, results
 # 10 s. Knossos's test histories are at most 75 KB; a larger history.edn is
 # refused rather than left to parse for minutes.
 MAX_EDN_BYTES = 512 * 1024
+# Jepsen's usual one-op-map-per-line file is read by a fast path
+# (history/formats/jepsen_edn.py), ~2 MB/s; its bound is memory: a 13.5 MiB
+# history took 730 MB to check.
+MAX_EDN_FAST_BYTES = 8 * 1024 * 1024
 MAX_YAML_BYTES = 1024 * 1024
 MAX_YAML_NODES = 20_000  # after alias expansion
 
