@@ -23,7 +23,6 @@ import os
 import random
 import re
 import secrets
-import socket
 import tarfile
 import threading
 import time
@@ -31,7 +30,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness import reaper
 from harness.images import ImageError, docker_client, ensure_image
+from harness.labels import NODE_LABEL, OWNER_LABEL, RUN_LABEL, clean, owner, owner_alive  # noqa: F401 (re-exported)
 from targets.base import (
     FAKETIME,
     FAKETIME_CACHE_S,
@@ -43,10 +44,6 @@ from targets.base import (
 
 PAUSE_ATTEMPTS = 5  # see DockerCluster.pause
 
-RUN_LABEL = "splitbrain.run"
-NODE_LABEL = "splitbrain.node"
-# Who made it: `clean` without a run id spares runs whose harness is still alive.
-OWNER_LABEL = "splitbrain.owner"
 # Where run networks come from; change it if 10.210/16 is in use on your network.
 SUBNET_POOL = ipaddress.ip_network(os.environ.get("SPLITBRAIN_SUBNET_POOL", "10.210.0.0/16"))
 FIRST_NODE_HOST = 11  # node i gets .(10 + i); .1 is the bridge gateway (the harness)
@@ -153,6 +150,7 @@ class DockerCluster:
         self._network = None
         self._torn_down = False
         self._teardown_lock = threading.Lock()
+        self._reaper: reaper.Reaper | None = None  # removes the run if this process dies before teardown
 
     # ---- addresses -------------------------------------------------------
 
@@ -196,6 +194,8 @@ class DockerCluster:
                                       client=self.client)
         except ImageError as e:
             raise ClusterError(str(e)) from None
+        if self._reaper is None:
+            self._reaper = reaper.start(self.run_id)
         self._create_network()
         self.layout = ClusterLayout(
             nodes=tuple(NodeAddress(n, self.ips[n]) for n in self.node_ids),
@@ -470,6 +470,8 @@ class DockerCluster:
         # a request on the cluster's own connection.
         clean(self.run_id, client=docker_client())
         self._containers.clear()
+        if self._reaper is not None:
+            self._reaper.disarm()
 
     def _check_not_torn_down(self, created=None) -> None:
         """Teardown (e.g. from a signal handler) raced with up(): remove what was just made, stop."""
@@ -493,76 +495,3 @@ class DockerCluster:
 
     def __exit__(self, *exc):
         self.teardown()
-
-
-def owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def owner_alive(label: str | None) -> bool:
-    """True when the harness process that created something still runs, or may (made on another host)."""
-    host, _, pid = (label or "").rpartition(":")
-    if not pid.isdigit() or int(pid) == os.getpid():
-        return False
-    if host != socket.gethostname():
-        return True  # cannot see that process from here: spare it
-
-    try:
-        os.kill(int(pid), 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
-def clean(run_id: str | None = None, client=None, include_live: bool = False) -> tuple[int, int]:
-    """Remove the containers and networks labelled by splitbrain; (containers, networks) removed.
-
-    With run_id, exactly that run's. Without, every run whose harness process is
-    gone (killed), sparing runs still in progress unless include_live.
-    """
-    import docker
-
-    client = client or docker_client()
-    selector = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
-
-    def orphaned(labels: dict) -> bool:
-        return bool(run_id) or include_live or not owner_alive(labels.get(OWNER_LABEL))
-
-    containers = [c["Id"] for c in client.api.containers(all=True, filters={"label": selector})
-                  if orphaned(c.get("Labels") or {})]
-
-    def remove(cid: str) -> int:
-        try:
-            client.api.remove_container(cid, force=True, v=True)
-            return 1
-        except docker.errors.NotFound:
-            return 0
-        except docker.errors.APIError as e:
-            if "in progress" in str(e):  # someone else's teardown is already removing it
-                return 0
-            raise
-
-    with concurrent.futures.ThreadPoolExecutor(max(1, min(16, len(containers)))) as ex:
-        removed_containers = sum(ex.map(remove, containers))
-    removed_networks = 0
-    for net in client.networks.list(filters={"label": selector}):
-        if not orphaned(net.attrs.get("Labels") or {}):
-            continue
-        try:
-            net.remove()
-            removed_networks += 1
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError:
-            # A container we did not label still sits on it: disconnect it, then retry.
-            net.reload()
-            for c in net.containers:
-                try:
-                    net.disconnect(c, force=True)
-                except docker.errors.APIError:
-                    pass
-            net.remove()
-            removed_networks += 1
-    return removed_containers, removed_networks

@@ -213,3 +213,120 @@ def test_failpoints_answer_only_a_node_started_with_them():
     assert fp.armed == set()
     status, body = answer(on, "PUT", "/failpoints/crash-before-lunch")
     assert status == 404 and body["error"] == "no-such-failpoint" and "crash-after-vote" in body["detail"]
+
+
+# ---- hostile requests (issue 17): refused before they reach the node --------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from targets.raftkv import httpapi  # noqa: E402
+
+
+@pytest.mark.parametrize("raw, says", [
+    (b"PUT /kv/k HTTP/1.1\r\nContent-Length: +1_2\r\n\r\n", "bad Content-Length"),
+    (b"PUT /kv/k HTTP/1.1\r\nContent-Length:  12 3\r\n\r\n", "bad Content-Length"),
+    (b"PUT /kv/k HTTP/1.1\r\nContent-Length: -1\r\n\r\n", "bad Content-Length"),
+    (b"PUT /kv/k HTTP/1.1\r\nContent-Length: " + b"9" * 40 + b"\r\n\r\n", "bad Content-Length"),
+    (b"PUT /kv/k HTTP/1.1\r\nContent-Length: 2\r\ncontent-length: 20\r\n\r\n{}", "more than one Content-Length"),
+])
+def test_a_content_length_is_digits_and_only_one(raw, says):
+    with pytest.raises(HttpError, match=says) as e:
+        parse_request(bytearray(raw))
+    assert e.value.status == 400
+
+
+def test_a_head_over_the_limit_is_refused_even_when_it_arrives_whole_with_its_body():
+    head = b"GET /kv/k HTTP/1.1\r\nX-Pad: " + b"a" * (httpapi.MAX_HEAD_BYTES + 6 * 1024) + b"\r\n\r\n"
+    with pytest.raises(HttpError) as e:
+        parse_request(bytearray(head))
+    assert e.value.status == 413
+
+
+def test_a_body_over_the_limit_and_json_nested_too_deep_are_413_before_parsing():
+    with pytest.raises(HttpError) as e:
+        parse_request(req("PUT", "/kv/k", b"x" * (httpapi.MAX_BODY_BYTES + 1)))
+    assert e.value.status == 413
+    deep = b'{"value": ' + b"[" * 975 + b"]" * 975 + b"}"  # 2 KB: it made a node exit before
+    with pytest.raises(HttpError, match="nested deeper") as e:
+        routed("PUT", "/kv/k", deep)
+    assert e.value.status == 413
+    ok = {"value": json.loads("[" * 60 + "]" * 60), "request_id": "r"}
+    assert routed("PUT", "/kv/k", ok).op["value"] == ok["value"]
+    with pytest.raises(HttpError, match="not valid JSON"):  # a 5000-digit number: int() refuses it
+        routed("PUT", "/kv/k", b'{"value": ' + b"7" * 5000 + b"}")
+
+
+def _depth(v) -> int:
+    if isinstance(v, list):
+        return 1 + max((_depth(x) for x in v), default=0)
+    if isinstance(v, dict):
+        return 1 + max((_depth(x) for x in v.values()), default=0)
+    return 0
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab,:'),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(alphabet='[]{}"\\x'), inner, max_size=3),
+    max_leaves=200)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=json_values, limit=st.integers(0, 12))
+def test_the_nesting_check_agrees_with_the_depth_of_any_value(value, limit):
+    assert httpapi.nesting_exceeds(json.loads(json.dumps(value)), limit) == (_depth(value) > limit)
+
+
+def test_nesting_far_past_python_s_recursion_limit_is_checked_without_recursing():
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert httpapi.nesting_exceeds(deep, 64) and not httpapi.nesting_exceeds([[1]], 2)
+
+
+class _Serving:
+    """An HttpApi on a loopback port, served on a thread; closed (sockets, server, loop) on exit."""
+
+    def __init__(self, api):
+        self.api = api
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.loop = asyncio.new_event_loop()
+        self.loop.run_until_complete(api.start("127.0.0.1", self.port))
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        asyncio.run_coroutine_threadsafe(self.api.close(), self.loop).result(5)
+        asyncio.run_coroutine_threadsafe(self.api._server.wait_closed(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+async def _ok(op):
+    return 200, {}
+
+
+def test_a_head_dribbled_too_slowly_is_hung_up_on_and_a_connection_over_the_cap_gets_503(monkeypatch):
+    import time
+
+    monkeypatch.setattr(httpapi, "HEAD_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(httpapi, "MAX_CONNECTIONS", 3)
+    with _Serving(HttpApi(_ok, dict, str)) as served:
+        port = served.port
+        slow = socket.create_connection(("127.0.0.1", port), timeout=5)
+        slow.sendall(b"GET /kv/k HTTP/1.1\r\n")  # a head begun, never finished (slowloris)
+        started = time.monotonic()
+        assert slow.recv(100) == b""  # closed by the server
+        assert time.monotonic() - started < 3
+        held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
+        time.sleep(0.1)
+        extra = socket.create_connection(("127.0.0.1", port), timeout=5)
+        assert extra.recv(200).startswith(b"HTTP/1.1 503")
+        for s in held + [extra, slow]:
+            s.close()

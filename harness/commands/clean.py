@@ -9,8 +9,10 @@ HELP = "remove leftover containers and networks of splitbrain runs (by label)"
 DESCRIPTION = """\
 Every container and network a run creates carries the label
 splitbrain.run=<run id>. A harness that ends normally, by an exception, by
-Ctrl-C or by SIGTERM removes its own; one killed with SIGKILL cannot. This
-removes them: those of one run with --run, otherwise those of every run
+Ctrl-C or by SIGTERM removes its own; one killed with SIGKILL cannot, and
+then the run's reaper (a watcher process started with the run) removes them
+within a second or two. This removes whatever is left (a reaper killed too,
+SPLITBRAIN_REAPER=0, a host that rebooted): those of one run with --run, otherwise those of every run
 whose harness process is gone (a run still in progress on this host is
 spared; --all removes those too).
 Images are kept (they are a cache; `docker rmi` removes them).

@@ -32,7 +32,22 @@ from urllib.parse import unquote
 from .failpoints import Failpoints, UnknownFailpoint
 
 MAX_HEAD_BYTES = 64 * 1024
-MAX_BODY_BYTES = 16 * 1024 * 1024
+# A value is replicated, logged, snapshotted and re-encoded on every node, all on one event loop:
+# one request of 16 MiB (or of 500k keys) cost the leader its leadership, and so did twenty
+# concurrent bodies of 1 MiB (bench/raftkv_attack.py). 256 KiB is far above what a test's values need.
+MAX_BODY_BYTES = 256 * 1024
+# Admission control: the bodies of requests the node is working on at once. Past it a request is
+# refused with 503 busy before it reaches the node (certainly not applied). Without it, 20
+# concurrent bodies of 256 KiB, or 200 of 64 KiB, stalled the loop past an election timeout.
+MAX_INFLIGHT_BYTES = 1024 * 1024
+# JSON nested deeper than this is refused before it is parsed: 975 levels made json.dumps raise
+# RecursionError in the storage layer and the node exit, from one 2 KB request.
+MAX_JSON_DEPTH = 64
+# Slowloris: a request head must be complete this long after its first byte; an idle keep-alive
+# connection is closed after IDLE_TIMEOUT_S; beyond MAX_CONNECTIONS a new one is answered 503.
+HEAD_TIMEOUT_S = 10.0
+IDLE_TIMEOUT_S = 120.0
+MAX_CONNECTIONS = 512
 # Responses are small: waiting for each to be flushed costs a coroutine per
 # request for nothing, so we only wait when a client stops reading.
 DRAIN_ABOVE_BYTES = 256 * 1024
@@ -74,7 +89,7 @@ def parse_request(buf: bytearray) -> Request | None:
 
     Raises HttpError(400 / 413) for a request that can never become valid.
     """
-    head_end = buf.find(b"\r\n\r\n")
+    head_end = buf.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES + 4)
     if head_end < 0:
         if len(buf) > MAX_HEAD_BYTES:
             raise HttpError(413, "bad-request", "request head too large")
@@ -90,15 +105,18 @@ def parse_request(buf: bytearray) -> Request | None:
         name, sep, value = line.partition(":")
         if not sep or not name or name != name.strip():
             raise HttpError(400, "bad-request", "malformed header line")
-        headers[name.lower()] = value.strip()
+        lower = name.lower()
+        if lower == "content-length" and lower in headers:
+            # Two lengths is how requests are smuggled past a proxy: never pick one (RFC 9112 6.3).
+            raise HttpError(400, "bad-request", "more than one Content-Length")
+        headers[lower] = value.strip()
     if "transfer-encoding" in headers:
         raise HttpError(400, "bad-request", "chunked bodies are not supported; send Content-Length")
-    try:
-        length = int(headers.get("content-length", "0"))
-    except ValueError:
-        raise HttpError(400, "bad-request", "bad Content-Length") from None
-    if length < 0:
+    text = headers.get("content-length", "0")
+    # Digits only: int() would also take "+12", "1_2" and " 12".
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
         raise HttpError(400, "bad-request", "bad Content-Length")
+    length = int(text)
     if length > MAX_BODY_BYTES:
         raise HttpError(413, "bad-request", "body too large")
     body_start = head_end + 4
@@ -123,11 +141,31 @@ class Route:
     op: dict | None = None  # for "failpoint": {"name", "on"}
 
 
+def nesting_exceeds(value: object, limit: int) -> bool:
+    """Do lists and dicts nest deeper than limit in a parsed JSON value? An explicit stack, no
+    recursion; the cost is one step per container (a scan of the raw bytes in Python cost a
+    quarter of a second per 256 KiB body, and the leader its leadership under 20 of them)."""
+    stack = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, list | dict):
+            depth += 1
+            if depth > limit:
+                return True
+            stack.extend((x, depth) for x in (v.values() if isinstance(v, dict) else v))
+    return False
+
+
 def _json_body(req: Request) -> dict:
+    too_deep = HttpError(413, "bad-request", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         doc = json.loads(req.body)
+    except RecursionError:  # the C parser's own limit, far past ours
+        raise too_deep from None
     except ValueError:
         raise HttpError(400, "bad-request", "body is not valid JSON") from None
+    if nesting_exceeds(doc, MAX_JSON_DEPTH):
+        raise too_deep
     if not isinstance(doc, dict):
         raise HttpError(400, "bad-request", "body must be a JSON object")
     return doc
@@ -211,19 +249,28 @@ class HttpApi:
         self.counters = {"http_requests": 0, "http_bad_requests": 0}
         self._server: asyncio.AbstractServer | None = None
         self._conns: dict[asyncio.Task, asyncio.StreamWriter] = {}
+        self._inflight_bytes = 0
 
     async def start(self, host: str, port: int) -> None:
         self._server = await asyncio.start_server(self._serve, host, port)
 
     async def _answer(self, req: Request) -> tuple[int, dict | str]:
-        r = route(req)
-        if r.kind == "status":
-            return 200, self.status()
-        if r.kind == "metrics":
-            return 200, self.metrics()
-        if r.kind in ("failpoints", "failpoint"):
-            return self._failpoint(r)
-        return await self.submit(r.op)
+        # Admitted before its JSON is even parsed: parsing is work too.
+        size = len(req.body)
+        if size and self._inflight_bytes and self._inflight_bytes + size > MAX_INFLIGHT_BYTES:
+            raise HttpError(503, "busy", f"over {MAX_INFLIGHT_BYTES} bytes of requests in flight; retry later")
+        self._inflight_bytes += size
+        try:
+            r = route(req)
+            if r.kind == "status":
+                return 200, self.status()
+            if r.kind == "metrics":
+                return 200, self.metrics()
+            if r.kind in ("failpoints", "failpoint"):
+                return self._failpoint(r)
+            return await self.submit(r.op)
+        finally:
+            self._inflight_bytes -= size
 
     def _failpoint(self, r: Route) -> tuple[int, dict]:
         fp = self.failpoints
@@ -240,20 +287,34 @@ class HttpApi:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
+        if len(self._conns) >= MAX_CONNECTIONS:
+            self.counters["http_bad_requests"] += 1
+            writer.write(encode_response(503, {"error": "too-many-connections"}, keep_alive=False))
+            writer.close()
+            return
         self._conns[task] = writer
         buf = bytearray()
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 try:
                     req = parse_request(buf)
                     continued = False
+                    # Idle between requests, then a deadline for the head (and body) once bytes come.
+                    deadline = loop.time() + (HEAD_TIMEOUT_S if buf else IDLE_TIMEOUT_S)
                     while req is None:
                         if not continued and expects_continue(buf):
                             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                             continued = True
-                        chunk = await reader.read(65536)
+                        try:
+                            async with asyncio.timeout_at(deadline):
+                                chunk = await reader.read(65536)
+                        except TimeoutError:
+                            return  # idle too long, or a head dribbled in too slowly: hang up
                         if not chunk:
                             return
+                        if not buf:
+                            deadline = loop.time() + HEAD_TIMEOUT_S
                         buf += chunk
                         req = parse_request(buf)
                 except HttpError as e:
@@ -268,6 +329,8 @@ class HttpApi:
                 except HttpError as e:
                     self.counters["http_bad_requests"] += 1
                     status, body = e.status, e.body
+                if writer.is_closing():
+                    return  # the client hung up with requests still queued: nothing to answer
                 writer.write(encode_response(status, body, req.keep_alive))
                 if writer.transport.get_write_buffer_size() > DRAIN_ABOVE_BYTES:
                     await writer.drain()  # only a client that does not read can fill it

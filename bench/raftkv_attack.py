@@ -1,0 +1,241 @@
+"""raftkv's client API under attack (issue 17): one request, or a handful of connections, must not crash or depose a node.
+
+A 3-node loopback cluster (real processes, no Docker). Before the attacks and
+during each one, a writer measures PUT latency to the leader; after each
+attack the bench checks that every node process is alive and that the
+leader and term have not changed, and reads each node's RSS from /proc.
+
+Attacks, each against the leader's client port:
+
+- deep-json: PUTs whose value is nested 975 deep (2 KB; this made the node
+  exit with RecursionError before) and 100,000 deep;
+- big-bodies: 20 connections each sending a 16 MiB body (refused: over the
+  limit) and 20 sending a body just under the limit (accepted), at once;
+- slowloris: 200 connections dribbling a header line every second;
+- pipelined-hangup: 1,000 pipelined GETs from a client that hangs up at once;
+- bad-lengths: `Content-Length: +1_2`, two Content-Lengths, a 70 KB head.
+
+    .venv/bin/python bench/raftkv_attack.py [--slowloris-s 15]
+
+Prints one row per attack: nodes alive, leader and term before and after,
+leader RSS before and after (MB), write latency p50/p99 before and during (ms)
+and their ratio, and what the attacking requests got back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from targets.raftkv.httpapi import MAX_BODY_BYTES  # noqa: E402
+from targets.raftkv.loopback import LocalCluster, NodeClient  # noqa: E402
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def leader_of(cluster: LocalCluster) -> tuple[str, int]:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        probes = cluster.probe_all()
+        leaders = [(n, p["term"]) for n, p in probes.items() if p and p.get("role") == "leader"]
+        if len(leaders) == 1:
+            return leaders[0]
+        time.sleep(0.1)
+    raise SystemExit("no leader")
+
+
+class Writer:
+    """PUTs to the leader, one at a time, recording each latency (ms) while running."""
+
+    def __init__(self, port: int):
+        self.client = NodeClient(port, timeout=5)
+        self.lat: list[float] = []
+        self.errors = 0
+        self._stop = threading.Event()
+        self._n = 0
+
+    def run_for(self, seconds: float) -> list[float]:
+        self.lat = []
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not self._stop.is_set():
+            self._n += 1
+            t = time.perf_counter()
+            try:
+                status, _ = self.client.put(f"w{self._n % 10}", self._n)
+                if status != 200:
+                    self.errors += 1
+            except OSError:
+                self.errors += 1
+            self.lat.append((time.perf_counter() - t) * 1000)
+            time.sleep(0.01)
+        return self.lat
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(p / 100 * len(s)) - 1))] if s else float("nan")
+
+
+def send_raw(port: int, data: bytes, read: bool = True, timeout: float = 10) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        if not read:
+            return b""
+        try:
+            return s.recv(200)
+        except OSError:
+            return b""
+
+
+def put_raw(value_json: bytes) -> bytes:
+    body = b'{"value": ' + value_json + b"}"
+    return (b"PUT /kv/attack HTTP/1.1\r\nHost: x\r\nContent-Length: " + str(len(body)).encode()
+            + b"\r\n\r\n" + body)
+
+
+def status_line(answer: bytes) -> str:
+    return answer.split(b"\r\n", 1)[0].decode("latin-1") or "(closed)"
+
+
+def attack_deep_json(port: int, args) -> str:
+    got = [status_line(send_raw(port, put_raw(b"[" * d + b"]" * d))) for d in (975, 100_000)]
+    return "; ".join(got)
+
+
+def attack_big_bodies(port: int, args) -> str:
+    results: list[str] = []
+
+    def big(size: int) -> None:
+        try:
+            results.append(status_line(send_raw(port, put_raw(b'"' + b"x" * size + b'"'), timeout=30)))
+        except OSError as e:
+            results.append(type(e).__name__)
+
+    threads = [threading.Thread(target=big, args=(16 * 1024 * 1024,)) for _ in range(20)]
+    threads += [threading.Thread(target=big, args=(MAX_BODY_BYTES - 64,)) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r] = counts.get(r, 0) + 1
+    return ", ".join(f"{n}x {r}" for r, n in sorted(counts.items()))
+
+
+def attack_slowloris(port: int, args) -> str:
+    conns = []
+    for _ in range(200):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET /kv/k HTTP/1.1\r\n")
+        conns.append(s)
+    end = time.monotonic() + args.slowloris_s
+    i = 0
+    while time.monotonic() < end:
+        time.sleep(1)
+        for s in conns:
+            try:
+                s.sendall(f"X-{i}: a\r\n".encode())
+            except OSError:
+                pass
+        i += 1
+    open_ = 0
+    for s in conns:
+        s.setblocking(False)
+        try:
+            open_ += s.recv(1) != b""  # data would be odd; b"" is closed
+        except BlockingIOError:
+            open_ += 1  # nothing to read and not closed: still open
+        except OSError:
+            pass
+        s.close()
+    return f"{open_} of 200 still open after {args.slowloris_s:g} s"
+
+
+def attack_pipelined_hangup(port: int, args) -> str:
+    send_raw(port, b"GET /kv/k HTTP/1.1\r\nHost: x\r\n\r\n" * 1000, read=False)
+    return "sent 1000 GETs, hung up"
+
+
+def attack_bad_lengths(port: int, args) -> str:
+    heads = [b"PUT /kv/k HTTP/1.1\r\nContent-Length: +1_2\r\n\r\n{}",
+             b"PUT /kv/k HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 20\r\n\r\n{}",
+             b"GET /kv/k HTTP/1.1\r\nX-Pad: " + b"a" * 70_000 + b"\r\n\r\n"]
+    return "; ".join(status_line(send_raw(port, h)) for h in heads)
+
+
+ATTACKS = [("deep-json", attack_deep_json), ("big-bodies", attack_big_bodies), ("slowloris", attack_slowloris),
+           ("pipelined-hangup", attack_pipelined_hangup), ("bad-lengths", attack_bad_lengths)]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--slowloris-s", type=float, default=15.0, help="how long the slowloris connections dribble")
+    p.add_argument("--baseline-s", type=float, default=3.0, help="write-latency sample before each attack")
+    args = p.parse_args()
+    rows = []
+    with LocalCluster(3) as cluster:
+        cluster.start_all()
+        leader, term = leader_of(cluster)
+        port = cluster.client_ports[leader]
+        writer = Writer(port)
+        for name, attack in ATTACKS:
+            before = writer.run_for(args.baseline_s)
+            rss0 = rss_mb(cluster.procs[leader].pid)
+            during: list[float] = []
+            t = threading.Thread(target=lambda w=writer, d=during: d.extend(w.run_for(3600)))
+            t.start()
+            try:
+                what = attack(port, args)
+                time.sleep(1)
+            finally:
+                writer.stop()
+                t.join()
+                writer._stop.clear()
+            rss1 = rss_mb(cluster.procs[leader].pid)
+            alive = sum(1 for n in cluster.ids if cluster.procs[n].poll() is None)
+            now_leader, now_term = leader_of(cluster)
+            rows.append({
+                "attack": name, "alive": f"{alive}/3", "leader": f"{leader}@{term} -> {now_leader}@{now_term}",
+                "rss_mb": f"{rss0:.0f} -> {rss1:.0f}",
+                "p50_ms": f"{pct(before, 50):.1f} -> {pct(during, 50):.1f}",
+                "p99_ms": f"{pct(before, 99):.1f} -> {pct(during, 99):.1f}",
+                "p50_ratio": round(pct(during, 50) / pct(before, 50), 2) if before and during else None,
+                "writes_during": len(during), "answers": what,
+            })
+            leader, term = now_leader, now_term
+            port = cluster.client_ports[leader]
+            writer = Writer(port)
+        errors = writer.errors
+    cols = ["attack", "alive", "leader", "rss_mb", "p50_ms", "p99_ms", "p50_ratio", "writes_during"]
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
+    print("  ".join(c.ljust(widths[c]) for c in cols))
+    for r in rows:
+        print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
+    for r in rows:
+        print(f"{r['attack']}: {r['answers']}")
+    print(f"write errors during the last phase: {errors}; load average {os.getloadavg()[0]:.1f}; "
+          f"median of p50 ratios {statistics.median(r['p50_ratio'] for r in rows if r['p50_ratio']):.2f}")
+    print(json.dumps(rows), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
