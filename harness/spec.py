@@ -282,7 +282,7 @@ def check_bounds(spec: TestSpec) -> None:
         if not _finite(value):
             raise SpecError(f"{shown} must be a finite number, got {value!r}")
         if value > limit:
-            raise SpecError(f"{shown} must be at most {limit:g}, got {value:g}")
+            raise SpecError(f"{shown} must be at most {limit:g}, got {value if isinstance(value, int) else f'{value:g}'}")
     if spec.seed is not None and not 0 <= spec.seed < 2**63:
         raise SpecError(f"seed must be between 0 and 2**63 - 1, got {spec.seed}")
 
