@@ -187,9 +187,9 @@ def cases(folder: str | os.PathLike[str], seed: int = 17) -> list[Case]:
     check("edn-500KiB-of-ops", ops[: ops.rindex("{:type :invoke", 0, 500 * 1024)], 0, "h.edn", sub=True)
     check("edn-too-large", ";" + " " * (9 * 1024 * 1024) + "\n", REFUSE, "h.edn")
     check("edn-600KiB-not-simple", "{:type :invoke, :process 0, :f :add, :value #{1}}\n" * 12_000, REFUSE, "h.edn")
-    check("edn-2MiB-simple-ops", "".join(f"{{:type :invoke, :process {i}, :f :write, :value {i}}}\n"
+    check("edn-800KB-simple-ops", "".join(f"{{:type :invoke, :process {i}, :f :write, :value {i}}}\n"
                                          f"{{:type :ok, :process {i}, :f :write, :value {i}}}\n"
-                                         for i in range(22_000)), 0, "h.edn", "--model", "cas-register", sub=True)
+                                         for i in range(8_000)), 0, "h.edn", "--model", "cas-register", sub=True)
     check("porcupine-garbage", "INFO  jepsen.util - x :ok :read nil\n", REFUSE, "h.log")
 
     # --- nesting
