@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from checkers.models import Model
-from history.operation import END_OF_TIME, Operation
+from history.operation import END_OF_TIME, UNKNOWN, Operation
 
 
 class _NoBlock:
@@ -525,7 +525,8 @@ def _op_dict(op: Operation, model: Model) -> dict:
         "f": op.f,
         "key": op.key,
         "value": op.value,
-        "output": op.output,
+        "output": None if op.output is UNKNOWN else op.output,
+        **({"unknown": True} if op.output is UNKNOWN else {}),
         "status": op.status,
         "call": op.call,
         "ret": None if op.ret == END_OF_TIME else op.ret,

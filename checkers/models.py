@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
-from history.operation import Operation
+from history.operation import UNKNOWN, Operation, observed
 
 Transition = Callable[[Any], tuple]
 
@@ -184,13 +184,13 @@ class _Register(BaseModel):
         return self.initial
 
     def reachable(self, op: Operation) -> Callable[[Any], bool] | None:
-        return _equals(op) if op.f == "read" and op.status == "ok" else None
+        return _equals(op) if op.f == "read" and observed(op) else None
 
     def reset_key(self, op: Operation) -> tuple | None:
         return _written(op)
 
     def read_key(self, op: Operation) -> tuple | None:
-        return (freeze(op.output),) if op.f == "read" and op.status == "ok" else None
+        return (freeze(op.output),) if op.f == "read" and observed(op) else None
 
 
 class CasRegister(_Register):
@@ -212,8 +212,8 @@ class CasRegister(_Register):
     def transition(self, op: Operation) -> Transition:
         f = op.f
         if f == "read":
-            if op.status != "ok":
-                # A read with no output observed nothing; it constrains no state.
+            if not observed(op):
+                # A read with no known output observed nothing; it constrains no state.
                 return _accept_any
             want = freeze(op.output)
             return lambda s: (s,) if s == want else _ILLEGAL
@@ -227,7 +227,7 @@ class CasRegister(_Register):
         raise ValueError(f"model {self.name} cannot do {f!r} (op index {op.index})")
 
     def needs(self, op: Operation) -> str | None:
-        if op.f == "read" and op.status == "ok":
+        if op.f == "read" and observed(op):
             return self.describe_state(freeze(op.output))
         if op.f == "cas":
             return self.describe_state(_cas_args(op)[0])
@@ -287,7 +287,7 @@ class GrowSet(BaseModel):
             element = freeze(op.value)
             return lambda s: (s | {element},) if element not in s else (s,)
         if op.f == "read":
-            if op.status != "ok":
+            if not observed(op):
                 return _accept_any
             want = _elements(op)
             return lambda s: (s,) if s == want else _ILLEGAL
@@ -300,12 +300,12 @@ class GrowSet(BaseModel):
         return False  # elements are never removed
 
     def reachable(self, op: Operation) -> Callable[[Any], bool] | None:
-        if op.f != "read" or op.status != "ok":
+        if op.f != "read" or not observed(op):
             return None
         return _elements(op).issuperset
 
     def needs(self, op: Operation) -> str | None:
-        if op.f == "read" and op.status == "ok":
+        if op.f == "read" and observed(op):
             return self.describe_state(_elements(op))
         return None
 
@@ -319,37 +319,113 @@ def _elements(op: Operation) -> frozenset:
     return frozenset(freeze(v) for v in op.output)
 
 
-_FREE = None
-
-
 class Mutex(BaseModel):
-    """`mutex`: acquire/release by `op.process`; the state is the holder (None = free)."""
+    """`mutex`: Knossos's mutex. The state is whether it is held; acquire needs
+    it free, release needs it held, by anyone: like Knossos's, the model does
+    not track which process holds it, so a release by another process is
+    legal (a lock with owners is checked by checkers/mutual_exclusion)."""
 
     name = "mutex"
 
+    def init(self) -> Any:
+        return False
+
     def transition(self, op: Operation) -> Transition:
-        who = freeze(op.process)
         if op.f == "acquire":
-            held = (who,)
-            return lambda s: held if s is _FREE else _ILLEGAL
+            return _take
         if op.f == "release":
-            free = (_FREE,)
-            return lambda s: free if s == who else _ILLEGAL
+            return _give
         raise ValueError(f"model mutex cannot do {op.f!r} (op index {op.index})")
 
     def describe_state(self, state: Any) -> str:
-        return "free" if state is _FREE else f"held by {state!r}"
+        return "held" if state else "free"
 
     def effect_key(self, op: Operation) -> Any:
-        # Who acquires or releases matters here, unlike in the register models.
-        return (op.f, freeze(op.process), op.status)
+        return (op.f, op.status)
 
     def needs(self, op: Operation) -> str | None:
         if op.f == "acquire":
             return "free"
         if op.f == "release":
-            return f"held by {op.process!r}"
+            return "held"
         return None
+
+
+_HELD, _FREED = (True,), (False,)
+
+
+def _take(held: Any) -> tuple:
+    return _ILLEGAL if held else _HELD
+
+
+def _give(held: Any) -> tuple:
+    return _FREED if held else _ILLEGAL
+
+
+class MultiRegister(BaseModel):
+    """`multi-register`: Knossos's registers named by keys, read and written in transactions.
+
+    One f, `txn`, whose value is a list of `[f, key, value]` micro-ops with f
+    `read` or `write`, applied in order. An ok txn's completion carries the
+    values its reads saw; an info txn keeps its invoke's (reads of nil). As in
+    Knossos, a read of nil is always legal: it says the value is unknown, so
+    a key that was never written reads as unknown too. `initial` is a map of
+    keys to values (missing keys start as nil). The state is a sorted tuple
+    of (key, value) pairs so the search can memoise it.
+    """
+
+    name = "multi-register"
+
+    def __init__(self, initial: Any = None):
+        if initial is None:
+            initial = {}
+        if not isinstance(initial, dict):
+            raise ValueError(f"multi-register's initial state is a map of keys to values, not {initial!r}")
+        self.initial = _registers({k: freeze(v) for k, v in initial.items()})
+
+    def init(self) -> Any:
+        return self.initial
+
+    def read_only(self, op: Operation) -> bool:
+        return op.f == "txn" and all(m[0] == "read" for m in _micro_ops(op, op.value))
+
+    def transition(self, op: Operation) -> Transition:
+        if op.f != "txn":
+            raise ValueError(f"model multi-register cannot do {op.f!r}, only txn (op index {op.index})")
+        txn = op.output if op.status == "ok" and op.output is not UNKNOWN else op.value
+        micro = [(f, freeze(k), freeze(v)) for f, k, v in _micro_ops(op, txn)]
+        if not any(f == "write" for f, _, _ in micro) and all(v is None for _, _, v in micro):
+            return _accept_any
+
+        def step(state: Any) -> tuple:
+            regs = dict(state)
+            for f, k, v in micro:
+                if f == "write":
+                    regs[k] = v
+                elif v is not None and regs.get(k) != v:
+                    return _ILLEGAL
+            return (_registers(regs),)
+
+        return step
+
+    def describe_state(self, state: Any) -> str:
+        return "{" + ", ".join(f"{k!r}: {'nil' if v is None else repr(v)}" for k, v in state) + "}"
+
+
+def _registers(regs: dict) -> tuple:
+    # Keys from EDN are strings, from tests maybe ints: sort by repr so mixed keys still sort.
+    return tuple(sorted(((k, v) for k, v in regs.items() if v is not None), key=lambda kv: repr(kv[0])))
+
+
+def _micro_ops(op: Operation, txn: Any) -> list[tuple[Any, Any, Any]]:
+    if not isinstance(txn, list | tuple):
+        raise ValueError(f"a txn is a list of [f, key, value], got {txn!r} (op index {op.index})")
+    out = []
+    for m in txn:
+        if not isinstance(m, list | tuple) or len(m) != 3 or m[0] not in ("read", "write"):
+            raise ValueError(f"a txn micro-op is [read|write, key, value], got {m!r} (op index {op.index})")
+        out.append((m[0], m[1], m[2]))
+    return out
 
 
 class EtcdRegister(_Register):
@@ -373,7 +449,7 @@ class EtcdRegister(_Register):
     def transition(self, op: Operation) -> Transition:
         f, status = op.f, op.status
         if f == "read":
-            if status != "ok":
+            if not observed(op):
                 return _accept_any
             want = freeze(op.output)
             return lambda s: (s,) if s == want else _ILLEGAL
@@ -397,7 +473,7 @@ class EtcdRegister(_Register):
         return op.f == "write" or (op.f == "cas" and op.status != "fail")
 
     def needs(self, op: Operation) -> str | None:
-        if op.f == "read" and op.status == "ok":
+        if op.f == "read" and observed(op):
             return self.describe_state(freeze(op.output))
         if op.f == "cas" and op.status == "ok":
             return self.describe_state(_cas_args(op)[0])
@@ -431,7 +507,7 @@ class StringKV(BaseModel):
         if f != "get" and not isinstance(op.value, str):
             raise ValueError(f"{f} needs a string value, got {op.value!r} (op index {op.index})")
         if f == "get":
-            if op.status != "ok":
+            if not observed(op):
                 return _accept_any
             want = "" if op.output is None else op.output
             if not isinstance(want, str):
@@ -454,20 +530,20 @@ class StringKV(BaseModel):
     def reset_allows(self, reset: Operation, read: Operation) -> bool:
         # After a put of v the string grows from v, so the get needs v as a prefix.
         want = read.output
-        if read.f != "get" or not isinstance(want, str) or not isinstance(reset.value, str):
+        if read.f != "get" or not observed(read) or not isinstance(want, str) or not isinstance(reset.value, str):
             return True
         return reset.f != "put" or want.startswith(reset.value)
 
     def reachable(self, op: Operation) -> Callable[[Any], bool] | None:
         # Appends only extend the string, so a get can still hold only if the
         # string so far is a prefix of what it read.
-        if op.f != "get" or op.status != "ok":
+        if op.f != "get" or not observed(op):
             return None
         want = "" if op.output is None else op.output
         return want.startswith if isinstance(want, str) else None
 
     def needs(self, op: Operation) -> str | None:
-        if op.f == "get" and op.status == "ok":
+        if op.f == "get" and observed(op):
             return repr("" if op.output is None else op.output)
         return None
 
@@ -478,6 +554,7 @@ MODELS: dict[str, Callable[..., Model]] = {
     "kv": KeyedCasRegister,
     "set": GrowSet,
     "mutex": lambda initial=None: Mutex(),
+    "multi-register": MultiRegister,
     "etcd": EtcdRegister,
     "string-kv": StringKV,
 }

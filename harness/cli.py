@@ -25,6 +25,7 @@ COMMANDS: list[str] = [
     "bench",
     "suite",
     "new_target",
+    "export",
 ]
 
 
@@ -62,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         return args._run(args)
     except (UsageError, FormatError) as e:
         # A user's mistake or a bad input file: one line (FormatError already
-        # says path:line: reason), never a traceback.
-        print(f"splitbrain {args.command}: {' '.join(str(e).split())}", file=sys.stderr)
+        # says path:line: reason), never a traceback. Bounded, because some
+        # messages quote the input.
+        print(f"splitbrain {args.command}: {_short(str(e))}", file=sys.stderr)
         return ExitCode.USAGE
     except KeyboardInterrupt:
         print("splitbrain: interrupted", file=sys.stderr)
@@ -74,6 +76,37 @@ def main(argv: list[str] | None = None) -> int:
         # flush at exit does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (Exception, RecursionError, MemoryError) as e:  # noqa: BLE001 - the last resort
+        # Only a bug gets here: one line for the user, the traceback kept in a
+        # file for the bug report.
+        saved = _save_traceback(args.command)
+        print(f"splitbrain {args.command}: internal error, a bug in splitbrain ({type(e).__name__}: "
+              f"{_short(str(e), 200)}); traceback saved to {saved}", file=sys.stderr)
+        return ExitCode.USAGE
+
+
+MAX_MESSAGE = 600
+
+
+def _short(text: str, limit: int = MAX_MESSAGE) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _save_traceback(command: str) -> str:
+    """Write the current exception's traceback to a file (SPLITBRAIN_CRASH_DIR, else the temp folder)."""
+    import tempfile
+    import traceback
+
+    folder = os.environ.get("SPLITBRAIN_CRASH_DIR") or tempfile.gettempdir()
+    try:
+        fd, path = tempfile.mkstemp(prefix=f"splitbrain-{command}-crash-", suffix=".txt", dir=folder)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(f"splitbrain {' '.join(sys.argv[1:])}\n\n")
+            out.write(traceback.format_exc())
+        return path
+    except OSError as e:
+        return f"(nowhere: {e.strerror or e})"
 
 
 if __name__ == "__main__":

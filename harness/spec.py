@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import Any
 import yaml
 
 from checkers.registry import CHECKERS
+from history.bounded import load_yaml, read_yaml_text
+from history.formats import FormatError
 from nemesis.registry import BUILTIN
 from nemesis.registry import names as fault_names
 from workloads.base import WORKLOADS
@@ -147,6 +150,8 @@ def _coerce(name: str, value: Any) -> Any:
     if name in ("time_limit", "rate", "nemesis_interval", "warmup", "recovery_limit", "op_timeout", "ttl"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SpecError(f"{name.replace('_', '-')}: expected a number, got {value!r}")
+        if not _finite(value):
+            raise SpecError(f"{name.replace('_', '-')}: expected a finite number, got {value!r}")
         return float(value)
     if name in ("test", "recipe") and value is None:
         return None
@@ -181,13 +186,13 @@ def malformed_yaml(path: str | Path, error: yaml.YAMLError) -> str:
 
 def load_spec_file(path: str | Path) -> dict[str, Any]:
     """The raw mapping of a YAML spec file, or SpecError with the line of a syntax error."""
-    p = Path(path)
     try:
-        text = p.read_text()
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read: {e.strerror or e}") from None
+        # A regular file of at most 1 MiB, UTF-8, loaded with a bounded safe loader.
+        text = read_yaml_text(path)
+    except FormatError as e:
+        raise SpecError(str(e)) from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as e:
         raise SpecError(malformed_yaml(path, e)) from None
     if data is None:
@@ -263,6 +268,7 @@ def check_spec(spec: TestSpec, targets: list[str] | None = None, bugs: list[str]
         raise SpecError(election_problem)
     if spec.nodes < 2 and "partition" in spec.nemesis:
         raise SpecError("a partition needs at least 2 nodes")
+    check_bounds(spec)
 
 
 def _election_problem(spec: TestSpec) -> str | None:
@@ -295,3 +301,39 @@ def election_target(spec_target: str, recipe: str | None, target_given: bool) ->
     if recipe in RECIPES and not target_given:
         return RECIPES[recipe].target
     return spec_target
+
+
+# Upper bounds far past any real run on one machine: a value beyond is a
+# typo (an extra digit, seconds meant as milliseconds) that would otherwise
+# start a run that never ends or starts a billion threads.
+BOUNDS = {
+    "concurrency": 1000,
+    "rate": 100_000.0,
+    "time_limit": 7 * 86400.0,
+    "nemesis_interval": 86400.0,
+    "warmup": 3600.0,
+    "recovery_limit": 3600.0,
+    "op_timeout": 3600.0,
+    "ops_per_key": 10**9,
+    "keys": 100_000,
+}
+
+
+def check_bounds(spec: TestSpec) -> None:
+    """SpecError for a number that is not finite or past its bound (BOUNDS)."""
+    for name, limit in BOUNDS.items():
+        value = getattr(spec, name)
+        shown = name.replace("_", "-")
+        if not _finite(value):
+            raise SpecError(f"{shown} must be a finite number, got {value!r}")
+        if value > limit:
+            raise SpecError(f"{shown} must be at most {limit:g}, got {value if isinstance(value, int) else f'{value:g}'}")
+    if spec.seed is not None and not 0 <= spec.seed < 2**63:
+        raise SpecError(f"seed must be between 0 and 2**63 - 1, got {spec.seed}")
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False

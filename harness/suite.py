@@ -48,6 +48,8 @@ from harness.spec import (
     malformed_yaml,
     spec_from_mapping,
 )
+from history.bounded import BoundedSafeLoader, compose_yaml, read_yaml_text
+from history.formats import FormatError
 
 EXPECTS = ("valid", "anomaly", "any")
 SUITE_KEYS = ("name", "defaults", "tests")
@@ -114,7 +116,8 @@ def _line(node: yaml.Node | None) -> int:
 
 
 def _construct(node: yaml.Node) -> Any:
-    loader = yaml.SafeLoader("")
+    # The bounded loader's constructors: its integer bound applies here too.
+    loader = BoundedSafeLoader("")
     try:
         return loader.construct_object(node, deep=True)
     finally:
@@ -149,13 +152,18 @@ def load_suite(path: str | Path, target_check: bool = True) -> Suite:
     """The validated suite in `path`, or SuiteError naming the file, the line and the field."""
     p = Path(path)
     try:
-        text = p.read_text()
-    except OSError as e:
-        raise SuiteError(f"{p}: cannot read: {e.strerror or e}") from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        # A regular file of at most 1 MiB, UTF-8; aliases expand within a budget.
+        text = read_yaml_text(p)
+        root = compose_yaml(text)
+        return _load_suite(p, root, target_check)
+    except FormatError as e:
+        raise SuiteError(str(e)) from None
     except yaml.YAMLError as e:
+        # Also what constructing a value refuses: a !!python tag, an unhashable key.
         raise SuiteError(malformed_yaml(p, e)) from None
+
+
+def _load_suite(p: Path, root: yaml.Node | None, target_check: bool) -> Suite:
 
     def fail(node: yaml.Node | None, where: str, what: str) -> SuiteError:
         return SuiteError(f"{p}:{_line(node)}: {where}: {what}")

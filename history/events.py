@@ -35,8 +35,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from history.bounded import InputError, iter_lines, loads_json
 from history.formats import FormatError
-from history.operation import END_OF_TIME, Operation
+from history.operation import END_OF_TIME, UNKNOWN, Operation
 
 TYPES = ("invoke", "ok", "fail", "info")
 COMPLETIONS = ("ok", "fail", "info")
@@ -48,9 +49,16 @@ NON_CLIENT_PROCESSES = frozenset({NEMESIS, OBSERVER})
 
 # Fields every event must carry; key, value and node are optional.
 REQUIRED_FIELDS = ("index", "type", "process", "f", "time")
+# An ok completion with `"unknown": true` returned a value nobody recorded (a
+# read whose result was lost): its output is UNKNOWN, which matches any state,
+# where `"value": null` is a read that saw nothing.
+UNKNOWN_FIELD = "unknown"
 KNOWN_FIELDS = frozenset(REQUIRED_FIELDS + ("key", "value", "node"))
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+# Indices and nanosecond times fit in 63 bits (292 years); past that, a value
+# is a mistake, and math on it would overflow a float.
+_MAX_COUNT = 2**63
 # "Not given" for HistoryWriter.complete's value, where None is a real value.
 _ECHO: Any = object()
 
@@ -139,7 +147,7 @@ def event_from_dict(d: Any, line: int | None = None, path: str | None = None) ->
     if missing:
         raise bad(f"missing field{'s' * (len(missing) > 1)} {', '.join(missing)}")
     index, type_, process, f, t = (d[name] for name in REQUIRED_FIELDS)
-    if not _is_int(index) or index < 0:
+    if not _is_int(index) or not 0 <= index < _MAX_COUNT:
         raise bad(f"index must be a non-negative integer, not {index!r}")
     if not isinstance(type_, str):
         raise bad(f"type must be a string, not {type_!r}")
@@ -149,11 +157,14 @@ def event_from_dict(d: Any, line: int | None = None, path: str | None = None) ->
         raise bad(f"process must be an integer or a string, not {process!r}")
     if not isinstance(f, str) or not f:
         raise bad(f"f must be a non-empty string, not {f!r}")
-    if not (isinstance(t, (int, float)) and not isinstance(t, bool)) or not math.isfinite(t) or t < 0:
+    if (not (isinstance(t, (int, float)) and not isinstance(t, bool)) or t < 0 or t >= _MAX_COUNT
+            or not math.isfinite(t)):
         raise bad(f"time must be non-negative nanoseconds, not {t!r}")
     node = d.get("node")
     if node is not None and not isinstance(node, str):
         raise bad(f"node must be a string, not {node!r}")
+    if UNKNOWN_FIELD in d and not isinstance(d[UNKNOWN_FIELD], bool):
+        raise bad(f"unknown must be true or false, not {d[UNKNOWN_FIELD]!r}")
     extra = {k: v for k, v in d.items() if k not in KNOWN_FIELDS}
     return Event(
         index=index,
@@ -319,21 +330,17 @@ def _parse_line(raw: bytes, line: int, path: str | None) -> Event | None:
     if not text.strip():
         return None
     try:
-        obj = json.loads(text)
+        obj = loads_json(text)
     except json.JSONDecodeError as e:
         raise FormatError(f"malformed JSON: {e.msg} at column {e.colno}", path, line) from None
-    except RecursionError:
-        raise FormatError("malformed JSON: nested too deeply", path, line) from None
+    except InputError as e:
+        raise FormatError(f"refused: {e}", path, line) from None
     return event_from_dict(obj, line, path)
 
 
 def _iter_lines(path: str) -> Iterator[tuple[int, bytes]]:
-    try:
-        f = open(path, "rb")
-    except OSError as e:
-        raise FormatError(f"cannot read: {e.strerror or e}", path) from None
-    with f:
-        yield from enumerate(f, start=1)
+    # A regular file or `-` only, no line past its bound (history.bounded).
+    yield from iter_lines(path)
 
 
 def iter_events(path: str | os.PathLike[str]) -> Iterator[Event]:
@@ -458,7 +465,7 @@ def pair_operations(events: Iterable[Event]) -> list[Operation]:
                 process=invoke.process,
                 f=invoke.f,
                 value=invoke.value,
-                output=e.value if e.type == "ok" else None,
+                output=_output(e),
                 call=invoke.time,
                 ret=e.time,
                 status=e.type,  # type: ignore[arg-type]
@@ -468,6 +475,12 @@ def pair_operations(events: Iterable[Event]) -> list[Operation]:
             )
     # Invokes never completed: outcome unknown, as if they ended in info.
     return [op if op is not None else _open_operation(invokes[i]) for i, op in enumerate(ops)]
+
+
+def _output(complete: Event) -> Any:
+    if complete.type != "ok":
+        return None
+    return UNKNOWN if complete.extra.get(UNKNOWN_FIELD) is True else complete.value
 
 
 def _open_operation(invoke: Event, complete: Event | None = None) -> Operation:

@@ -22,6 +22,7 @@ from typing import Any
 from checkers.registry import read_verdicts
 from checkers.verdict import Anomaly
 from checkers.verdict import short as _short
+from history.bounded import iter_lines, loads_json, read_text
 from history.events import Event, History, event_from_dict, read_history
 from history.formats import FormatError
 from history.operation import END_OF_TIME, Operation
@@ -63,12 +64,19 @@ def load_run(run_dir: str | Path, history: History | None = None) -> RunInputs:
     if not hist.is_file():
         raise ReportError(f"{path}: not a run folder (no history.jsonl)")
     results: dict[str, Any] = {}
-    if (path / "results.json").is_file():
+    if (path / "results.json").exists():
         try:
-            results = json.loads((path / "results.json").read_text())
-        except (OSError, ValueError) as e:
-            raise ReportError(f"{path / 'results.json'}: unreadable ({e})") from None
-    spec_text = (path / "spec.yaml").read_text() if (path / "spec.yaml").is_file() else ""
+            results = loads_json(read_text(path / "results.json"))
+        except FormatError as e:
+            raise ReportError(str(e)) from None
+        except ValueError as e:
+            raise ReportError(f"{path / 'results.json'}: unreadable ({' '.join(str(e).split())[:200]})") from None
+        if not isinstance(results, dict):
+            raise ReportError(f"{path / 'results.json'}: expected a JSON object, got {type(results).__name__}")
+    try:
+        spec_text = read_text(path / "spec.yaml", 1024 * 1024) if (path / "spec.yaml").exists() else ""
+    except FormatError as e:
+        raise ReportError(str(e)) from None
     # check=False: a report of a broken history is still worth having; the
     # results say it is invalid.
     try:
@@ -90,12 +98,14 @@ def load_run(run_dir: str | Path, history: History | None = None) -> RunInputs:
 
 def _readable_events(path: Path) -> list[Event]:
     events = []
-    with open(path, "rb") as f:
-        for n, raw in enumerate(f, start=1):
+    try:
+        for n, raw in iter_lines(path):
             try:
-                events.append(event_from_dict(json.loads(raw), n, str(path)))
+                events.append(event_from_dict(loads_json(raw), n, str(path)))
             except (ValueError, FormatError):
                 continue
+    except FormatError as e:
+        raise ReportError(str(e)) from None
     return events
 
 

@@ -7,12 +7,13 @@ run's report: the rows go in as JSON and a few lines of script sort and filter.
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from history.bounded import loads_json, read_text
+from history.formats import FormatError
 from reports.data import ReportError
 from reports.page import embed_json, environment, static
 
@@ -62,10 +63,16 @@ def anomaly_counts(results: dict[str, Any]) -> dict[str, int]:
 
 
 def run_row(store: Path, results_path: Path) -> dict[str, Any] | None:
+    """The index row of one run; None for a run whose results.json cannot be
+    read or is not the shape splitbrain writes (one bad run must not cost the index)."""
     try:
-        results = json.loads(results_path.read_text())
-    except (OSError, ValueError):
+        results = loads_json(read_text(results_path))
+        return _run_row(store, results_path, results)
+    except (FormatError, ValueError, TypeError, AttributeError, KeyError, IndexError):
         return None
+
+
+def _run_row(store: Path, results_path: Path, results: Any) -> dict[str, Any] | None:
     run_dir = results_path.parent
     rel = run_dir.relative_to(store).as_posix()
     timings = results.get("timings") or {}

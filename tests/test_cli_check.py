@@ -293,3 +293,50 @@ def test_python_dash_m_gives_the_same_one_line_error_as_the_console_script(modul
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "missing.jsonl" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+# --- the fuzzers widened: deep nesting, huge and non-finite numbers, long bodies
+
+# (JSON text of a value, whether history/bounded.py must refuse it). Built as
+# text: a Python value 3,000 deep could not be dumped or printed by hypothesis.
+_DEPTH_LIMIT = 100
+hostile_json = st.one_of(
+    values.map(lambda v: (json.dumps(v), False)),
+    st.integers(1, 300).map(lambda n: ("9" * n, False)),
+    st.integers(301, 6000).map(lambda n: ("-" * (n % 2) + "9" * n, True)),
+    st.sampled_from(["NaN", "Infinity", "-Infinity", "1e400", "-1e999"]).map(lambda t: (t, True)),
+    st.floats(allow_nan=False, allow_infinity=False).map(lambda f: (json.dumps(f), False)),
+    st.text(min_size=1000, max_size=20_000).map(lambda t: (json.dumps(t), False)),
+    st.tuples(st.integers(1, 3000), st.booleans()).map(
+        lambda t: (('{"k": ' * t[0] + "1" + "}" * t[0]) if t[1] else ("[" * t[0] + "1" + "]" * t[0]),
+                   t[0] + 1 > _DEPTH_LIMIT)),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                    HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(hostile_json, st.sampled_from(["value", "time", "index", "process", "key"]))
+def test_fuzz_hostile_values_anywhere_are_refused_in_one_line_or_checked(tmp_path, capsys, fragment, field):
+    text, beyond = fragment
+    write = json.dumps(ev(0, "invoke", 0, "write", 1, value=1) | {field: "HOLE"})
+    path = tmp_path / "h.jsonl"
+    path.write_text(write.replace('"HOLE"', text) + "\n" + json.dumps(ev(1, "ok", 0, "write", 2, value=1)) + "\n")
+    code, out, err = run(capsys, str(path), "--model", "cas-register")
+    assert "Traceback" not in err and "internal error" not in err
+    assert code in (0, 1, 2, 3)
+    if code == 2:
+        assert err.count("\n") == 1
+    if beyond:
+        assert code == 2 and "refused" in err, (code, err[:300])
+
+
+def test_a_write_of_nan_read_back_is_refused_not_a_wrong_verdict(tmp_path, capsys):
+    path = tmp_path / "h.jsonl"
+    path.write_text(
+        '{"index": 0, "type": "invoke", "process": 0, "f": "write", "value": NaN, "time": 1}\n'
+        '{"index": 1, "type": "ok", "process": 0, "f": "write", "value": NaN, "time": 2}\n'
+        '{"index": 2, "type": "invoke", "process": 1, "f": "read", "time": 3}\n'
+        '{"index": 3, "type": "ok", "process": 1, "f": "read", "value": NaN, "time": 4}\n'
+    )
+    code, out, err = run(capsys, str(path), "--model", "cas-register")
+    assert code == 2 and "NaN is not a number JSON allows" in err and err.count("\n") == 1

@@ -181,9 +181,21 @@ edn_atoms = st.sampled_from(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Deep nesting, huge numbers and long bodies as well as small garbage.
+_hostile_edn = st.one_of(
+    st.tuples(st.integers(1, 3000), st.sampled_from(["[]", "()", "{}", "#{}"])).map(
+        lambda t: ("{:type :invoke, :process 0, :f :write, :value " + t[1][:-1] * t[0] + t[1][-1] * t[0]
+                   + "}").encode()),
+    st.integers(100, 6000).map(lambda n: ("{:type :invoke, :process 0, :f :write, :value " + "7" * n + "}").encode()),
+    st.sampled_from(["##NaN", "##Inf", "##-Inf", "1e400", "1e400M", "-1e999"]).map(
+        lambda v: ("{:type :invoke, :process 0, :f :write, :value " + v + "}").encode()),
+    st.text(min_size=1000, max_size=20_000).map(lambda t: ('{:type :invoke, :value "' + t.replace('"', "") + '"}').encode()),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.one_of(st.binary(max_size=60), st.text(max_size=60).map(str.encode),
-                 st.lists(edn_atoms, max_size=30).map(lambda xs: " ".join(xs).encode())))
+                 st.lists(edn_atoms, max_size=30).map(lambda xs: " ".join(xs).encode()), _hostile_edn))
 def test_fuzz_garbage_edn_gives_format_error_never_a_crash(tmp_path_factory, data):
     path = tmp_path_factory.mktemp("fuzz") / "h.edn"
     path.write_bytes(data)

@@ -14,8 +14,8 @@ def op(f, value=None, output=None, status="ok", process=0, key=None, call=0, ret
     return Operation(0, process, f, value, output, call, ret, status, key)
 
 
-def test_the_registry_has_the_seven_models_the_cli_offers():
-    assert set(MODELS) == {"register", "cas-register", "kv", "set", "mutex", "etcd", "string-kv"}
+def test_the_registry_has_the_eight_models_the_cli_offers():
+    assert set(MODELS) == {"register", "cas-register", "multi-register", "kv", "set", "mutex", "etcd", "string-kv"}
     for name in MODELS:
         assert get_model(name).name == name
 
@@ -84,13 +84,41 @@ def test_set_read_of_a_non_list_is_a_clear_error():
         get_model("set").step(frozenset(), op("read", output=3))
 
 
-def test_mutex_only_the_holder_releases_and_nobody_acquires_a_held_lock():
+def test_mutex_is_knossos_s_a_held_flag_that_anyone_may_release():
+    # knossos.model/Mutex: acquire needs free, release needs held; it keeps no owner.
     m = get_model("mutex")
+    assert m.describe_state(m.init()) == "free"
     (held,) = m.step(m.init(), op("acquire", process=1))
-    assert m.describe_state(held) == "held by 1"
+    assert m.describe_state(held) == "held"
     assert m.step(held, op("acquire", process=2)) == ()
-    assert m.step(held, op("release", process=2)) == ()
-    assert m.step(held, op("release", process=1)) == (None,)
+    assert m.step(held, op("release", process=2)) == (False,)
+    assert m.step(m.init(), op("release", process=1)) == ()
+
+
+def test_multi_register_applies_a_txn_in_order_and_a_nil_read_is_always_legal():
+    m = get_model("multi-register", {"x": 0, "y": 0})
+    txn = [["write", "x", 1], ["read", "x", 1], ["read", "y", 0]]
+    (s,) = m.step(m.init(), op("txn", txn, output=txn))
+    assert dict(s) == {"x": 1, "y": 0}
+    assert m.step(s, op("txn", [["read", "x", None]], output=[["read", "x", 0]])) == ()
+    assert m.step(s, op("txn", [["read", "x", None]], output=[["read", "x", None]])) == (s,)
+    # An info txn never returned: its invoke's reads (nil) constrain nothing, its writes may apply.
+    (after,) = m.step(s, op("txn", [["write", "y", 5], ["read", "x", None]], status="info"))
+    assert dict(after) == {"x": 1, "y": 5}
+    with pytest.raises(ValueError):
+        m.step(s, op("txn", [["append", "x", 1]], output=[["append", "x", 1]]))
+
+
+def test_an_unknown_read_matches_any_state_in_every_model_with_reads():
+    from history.operation import UNKNOWN
+
+    # Each with an output that the state does not match, so UNKNOWN is what makes it legal.
+    for name, state, f, other in [("register", 3, "read", None), ("cas-register", 3, "read", None),
+                                  ("kv", 3, "read", None), ("set", frozenset({1}), "read", []),
+                                  ("etcd", 3, "read", None), ("string-kv", "ab", "get", "zz")]:
+        m = get_model(name)
+        assert m.step(state, op(f, output=UNKNOWN)) == (state,), name
+        assert m.step(state, op(f, output=other)) == (), name
 
 
 def test_etcd_failed_cas_means_the_value_did_not_match():

@@ -102,11 +102,54 @@ def test_nothing_to_refuse_when_everything_is_available(monkeypatch):
     assert nem.current_faults == []
 
 
-def test_this_kernel_netem_probe_gives_an_answer():
+def test_this_kernels_netem_probe_agrees_with_a_qdisc_actually_installed():
+    """Ground truth beside the probe: add netem in a fresh network namespace and list it."""
+    import os
+    import shutil
+    import subprocess
+
     from nemesis.netem import netem_problem
 
+    netem_problem.cache_clear()
     answer = netem_problem()
-    assert answer is None or "netem" in answer
+    tc, unshare = shutil.which("tc"), shutil.which("unshare")
+    if not (os.geteuid() == 0 and tc and unshare):
+        assert answer == "cannot probe for netem here (needs root, tc and unshare on the harness host)"
+        return
+    shown = subprocess.run([unshare, "--net", "sh", "-c", f"{tc} qdisc add dev lo root netem delay 1ms && "
+                            f"{tc} qdisc show dev lo"], capture_output=True, text=True, timeout=10)
+    installed = shown.returncode == 0 and "netem" in shown.stdout
+    assert (answer is None) == installed, (answer, shown.stdout, shown.stderr)
+    if answer is not None:
+        assert answer.startswith("this kernel has no netem qdisc (tc says: ")
+
+
+def test_the_netem_probe_reports_what_tc_says_when_it_fails(tmp_path, monkeypatch):
+    import os
+    import stat
+
+    from nemesis import netem
+
+    def fake(name: str, body: str) -> None:
+        p = tmp_path / name
+        p.write_text("#!/bin/sh\n" + body)
+        p.chmod(p.stat().st_mode | stat.S_IEXEC)
+
+    fake("unshare", 'shift; exec "$@"\n')  # --net dropped: run tc directly
+    fake("tc", 'echo "Error: Specified qdisc kind is unknown." >&2; exit 2\n')
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    netem.netem_problem.cache_clear()
+    try:
+        assert netem.netem_problem() == "this kernel has no netem qdisc (tc says: Error: Specified qdisc kind is unknown.)"
+        fake("tc", "exit 0\n")
+        netem.netem_problem.cache_clear()
+        assert netem.netem_problem() is None
+        monkeypatch.setattr(os, "geteuid", lambda: 1000)
+        netem.netem_problem.cache_clear()
+        assert netem.netem_problem().startswith("cannot probe for netem here")
+    finally:
+        netem.netem_problem.cache_clear()
 
 
 class SilentCluster(FakeCluster):

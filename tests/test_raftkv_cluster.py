@@ -51,7 +51,11 @@ def test_elect_write_read_survive_a_leader_kill_and_catch_up(cluster):
     if code == 200:
         acked["k0"] = "nope"  # it was elected in between (a loaded machine): still acked
     else:
-        assert code == 503 and body == {"error": "not-leader", "leader": body["leader"]}
+        assert code == 503 and set(body) == {"error", "leader"} and body["error"] == "not-leader", body
+        # The leader it names is the leader (or, if leadership moved meanwhile, the new one); never itself.
+        named = body["leader"]
+        assert named != follower and named in cluster.ids, body
+        assert named == leader or named == cluster.wait_for_leader(timeout=10), body
 
     code, body = cluster.cas_via_leader("k1", "not-the-value", 99)
     assert code == 409 and body["error"] == "cas-mismatch" and body["value"] == acked["k1"]

@@ -201,6 +201,7 @@ def parse_options(items: list[str]) -> tuple[tuple[str, Any], ...]:
     import yaml
 
     from harness.errors import UsageError
+    from history.bounded import load_yaml
 
     out: dict[str, Any] = {}
     for item in items:
@@ -211,7 +212,7 @@ def parse_options(items: list[str]) -> tuple[tuple[str, Any], ...]:
         if key in out:
             raise UsageError(f"--option: {key!r} is given twice")
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
+            value = load_yaml(text) if text.strip() else ""  # bounded: aliases, nesting, integer size
         except yaml.YAMLError:
             value = text
         out[key] = value if isinstance(value, str | int | float | bool) else text

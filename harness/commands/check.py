@@ -12,11 +12,20 @@ import json
 import math
 import os
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 from checkers.verdict import exit_code_for
 from harness.errors import UsageError
+from history.bounded import (
+    MAX_YAML_BYTES,
+    check_regular,
+    load_yaml,
+    loads_json,
+    open_input,
+    read_text,
+)
 
 NAME = "check"
 HELP = "check a recorded history for linearizability"
@@ -61,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         metavar="NAME",
-        help="register, cas-register, kv, set, mutex, etcd or string-kv "
+        help="register, cas-register, multi-register, kv, set, mutex, etcd or string-kv "
         "(default: the run's model, the format's model, else kv)",
     )
     parser.add_argument(
@@ -97,8 +106,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--time-limit must be a positive number of seconds, not {args.time_limit}")
     initial = _parse_initial(args.initial)
     source = resolve_source(args.path, args.format)
-    ops, keyed = read_operations(source)
+    warnings: list[str] = []
+    ops, keyed = read_operations(source, warnings)
+    for warning in warnings:
+        print(f"splitbrain check: warning: {warning}", file=sys.stderr)
     model_name = args.model or source.model or default_model(source.format, keyed)
+    if source.format == "edn":
+        from history.formats.jepsen_edn import knossos_reads
+
+        ops = knossos_reads(ops, model_name)
     try:
         model = get_model(model_name, initial)
     except ValueError as e:
@@ -129,7 +145,7 @@ def _parse_initial(text: str | None) -> Any:
     if text is None:
         return None
     try:
-        return json.loads(text)
+        return loads_json(text)
     except ValueError:
         raise UsageError(f"--initial must be a JSON value (e.g. 0, null, '\"\"', '[1, 2]'), not {text!r}") from None
 
@@ -139,16 +155,19 @@ def _parse_initial(text: str | None) -> Any:
 
 def resolve_source(path: str, fmt: str | None) -> Source:
     """The history file to read, its format and the model its run recorded."""
-    if not os.path.exists(path):
+    if path != "-" and not os.path.exists(path):
         raise UsageError(f"{path}: no such file or folder")
     run_dir = None
-    if os.path.isdir(path):
+    if path != "-" and os.path.isdir(path):
         run_dir = path
         path = os.path.join(path, "history.jsonl")
         if not os.path.isfile(path):
             raise UsageError(f"{run_dir}: a folder without history.jsonl (expected a run folder)")
     elif os.path.basename(path) == "history.jsonl":
         run_dir = os.path.dirname(path) or "."
+    check_regular(path)  # before any read: a FIFO or /dev/zero is refused, not read
+    if path == "-" and not fmt:
+        raise UsageError("reading standard input (-) needs --format")
     fmt = fmt or detect_format(path)
     model = FORMAT_MODELS.get(fmt)
     if run_dir is not None and fmt == "jsonl":
@@ -176,11 +195,8 @@ def detect_format(path: str) -> str:
 
 
 def _first_line(path: str) -> str:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(65536)
-    except OSError as e:
-        raise UsageError(f"{path}: cannot read: {e.strerror or e}") from None
+    with open_input(path) as f:
+        head = f.read(65536)
     for line in head.decode("utf-8", "replace").splitlines():
         if line.strip():
             return line.strip()
@@ -191,14 +207,12 @@ def run_model(run_dir: str) -> str | None:
     """The model a run folder recorded: results.json's `model` (top level or
     in its linearizability result), else spec.yaml's `model`, else the model
     its workload is checked with."""
-    results = _load(os.path.join(run_dir, "results.json"), json.loads)
+    results = _load(os.path.join(run_dir, "results.json"), loads_json)
     if isinstance(results, dict):
         found = _find_model(results)
         if found:
             return found
-    import yaml
-
-    spec = _load(os.path.join(run_dir, "spec.yaml"), yaml.safe_load)
+    spec = _load(os.path.join(run_dir, "spec.yaml"), load_yaml)
     if isinstance(spec, dict):
         if isinstance(spec.get("model"), str):
             return spec["model"]
@@ -237,8 +251,7 @@ def _load(path: str, parse: Any) -> Any:
     # A run folder's metadata only chooses a default; unreadable metadata
     # must not stop the history from being checked.
     try:
-        with open(path, encoding="utf-8") as f:
-            return parse(f.read())
+        return parse(read_text(path, MAX_YAML_BYTES * 16))
     except Exception:  # noqa: BLE001
         return None
 
@@ -246,7 +259,7 @@ def _load(path: str, parse: Any) -> Any:
 # --- reading -------------------------------------------------------------------
 
 
-def read_operations(source: Source) -> tuple[list, bool]:
+def read_operations(source: Source, warnings: list[str] | None = None) -> tuple[list, bool]:
     """The client operations of the history, validated; and whether any has a key.
     Raises FormatError (InvalidHistory for a broken contract) for bad input."""
     if source.format == "jsonl":
@@ -256,7 +269,7 @@ def read_operations(source: Source) -> tuple[list, bool]:
     elif source.format == "edn":
         from history.formats.jepsen_edn import read_jepsen_history
 
-        ops = read_jepsen_history(source.path).client_operations()
+        ops = read_jepsen_history(source.path, warnings=warnings).client_operations()
     elif source.format == "porcupine-etcd":
         from history.formats.porcupine import read_porcupine_etcd
 

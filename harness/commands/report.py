@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 NAME = "report"
 HELP = "render a run folder's report.html (or --index STORE: the store's index.html)"
@@ -48,4 +49,14 @@ def run(args: argparse.Namespace) -> int:
             print(render_run(args.run_dir))
     except ReportError as e:
         raise UsageError(str(e)) from None
+    except OSError as e:
+        # An unwritable run folder or store (report.html is written beside the history).
+        raise UsageError(f"{e.filename or args.run_dir or args.index}: cannot write: {e.strerror or e}") from None
+    except (TypeError, AttributeError, ValueError, KeyError, IndexError) as e:
+        # The renderer reads results.json as the harness writes it; a file of
+        # another shape (edited, truncated into valid JSON, another version) is
+        # the input's fault, said in one line.
+        where = args.index or os.path.join(args.run_dir, "results.json")
+        raise UsageError(f"{where}: not the shape splitbrain writes ({type(e).__name__}: "
+                         f"{' '.join(str(e).split())[:160]})") from None
     return 0

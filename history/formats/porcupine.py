@@ -19,23 +19,18 @@ import os
 import re
 from typing import Any
 
+from history.bounded import read_text
 from history.formats import FormatError
 from history.operation import END_OF_TIME, Operation
 
 _ETCD_PREFIX = "INFO"
 _ETCD_FS = {":read": "read", ":write": "write", ":cas": "cas"}
 _TYPES = {":invoke": "invoke", ":ok": "ok", ":fail": "fail", ":info": "info"}
-_INT = re.compile(r"-?\d+\Z")
+_INT = re.compile(r"-?\d{1,30}\Z")  # bounded: int() of 5,000 digits raises
 
 
 def _read_lines(path: str | os.PathLike) -> list[str]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read().splitlines()
-    except UnicodeDecodeError as exc:
-        raise FormatError(f"not UTF-8 text ({exc.reason})", str(path)) from None
-    except OSError as exc:
-        raise FormatError(f"cannot read: {exc.strerror}", str(path)) from None
+    return read_text(path).splitlines()  # a regular file or -, bounded in size, UTF-8
 
 
 def _etcd_value(words: list[str], where: tuple[str, int]) -> Any:
@@ -130,7 +125,7 @@ def read_porcupine_etcd(path: str | os.PathLike) -> list[Operation]:
 
 
 _KV_LINE = re.compile(
-    r"\{:process (-?\d+), :type (:invoke|:ok), :f (:get|:put|:append), "
+    r"\{:process (-?\d{1,18}), :type (:invoke|:ok), :f (:get|:put|:append), "
     r':key "([^"]*)", :value (nil|"[^"]*")\}\Z'
 )
 
@@ -178,3 +173,105 @@ def parse_porcupine_kv(lines: list[str], path: str = "<kv history>") -> list[Ope
 def read_porcupine_kv(path: str | os.PathLike) -> list[Operation]:
     """Operations from a `kv/*.txt` file; check them with the "string-kv" model."""
     return parse_porcupine_kv(_read_lines(path), str(path))
+
+
+# ---------------------------------------------------------------------------
+# Export
+
+
+def events_to_porcupine_etcd(events: list, key: Any = None) -> list[str]:
+    """Client events of one register (`key`) as Porcupine's Jepsen etcd log lines.
+
+    The log has no keys, integer values only, and line order as time, so:
+    ops that failed are left out (they certainly did not happen; the etcd
+    grammar would read a failed cas as "compared and did not match"), an
+    `info` completion becomes `:info ... :timed-out`, an ok read whose value
+    is unknown becomes `:fail :read :timed-out` (a read with no known output),
+    and processes that are not integers are numbered. ValueError names the
+    first op the log cannot hold.
+    """
+    client = [e for e in events if e.is_client and e.key == key]
+    outcome: dict[Any, str] = {}
+    pending: dict[Any, Any] = {}
+    for e in client:
+        if e.type == "invoke":
+            pending[e.process] = e.index
+        elif e.process in pending:
+            outcome[pending.pop(e.process)] = e.type
+    numbers: dict[Any, int] = {}
+    opened: dict[Any, Any] = {}
+    lines = []
+    for e in client:
+        if e.f not in ("read", "write", "cas"):
+            raise ValueError(f"event {e.index}: the etcd log holds read, write and cas, not {e.f!r}")
+        proc = e.process if isinstance(e.process, int) else numbers.setdefault(e.process, -1 - len(numbers))
+        if e.type == "invoke":
+            opened[e.process] = e.index
+            if outcome.get(e.index) == "fail":
+                continue
+            value = None if e.f == "read" else e.value
+        else:
+            if outcome.get(opened.get(e.process)) == "fail":
+                continue
+            if e.type == "info":
+                lines.append(f"INFO  jepsen.util - {proc}\t:info\t:{e.f}\t:timed-out")
+                continue
+            value = e.value
+            if e.f == "read" and e.extra.get("unknown") is True:
+                lines.append(f"INFO  jepsen.util - {proc}\t:fail\t:read\t:timed-out")
+                continue
+        lines.append(f"INFO  jepsen.util - {proc}\t:{e.type}\t:{e.f}\t{_etcd_text(e, value)}")
+    return lines
+
+
+def _etcd_text(e: Any, value: Any) -> str:
+    def whole(x: Any) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool)
+
+    if value is None and e.f == "read":
+        return "nil"
+    if whole(value) and e.f != "cas":
+        return str(value)
+    if e.f == "cas" and isinstance(value, list) and len(value) == 2 and all(map(whole, value)):
+        return f"[{value[0]} {value[1]}]"
+    raise ValueError(f"event {e.index}: the etcd log holds integer values, not {value!r} for {e.f}")
+
+
+def events_to_porcupine_kv(events: list) -> list[str]:
+    """Client events as Porcupine's kv lines (get/put/append on string keys and values).
+
+    The grammar has only :invoke and :ok: a failed op is left out, and an op
+    whose outcome is unknown (info, or an unknown get) keeps only its invoke,
+    which Porcupine reads as open until the end."""
+    client = [e for e in events if e.is_client]
+    failed: set[Any] = set()  # invoke indices whose op failed
+    invoke_of: dict[Any, Any] = {}  # completion index -> its invoke index
+    pending: dict[Any, Any] = {}
+    for e in client:
+        if e.type == "invoke":
+            pending[e.process] = e.index
+        elif e.process in pending:
+            invoke_of[e.index] = pending.pop(e.process)
+            if e.type == "fail":
+                failed.add(invoke_of[e.index])
+    numbers: dict[Any, int] = {}
+    lines = []
+    for e in client:
+        if e.f not in ("get", "put", "append"):
+            raise ValueError(f"event {e.index}: the kv format holds get, put and append, not {e.f!r}")
+        if not isinstance(e.key, str) or '"' in e.key or "\n" in e.key:
+            raise ValueError(f"event {e.index}: the kv format needs a string key without quotes, not {e.key!r}")
+        proc = e.process if isinstance(e.process, int) else numbers.setdefault(e.process, -1 - len(numbers))
+        if e.type == "invoke":
+            if e.index in failed:
+                continue
+            value = None if e.f == "get" else e.value
+        else:
+            if e.type != "ok" or e.index not in invoke_of or (e.f == "get" and e.extra.get("unknown") is True):
+                continue
+            value = e.value if e.f == "get" else None
+        if value is not None and (not isinstance(value, str) or '"' in value or "\n" in value):
+            raise ValueError(f"event {e.index}: the kv format needs a string value without quotes, not {value!r}")
+        shown = "nil" if value is None else f'"{value}"'
+        lines.append(f'{{:process {proc}, :type :{e.type}, :f :{e.f}, :key "{e.key}", :value {shown}}}')
+    return lines

@@ -38,6 +38,7 @@ from targets.base import (
     unsupported_by_clock_control,
 )
 from targets.image import ImageRecipe, files_under
+from targets.options import SettingsError, positive_int, refusals, unknown
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PEER_PORT = 7000
@@ -318,6 +319,12 @@ class RaftKV:
     def unsupported_faults(self, faults) -> list[str]:
         return unsupported_by_clock_control(self, faults)
 
+    def unsupported_options(self, settings: dict[str, Any]) -> list[str]:
+        """The `options:` node_command passes to raftkv's own flags, checked as
+        those flags would check them, so `election_timeout: banana` is one line
+        before anything starts instead of three nodes that exit at boot."""
+        return refusals(_check_raftkv_options, settings)
+
     def failpoints(self) -> dict[str, str]:
         from targets.raftkv.failpoints import FAILPOINTS
 
@@ -331,3 +338,22 @@ class RaftKV:
         from targets.raftkv.node import BUGS
 
         return dict(BUGS)
+
+
+RAFTKV_OPTIONS = ("election_timeout", "heartbeat", "tick", "lease_reads")
+
+
+def _check_raftkv_options(settings: dict[str, Any]) -> None:
+    unknown("raftkv", settings, RAFTKV_OPTIONS)
+    if "election_timeout" in settings:
+        text = str(settings["election_timeout"]) if not isinstance(settings["election_timeout"], bool) else ""
+        lo, sep, hi = text.partition("-")
+        # raftkv's own --election-timeout rule (targets/raftkv/__main__.py parse_range).
+        if not (sep and lo.isdigit() and hi.isdigit() and len(text) < 16 and 0 < int(lo) <= int(hi)):
+            raise SettingsError(f"election_timeout: expected \"LO-HI\" in ms with 0 < LO <= HI, "
+                                f"got {settings['election_timeout']!r}")
+    for name in ("heartbeat", "tick"):
+        if name in settings:
+            positive_int(name, settings[name], "ms")
+    if "lease_reads" in settings and not isinstance(settings["lease_reads"], bool):
+        raise SettingsError(f"lease_reads: expected true or false, got {settings['lease_reads']!r}")
