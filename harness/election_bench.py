@@ -641,7 +641,7 @@ def run_ranges(plan: BenchPlan, make_cluster: Callable[[TimeoutRange], tuple[Any
                 res.error = why
                 res.retries.append(why)
                 again = attempt < plan.settings.range_attempts
-                log(f"  [{r.label} ms] cluster failed: {why}" + ("; starting a fresh one" if again else "; range stopped"))
+                log(f"  [{r.label}{'' if r.own else ' ms'}] cluster failed: {why}" + ("; starting a fresh one" if again else "; range stopped"))
             finally:
                 if handle is not None:
                     old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -32,10 +32,13 @@ server does not answer, the zxid's epoch stands in.
 The commit index is the whole zxid: a server applies only committed
 transactions and answers only once it is in sync with a leader, so the zxid
 it reports never goes back, across epochs and restarts (the low 32 bits
-alone restart at 0 in every epoch). A new leader sets its zxid to
-(its epoch, 0) as it starts serving (Leader.startZkServer): that marks the
-epoch's start, not a transaction any server applied, so such a leader
-reports no commit index until its epoch's first transaction.
+alone restart at 0 in every epoch). A zxid of (epoch, 0) is no
+transaction: a new leader sets it as it starts serving
+(Leader.startZkServer), and a follower that synced by snapshot takes it
+over, while one that synced by diff keeps its last real one. Such a server
+reports no commit index until the epoch's first transaction; otherwise
+three servers that agree on everything would look out of step (measured:
+0x0, 0x100000000 and 0x100000000 after an election with no write).
 
 Pure functions of the answers; targets.zookeeper.plugin asks the questions.
 """
@@ -107,8 +110,8 @@ def status_view(srvr: dict[str, str] | None, leader_id: int | None, names: dict[
         leader = me
     term = current_epoch if current_epoch is not None else epoch(zxid) if zxid is not None else None
     commit = zxid
-    if role == "leader" and zxid is not None and counter(zxid) == 0:
-        commit = None  # the start of its epoch, not a transaction
+    if zxid is not None and counter(zxid) == 0:
+        commit = None  # the start of an epoch, not a transaction
     return {
         "role": role,
         "term": term,
