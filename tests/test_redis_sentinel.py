@@ -412,3 +412,54 @@ def test_a_replica_refusing_a_write_is_a_fail():
     out, _ = run_client({"SET": b"-READONLY You can't write against a read only replica.\r\n"},
                         {"f": "write", "key": 1, "value": 5})
     assert out["type"] == "fail" and "READONLY" in out["error"] and out["node"] == "n1"
+
+
+# ---- the harness pieces this target relies on ------------------------------------------------------
+
+
+def test_an_operation_is_recorded_on_the_node_the_client_says_served_it(tmp_path):
+    """A client that routes for itself (as this one does, to the primary its Sentinel names) reports
+    the serving node; the invoke keeps the node the client was bound to, the operation the server."""
+    from harness.memory import MemoryClient, MemoryCluster, MemoryNemesis, NODES, quick_spec
+    from harness.run import RunLoop
+    from history.events import read_history
+    from nemesis.schedule import make_schedule
+    from workloads.base import make_workload
+
+    class ViaLeader(MemoryClient):
+        async def invoke(self, node, op):
+            leader = self.c.leader()
+            out = await super().invoke(leader, op)
+            return out | {"node": leader} if out["type"] != "fail" else out
+
+    spec = quick_spec(nemesis=(), seed=4)
+    cluster = MemoryCluster()
+    workload = make_workload(spec.workload, spec.seed, keys=spec.active_keys(), ops_per_key=spec.ops_per_key)
+    RunLoop(spec, cluster, lambda nodes: ViaLeader(cluster), lambda nodes: MemoryNemesis(cluster), workload,
+            make_schedule(spec.seed, spec.nemesis, NODES, spec.nemesis_interval, spec.time_limit),
+            tmp_path / "history.jsonl", logs_dir=tmp_path).run()
+    history = read_history(tmp_path / "history.jsonl")
+    invoked = {e.index: e.node for e in history.events if e.type == "invoke" and e.process not in ("observer", "nemesis")}
+    ok = [o for o in history.client_operations() if o.status == "ok"]
+    assert ok and {o.node for o in ok} == {"n1"}  # the memory cluster's leader served every one
+    assert {invoked[o.index] for o in ok} > {"n1"}  # though clients were bound to other nodes
+
+
+def test_the_isolate_leader_family_only_ever_isolates_the_leader():
+    import random
+
+    from harness.spec import TestSpec, check_spec
+    from nemesis.partition import ISOLATE_LEADER
+    from nemesis.registry import family
+    from nemesis.schedule import make_schedule
+
+    nodes = ["n1", "n2", "n3", "n4", "n5"]
+    rng = random.Random(1)
+    assert {ISOLATE_LEADER.draw(rng, nodes, set()).value["grudge"] for _ in range(50)} == {"isolate-leader"}
+    name = "nemesis.partition:ISOLATE_LEADER"
+    assert family(name) is ISOLATE_LEADER
+    check_spec(TestSpec(target="redis-sentinel", nemesis=(name,)), targets=["redis-sentinel"])  # no SpecError
+    plan = make_schedule(7, [name], nodes, 15, 60)
+    assert [(s.at, s.f) for s in plan] == [(15, "start-partition"), (30, "stop-partition"), (45, "start-partition"),
+                                           (60, "stop-partition")]
+    assert all(s.value["grudge"] == "isolate-leader" for s in plan if s.f == "start-partition")

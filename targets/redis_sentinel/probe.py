@@ -165,7 +165,17 @@ def status_view(role: dict[str, Any] | None, master: dict[str, str] | None, by_i
         "sentinel_primary": named,
         "sentinel_epoch": epoch,
         "sentinel_flags": flags,
+        # How many other Sentinels it knows (found through hello messages): below quorum - 1 it
+        # cannot call the primary objectively down, so no failover can start (just after a start).
+        "other_sentinels": _int(master.get("num-other-sentinels")) if master else None,
     }
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
 
 
 def names_me(view: dict[str, Any] | None, me: str | None) -> int | None:
