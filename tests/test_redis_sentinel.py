@@ -21,7 +21,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from harness.cli import main
 from targets.base import ClusterLayout, NodeAddress, TargetOptions, option_problems
 from targets.redis_sentinel import deploy, probe
-from targets.redis_sentinel.client import CAS_SCRIPT, RedisSentinelClient, agreed_primary, classify_error, command
+from targets.redis_sentinel.client import (
+    CAS_SCRIPT,
+    RedisSentinelClient,
+    agreed_primary,
+    classify_error,
+    command,
+)
 from targets.redis_sentinel.plugin import CLOCK_REFUSAL, NODE_SCRIPT, RedisSentinel
 from targets.redis_sentinel.settings import RedisSentinelSettings, SettingsError
 from targets.registry import get_target
@@ -420,7 +426,7 @@ def test_a_replica_refusing_a_write_is_a_fail():
 def test_an_operation_is_recorded_on_the_node_the_client_says_served_it(tmp_path):
     """A client that routes for itself (as this one does, to the primary its Sentinel names) reports
     the serving node; the invoke keeps the node the client was bound to, the operation the server."""
-    from harness.memory import MemoryClient, MemoryCluster, MemoryNemesis, NODES, quick_spec
+    from harness.memory import NODES, MemoryClient, MemoryCluster, MemoryNemesis, quick_spec
     from harness.run import RunLoop
     from history.events import read_history
     from nemesis.schedule import make_schedule
