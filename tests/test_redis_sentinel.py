@@ -69,8 +69,7 @@ def test_options_are_spelt_with_dashes_or_underscores():
     ({"min_replicas_to_write": -1}, "min_replicas_to_write: expected a whole number of replicas"),
     ({"appendonly": "maybe"}, "appendonly: expected yes or no, got 'maybe'"),
     ({"appendfsync": "sometimes"}, "appendfsync: expected always or everysec or no"),
-    ({"election_timeout": "150-300"}, "Redis Sentinel has no randomized election timeout"),
-    ({"election_timeout": 1000, "down_after_ms": 2000}, "give one"),
+    ({"election_timeout": "150-300"}, "target redis-sentinel has no option 'election_timeout'"),
 ])
 def test_bad_settings_are_one_line(settings, words):
     with pytest.raises(SettingsError) as e:
@@ -84,9 +83,23 @@ def test_a_misspelt_option_gets_a_hint():
         RedisSentinelSettings.parse({"min_replicas_to_wrte": 1})
 
 
-def test_the_election_bench_range_is_down_after_only_when_it_is_one_value():
-    assert RedisSentinelSettings.parse({"election_timeout": "3000-3000", "heartbeat": 1500}).down_after_ms == 3000
-    assert RedisSentinelSettings.parse({"election_timeout": 2500}).down_after_ms == 2500
+def test_the_election_bench_measures_sentinel_with_its_own_timing(tmp_path, capsys):
+    """No Raft range to sweep: a range is refused in one line, `--ranges own` with down_after_ms is planned."""
+    import argparse
+
+    from harness.commands.bench import add_arguments, plan_from_args
+    from harness.errors import UsageError
+
+    assert main(["bench", "election", "--target", "redis-sentinel", "--ranges", "2000-2000", "--trials", "1",
+                 "--store", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "has no Raft election timeout to set" in err and "\n" not in err
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    plan = plan_from_args(p.parse_args(["election", "--target", "redis-sentinel", "--ranges", "own", "--option", "down_after_ms=1500"]))
+    assert plan.target_settings(plan.ranges[0]) == {"down_after_ms": 1500}
+    with pytest.raises(UsageError, match="down_after_ms: expected a whole number of milliseconds"):
+        plan_from_args(p.parse_args(["election", "--target", "redis-sentinel", "--ranges", "own", "--option", "down_after_ms=0"]))
 
 
 def test_a_run_with_a_bad_option_is_refused_before_it_starts(tmp_path, capsys):

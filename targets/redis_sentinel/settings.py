@@ -20,10 +20,10 @@ later, not never. Off (0) by default, as Redis ships. `appendonly` and
 Option names are spelt with `_` or `-`: `min-replicas-to-write` is
 `min_replicas_to_write`, `down-after-milliseconds` is `down_after_ms`.
 
-The election bench (harness/election_bench.py) hands every target an
-`election_timeout` range and a `heartbeat`. Sentinel has neither: see
-`election_timeout_ms` for how they are read (a range is refused, one
-fixed value is down-after-milliseconds).
+Sentinel has no randomized election timeout to sweep, only down-after: the
+election bench measures it with `--ranges own --option down_after_ms=D`, and
+refuses a Raft range in one line (its probe range is refused here as an
+unknown option).
 """
 
 from __future__ import annotations
@@ -50,8 +50,6 @@ KNOWN = {
                             f"(default {MIN_REPLICAS_MAX_LAG_S})",
     "appendonly": "Redis appendonly: yes / no (default no, as Redis ships)",
     "appendfsync": "Redis appendfsync: always / everysec / no (default everysec)",
-    "election_timeout": "for the election bench only: one value D (or D-D) is down_after_ms; a range is refused",
-    "heartbeat": "for the election bench only: accepted and not used (Sentinel pings once a second, fixed)",
 }
 
 ALIASES = {
@@ -77,31 +75,6 @@ def _non_negative(name: str, value: Any, unit: str) -> int:
     return positive_int(name, value, unit)
 
 
-def election_timeout_ms(value: Any) -> int:
-    """The down-after-milliseconds an election-bench range stands for: "D" or "D-D"; SettingsError for a range.
-
-    A Raft range [lo, hi] is the randomized wait before a candidate stands.
-    Sentinel's failure detector is one fixed down-after time, and what it
-    randomizes (each Sentinel delays its failover attempt by up to 1 s,
-    SENTINEL_MAX_DESYNC in sentinel.c) is not settable, so a range would
-    claim a setting Sentinel does not have."""
-    if isinstance(value, str) and "-" in value:
-        lo_text, _, hi_text = value.partition("-")
-        try:
-            lo, hi = int(lo_text), int(hi_text)
-        except ValueError:
-            raise SettingsError(f'election_timeout: expected milliseconds or "D-D", got {value!r}') from None
-        if lo != hi:
-            raise SettingsError(
-                f"election_timeout {value}: Redis Sentinel has no randomized election timeout, only one fixed "
-                f"down-after-milliseconds (its failover start is desynchronized by up to 1 s, not settable); "
-                f"ask for {lo}-{lo} to bench down-after-milliseconds {lo}")
-        value = lo
-    elif isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    return positive_int("election_timeout", value, "milliseconds")
-
-
 @dataclass(frozen=True)
 class RedisSentinelSettings:
     down_after_ms: int = DOWN_AFTER_MS
@@ -118,12 +91,6 @@ class RedisSentinelSettings:
         given = {_canonical(k): v for k, v in (settings or {}).items()}
         unknown("redis-sentinel", given, KNOWN)
         down_after = positive_int("down_after_ms", given.get("down_after_ms", DOWN_AFTER_MS), "milliseconds")
-        if "election_timeout" in given:
-            if "down_after_ms" in given:
-                raise SettingsError("election_timeout and down_after_ms both set the down-after time: give one")
-            down_after = election_timeout_ms(given["election_timeout"])
-        if "heartbeat" in given:
-            positive_int("heartbeat", given["heartbeat"], "milliseconds")
         quorum = given.get("quorum")
         return cls(
             down_after,
