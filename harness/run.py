@@ -302,6 +302,10 @@ class RunLoop:
             out = result.get("value") if kind == "ok" and f == "read" else value
             if result.get("error") is not None:
                 extra["error"] = result["error"]
+            # A client that routes for itself (a failover manager's current primary) says which node
+            # served the op: the completion carries it, and an operation's node is its completion's.
+            if isinstance(result.get("node"), str) and result["node"] in self.nodes:
+                node = result["node"]
         except TimeoutError:
             kind, out, extra["error"] = "info", value, "timeout"
         except asyncio.CancelledError:

@@ -21,7 +21,7 @@ import yaml
 from checkers.registry import CHECKERS
 from history.bounded import load_yaml, read_yaml_text
 from history.formats import FormatError
-from nemesis.registry import BUILTIN
+from nemesis.registry import BUILTIN, FAULT_FAMILIES
 from nemesis.registry import names as fault_names
 from workloads.base import WORKLOADS
 
@@ -231,7 +231,7 @@ def check_spec(spec: TestSpec, targets: list[str] | None = None, bugs: list[str]
             raise SpecError(f"unknown checker {c!r}{_suggest(c, known)}; known: {', '.join(known)}")
     known = fault_names() if spec.nemesis else []
     for f in spec.nemesis:
-        if f not in known:
+        if f not in known and f not in FAULT_FAMILIES:  # "module:attr": a family that is not registered
             raise SpecError(f"unknown nemesis {f!r}{_suggest(f, known)}; known: {', '.join(known)}")
     if len(set(spec.nemesis)) != len(spec.nemesis):
         raise SpecError(f"nemesis lists a fault twice: {','.join(spec.nemesis)}")

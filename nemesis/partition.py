@@ -294,3 +294,20 @@ class PartitionFamily(FamilyBase):
 
 
 PARTITION = PartitionFamily()
+
+
+class IsolateLeaderFamily(PartitionFamily):
+    """Partitions that always cut the current leader off from everyone else (grudge isolate-leader).
+
+    The random grudges of `partition` isolate the leader in a fraction of the
+    draws only; a failover manager's question (does the cut-off primary keep
+    acknowledging writes while a replica is promoted?) needs every partition
+    to be that one. The same ops and injector as `partition` (only the draw
+    differs); a spec names it `nemesis: [nemesis.partition:ISOLATE_LEADER]`.
+    """
+
+    def _grudges(self, nodes: list[str]) -> tuple[str, ...]:
+        return ("isolate-leader",)
+
+
+ISOLATE_LEADER = IsolateLeaderFamily()

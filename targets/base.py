@@ -131,7 +131,10 @@ class Client(Protocol):
         as an application's processes each have their own. Final reads
         carry none.
 
-        Returns {"type": "ok"|"fail"|"info", "value": ..., "error": str|None}.
+        Returns {"type": "ok"|"fail"|"info", "value": ..., "error": str|None}, and
+        optionally "node": the node that served it, when the client sent it
+        elsewhere than node_id (a failover manager's current primary); the
+        completion records that node, the invoke node_id.
         `fail` only when the operation certainly did not take effect (refused
         before sending, not the leader, cas mismatch); anything else that is
         not a success (timeout, reset after sending, 5xx) is `info`.

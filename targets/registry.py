@@ -19,6 +19,7 @@ TARGETS: Registry[type[Target]] = Registry(
         "etcd": "targets.etcd.plugin:Etcd",
         "zookeeper": "targets.zookeeper.plugin:ZooKeeper",
         "patroni": "targets.patroni.plugin:Patroni",
+        "redis-sentinel": "targets.redis_sentinel.plugin:RedisSentinel",
     },
     group="splitbrain.targets",
 )
