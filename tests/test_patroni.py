@@ -320,3 +320,19 @@ def test_a_node_not_yet_made_counts_as_answering_once_the_cluster_has_a_primary(
 def test_wall_time_is_the_date_header_to_the_half_second():
     assert probe.wall_time("Wed, 02 Dec 2026 00:55:12 GMT") == 1796172912.5
     assert probe.wall_time(None) is None and probe.wall_time("garbage") is None
+
+
+def test_the_completion_names_the_primary_that_served_not_the_node_the_client_is_bound_to():
+    """libpq lands on whichever host is read-write: the split-brain checker must see that primary."""
+    from types import SimpleNamespace
+
+    db = {}
+    on_n2 = FakeConnection(db)
+    on_n2.info = SimpleNamespace(host=LAYOUT.nodes[1].ip)  # psycopg's ConnectionInfo.host
+    failing = FakeConnection(db, fail=real_error("admin_shutdown"))
+    failing.info = SimpleNamespace(host=LAYOUT.nodes[2].ip)
+    client, _ = fake_client([on_n2, failing])
+    ok, info = run(client, [("n1", {"f": "write", "key": 1, "value": 1}), ("n3", {"f": "write", "key": 1, "value": 2})])
+    assert (ok["type"], ok["node"]) == ("ok", "n2")
+    assert (info["type"], info["node"]) == ("info", "n3")
+    assert "node" not in run(fake_client([FakeConnection(db)])[0], [("n1", {"f": "read", "key": 1})])[0]

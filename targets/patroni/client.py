@@ -145,6 +145,15 @@ class PatroniClient:
         self._connect = connect or psycopg.AsyncConnection.connect  # a fake in tests
         self._idle: dict[str, list] = {}  # node -> connections not in use, found through that node's string
         self._set_keys: set[str] = set()
+        self._by_host = {address.rpartition(":")[0]: n for n, address in self.addresses.items()}
+
+    def _served_by(self, conn) -> dict[str, str]:
+        """{"node": the node the connection landed on}, for the completion: libpq picks the read-write
+        server among the hosts, so the node the client is bound to is not the one that acknowledged
+        (the split-brain checker must see what each primary acknowledged). {} if unknown."""
+        host = getattr(getattr(conn, "info", None), "host", None)
+        node = self._by_host.get(host) if isinstance(host, str) else None
+        return {"node": node} if node else {}
 
     async def _connection(self, node_id: str):
         idle = self._idle.setdefault(node_id, [])
@@ -173,13 +182,15 @@ class PatroniClient:
                 rows = await cur.fetchall() if cur.description else []
                 answer = result(f, value, cur.rowcount, rows)
         except TimeoutError:
+            served = self._served_by(conn) if conn is not None else {}
             await self._discard(conn)
-            return classify_error(f, TimeoutError("timeout"), sent) | {"error": "timeout"}
+            return classify_error(f, TimeoutError("timeout"), sent) | {"error": "timeout"} | served
         except psycopg.Error as e:
+            served = self._served_by(conn) if conn is not None else {}
             await self._discard(conn)
-            return classify_error(f, e, sent)
+            return classify_error(f, e, sent) | served
         self._idle.setdefault(node_id, []).append(conn)
-        return answer
+        return answer | self._served_by(conn)
 
     async def _discard(self, conn) -> None:
         """A connection whose state is unknown (an error, a statement given up on) is not used again."""
