@@ -38,8 +38,9 @@ from real nodes); targets.patroni.plugin asks the questions.
 
 from __future__ import annotations
 
-from email.utils import parsedate_to_datetime
 from typing import Any
+
+from targets.http_date import wall_time  # noqa: F401  (the probe answers with it)
 
 PRIMARY_ROLES = ("master", "primary", "standby_leader")
 REPLICA_ROLES = ("replica", "standby")
@@ -109,13 +110,3 @@ def status_view(node: Any, cluster: Any, ip: str | None = None) -> dict[str, Any
         "state": node.get("state"),
         "dcs_last_seen": node.get("dcs_last_seen"),
     }
-
-
-def wall_time(date_header: str | None) -> float | None:
-    """Seconds since the epoch on Patroni's clock, from its Date header (whole seconds: +0.5 s)."""
-    if not date_header:
-        return None
-    try:
-        return parsedate_to_datetime(date_header).timestamp() + 0.5
-    except (TypeError, ValueError):
-        return None

@@ -45,8 +45,9 @@ Pure functions of the answers; targets.zookeeper.plugin asks the questions.
 
 from __future__ import annotations
 
-from email.utils import parsedate_to_datetime
 from typing import Any
+
+from targets.http_date import wall_time  # noqa: F401  (the probe answers with it)
 
 NOT_SERVING = "not currently serving requests"
 ROLES = {"leader": "leader", "follower": "follower", "observer": "observer",
@@ -121,13 +122,3 @@ def status_view(srvr: dict[str, str] | None, leader_id: int | None, names: dict[
         "mode": mode,
         "leader_myid": leader_id,
     }
-
-
-def wall_time(date_header: str | None) -> float | None:
-    """Seconds since the epoch on the server's clock, from Jetty's Date header (whole seconds: +0.5 s)."""
-    if not date_header:
-        return None
-    try:
-        return parsedate_to_datetime(date_header).timestamp() + 0.5
-    except (TypeError, ValueError):
-        return None
