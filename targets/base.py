@@ -121,6 +121,23 @@ class TargetOptions:
     client_timeout: float | None = None
 
 
+class SetReads:
+    """Tells a set's read from a register's, for a client that stores them differently: a read of
+    a key it has seen adds on (or one the workload marks "set") reads the set. `kind(op)` is the
+    operation to perform: op's "f", or "read-set"."""
+
+    def __init__(self) -> None:
+        self._keys: set[str] = set()
+
+    def kind(self, op: dict[str, Any]) -> str:
+        f, key = op["f"], op.get("key")
+        if f == "add":
+            self._keys.add(str(key))
+        elif f == "read" and (str(key) in self._keys or op.get("set")):
+            return "read-set"
+        return f
+
+
 class Client(Protocol):
     async def invoke(self, node_id: str, op: dict[str, Any]) -> dict[str, Any]:
         """Perform op {"f", "key", "value"} on node_id.

@@ -45,6 +45,7 @@ from typing import Any
 
 import psycopg
 
+from targets.base import SetReads
 from targets.patroni import config
 
 # PostgreSQL severities of an error that ends only the statement's transaction (rolled back).
@@ -144,7 +145,7 @@ class PatroniClient:
         self.timeout = timeout
         self._connect = connect or psycopg.AsyncConnection.connect  # a fake in tests
         self._idle: dict[str, list] = {}  # node -> connections not in use, found through that node's string
-        self._set_keys: set[str] = set()
+        self._reads = SetReads()
         self._by_host = {address.rpartition(":")[0]: n for n, address in self.addresses.items()}
 
     def _served_by(self, conn) -> dict[str, str]:
@@ -164,11 +165,7 @@ class PatroniClient:
         return await self._connect(conninfo(self.addresses, node_id), autocommit=True)
 
     async def invoke(self, node_id: str, op: dict[str, Any]) -> dict[str, Any]:
-        f, key, value = op["f"], op.get("key"), op.get("value")
-        if f == "add":
-            self._set_keys.add(str(key))
-        elif f == "read" and (str(key) in self._set_keys or op.get("set")):
-            f = "read-set"
+        f, key, value = self._reads.kind(op), op.get("key"), op.get("value")
         try:
             sql, params = statement(f, key, value)
         except ValueError as e:

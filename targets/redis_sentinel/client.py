@@ -57,6 +57,7 @@ from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
+from targets.base import SetReads
 from targets.redis_sentinel.deploy import MASTER_NAME, REDIS_PORT, SENTINEL_PORT
 
 REGISTER_PREFIX = "kv:"
@@ -186,7 +187,7 @@ class RedisSentinelClient:
         # Made on first use, in the run's event loop.
         self._sentinels: dict[str, Sentinel] = {}
         self._pools: dict[tuple[str, int], ConnectionPool] = {}
-        self._set_keys: set[str] = set()
+        self._reads = SetReads()
 
     def _sentinel(self, node_id: str) -> Sentinel:
         s = self._sentinels.get(node_id)
@@ -226,11 +227,7 @@ class RedisSentinelClient:
         return str(ip), int(port or REDIS_PORT)
 
     async def invoke(self, node_id: str, op: dict[str, Any]) -> dict[str, Any]:
-        f, key, value = op["f"], op.get("key"), op.get("value")
-        if f == "add":
-            self._set_keys.add(str(key))
-        elif f == "read" and (str(key) in self._set_keys or op.get("set")):
-            f = "read-set"
+        f, key, value = self._reads.kind(op), op.get("key"), op.get("value")
         try:
             args = command(f, key, value)
         except ValueError as e:

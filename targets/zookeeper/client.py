@@ -65,6 +65,8 @@ from kazoo.exceptions import (
 )
 from kazoo.retry import KazooRetry
 
+from targets.base import SetReads
+
 # Errors ZooKeeper answers only for a request it did not apply.
 NOT_APPLIED = (BadVersionError, NoNodeError, NodeExistsError, BadArgumentsError, NoAuthError, InvalidACLError,
                NotEmptyError, NoChildrenForEphemeralsError, UnimplementedError)
@@ -196,7 +198,7 @@ class ZooKeeperClient:
         self.sync_reads = sync_reads
         self._new_session = session  # address -> an unstarted KazooClient (a fake in tests)
         self._sessions: dict[tuple[str, Any], Any] = {}  # (node, client slot) -> session
-        self._set_keys: set[str] = set()
+        self._reads = SetReads()
 
     def _session(self, node_id: str, client: Any = None):
         zk = self._sessions.get((node_id, client))
@@ -215,11 +217,7 @@ class ZooKeeperClient:
         return True
 
     async def invoke(self, node_id: str, op: dict[str, Any]) -> dict[str, Any]:
-        f, key = op["f"], op.get("key")
-        if f == "add":
-            self._set_keys.add(str(key))
-        elif f == "read" and (str(key) in self._set_keys or op.get("set")):
-            f = "read-set"
+        f, key = self._reads.kind(op), op.get("key")
         if f not in ("read", "read-set", "write", "cas", "add"):
             return outcome("fail", None, f"unknown operation {f!r}")
         attempt = _Attempt()
