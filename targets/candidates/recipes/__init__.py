@@ -18,6 +18,7 @@ so adding a recipe is one module and one line here.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,3 +59,13 @@ def load(name: str):
         raise KeyError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
     module, _, attr = meta.module.partition(":")
     return getattr(importlib.import_module(module), attr)
+
+
+def lease_held(lost: str | None, deadline: float | None) -> tuple[bool, Any]:
+    """`check()` of a recipe that holds a lease until a deadline on its own wall clock: (True, the
+    deadline) while it holds, else (False, why: what it lost it to, or "expired")."""
+    if lost:
+        return False, lost
+    if deadline is None or time.time() >= deadline:
+        return False, "expired"
+    return True, deadline

@@ -20,6 +20,7 @@ import base64
 import threading
 import time
 
+from targets.candidates.recipes import lease_held
 from targets.candidates.recipes.http import Unreachable, call
 
 LOCK_NAME = "splitbrain-leader-lock"
@@ -140,11 +141,7 @@ class EtcdLock:
 
     def check(self):
         with self.lock:
-            if self.lost:
-                return False, self.lost
-            if self.deadline is None or time.time() >= self.deadline:
-                return False, "expired"
-            return True, self.deadline
+            return lease_held(self.lost, self.deadline)
 
     def release(self) -> None:
         with self.lock:

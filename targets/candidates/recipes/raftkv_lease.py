@@ -13,7 +13,7 @@ import threading
 import time
 from urllib.parse import quote
 
-from targets.candidates.recipes import LEASE_KEY
+from targets.candidates.recipes import LEASE_KEY, lease_held
 from targets.candidates.recipes.http import Unreachable, call
 
 PATH = f"/kv/{quote(LEASE_KEY, safe='')}"
@@ -98,11 +98,7 @@ class RaftKVLease:
 
     def check(self):
         with self.lock:
-            if self.lost:
-                return False, self.lost
-            if self.deadline is None or time.time() >= self.deadline:
-                return False, "expired"
-            return True, self.deadline
+            return lease_held(self.lost, self.deadline)
 
     def release(self) -> None:
         with self.lock:
