@@ -25,12 +25,14 @@ def cluster():
 
 def ready(cluster, timeout: float = 30.0) -> dict:
     """settled, and more: every replica's link to the primary is up and every Sentinel knows the others
-    (a Sentinel finds the others through hello messages every 2 s; until it knows a quorum's worth it
-    cannot call the primary down, and a kill right after the start is never failed over)."""
+    and the replicas (a Sentinel finds the others through hello messages every 2 s; until it knows a
+    quorum's worth it cannot call the primary down. It finds the replicas in the primary's INFO every
+    10 s; a primary killed before then is never failed over: -failover-abort-no-good-slave)."""
     deadline = time.monotonic() + timeout
     while True:
         probes = settled(cluster, timeout=timeout)
-        if all(p["link"] in (None, "connected") and p["other_sentinels"] == len(probes) - 1 for p in probes.values()):
+        if all(p["link"] in (None, "connected") and p["other_sentinels"] == len(probes) - 1
+               and p["known_replicas"] == len(probes) - 1 for p in probes.values()):
             return probes
         assert time.monotonic() < deadline, f"not ready: {probes}"
         time.sleep(0.3)

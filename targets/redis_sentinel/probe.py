@@ -168,6 +168,9 @@ def status_view(role: dict[str, Any] | None, master: dict[str, str] | None, by_i
         # How many other Sentinels it knows (found through hello messages): below quorum - 1 it
         # cannot call the primary objectively down, so no failover can start (just after a start).
         "other_sentinels": _int(master.get("num-other-sentinels")) if master else None,
+        # How many replicas it knows, learnt from the primary's INFO every 10 s: a Sentinel that knows
+        # none when the primary dies aborts every failover (-failover-abort-no-good-slave).
+        "known_replicas": _int(master.get("num-slaves")) if master else None,
     }
 
 
