@@ -5,8 +5,9 @@ The smallest addition to an ordinary run that makes candidates nodes too:
 - `ElectionCluster`: the target's `DockerCluster` (n1..nN), then, on the same network, a second
   DockerCluster of candidate containers (c1..cK, targets.candidates) that the nemesis drives. The
   run loop's observer still watches the service's nodes (the split-brain checker judges them as in any
-  run); the nemesis gets the candidates (`nemesis_cluster`, `nemesis_target`), so "leader" in a
-  schedule means the holder, and a pause of the holder is the classic failure.
+  run); the nemesis gets the candidates (`nemesis_cluster`, `faulted_target`), so "leader" in a
+  schedule means the holder, and a pause of the holder is the classic failure; with `nemesis_on:
+  service` it gets the service's nodes instead, and "leader" is the service's own (a Redis primary).
 - `ResourceServer`: the shared resource (workloads.election.Resource) served by the harness on the
   network's gateway address, so no fault reaches it, and each decision is written into the history at
   once, on the history's clock. Candidates reach it as any other server of their network.
@@ -115,10 +116,13 @@ class ElectionCluster:
                                         join=self.servers, node_prefix="c")
         self.resource = ResourceServer(workload.fencing == "on")
         self.node_ids = self.servers.node_ids
+        # `nemesis_on: service` faults the service's nodes instead (a Redis primary killed under its lock).
+        self.on_service = getattr(workload, "nemesis_on", "candidates") == "service"
+        self.faulted_target = target if self.on_service else self.nemesis_target
 
     @property
     def nemesis_cluster(self) -> DockerCluster:
-        return self.candidates
+        return self.servers if self.on_service else self.candidates
 
     @property
     def addresses(self) -> dict[str, str]:
@@ -281,7 +285,7 @@ def election_parts(spec, target, log, workload, client_class):
         return client_class(target, cluster.addresses, spec.op_timeout)
 
     def open_nemesis(node_ips):
-        return Nemesis(cluster.candidates, cluster.nemesis_target, list(spec.nemesis),
+        return Nemesis(cluster.nemesis_cluster, cluster.faulted_target, list(spec.nemesis),
                        random.Random(f"{spec.seed}:nemesis"))
 
-    return cluster, list(cluster.candidates.node_ids), open_client, open_nemesis
+    return cluster, list(cluster.nemesis_cluster.node_ids), open_client, open_nemesis

@@ -65,11 +65,13 @@ class TestSpec:
     options: dict[str, Any] = field(default_factory=dict)  # passed to the target
     checkers: tuple[str, ...] = ()  # checkers to run besides the defaults and the workload's own
     # The election workload (workloads/election.py): the recipe its candidates use (it implies the
-    # target), whether the shared resource checks fencing tokens, how many candidates, the lease TTL.
+    # target), whether the shared resource checks fencing tokens, how many candidates, the lease TTL,
+    # and whose nodes the nemesis faults: the candidates (default) or the coordination service's.
     recipe: str | None = None
     fencing: str = "off"
     candidates: int = 3
     ttl: float = 2.0
+    nemesis_on: str = "candidates"
 
     def resolve(self) -> TestSpec:
         """The same spec with a concrete seed and test name."""
@@ -97,7 +99,7 @@ def default_test_name(spec: TestSpec) -> str:
     faults = "+".join(spec.nemesis) if spec.nemesis else "none"
     name = f"{spec.target}-{spec.workload}-{faults}"
     if spec.workload == "election":
-        name = f"{spec.recipe}-fencing-{spec.fencing}-{faults}"
+        name = f"{spec.recipe}-fencing-{spec.fencing}-{faults}" + ("-on-service" if spec.nemesis_on == "service" else "")
     if spec.bugs:
         name += "-bug-" + "+".join(spec.bugs)
     return name
@@ -271,6 +273,9 @@ def check_spec(spec: TestSpec, targets: list[str] | None = None, bugs: list[str]
     check_bounds(spec)
 
 
+NEMESIS_ON = ("candidates", "service")
+
+
 def _election_problem(spec: TestSpec) -> str | None:
     """What is wrong with the election settings (recipe, fencing, candidates, ttl), or None."""
     from targets.candidates.recipes import RECIPES
@@ -278,6 +283,8 @@ def _election_problem(spec: TestSpec) -> str | None:
     if spec.workload != "election":
         if spec.recipe is not None:
             return f"recipe: only the election workload uses a recipe (workload is {spec.workload})"
+        if spec.nemesis_on != "candidates":
+            return f"nemesis-on: only the election workload has candidates to tell apart (workload is {spec.workload})"
         return None
     if spec.recipe is None:
         return f"the election workload needs --recipe: one of {', '.join(RECIPES)}"
@@ -291,6 +298,8 @@ def _election_problem(spec: TestSpec) -> str | None:
         return f"candidates must be between 2 and 6, got {spec.candidates}"
     if not 0.5 <= spec.ttl <= 30:
         return f"ttl must be between 0.5 and 30 seconds, got {spec.ttl:g}"
+    if spec.nemesis_on not in NEMESIS_ON:
+        return f"nemesis-on: expected {' or '.join(NEMESIS_ON)}, got {spec.nemesis_on!r}"
     return None
 
 

@@ -20,6 +20,7 @@ TARGETS: Registry[type[Target]] = Registry(
         "zookeeper": "targets.zookeeper.plugin:ZooKeeper",
         "patroni": "targets.patroni.plugin:Patroni",
         "redis-sentinel": "targets.redis_sentinel.plugin:RedisSentinel",
+        "redis": "targets.redis.plugin:Redis",
     },
     group="splitbrain.targets",
 )

@@ -68,8 +68,9 @@ class ElectionWorkload:
     autonomous = True  # its processes are the candidates: the run loop's client workers stay idle
 
     def __init__(self, seed: int, recipe: str = "raftkv-lease", fencing: str = "off", candidates: int = 3,
-                 ttl: float = 2.0):
+                 ttl: float = 2.0, nemesis_on: str = "candidates"):
         self.seed, self.recipe, self.fencing, self.candidates, self.ttl = seed, recipe, fencing, candidates, ttl
+        self.nemesis_on = nemesis_on  # whose nodes the nemesis faults: "candidates" or "service"
 
     def next_op(self) -> dict[str, Any]:
         raise RuntimeError("the election workload's operations come from its candidates, not from next_op")

@@ -99,6 +99,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--candidates", type=int, metavar="N", help="election: candidate processes, one container each "
                                                                 "(default 3)")
     p.add_argument("--ttl", type=float, metavar="S", help="election: lease TTL / session timeout (default 2)")
+    p.add_argument("--nemesis-on", metavar="candidates|service",
+                   help="election: whose nodes the nemesis faults: the candidates (default; `leader` is the holder) "
+                        "or the coordination service's (`leader` is its leader, e.g. the Redis primary)")
     p.add_argument("--quiet", action="store_true", help="no live progress line")
 
 
@@ -111,7 +114,7 @@ def installed_targets() -> str:
 
 _OVERRIDES = ("target", "nodes", "workload", "nemesis", "time_limit", "concurrency", "rate", "seed", "bugs",
               "nemesis_interval", "store", "test", "warmup", "recovery_limit", "op_timeout", "ops_per_key", "routing",
-              "checkers", "recipe", "fencing", "candidates", "ttl")
+              "checkers", "recipe", "fencing", "candidates", "ttl", "nemesis_on")
 
 
 def resolve_spec(args: argparse.Namespace) -> tuple[TestSpec, Any]:
@@ -159,7 +162,7 @@ def nemesis_problems(spec: TestSpec, target) -> list[str]:
         node_ids = [f"n{i}" for i in range(1, spec.nodes + 1)]
         ips: dict[str, str] = {}
 
-    if spec.workload == "election":  # its nemesis drives the candidates (harness.election)
+    if spec.workload == "election" and spec.nemesis_on == "candidates":  # its nemesis drives them (harness.election)
         from targets.candidates.plugin import Candidates
 
         _Names.node_ids = [f"c{i}" for i in range(1, spec.candidates + 1)]
@@ -253,7 +256,7 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None, parts=docker_
                           "command": reproduce_command(folder)})
     # The target: an op it cannot do (strobe-clock without a clock file) is not drawn.
     schedule = make_schedule(spec.seed, spec.nemesis, nodes, spec.nemesis_interval, spec.time_limit,
-                             target=getattr(cluster, "nemesis_target", target))
+                             target=getattr(cluster, "faulted_target", target))
     progress.message(f"splitbrain run: {spec.test} seed {spec.seed} -> {folder.path}")
     loop = loop_class(
         spec,
@@ -332,7 +335,8 @@ def spec_workload(spec: TestSpec):
     from workloads.base import make_workload
 
     return make_workload(spec.workload, spec.seed, keys=spec.active_keys(), ops_per_key=spec.ops_per_key,
-                         recipe=spec.recipe, fencing=spec.fencing, candidates=spec.candidates, ttl=spec.ttl)
+                         recipe=spec.recipe, fencing=spec.fencing, candidates=spec.candidates, ttl=spec.ttl,
+                         nemesis_on=spec.nemesis_on)
 
 
 def availability(counts: dict[str, dict[str, int]], stats: dict[str, Any]) -> dict[str, float | None]:

@@ -10,6 +10,7 @@ which is what lets the harness place their claims on its own timeline (see candi
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,18 @@ from targets.image import ImageRecipe, files_under
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PORT = 8700  # the candidate's /status and /journal
+REQUIREMENTS = "targets/candidates/requirements.txt"  # what pip installs from PyPI, hashes pinned
+PIP_CA = "pip/ca-certificates.crt"
+
+
+def host_ca_bundle() -> Path | None:
+    """The CA certificates this machine trusts, for pip inside the image build: where PyPI is reached
+    through a TLS-inspecting proxy, the image's own trust store would refuse it (the hashes in
+    REQUIREMENTS still decide what is installed). None when there is no bundle file."""
+    for name in (ssl.get_default_verify_paths().cafile, "/etc/ssl/certs/ca-certificates.crt"):
+        if name and Path(name).is_file():
+            return Path(name)
+    return None
 
 
 class Candidates:
@@ -34,9 +47,17 @@ class Candidates:
     def image_recipe(self) -> ImageRecipe:
         files = (("targets/__init__.py", REPO_ROOT / "targets" / "__init__.py"),) + tuple(
             (dest, src) for dest, src in files_under(REPO_ROOT, "targets/candidates") if Path(dest).name != "plugin.py")
-        # The recipes' client libraries, from Debian: kazoo for ZooKeeper (raftkv and etcd speak JSON over HTTP).
-        return ImageRecipe(name="candidate", files=files, packages=("python3-kazoo",),
-                           env=(("PYTHONDONTWRITEBYTECODE", "1"),))
+        # The recipes' client libraries: from Debian kazoo for ZooKeeper and redis-py (4.3.4) for Redis (raftkv
+        # and etcd speak JSON over HTTP); from PyPI, at build time, pottery for Redlock (Debian has none).
+        ca = host_ca_bundle()
+        cert = f" --cert {PIP_CA}" if ca else ""
+        if ca:
+            files += ((PIP_CA, ca),)
+        pip = ("python3 -m pip install --no-cache-dir --no-deps --only-binary=:all: --require-hashes "
+               f"--break-system-packages --disable-pip-version-check{cert} -r {REQUIREMENTS}")
+        return ImageRecipe(name="candidate", files=files,
+                           packages=("python3-kazoo", "python3-redis", "python3-typing-extensions", "python3-pip"),
+                           env=(("PYTHONDONTWRITEBYTECODE", "1"),), run=(pip,))
 
     def node_command(self, node_id: str, cluster: ClusterLayout, options: TargetOptions) -> list[str]:
         if not self.servers or not self.resource_url:

@@ -33,12 +33,18 @@ from typing import Any
 
 from targets.options import SettingsError, one_of, positive_int, unknown
 
-__all__ = ["KNOWN", "RedisSentinelSettings", "SettingsError"]
+__all__ = ["KNOWN", "PERSISTENCE", "RedisSentinelSettings", "SettingsError", "canonical", "persistence"]
 
 DOWN_AFTER_MS = 2000
 FAILOVER_TIMEOUT_MS = 6000
 MIN_REPLICAS_MAX_LAG_S = 10  # Redis's default
 FSYNC_MODES = ("always", "everysec", "no")
+
+# Redis's own persistence options, shared with the standalone `redis` target (targets/redis).
+PERSISTENCE = {
+    "appendonly": "Redis appendonly: yes / no (default no, as Redis ships)",
+    "appendfsync": "Redis appendfsync: always / everysec / no (default everysec)",
+}
 
 KNOWN = {
     "down_after_ms": f"Sentinel down-after-milliseconds: ms without a valid PING reply before a node is down "
@@ -48,8 +54,7 @@ KNOWN = {
     "min_replicas_to_write": "Redis min-replicas-to-write: refuse writes with fewer good replicas (default 0: off)",
     "min_replicas_max_lag": f"Redis min-replicas-max-lag, s: a replica is good if it acked within this "
                             f"(default {MIN_REPLICAS_MAX_LAG_S})",
-    "appendonly": "Redis appendonly: yes / no (default no, as Redis ships)",
-    "appendfsync": "Redis appendfsync: always / everysec / no (default everysec)",
+    **PERSISTENCE,
 }
 
 ALIASES = {
@@ -58,7 +63,7 @@ ALIASES = {
 }
 
 
-def _canonical(name: Any) -> str:
+def canonical(name: Any) -> str:
     text = str(name).replace("-", "_").lower()
     return ALIASES.get(text, text)
 
@@ -67,6 +72,13 @@ def _yes_no(name: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
     return one_of(name, value, ("yes", "no")) == "yes"
+
+
+def persistence(given: dict[str, Any]) -> tuple[bool, str]:
+    """(appendonly, appendfsync) from canonical option names, or SettingsError."""
+    # YAML reads a bare `no` as false.
+    fsync = "no" if given.get("appendfsync") is False else given.get("appendfsync", "everysec")
+    return _yes_no("appendonly", given.get("appendonly", "no")), one_of("appendfsync", fsync, FSYNC_MODES)
 
 
 def _non_negative(name: str, value: Any, unit: str) -> int:
@@ -88,7 +100,7 @@ class RedisSentinelSettings:
     @classmethod
     def parse(cls, settings: dict[str, Any] | None) -> RedisSentinelSettings:
         """The settings, or SettingsError naming the first one that is wrong."""
-        given = {_canonical(k): v for k, v in (settings or {}).items()}
+        given = {canonical(k): v for k, v in (settings or {}).items()}
         unknown("redis-sentinel", given, KNOWN)
         down_after = positive_int("down_after_ms", given.get("down_after_ms", DOWN_AFTER_MS), "milliseconds")
         quorum = given.get("quorum")
@@ -98,10 +110,7 @@ class RedisSentinelSettings:
             None if quorum is None else positive_int("quorum", quorum, "Sentinels"),
             _non_negative("min_replicas_to_write", given.get("min_replicas_to_write", 0), "replicas"),
             positive_int("min_replicas_max_lag", given.get("min_replicas_max_lag", MIN_REPLICAS_MAX_LAG_S), "seconds"),
-            _yes_no("appendonly", given.get("appendonly", "no")),
-            # YAML reads a bare `no` as false.
-            one_of("appendfsync", "no" if given.get("appendfsync") is False else given.get("appendfsync", "everysec"),
-                   FSYNC_MODES),
+            *persistence(given),
         )
 
     def quorum_of(self, nodes: int) -> int:

@@ -1,7 +1,8 @@
 """Leader-election recipes, one module each behind one small interface, as applications use them.
 
 A recipe runs inside the candidate (targets/candidates/candidate.py) with the standard library and its
-service's client library, installed in the candidate image from Debian. It is a class built as
+service's client library, installed in the candidate image (from Debian; pottery, for Redlock, from PyPI
+at image build time, see targets/candidates/requirements.txt). It is a class built as
 `Recipe(servers, me, ttl)` (servers: node id -> "ip:port" of the service's client API) with:
 
 - `acquire(timeout) -> (token, deadline) | None`: campaign; the token is the service's monotonically
@@ -47,6 +48,12 @@ RECIPES: dict[str, Meta] = {
                     "kazoo's Lock recipe (ephemeral sequential znodes); token: the znode's sequence number"),
     "zk-lock-watch": Meta("targets.candidates.recipes.zk_lock:WatchfulZooKeeperLock", "zookeeper",
                           "kazoo's Lock, and the holder stops believing as soon as its connection is SUSPENDED"),
+    "redis-lock": Meta("targets.candidates.recipes.redis_lock:RedisLock", "redis-sentinel",
+                       "redis-py's Lock (SET NX PX, Lua extend and release) on the primary the Sentinels name; "
+                       "token: an INCR of a counter key taken in one script with a check that the lock is still ours"),
+    "redlock": Meta("targets.candidates.recipes.redlock:Redlock", "redis",
+                    "Redlock (pottery's) across independent Redis primaries, a majority with drift-adjusted validity; "
+                    "token: a counter raised on a majority while holding (our addition: Redlock has none)"),
 }
 
 
@@ -61,11 +68,12 @@ def load(name: str):
     return getattr(importlib.import_module(module), attr)
 
 
-def lease_held(lost: str | None, deadline: float | None) -> tuple[bool, Any]:
+def lease_held(lost: str | None, deadline: float | None, now: float | None = None) -> tuple[bool, Any]:
     """`check()` of a recipe that holds a lease until a deadline on its own wall clock: (True, the
-    deadline) while it holds, else (False, why: what it lost it to, or "expired")."""
+    deadline) while it holds, else (False, why: what it lost it to, or "expired"). `now`: the clock the
+    deadline is on, if not the wall clock (Redlock measures its validity on the monotonic clock)."""
     if lost:
         return False, lost
-    if deadline is None or time.time() >= deadline:
+    if deadline is None or (time.time() if now is None else now) >= deadline:
         return False, "expired"
     return True, deadline
