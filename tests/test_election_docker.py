@@ -20,8 +20,8 @@ from reports.data import load_run, report_data
 pytestmark = pytest.mark.docker
 
 
-def _run(store, *args):  # noqa: F811
-    proc = _splitbrain("--workload", "election", "--recipe", "raftkv-lease", "--nodes", "3", "--time-limit", "14",
+def _run(store, *args, recipe="raftkv-lease"):  # noqa: F811
+    proc = _splitbrain("--workload", "election", "--recipe", recipe, "--nodes", "3", "--time-limit", "14",
                        "--nemesis-interval", "3", "--warmup", "3", "--store", str(store), "--quiet", *args)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode in (0, 1), out + err
