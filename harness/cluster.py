@@ -193,12 +193,14 @@ class DockerCluster:
             raise ClusterError(f"cluster {self.run_id}: Docker refused: {str(e).splitlines()[0][:300]}") from None
 
     def _up(self, timeout: float) -> dict[str, str]:
-        started = time.monotonic()
         try:
             self.image = ensure_image(self.target.image_recipe(), rebuild=self.rebuild_images, progress=self.log,
                                       client=self.client)
         except ImageError as e:
             raise ClusterError(str(e)) from None
+        # The nodes' time starts once their image exists: a build (a minute for the candidate image's pip
+        # step) used to eat the whole timeout, and the first run after an edit failed with empty logs.
+        started = time.monotonic()
         if self.join is None:
             # One reaper per run: a joined group carries the same run id, so its nodes are covered too.
             if self._reaper is None:

@@ -26,7 +26,7 @@ def _tokens_grow_with_acquisitions(history):
     work = [e for e in history.events if e.process == "resource" and e.type == "ok"]
     assert work and all((e.node, e.value["token"]) in held for e in work)
     # Every holder's belief ended in a claim the recipe made, or the run's end.
-    ends = {e.value.get("why") for e in _claims(history) if e.f in ("release", "lost")}
+    ends = {e.value.get("why") for e in _claims(history) if e.f in ("release", "lost") and e.type == "ok"}
     assert ends and ends <= {"done", "expired", "not-owned"}
 
 

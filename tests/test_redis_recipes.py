@@ -224,3 +224,12 @@ def test_a_clock_fault_on_the_sentinel_nodes_is_refused_in_one_line(tmp_path):
     from harness.commands.run import nemesis_problems
 
     assert nemesis_problems(_spec(nemesis=("clock",)).resolve(), get_target("redis-sentinel")) == []
+
+
+def test_a_renewer_ticks_until_its_hold_is_no_longer_current():
+    import threading
+
+    from targets.candidates.recipes import ticks
+
+    answers = iter([True, True, False, True])
+    assert sum(1 for _ in ticks(0.0, threading.Lock(), lambda: next(answers))) == 2

@@ -19,7 +19,9 @@ so adding a recipe is one module and one line here.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +68,17 @@ def load(name: str):
         raise KeyError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
     module, _, attr = meta.module.partition(":")
     return getattr(importlib.import_module(module), attr)
+
+
+def ticks(period: float, guard: threading.Lock, current: Callable[[], bool]) -> Iterator[None]:
+    """A renewer thread's loop: one step every `period` for as long as current() (read under guard) says the
+    hold it renews is still the one it was started for."""
+    while True:
+        time.sleep(period)
+        with guard:
+            if not current():
+                return
+        yield
 
 
 def lease_held(lost: str | None, deadline: float | None, now: float | None = None) -> tuple[bool, Any]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import threading
 import time
 
-from targets.candidates.recipes import lease_held
+from targets.candidates.recipes import lease_held, ticks
 
 # As targets/redis_sentinel/deploy.py configures every node (the candidate image does not carry that
 # module; tests/test_redis_recipes.py checks they agree).
@@ -110,11 +110,7 @@ class RedisLock:
     def _renew(self, gen: int) -> None:
         from redis.exceptions import LockError, RedisError
 
-        while True:
-            time.sleep(self.ttl / 3)
-            with self.guard:
-                if gen != self.generation or self.lost:
-                    return
+        for _ in ticks(self.ttl / 3, self.guard, lambda: gen == self.generation and not self.lost):
             sent = time.time()
             try:
                 self.lock.reacquire()

@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 
-from targets.candidates.recipes import lease_held
+from targets.candidates.recipes import lease_held, ticks
 from targets.candidates.recipes.redis_lock import socket_timeout
 
 LOCK_NAME = "splitbrain-leader-lock"  # pottery keeps it as "redlock:<name>"
@@ -135,11 +135,7 @@ class Redlock:
     def _renew(self, gen: int) -> None:
         from pottery.exceptions import ExtendUnlockedLock
 
-        while True:
-            time.sleep(self.ttl / 3)
-            with self.guard:
-                if gen != self.generation or self.lost:
-                    return
+        for _ in ticks(self.ttl / 3, self.guard, lambda: gen == self.generation and not self.lost):
             started = time.monotonic()
             try:
                 self.lock.extend()
