@@ -22,8 +22,7 @@ from hypothesis import strategies as st
 from harness.spec import SpecError, TestSpec, build_spec, check_spec, default_test_name
 from targets.base import ClusterLayout, NodeAddress, TargetOptions
 from targets.candidates.plugin import PIP_CA, REQUIREMENTS, Candidates
-from targets.candidates.recipes import RECIPES, lease_held
-from targets.candidates.recipes import redis_lock, redlock
+from targets.candidates.recipes import RECIPES, lease_held, redis_lock, redlock
 from targets.redis.plugin import RedisSettings, StandaloneClient, server_args, status_view
 from targets.redis_sentinel import deploy
 from targets.redis_sentinel.plugin import CLOCK_REFUSAL, RedisSentinel
