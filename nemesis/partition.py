@@ -198,7 +198,20 @@ def iptables_problem() -> str | None:
 class _Partitions:
     def __init__(self, ctx: FaultContext):
         self.ctx = ctx
-        self.p = Partitioner(ctx.cluster, ctx.target.peer_port, lossy=lambda: ctx.lossy())
+        self._p: Partitioner | None = None
+
+    @property
+    def p(self):
+        # Chosen at first use: a client target learns its service's cluster only once that is up.
+        if self._p is None:
+            service = getattr(self.ctx.target, "service", None)
+            if service is not None:
+                from nemesis.client_cut import ClientCut  # it imports this module's chain scripts
+
+                self._p = ClientCut(self.ctx.cluster, service, self.ctx.target.peer_port, service.target.client_port)
+            else:
+                self._p = Partitioner(self.ctx.cluster, self.ctx.target.peer_port, lossy=lambda: self.ctx.lossy())
+        return self._p
 
     def invoke(self, op: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         if op["f"] == "stop-partition":
@@ -261,7 +274,10 @@ class PartitionFamily(FamilyBase):
         return G.GRUDGES if len(nodes) >= 3 else ("halves", "one-way")
 
     def draw(self, rng, nodes, busy, target=None):
-        grudge = rng.choice(self._grudges(nodes))
+        # A target may narrow the grudges that mean something for its nodes (targets.candidates).
+        allowed = getattr(target, "partition_grudges", None)
+        grudge = rng.choice([g for g in self._grudges(nodes) if allowed is None or g in allowed]
+                            or self._grudges(nodes))
         return Draw("start-partition", {"grudge": grudge, "seed": rng.randrange(2**31)})
 
     def strategy(self, nodes):
