@@ -398,7 +398,7 @@ def render_report(folder, history=None) -> Path | None:
         return None
 
 
-def _verdict_word(v) -> str:
+def verdict_word(v) -> str:
     if v is True:
         return "valid"
     if v is False:
@@ -406,12 +406,11 @@ def _verdict_word(v) -> str:
     return str(v or "unknown")
 
 
-def print_summary(results: dict[str, Any], folder, report: Path | None, out) -> None:
+def verdict_lines(results: dict[str, Any]) -> list[str]:
+    """A line per checker: its verdict and, for an anomaly, its first sentence and when it was found."""
     from checkers.registry import read_verdicts
 
-    run = results["run"]
-    stats = results.get("stats") or {}
-    lines = [f"splitbrain run: {results['test']} (seed {results['seed']})"]
+    lines = []
     for v in read_verdicts(results):
         extra = ""
         if v.valid is False and v.anomalies:
@@ -425,7 +424,14 @@ def print_summary(results: dict[str, Any], folder, report: Path | None, out) -> 
             when = "during the warm-up" if into is not None and into < 0 else f"{into}s into the faults"
             extra += f" (at {at['at_s']}s, {when}"
             extra += f", after {', '.join(at['after_faults'])})" if at["after_faults"] else ", before any fault)"
-        lines.append(f"  {v.checker:<16} {_verdict_word(v.valid)}{extra}")
+        lines.append(f"  {v.checker:<16} {verdict_word(v.valid)}{extra}")
+    return lines
+
+
+def print_summary(results: dict[str, Any], folder, report: Path | None, out) -> None:
+    run = results["run"]
+    stats = results.get("stats") or {}
+    lines = [f"splitbrain run: {results['test']} (seed {results['seed']})", *verdict_lines(results)]
     if results.get("history_error"):
         lines.append(f"  history          INVALID: {results['history_error']}")
     if stats:
@@ -451,7 +457,7 @@ def print_summary(results: dict[str, Any], folder, report: Path | None, out) -> 
         lines.append(f"  interrupted      by {run['interrupted']}; cluster torn down")
     if run.get("infra_error"):
         lines.append(f"  infra error      {run['infra_error']}")
-    lines.append(f"  verdict          {_verdict_word(results['valid'])} (exit {results['exit_code']})")
+    lines.append(f"  verdict          {verdict_word(results['valid'])} (exit {results['exit_code']})")
     lines.append(f"  run folder       {folder.path}")
     if results.get("run_id"):
         lines.append(f"  cluster          run id {results['run_id']} (torn down in {run.get('teardown_s')}s)")
