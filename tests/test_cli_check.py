@@ -138,6 +138,9 @@ def test_an_election_run_folder_is_checked_again_by_its_own_checkers(tmp_path, c
     assert code == 1
     assert "ANOMALY (workload election, checked again by its own checkers)" in out
     assert "mutual-exclusion ANOMALY: two leaders acting at once: c3 (token 3) and c1 (token 5)" in out
+    # Its facts in one line: both partitions cut a holder off, and another candidate took over within 2.5 s.
+    assert "5 acquisitions, 4 leadership changes, 0.179 s without a leader; 1 overlap; 2 faults hit a holder, " \
+           "failover mean 2.33 s, max 2.426 s; 143 writes accepted" in out
     code, out, _ = run(capsys, str(ELECTION_RUN), "--json")
     assert code == 1 and json.loads(out)["checkers"]["mutual-exclusion"]["fencing"]["fenced"] is False
     # A spec that does not read back is one line, not a traceback.

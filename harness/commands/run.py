@@ -425,6 +425,8 @@ def verdict_lines(results: dict[str, Any]) -> list[str]:
             extra += f" (at {at['at_s']}s, {when}"
             extra += f", after {', '.join(at['after_faults'])})" if at["after_faults"] else ", before any fault)"
         lines.append(f"  {v.checker:<16} {verdict_word(v.valid)}{extra}")
+        if isinstance(v.details.get("in_brief"), str):  # a checker's line of facts, valid or not
+            lines.append(f"  {'':<16} {v.details['in_brief']}")
     return lines
 
 
