@@ -189,7 +189,7 @@ def recheck_run(source: Source, as_json: bool) -> int:
     """A run whose workload is judged by checkers of its own (an election's mutual-exclusion), not by a
     linearizability model: those checkers again, over its history, as the run's own check ran them."""
     from checkers.composite import check_history
-    from harness.commands.run import verdict_word, spec_workload, verdict_lines
+    from harness.commands.run import spec_workload, verdict_lines, verdict_word
     from harness.spec import SpecError, load_spec_file, spec_from_mapping
     from nemesis.registry import facts_reader
 
