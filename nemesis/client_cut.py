@@ -20,7 +20,7 @@ names, so a cut-off holder can still do its work.
 Verification: from every running candidate a connect to every server's
 client port (blocked exactly for the cut-off ones), and from every server a
 connect to every cut-off candidate's port (blocked). The same chain and
-rule scripts as `nemesis.partition`.
+rule scripts as `nemesis.partition` (nemesis.chains).
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ import time
 from typing import Any
 
 from nemesis import grudges as G
+from nemesis.chains import install_drops, parallel, remove_chain
 from nemesis.errors import NemesisError
 from nemesis.netprobe import BLOCKED, REACHABLE, connect_probe
-from nemesis.partition import CHAIN, chain_script, parallel, remove_chain_script
 
 
 class ClientCut:
@@ -56,13 +56,6 @@ class ClientCut:
         states = self.service.states()
         return [n for n in self.service.node_ids if states.get(n) in ("running", "paused")]
 
-    def _install(self, cluster, node: str, rules: list[str]) -> None:
-        rc, out = cluster.exec_netns(node, ["sh", "-c", chain_script(CHAIN, rules)])
-        present = sum(1 for line in out.splitlines() if line.startswith(f"-A {CHAIN} ") and "DROP" in line)
-        if rc != 0 or present != len(rules):
-            raise NemesisError(f"partition: cutting {node} failed (exit {rc}, {present} of {len(rules)} rules): "
-                               f"{out.strip()[-300:]}")
-
     def _client_rules(self) -> list[str]:
         return [f"-s {self.service.ips[s]} -j DROP" for s in self.service.node_ids]
 
@@ -72,9 +65,9 @@ class ClientCut:
             self.stop(running)
         self.cut, self.grudge_name = G.cut_off(grudge), name
         server_rules = [f"-s {self.clients.ips[c]} -j DROP" for c in self.cut]
-        parallel(lambda c: self._install(self.clients, c, self._client_rules()), [c for c in self.cut if c in running])
+        parallel(lambda c: install_drops(self.clients, c, self._client_rules()), [c for c in self.cut if c in running])
         if self.cut:
-            parallel(lambda s: self._install(self.service, s, server_rules), self._servers())
+            parallel(lambda s: install_drops(self.service, s, server_rules), self._servers())
         return {"cut_from_service": list(self.cut), "servers": self._servers(),
                 **self.verify(running, expect_grudge=True)}
 
@@ -82,21 +75,15 @@ class ClientCut:
         """A restarted candidate lost its namespace: cut it again (the servers kept their rules)."""
         if node not in self.cut:
             return None
-        self._install(self.clients, node, self._client_rules())
+        install_drops(self.clients, node, self._client_rules())
         return {"reapplied": node, "drops": sorted(self.service.node_ids)}
 
     def stop(self, running: list[str]) -> dict[str, Any]:
         had = self.cut
         self.cut, self.grudge_name = (), None
 
-        def remove(cluster, node: str) -> None:
-            rc, out = cluster.exec_netns(node, ["sh", "-c", remove_chain_script(CHAIN)])
-            left = int((out.strip().splitlines() or ["0"])[-1]) if out.strip() else 0
-            if left:
-                raise NemesisError(f"partition heal: {node} still has {left} {CHAIN} rule(s)")
-
-        parallel(lambda c: remove(self.clients, c), running)
-        parallel(lambda s: remove(self.service, s), self._servers())
+        parallel(lambda c: remove_chain(self.clients, c), running)
+        parallel(lambda s: remove_chain(self.service, s), self._servers())
         return {"healed_cut": list(had), **self.verify(running, expect_grudge=False, previous=had)}
 
     def verify(self, running: list[str], expect_grudge: bool, previous: tuple[str, ...] = (),
