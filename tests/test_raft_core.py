@@ -598,13 +598,28 @@ def test_a_forwarded_read_waits_for_the_leaders_heartbeat_round():
     assert c.replies[1] == (200, {"value": 7, "served_by": leader})
 
 
-def test_a_node_that_knows_no_leader_answers_503_not_leader():
+def test_a_node_that_knows_no_leader_holds_a_request_one_election_timeout_then_answers_503_not_leader():
     c = Cluster()
+    c.isolate("n1")  # it never learns who wins
     send_to(c, "n1", 1, put("k", 1))
     send_to(c, "n1", 2, get("k"))
+    c.tick(29)
+    assert c.replies == {}
+    c.tick()  # the election timeout's upper bound: 30 ticks
     assert c.replies == {1: (503, {"error": "not-leader", "leader": None}),
                          2: (503, {"error": "not-leader", "leader": None})}
-    assert not c.inflight
+    assert not [m for m in c.sent if m["type"] == "forward"]
+
+
+def test_a_request_held_during_an_election_is_served_once_a_leader_is_known():
+    c = Cluster()
+    send_to(c, "n1", 1, put("k", 1))
+    send_to(c, "n2", 2, put("k", 2))
+    leader = c.elect()
+    c.tick(3)
+    answered = {h: c.replies[h] for h in (1, 2)}
+    assert all(status == 200 for status, _ in answered.values()), answered
+    assert len(ops_in_log(c.nodes[leader], "k")) == 2
 
 
 def test_a_duplicated_forward_reaches_the_log_once_and_is_answered_once():
@@ -747,8 +762,11 @@ def test_a_forwarded_read_is_never_stale_after_a_leader_change_unless_the_lease_
     c.isolate(old, follower)
     send_to(c, follower, 101, get("k"))
     c.deliver_all()
-    c.tick(40)  # its heartbeat rounds reach no quorum, and it steps down
-    assert c.replies[101] == (503, {"error": "not-leader", "leader": None, "served_by": old})
+    c.tick(40)  # its heartbeat rounds reach no quorum, and it steps down, refusing the read
+    assert 101 not in c.replies and c.nodes[follower].held  # held again: no leader in sight
+    assert c.nodes[follower].metrics()["forwards_sent"] == 1  # and not sent again to the node that refused
+    c.tick(40)
+    assert c.replies[101] == (503, {"error": "not-leader", "leader": None})
 
     c = Cluster(5, request_timeout=300, lease_reads=True, bugs=frozenset({"lease-no-checkquorum"}))
     old = c.elect()

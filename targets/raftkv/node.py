@@ -10,8 +10,10 @@ Forwarding (as etcd's followers do): a node that is not the leader but knows
 one hands a client request to it in a ``forward`` peer message and answers the
 client with the leader's ``forward_resp``; reads are served by the leader's
 ReadIndex (or lease) path, writes by its log, so a forwarded request has
-exactly the guarantees of one sent to the leader. Only a node that knows no
-leader answers 503 not-leader. A forward whose answer does not come back within
+exactly the guarantees of one sent to the leader. A node that knows no leader
+(an election is under way) holds the request for one election timeout and
+serves or forwards it as soon as a leader is known; only if none is by then
+does it answer 503 not-leader. A forward whose answer does not come back within
 the request timeout is a 504 (unknown outcome). A refusal the leader sends back
 (503) is definite: the peer transport delivers a message at most once, and a
 node ignores a copy of a forward it has already handled, so a refused forward
@@ -164,6 +166,17 @@ class PendingWrite:
     term: int  # the entry (index, term) that carries this write
 
 
+@dataclass(frozen=True)
+class Held:
+    """A client request waiting for this node to know a leader."""
+
+    op: dict
+    until: int  # the tick at which it is refused (503 not-leader) if no leader is known by then
+    # The (leader, term) this node believed in when that leader refused the request:
+    # it waits for a different belief, not for the refuser again.
+    stale: tuple[str | None, int] = (None, -1)
+
+
 @dataclass
 class Forward:
     """A client request this node sent to the leader, awaiting its answer."""
@@ -223,6 +236,7 @@ class RaftKVNode:
         self.serving: dict[int, tuple[str, str]] = {}
         self._serving_handles = itertools.count(-1, -1)
         self._forwards_seen: dict[tuple[str, str], None] = {}  # insertion order: oldest first
+        self.held: dict[int, Held] = {}  # handle -> a request waiting to know a leader
         self.messages: list[dict] = []  # forwarding messages, sent with the core's
         # A test hook: called with each applied entry, and with
         # {"kind": "snapshot", "index", "term"} when a snapshot replaces the state.
@@ -235,6 +249,8 @@ class RaftKVNode:
         """One tick_ms of monotonic time has passed."""
         self.now += 1
         self.core.tick()
+        for handle in [h for h, held in self.held.items() if held.until <= self.now]:
+            self._reply(handle, *not_leader(None))  # sent nowhere now: certainly not applied
         self._expire_requests()
         self._after_event()
 
@@ -278,6 +294,9 @@ class RaftKVNode:
             # trip every replica that applies it.
             self._reply(handle, 400, {"error": "bad-request"})
             return
+        self._start(handle, op)
+
+    def _start(self, handle: int, op: dict) -> None:
         if op["f"] == "get":
             self._start_read(handle, op)
         else:
@@ -320,11 +339,17 @@ class RaftKVNode:
 
     # ---- forwarding -----------------------------------------------------------
 
-    def _not_leader(self, handle: int, op: dict) -> None:
-        """A request for the leader, and this node is not it: forward it if we know who is."""
+    def _not_leader(self, handle: int, op: dict, stale: tuple[str | None, int] = (None, -1)) -> None:
+        """A request for the leader, and this node is not it: forward it to the leader, or hold it
+        until one is known. `stale`: the belief under which the leader refused it just now."""
         leader = self.core.leader
-        if handle in self.serving or leader is None or leader == self.config.id:
+        if handle in self.serving:
             self._reply(handle, *not_leader(leader))  # a forward is never forwarded again
+            return
+        if leader is None or leader == self.config.id or (leader, self.core.term) == stale:
+            # Given up before the deadline, so that the answer is a definite 503, not a 504.
+            until = min(self.now + self.core.cfg.election_ticks[1], self.deadlines[handle] - 1)
+            self.held[handle] = Held(op, until, stale)
             return
         if len(self.forwards) >= MAX_FORWARDS:
             self._reply(handle, *BUSY)
@@ -372,11 +397,17 @@ class RaftKVNode:
         if fwd is None or msg["src"] != fwd.to or not isinstance(status, int) or not isinstance(body, dict):
             return  # answered already (or timed out), or an answer to an earlier copy
         newer = body.get("leader")
-        if (status == 503 and body.get("error") == "not-leader" and fwd.attempts < FORWARD_ATTEMPTS
-                and isinstance(newer, str) and newer in self.core.others and newer != fwd.to):
-            # Refused, so it reached no log: ask the leader the refuser names.
-            fwd.to, fwd.attempts = newer, fwd.attempts + 1
-            self._send_forward(msg["id"])
+        if status == 503 and body.get("error") == "not-leader" and fwd.attempts < FORWARD_ATTEMPTS:
+            # Refused, so it reached no log: ask the leader the refuser names, or
+            # wait for one like any request that finds no leader.
+            if isinstance(newer, str) and newer in self.core.others and newer != fwd.to:
+                fwd.to, fwd.attempts = newer, fwd.attempts + 1
+                self._send_forward(msg["id"])
+            elif newer is None:
+                del self.forwards[msg["id"]], self.forward_of[fwd.handle]
+                self._not_leader(fwd.handle, fwd.op, stale=(fwd.to, self.core.term))
+            else:
+                self._reply(fwd.handle, status, {**body, "served_by": msg["src"]})
             return
         # Which node served it, for a client that records where each operation ran.
         self._reply(fwd.handle, status, {**body, "served_by": msg["src"]})
@@ -385,6 +416,13 @@ class RaftKVNode:
 
     def _after_event(self) -> None:
         core = self.core
+        if self.held and (core.role == LEADER or core.leader not in (None, self.config.id)):
+            held, self.held = self.held, {}
+            for handle, h in held.items():
+                if core.role == LEADER or (core.leader, core.term) != h.stale:
+                    self._start(handle, h.op)
+                else:
+                    self.held[handle] = h
         if core.snapshot_to_restore is not None:
             self._restore(core.snapshot_to_restore)
             core.snapshot_to_restore = None
@@ -470,6 +508,7 @@ class RaftKVNode:
         # after an early buggy ack) are dropped.
         if self.deadlines.pop(handle, None) is None:
             return
+        self.held.pop(handle, None)
         fid = self.forward_of.pop(handle, None)
         if fid is not None:
             del self.forwards[fid]
