@@ -307,7 +307,8 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None, parts=docker_
         "bugs": list(spec.bugs),
         "checkers": checked.get("checkers", {}),
         "stats": checked.get("stats", {}),
-        "availability": availability(outcome.counts, checked.get("stats", {})),
+        "availability": {**availability(outcome.counts, checked.get("stats", {})),
+                         "not_leader_outside_faults": not_leader_outside_faults(history)},
         "history_error": checked.get("history_error"),
         "run": outcome.as_dict(),
         "timings": {"run_s": round(run_s, 3), "check_s": round(check_s, 3), **outcome.phases},
@@ -345,6 +346,37 @@ def availability(counts: dict[str, dict[str, int]], stats: dict[str, Any]) -> di
         "during_faults": round(faults.get("ok", 0) / total, 4) if total else None,
         "served_seconds": stats.get("served_seconds_share"),
     }
+
+
+def not_leader_outside_faults(history) -> dict[str, Any] | None:
+    """Of the client ops invoked outside every fault window (a fault from its start op to the op
+    that ends it, as the report draws them), how many a node refused as not-leader: what a healthy
+    cluster turns away. None without a readable history or ops."""
+    from bisect import bisect_right
+
+    from reports.data import fault_bands
+
+    ops = history.client_operations() if history is not None else []
+    if not ops:
+        return None
+    end_ms = max(e.time for e in history.events) / 1e6
+    merged: list[list[float]] = []
+    for lo, hi in sorted((b["start"], b["end"]) for b in fault_bands(history, end_ms) if b["family"] != "heal"):
+        if merged and lo <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    starts = [lo for lo, _ in merged]
+
+    def outside(o) -> bool:
+        i = bisect_right(starts, o.call / 1e6) - 1
+        return i < 0 or o.call / 1e6 > merged[i][1]
+
+    errors = {e.index: str(e.extra.get("error", "")) for e in history.events if e.type == "fail" and e.is_client}
+    quiet = [o for o in ops if outside(o)]
+    refused = sum(1 for o in quiet if o.status == "fail" and "not-leader" in errors.get(o.complete_index, ""))
+    return {"ops": len(quiet), "not_leader": refused,
+            "share": round(refused / len(quiet), 4) if quiet else None}
 
 
 def anomaly_times(checkers: dict[str, dict[str, Any]]) -> dict[str, float]:
@@ -451,6 +483,10 @@ def print_summary(results: dict[str, Any], folder, report: Path | None, out) -> 
             parts.append(f"{avail['during_faults']:.1%} during faults")
         if parts:
             lines.append(f"  availability     {', '.join(parts)}")
+        quiet = avail.get("not_leader_outside_faults") or {}
+        if quiet.get("share") is not None:
+            lines.append(f"  not-leader       {quiet['share']:.1%} of the {quiet['ops']} ops outside fault windows "
+                         f"({quiet['not_leader']} refused)")
     lines.append(f"  nemesis ops      {run.get('nemesis_ops', 0)}, observer samples {run.get('observer_samples', 0)}")
     if run.get("recovered") is not None:
         lines.append("  recovery         " + (f"served again {run['recovery_s']}s after heal" if run["recovered"]
