@@ -24,8 +24,8 @@ still believes), and then:
 - fencing anomalies, for a fenced resource: work accepted with a token below one it had already
   accepted; work accepted from a holder whose lease had already been granted to another (a higher
   token acquired before the write). Rejections are counted ("fencing saved you N times"), not flagged.
-- statistics: leadership changes, time without a leader, failover after the holder was killed or
-  paused, accepted work per leader.
+- statistics: leadership changes, time without a leader, failover after the holder was killed,
+  paused or cut off, accepted work per leader; `in_brief`, a line of them for the run's summary.
 
 Clock skew: claim times come from the candidate's monotonic clock, so a skewed candidate's claims
 stand where they happened. Its believed deadline is on its skewed wall clock: the checker maps it
@@ -162,9 +162,14 @@ def _stamp(d: Any, fallback: float) -> float:
     return fallback
 
 
+# The faults that can take leadership from a holder, whose failover the statistics time.
+HOLDER_FAULTS = ("kill", "pause", "partition")
+
+
 def _process_faults(events: Sequence[Mapping[str, Any]],
                     fault_facts: Callable[[str, Any], dict | None] | None) -> list[tuple[float, str, str, float]]:
-    """(time of the invoke, family, node, time of the completion) for every completed kill and pause."""
+    """(time of the invoke, family, node, time of the completion) for every completed kill, pause and
+    partition (a partition's nodes are the candidates it cut off from the service)."""
     out, invoked = [], {}
     for e in events:
         if e.get("process") != "nemesis":
@@ -175,8 +180,8 @@ def _process_faults(events: Sequence[Mapping[str, Any]],
             continue
         facts = e.get("fault") if isinstance(e.get("fault"), dict) else (
             fault_facts(f, e.get("value")) if fault_facts else None)
-        if not facts or facts.get("family") not in ("kill", "pause") or "leader_nodes" not in facts:
-            continue  # only the start ops (kill, pause) take leadership away; their stops do not
+        if not facts or facts.get("family") not in HOLDER_FAULTS or "leader_nodes" not in facts:
+            continue  # only the start ops take leadership away; their stops do not
         done = float(e.get("time", 0))
         start = invoked.pop(f, done)
         for node in facts.get("nodes") or ():
@@ -336,7 +341,21 @@ def check(ops: Sequence[Operation], events: Sequence[Mapping[str, Any]] = (),
     return {"candidates": candidates, "intervals": [b.to_dict() for b in bel], "overlaps": overlaps,
             "anomalies": anomalies,
             "fencing": {k: v for k, v in fencing.items() if k != "anomalies"},
-            "clock_skewed": sorted(clocks.changes), "stats": stats}
+            "clock_skewed": sorted(clocks.changes), "stats": stats,
+            "in_brief": in_brief(stats, fencing, len(overlaps))}
+
+
+def in_brief(stats: Mapping[str, Any], fencing: Mapping[str, Any], overlaps: int) -> str:
+    """One line of what the claims show, for the run's summary (an election run has no client ops to count)."""
+    parts = [f"{stats['acquisitions']} acquisitions, {stats['leadership_changes']} leadership changes, "
+             f"{stats['leaderless_s']:g} s without a leader", f"{overlaps} overlap{'' if overlaps == 1 else 's'}"]
+    timed = [f for f in stats["failovers"] if f["failover_s"] is not None]
+    if stats["failovers"]:
+        parts.append(f"{len(stats['failovers'])} faults hit a holder" + (
+            f", failover mean {stats['failover_s_mean']:g} s, max {stats['failover_s_max']:g} s" if timed else ""))
+    parts.append(f"{stats['work_accepted']} writes accepted"
+                 + (f", {fencing['saved']} stale ones rejected (fencing)" if fencing.get("fenced") else ""))
+    return "; ".join(parts)
 
 
 def _interleaved(a: Belief, wa: list[Operation], b: Belief, wb: list[Operation]) -> bool:

@@ -133,6 +133,7 @@ class ElectionCluster:
         self._setup()
         gateway = str(next(self.servers.subnet.hosts()))
         self.nemesis_target.servers = dict(self.servers.addresses)
+        self.nemesis_target.service = self.servers
         self.nemesis_target.resource_url = self.resource.start(gateway)
         self.candidates.up()
         return ips

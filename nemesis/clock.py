@@ -25,9 +25,9 @@ import shlex
 import time
 from typing import Any
 
+from nemesis.chains import parallel
 from nemesis.errors import NemesisError, NemesisOpError
 from nemesis.family import Draw, FamilyBase, FaultContext, minority, node_list, number
-from nemesis.partition import parallel
 from targets.base import CLOCK_FILE, FAKETIME, FAKETIME_FOLLOWS_WITHIN_S
 
 TOLERANCE_S = 0.5

@@ -20,9 +20,9 @@ import random
 import threading
 from typing import Any
 
+from nemesis.chains import parallel
 from nemesis.errors import NemesisError, NemesisOpError
 from nemesis.family import FaultContext, netns_problem
-from nemesis.partition import parallel
 from nemesis.process import Processes
 from nemesis.registry import families, family, family_of, fault_facts, op_families
 from plugins.registry import PluginError

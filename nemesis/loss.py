@@ -15,9 +15,9 @@ import re
 from typing import Any
 
 from nemesis import partition
+from nemesis.chains import chain_script, parallel, remove_chain_script
 from nemesis.errors import NemesisError, NemesisOpError
 from nemesis.family import Draw, FamilyBase, FaultContext, Sweep, netns_problem, node_list, number
-from nemesis.partition import chain_script, parallel, remove_chain_script
 
 CHAIN = "SPLITBRAIN-LOSS"
 

@@ -18,9 +18,9 @@ import shutil
 import subprocess
 from typing import Any
 
+from nemesis.chains import parallel
 from nemesis.errors import NemesisError, NemesisOpError
 from nemesis.family import FamilyBase, FaultContext, Sweep, netns_problem, node_list
-from nemesis.partition import parallel
 
 DEVICE = "eth0"
 KINDS = ("delay", "duplicate", "reorder")

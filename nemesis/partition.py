@@ -14,55 +14,20 @@ outside it must connect or be refused.
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 import os
 import random
-import shlex
 import shutil
 import subprocess
 import time
 from typing import Any
 
 from nemesis import grudges as G
+from nemesis.chains import CHAIN, install_drops, parallel, remove_chain, remove_chain_script
+from nemesis.client_cut import ClientCut
 from nemesis.errors import NemesisError, NemesisOpError
 from nemesis.family import Draw, FamilyBase, FaultContext, Sweep, netns_problem
 from nemesis.netprobe import BLOCKED, REACHABLE, connect_probe
-
-CHAIN = "SPLITBRAIN"
-INSTALL_ATTEMPTS = 3  # see Partitioner._install
-
-
-def chain_script(chain: str, rules: list[str]) -> str:
-    """Shell that (re)creates chain with exactly rules, jumped to from INPUT once, then lists it.
-
-    One iptables-restore --noflush replaces the chain's rules in one
-    transaction (declaring the chain creates or flushes it, and touches no
-    other chain): one process instead of one per rule.
-    """
-    restore = ["*filter", f":{chain} - [0:0]", *[f"-A {chain} {r}" for r in rules], "COMMIT"]
-    return (
-        f"printf '%s\\n' {' '.join(shlex.quote(line) for line in restore)} | iptables-restore -w -n"
-        f" && (iptables -w -C INPUT -j {chain} 2>/dev/null || iptables -w -I INPUT 1 -j {chain})"
-        f" && iptables -w -S {chain}"
-    )
-
-
-def remove_chain_script(chain: str) -> str:
-    """Shell that removes the chain and its jump (idempotent), then lists what is left of it."""
-    return (
-        f"while iptables -w -D INPUT -j {chain} 2>/dev/null; do :; done; "
-        f"iptables -w -F {chain} 2>/dev/null; iptables -w -X {chain} 2>/dev/null; "
-        f"iptables -w -S | grep -cE -- '-N {chain}$|-A {chain} |-j {chain}$' || true"
-    )
-
-
-def parallel(fn, items) -> list:
-    items = list(items)
-    if not items:
-        return []
-    with concurrent.futures.ThreadPoolExecutor(len(items)) as ex:
-        return list(ex.map(fn, items))
 
 
 class Partitioner:
@@ -79,21 +44,7 @@ class Partitioner:
         return [f"-s {self.cluster.ips[src]} -j DROP" for src in sorted(self.grudge.get(node, ()))]
 
     def _install(self, node: str) -> str:
-        rules = self._rules_for(node)
-        # The chain is replaced whole, so installing again is safe. A listing
-        # short of rules was seen once on a loaded machine (a node's namespace
-        # changing under us as it restarted): try again before calling the
-        # fault one that silently did nothing.
-        for attempt in range(INSTALL_ATTEMPTS):
-            rc, out = self.cluster.exec_netns(node, ["sh", "-c", chain_script(CHAIN, rules)])
-            if rc != 0:
-                raise NemesisError(f"partition: installing rules on {node} failed (exit {rc}): {out.strip()[-300:]}")
-            present = sum(1 for line in out.splitlines() if line.startswith(f"-A {CHAIN} ") and "DROP" in line)
-            if present == len(rules):
-                return out
-            time.sleep(0.2 * (attempt + 1))
-        raise NemesisError(f"partition: {node} shows {present} DROP rules after installing {len(rules)} "
-                           f"({INSTALL_ATTEMPTS} attempts)")
+        return install_drops(self.cluster, node, self._rules_for(node))
 
     def start(self, name: str, grudge: G.Grudge, running: list[str]) -> dict[str, Any]:
         """Install the grudge on every running node and verify it; evidence dict."""
@@ -116,14 +67,7 @@ class Partitioner:
         had = self.grudge
         self.grudge, self.grudge_name = None, None
 
-        def remove(node: str) -> int:
-            rc, out = self.cluster.exec_netns(node, ["sh", "-c", remove_chain_script(CHAIN)])
-            left = int((out.strip().splitlines() or ["0"])[-1]) if out.strip() else 0
-            if left:
-                raise NemesisError(f"partition heal: {node} still has {left} {CHAIN} rule(s)")
-            return left
-
-        parallel(remove, running)
+        parallel(lambda n: remove_chain(self.cluster, n), running)
         evidence = self.verify(running, expect_grudge=False, previous=had)
         return {"healed": G.describe(had) if had else {}, **evidence}
 
@@ -198,7 +142,18 @@ def iptables_problem() -> str | None:
 class _Partitions:
     def __init__(self, ctx: FaultContext):
         self.ctx = ctx
-        self.p = Partitioner(ctx.cluster, ctx.target.peer_port, lossy=lambda: ctx.lossy())
+        self._p: Partitioner | None = None
+
+    @property
+    def p(self):
+        # Chosen at first use: a client target learns its service's cluster only once that is up.
+        if self._p is None:
+            service = getattr(self.ctx.target, "service", None)
+            if service is not None:
+                self._p = ClientCut(self.ctx.cluster, service, self.ctx.target.peer_port, service.target.client_port)
+            else:
+                self._p = Partitioner(self.ctx.cluster, self.ctx.target.peer_port, lossy=lambda: self.ctx.lossy())
+        return self._p
 
     def invoke(self, op: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         if op["f"] == "stop-partition":
@@ -261,7 +216,10 @@ class PartitionFamily(FamilyBase):
         return G.GRUDGES if len(nodes) >= 3 else ("halves", "one-way")
 
     def draw(self, rng, nodes, busy, target=None):
-        grudge = rng.choice(self._grudges(nodes))
+        # A target may narrow the grudges that mean something for its nodes (targets.candidates).
+        allowed = getattr(target, "partition_grudges", None)
+        grudge = rng.choice([g for g in self._grudges(nodes) if allowed is None or g in allowed]
+                            or self._grudges(nodes))
         return Draw("start-partition", {"grudge": grudge, "seed": rng.randrange(2**31)})
 
     def strategy(self, nodes):

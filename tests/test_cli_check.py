@@ -128,6 +128,29 @@ def test_a_run_folder_without_results_takes_the_model_of_its_workload(tmp_path, 
     assert code == 0 and json.loads(out)["model"] == "set"
 
 
+ELECTION_RUN = Path(__file__).resolve().parent / "data" / "election-run"
+
+
+def test_an_election_run_folder_is_checked_again_by_its_own_checkers(tmp_path, capsys):
+    """A ZooKeeper lock run (seed 1, every partition cutting the holder off) with its observer samples left
+    out to keep it small: the mutual-exclusion checker finds its two leaders acting again."""
+    code, out, _ = run(capsys, str(ELECTION_RUN))
+    assert code == 1
+    assert "ANOMALY (workload election, checked again by its own checkers)" in out
+    assert "mutual-exclusion ANOMALY: two leaders acting at once: c3 (token 3) and c1 (token 5)" in out
+    # Its facts in one line: both partitions cut a holder off, and another candidate took over within 2.5 s.
+    assert "5 acquisitions, 4 leadership changes, 0.179 s without a leader; 1 overlap; 2 faults hit a holder, " \
+           "failover mean 2.33 s, max 2.426 s; 143 writes accepted" in out
+    code, out, _ = run(capsys, str(ELECTION_RUN), "--json")
+    assert code == 1 and json.loads(out)["checkers"]["mutual-exclusion"]["fencing"]["fenced"] is False
+    # A spec that does not read back is one line, not a traceback.
+    for name in ("history.jsonl", "spec.yaml"):
+        (tmp_path / name).write_text((ELECTION_RUN / name).read_text())
+    (tmp_path / "spec.yaml").write_text((tmp_path / "spec.yaml").read_text().replace("ttl: 2.0", "ttl: banana"))
+    code, _, err = run(capsys, str(tmp_path))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "spec.yaml cannot be read back" in err
+
+
 def test_a_history_the_model_cannot_read_is_bad_input(tmp_path, capsys):
     path = good_register(tmp_path / "h.jsonl")
     assert "choose the model with --model" in one_line_error(capsys, str(path), "--model", "set")

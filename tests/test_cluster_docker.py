@@ -285,8 +285,11 @@ def test_client_classifies_every_outcome_as_definite_or_indefinite(cluster, neme
         assert (await call(leader, {"f": "cas", "key": "c", "value": [1, 2]}))["type"] == "ok"
         mismatch = await call(leader, {"f": "cas", "key": "c", "value": [1, 3]})
         assert mismatch["type"] == "fail" and "mismatch" in mismatch["error"]
-        refused = await call(follower, {"f": "write", "key": "c", "value": 9})
-        assert refused["type"] == "fail", refused  # not the leader: certainly not applied
+        # A follower forwards to the leader, and the completion names the leader that served it.
+        forwarded = await call(follower, {"f": "write", "key": "c", "value": 9})
+        assert forwarded == {"type": "ok", "value": 9, "error": None, "node": leader}, forwarded
+        assert await call(follower, {"f": "read", "key": "c", "value": None}) == {
+            "type": "ok", "value": 9, "error": None, "node": leader}
         assert (await call(leader, {"f": "add", "key": "s", "value": 1}))["type"] == "ok"
         assert (await call(leader, {"f": "read", "key": "s", "value": None}))["value"] == [1]
 

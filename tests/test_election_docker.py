@@ -1,7 +1,7 @@
 """The election workload end to end in Docker: raftkv's lease recipe, three candidate containers, the nemesis on them.
 
 Marked docker. Two short runs (unfenced with kills and pauses, fenced with pauses), each cleaned by its own
-run id. What they assert holds whatever the verdict: every candidate's journal reached the history with
+run id, and a ZooKeeper lock run whose partitions cut the holder off from the service. What they assert holds whatever the verdict: every candidate's journal reached the history with
 stamps that precede their collection, the lease's tokens only grow, every accepted write carries a token
 its candidate acquired, the fenced resource never accepts below its highest token, and the report draws a
 lane per candidate.
@@ -20,9 +20,9 @@ from reports.data import load_run, report_data
 pytestmark = pytest.mark.docker
 
 
-def _run(store, *args, recipe="raftkv-lease"):  # noqa: F811
-    proc = _splitbrain("--workload", "election", "--recipe", recipe, "--nodes", "3", "--time-limit", "14",
-                       "--nemesis-interval", "3", "--warmup", "3", "--store", str(store), "--quiet", *args)
+def _run(store, *args, recipe="raftkv-lease", time_limit=14, interval=3):  # noqa: F811
+    proc = _splitbrain("--workload", "election", "--recipe", recipe, "--nodes", "3", "--time-limit", str(time_limit),
+                       "--nemesis-interval", str(interval), "--warmup", "3", "--store", str(store), "--quiet", *args)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode in (0, 1), out + err
     run = (store / "latest").resolve()
@@ -70,3 +70,24 @@ def test_a_fenced_resource_never_accepts_below_its_highest_token(store):  # noqa
     assert me["fencing"]["saved"] == len(rejected)
     assert all(e.value["token"] < e.value["highest"] for e in rejected)
     assert me["fencing"]["out_of_order_accepted"] == 0
+
+
+def test_a_partition_cuts_the_holder_off_from_zookeeper_and_another_candidate_takes_the_lock(store):  # noqa: F811
+    run, results, history = _run(store, "--target", "zookeeper", "--nemesis", "nemesis.partition:ISOLATE_LEADER",
+                                 "--seed", "1", recipe="zk-lock", time_limit=26, interval=8)
+    assert results["status"] == "complete"
+    nem = [e for e in history.nemesis_events() if e.type == "info" and e.f in ("start-partition", "stop-partition")]
+    starts = [e for e in nem if e.f == "start-partition"]
+    assert starts
+    for e in starts:  # verified from both sides, and it is the holder (or, with none, one candidate) that is cut
+        assert e.extra["evidence"]["verified"] and e.extra["evidence"]["servers"] == ["n1", "n2", "n3"]
+        assert e.extra["evidence"]["cut_from_service"] == ([e.value["leader"]] if e.value["leader"] else e.extra["fault"]["nodes"])
+    assert all(e.extra["evidence"]["verified"] for e in nem if e.f == "stop-partition")
+    # The service really lost the cut holder: its session expired and another candidate was granted the lock
+    # while the cut lasted.
+    acquired = [(e.value["at"], e.node) for e in _claims(history, "acquire") if e.type == "ok"]
+    taken_over = []
+    for start in (e for e in starts if e.value["leader"]):
+        stop = next((e.time for e in nem if e.f == "stop-partition" and e.time > start.time), history.events[-1].time)
+        taken_over += [n for at, n in acquired if start.time < at < stop and n != start.value["leader"]]
+    assert taken_over, (starts, acquired)

@@ -84,7 +84,7 @@ def test_the_workload_is_registered_with_its_checker():
     (["--recipe", "etcd-lok"], "unknown recipe 'etcd-lok' (did you mean 'etcd-lock'?)"),
     (["--recipe", "etcd-lock", "--fencing", "maybe"], "fencing: expected on or off, got 'maybe'"),
     (["--recipe", "etcd-lock", "--target", "zookeeper"], "recipe etcd-lock runs against target etcd, not zookeeper"),
-    (["--recipe", "zk-lock", "--nemesis", "partition"], "partition: an election run's nemesis acts on the candidates"),
+    (["--recipe", "zk-lock", "--nemesis", "loss"], "loss: an election run's nemesis acts on the candidates"),
     (["--recipe", "zk-lock", "--candidates", "1"], "candidates must be between 2 and 6, got 1"),
     ([], "the election workload needs --recipe"),
 ])

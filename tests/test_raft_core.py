@@ -10,6 +10,7 @@ import random
 
 import pytest
 
+from targets.raftkv import node as node_module
 from targets.raftkv.core import CoreConfig, RaftCore
 from targets.raftkv.node import NodeConfig, RaftKVNode, Restored
 from targets.raftkv.sim import Disk
@@ -352,14 +353,6 @@ def test_figure8_commit_old_term_lets_a_later_leader_commit_a_different_entry_at
 # ---- reads --------------------------------------------------------------------
 
 
-def test_followers_answer_503_not_leader_naming_the_leader():
-    c = Cluster()
-    leader = c.elect()
-    follower = next(i for i in c.ids if i != leader)
-    assert c.request(follower, get("k")) == (503, {"error": "not-leader", "leader": leader})
-    assert c.request(follower, put("k", 1)) == (503, {"error": "not-leader", "leader": leader})
-
-
 def test_a_readindex_read_waits_for_a_heartbeat_round_then_sees_the_latest_write():
     c = Cluster()
     leader = c.elect()
@@ -555,3 +548,234 @@ def test_a_node_restarts_from_its_snapshot_and_log():
     c.crash(follower)
     c.start(follower)
     assert c.nodes[follower].kv.read("k").body == {"value": 11}
+
+
+# ---- forwarding -----------------------------------------------------------------
+
+
+def cas(key, frm, to):
+    return {"f": "cas", "key": key, "from": frm, "to": to, "request_id": None}
+
+
+def ops_in_log(node, key):
+    return [e["data"]["op"] for e in node.core.log.entries if e["kind"] == "op" and e["data"]["op"]["key"] == key]
+
+
+def answer(c, node_id, src, fid, status, body):
+    """Deliver to node_id a forward_resp from src, as if src had answered forward fid."""
+    c.nodes[node_id].receive({"type": "forward_resp", "src": src, "dst": node_id, "term": 0, "id": fid,
+                              "status": status, "body": body})
+    c.pump(node_id)
+
+
+def send_to(c, node_id, handle, op):
+    """Hand op to node_id and queue what it sends, delivering nothing."""
+    c.nodes[node_id].client_request(handle, op)
+    c.pump(node_id)
+
+
+def forwarded(c, op=None):
+    """Elect a leader and have follower a forward op (handle 1); (leader, a, b, the forward), undelivered."""
+    leader = c.elect()
+    a, b = [i for i in c.ids if i != leader][:2]
+    send_to(c, a, 1, op or put("k", 1))
+    [fwd] = [m for m in c.inflight if m["type"] == "forward"]
+    return leader, a, b, fwd
+
+
+def test_a_follower_forwards_writes_cas_and_reads_to_the_leader_and_answers_itself():
+    c = Cluster()
+    leader = c.elect()
+    follower = next(i for i in c.ids if i != leader)
+    served = {"served_by": leader}
+    assert c.request(follower, put("k", 1)) == (200, served)
+    assert c.request(follower, cas("k", 5, 6)) == (409, {"error": "cas-mismatch", "value": 1, **served})
+    assert c.request(follower, cas("k", 1, 2)) == (200, served)
+    assert c.request(follower, get("k")) == (200, {"value": 2, **served})
+    assert c.request(follower, get("nope")) == (404, {"error": "not-found", **served})
+    # The leader appended the writes; the follower only relayed them.
+    assert [op["f"] for op in ops_in_log(c.nodes[leader], "k")] == ["put", "cas", "cas"]
+    assert c.nodes[follower].metrics()["forwards_sent"] == 5
+    assert c.nodes[leader].metrics()["forwards_served"] == 5
+    assert c.nodes[follower].metrics()["forwards_open"] == 0
+
+
+def test_a_forwarded_read_waits_for_the_leaders_heartbeat_round():
+    c = Cluster()
+    leader = c.elect()
+    follower = next(i for i in c.ids if i != leader)
+    c.request(leader, put("k", 7))
+    c.lost_types = {"append_resp"}  # the leader cannot confirm it still leads
+    send_to(c, follower, 1, get("k"))
+    c.deliver_all()
+    assert 1 not in c.replies
+    c.lost_types = set()
+    c.tick(6)  # the next heartbeat round is answered
+    assert c.replies[1] == (200, {"value": 7, "served_by": leader})
+
+
+def test_a_node_that_knows_no_leader_holds_a_request_one_election_timeout_then_answers_503_not_leader():
+    c = Cluster()
+    c.isolate("n1")  # it never learns who wins
+    send_to(c, "n1", 1, put("k", 1))
+    send_to(c, "n1", 2, get("k"))
+    c.tick(29)
+    assert c.replies == {}
+    c.tick()  # the election timeout's upper bound: 30 ticks
+    assert c.replies == {1: (503, {"error": "not-leader", "leader": None}),
+                         2: (503, {"error": "not-leader", "leader": None})}
+    assert not [m for m in c.sent if m["type"] == "forward"]
+
+
+def test_a_request_held_during_an_election_is_served_once_a_leader_is_known():
+    c = Cluster()
+    send_to(c, "n1", 1, put("k", 1))
+    send_to(c, "n2", 2, put("k", 2))
+    leader = c.elect()
+    c.tick(3)
+    answered = {h: c.replies[h] for h in (1, 2)}
+    assert all(status == 200 for status, _ in answered.values()), answered
+    assert len(ops_in_log(c.nodes[leader], "k")) == 2
+
+
+def test_a_duplicated_forward_reaches_the_log_once_and_is_answered_once():
+    c = Cluster()
+    leader, _, _, fwd = forwarded(c, {"f": "put", "key": "k", "value": 1})  # no request id of its own
+    assert fwd["op"]["request_id"]  # the forwarder gave it one: the dedupe table covers it too
+    c.inflight.append(dict(fwd))
+    c.deliver_all()
+    c.tick(2)
+    assert c.replies[1] == (200, {"served_by": leader})
+    assert len(ops_in_log(c.nodes[leader], "k")) == 1
+
+
+def test_a_node_that_is_not_the_leader_refuses_a_forward_and_never_forwards_it_again():
+    c = Cluster()
+    leader = c.elect()
+    a, b = (i for i in c.ids if i != leader)
+    c.nodes[b].receive({"type": "forward", "src": a, "dst": b, "term": 0, "id": "x.1", "op": put("k", 1)})
+    rd = c.nodes[b].ready()
+    assert [(m["type"], m["dst"], m["status"], m["body"]) for m in rd.messages] == [
+        ("forward_resp", a, 503, {"error": "not-leader", "leader": leader})]
+
+
+def test_a_refusal_naming_another_leader_is_followed_there():
+    c = Cluster()
+    leader, a, b, fwd = forwarded(c)
+    c.inflight.clear()
+    # As if the leader had stepped down for b: its refusal names b, which is asked next.
+    answer(c, a, leader, fwd["id"], 503, {"error": "not-leader", "leader": b})
+    assert [(m["type"], m["dst"], m["id"]) for m in c.inflight] == [("forward", b, fwd["id"])]
+    c.deliver_all()  # b is no leader: it refuses, naming the real one, which is asked third
+    assert c.replies[1] == (200, {"served_by": leader})
+    assert c.nodes[a].metrics()["forwards_sent"] == node_module.FORWARD_ATTEMPTS == 3
+
+
+def test_an_answer_from_a_node_the_forward_was_not_sent_to_is_ignored():
+    c = Cluster()
+    leader, a, b, fwd = forwarded(c)
+    answer(c, a, b, fwd["id"], 200, {})
+    assert 1 not in c.replies
+    c.deliver_all()
+    assert c.replies[1] == (200, {"served_by": leader})
+
+
+def test_a_forward_that_could_not_be_sent_at_all_fails_definitely():
+    c = Cluster()
+    leader, follower, _, fwd = forwarded(c)
+    c.inflight.clear()
+    c.nodes[follower].forward_unsent(fwd)
+    c.pump(follower)
+    assert c.replies[1] == (503, {"error": "leader-unreachable", "leader": leader})
+    assert c.nodes[follower].metrics()["forwards_open"] == 0
+
+
+def test_a_forward_lost_on_the_way_is_a_504_after_the_request_timeout():
+    c = Cluster(request_timeout=100)
+    leader = c.elect()
+    follower = next(i for i in c.ids if i != leader)
+    c.lost_types = {"forward"}
+    assert c.request(follower, put("k", 1), ticks=20) == (504, {"error": "timeout"})
+    assert c.nodes[follower].metrics()["forwards_open"] == 0
+
+
+def test_forwards_in_flight_are_capped_and_past_the_cap_refused_as_busy(monkeypatch):
+    monkeypatch.setattr(node_module, "MAX_FORWARDS", 2)
+    c = Cluster()
+    leader = c.elect()
+    follower = next(i for i in c.ids if i != leader)
+    for handle in (1, 2, 3):
+        send_to(c, follower, handle, put("k", handle))
+    assert c.replies == {3: node_module.BUSY}
+    c.deliver_all()
+    c.tick(2)
+    assert c.replies[1][0] == c.replies[2][0] == 200
+
+
+def applied_ops(node):
+    """The client writes a node applied, in order (its log after its snapshot, up to applied)."""
+    return [e["data"]["op"] for e in node.core.log.slice(node.core.log.snap_index + 1, node.applied + 1)
+            if e["kind"] == "op"]
+
+
+def test_forwarded_writes_in_flight_when_the_leader_changes_end_as_what_really_happened():
+    c = Cluster(5)
+    old = c.elect()
+    follower = next(i for i in c.ids if i != old)
+    handles = (101, 102, 103)
+    for handle in handles:
+        send_to(c, follower, handle, put("k", f"v{handle}"))
+    # The old leader appends them, but is cut off before any follower has them.
+    for msg in [m for m in c.inflight if m["type"] == "forward"]:
+        c.inflight.remove(msg)
+        c.nodes[old].receive(msg)
+        c.pump(old)
+    c.isolate(old)
+    c.deliver_all()
+    c.tick(60)  # the others elect a leader; the follower forgets the old one
+    new = next(i for i in c.leaders() if i != old)
+    # A new request on the same follower goes to the new leader.
+    assert c.request(follower, put("k", "kept")) == (200, {"served_by": new})
+    c.heal()
+    c.tick(10)  # the old leader learns its entries were overwritten, refuses, and is followed to the new one
+    applied = [op["value"] for op in applied_ops(c.nodes[new])]
+    assert applied.count("kept") == 1
+    for handle in handles:
+        status, body = c.replies[handle]
+        assert status in (200, 503, 504), (status, body)
+        if status == 200:  # the new leader took it, after its own write
+            assert body == {"served_by": new} and applied.count(f"v{handle}") == 1
+        if status == 503:  # certainly never applied
+            assert f"v{handle}" not in applied
+    assert any(c.replies[h][0] == 200 for h in handles)  # the refusal named the new leader
+    c.tick(10)
+    final = {n.kv.read("k").body["value"] for n in c.nodes.values()}
+    assert final == {applied[-1]}
+
+
+def test_a_forwarded_read_is_never_stale_after_a_leader_change_unless_the_lease_bug_serves_it():
+    # {old leader, follower} | {three others}: the follower's forwards still go to the old leader.
+    c = Cluster(5)
+    old = c.elect()
+    c.request(old, put("k", 1))
+    follower = next(i for i in c.ids if i != old)
+    c.isolate(old, follower)
+    send_to(c, follower, 101, get("k"))
+    c.deliver_all()
+    c.tick(40)  # its heartbeat rounds reach no quorum, and it steps down, refusing the read
+    assert 101 not in c.replies and c.nodes[follower].held  # held again: no leader in sight
+    assert c.nodes[follower].metrics()["forwards_sent"] == 1  # and not sent again to the node that refused
+    c.tick(40)
+    assert c.replies[101] == (503, {"error": "not-leader", "leader": None})
+
+    c = Cluster(5, request_timeout=300, lease_reads=True, bugs=frozenset({"lease-no-checkquorum"}))
+    old = c.elect()
+    c.request(old, put("k", 1))
+    follower = next(i for i in c.ids if i != old)
+    c.isolate(old, follower)
+    c.tick(40)
+    new = next(i for i in c.leaders() if i != old)
+    assert c.request(new, put("k", 2))[0] == 200
+    assert c.nodes[follower].core.leader == old
+    # The deliberate bug is still reachable through a follower: a stale read.
+    assert c.request(follower, get("k")) == (200, {"value": 1, "served_by": old})

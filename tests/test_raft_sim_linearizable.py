@@ -36,7 +36,9 @@ def test_the_checker_finds_a_stale_read_run_not_linearizable():
     cfg = SimConfig(duration=1500, keys=3, bugs=frozenset({"stale-read"}))
     for seed in range(40):
         result = run(cfg, seed, random_schedule(random.Random(seed), cfg, 10))
-        if not result.ok:
-            assert checked(result)["valid"] is False, result.violations
+        # The simulator judges reads by the order the cluster applied writes, which the
+        # history alone cannot show (two concurrent puts): it may see more, never less.
+        if checked(result)["valid"] is False:
+            assert not result.ok and result.violations[0].kind == "stale-read", seed
             return
-    pytest.fail("no stale read in 40 runs")
+    pytest.fail("no run the checker finds not linearizable in 40")

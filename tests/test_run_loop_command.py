@@ -36,10 +36,13 @@ def test_a_valid_run_writes_its_folder_and_exits_0(tmp_path):
     assert results["checkers"]["set"]["valid"] is True
     assert results["availability"]["during_faults"] is not None
     assert 0.5 < results["availability"]["served_seconds"] <= 1.0
+    quiet = results["availability"]["not_leader_outside_faults"]
+    assert 0 < quiet["ops"] < results["stats"]["ops"] and quiet["share"] == round(quiet["not_leader"] / quiet["ops"], 4)
     assert results["stats"]["ok"] > 0 and results["run"]["recovered"] is True
     assert (run / "logs" / "n1.log").exists()
     text = out.getvalue()
     assert "verdict          valid (exit 0)" in text and str(run) in text and "report.html" in text
+    assert f"of the {quiet['ops']} ops outside fault windows ({quiet['not_leader']} refused)" in text
     assert (run / "report.html").exists()  # written by reports/ at the end of every run
 
 
@@ -88,3 +91,33 @@ def test_a_split_brain_is_found_when_the_second_leader_of_the_term_is_first_seen
     assert anomaly_times({"split-brain": {"valid": False, "anomalies": [two]}}) == {"split-brain": 13.0}
     assert anomaly_times({"split-brain": {"valid": False, "anomalies": [dual, two]}}) == {"split-brain": 13.0}
     assert anomaly_times({"split-brain": {"valid": True, "anomalies": []}}) == {}
+
+
+def test_the_not_leader_share_counts_only_ops_invoked_outside_fault_windows():
+    from harness.commands.run import not_leader_outside_faults
+    from history.events import history_from_events, parse_events
+
+    ms = 1_000_000
+    lines = [
+        {"type": "invoke", "process": 0, "f": "write", "key": "k", "value": 1, "time": 0},
+        {"type": "fail", "process": 0, "f": "write", "key": "k", "value": 1, "time": 1 * ms, "error": "not-leader"},
+        {"type": "invoke", "process": 1, "f": "write", "key": "k", "value": 2, "time": 2 * ms},
+        {"type": "ok", "process": 1, "f": "write", "key": "k", "value": 2, "time": 3 * ms},
+        {"type": "invoke", "process": "nemesis", "f": "start-partition", "value": {"grudge": "halves"}, "time": 10 * ms},
+        {"type": "info", "process": "nemesis", "f": "start-partition", "value": None, "time": 11 * ms},
+        # Inside the partition's window: not counted, refused or not.
+        {"type": "invoke", "process": 0, "f": "write", "key": "k", "value": 3, "time": 12 * ms},
+        {"type": "fail", "process": 0, "f": "write", "key": "k", "value": 3, "time": 13 * ms, "error": "not-leader"},
+        {"type": "invoke", "process": "nemesis", "f": "stop-partition", "value": None, "time": 20 * ms},
+        {"type": "info", "process": "nemesis", "f": "stop-partition", "value": None, "time": 21 * ms},
+        {"type": "invoke", "process": 2, "f": "read", "key": "s", "value": None, "time": 30 * ms},
+        {"type": "fail", "process": 2, "f": "read", "key": "s", "value": None, "time": 31 * ms,
+         "error": "element 3: not-leader"},
+        {"type": "invoke", "process": 1, "f": "cas", "key": "k", "value": [5, 6], "time": 32 * ms},
+        {"type": "fail", "process": 1, "f": "cas", "key": "k", "value": [5, 6], "time": 33 * ms,
+         "error": "cas-mismatch"},
+    ]
+    text = "\n".join(json.dumps({"index": i, **e}) for i, e in enumerate(lines))
+    history = history_from_events(parse_events(text))
+    assert not_leader_outside_faults(history) == {"ops": 4, "not_leader": 2, "share": 0.5}
+    assert not_leader_outside_faults(None) is None

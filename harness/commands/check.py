@@ -34,7 +34,8 @@ Check a history for linearizability and print the verdict.
 
 PATH is a history file or a run folder (store/<test>/<timestamp>/). For a run
 folder, its history.jsonl is checked with the model the run recorded (in
-results.json or spec.yaml). The history is validated first: a broken history
+results.json or spec.yaml); a run of a workload with checkers of its own
+(the election workload's mutual-exclusion) is judged again by those. The history is validated first: a broken history
 (a completion without an invoke, time going backwards, ...) is reported with
 its line and exit code 2.
 
@@ -96,6 +97,7 @@ class Source:
     path: str
     format: str
     model: str | None
+    run_dir: str | None = None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--time-limit must be a positive number of seconds, not {args.time_limit}")
     initial = _parse_initial(args.initial)
     source = resolve_source(args.path, args.format)
+    if not args.model and source.model is not None and source.model not in available_models() and source.run_dir:
+        return recheck_run(source, args.json)
     warnings: list[str] = []
     ops, keyed = read_operations(source, warnings)
     for warning in warnings:
@@ -172,7 +176,37 @@ def resolve_source(path: str, fmt: str | None) -> Source:
     model = FORMAT_MODELS.get(fmt)
     if run_dir is not None and fmt == "jsonl":
         model = run_model(run_dir) or model
-    return Source(path, fmt, model)
+    return Source(path, fmt, model, run_dir)
+
+
+def available_models() -> list[str]:
+    from checkers.models import model_names
+
+    return model_names()
+
+
+def recheck_run(source: Source, as_json: bool) -> int:
+    """A run whose workload is judged by checkers of its own (an election's mutual-exclusion), not by a
+    linearizability model: those checkers again, over its history, as the run's own check ran them."""
+    from checkers.composite import check_history
+    from harness.commands.run import spec_workload, verdict_lines, verdict_word
+    from harness.spec import SpecError, load_spec_file, spec_from_mapping
+    from nemesis.registry import facts_reader
+
+    spec_path = os.path.join(source.run_dir, "spec.yaml")
+    try:
+        spec = spec_from_mapping(load_spec_file(spec_path), spec_path)
+    except (SpecError, OSError) as e:
+        raise UsageError(f"{source.run_dir}: its spec.yaml cannot be read back: {e}") from None
+    checked = check_history(source.path, spec_workload(spec), extra=spec.checkers, fault_facts=facts_reader())
+    if "history_error" in checked:
+        raise UsageError(f"{source.path}: {checked['history_error']}")
+    if as_json:
+        print(json.dumps(jsonable(dict(checked, path=source.path, workload=spec.workload)), indent=2))
+    else:
+        print("\n".join([f"{source.path}: {verdict_word(checked['valid'])} (workload {spec.workload}, "
+                          "checked again by its own checkers)", *verdict_lines(checked)]))
+    return exit_code_for(checked["valid"])
 
 
 def detect_format(path: str) -> str:

@@ -310,7 +310,8 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None, parts=docker_
         "bugs": list(spec.bugs),
         "checkers": checked.get("checkers", {}),
         "stats": checked.get("stats", {}),
-        "availability": availability(outcome.counts, checked.get("stats", {})),
+        "availability": {**availability(outcome.counts, checked.get("stats", {})),
+                         "not_leader_outside_faults": not_leader_outside_faults(history)},
         "history_error": checked.get("history_error"),
         "run": outcome.as_dict(),
         "timings": {"run_s": round(run_s, 3), "check_s": round(check_s, 3), **outcome.phases},
@@ -349,6 +350,37 @@ def availability(counts: dict[str, dict[str, int]], stats: dict[str, Any]) -> di
         "during_faults": round(faults.get("ok", 0) / total, 4) if total else None,
         "served_seconds": stats.get("served_seconds_share"),
     }
+
+
+def not_leader_outside_faults(history) -> dict[str, Any] | None:
+    """Of the client ops invoked outside every fault window (a fault from its start op to the op
+    that ends it, as the report draws them), how many a node refused as not-leader: what a healthy
+    cluster turns away. None without a readable history or ops."""
+    from bisect import bisect_right
+
+    from reports.data import fault_bands
+
+    ops = history.client_operations() if history is not None else []
+    if not ops:
+        return None
+    end_ms = max(e.time for e in history.events) / 1e6
+    merged: list[list[float]] = []
+    for lo, hi in sorted((b["start"], b["end"]) for b in fault_bands(history, end_ms) if b["family"] != "heal"):
+        if merged and lo <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    starts = [lo for lo, _ in merged]
+
+    def outside(o) -> bool:
+        i = bisect_right(starts, o.call / 1e6) - 1
+        return i < 0 or o.call / 1e6 > merged[i][1]
+
+    errors = {e.index: str(e.extra.get("error", "")) for e in history.events if e.type == "fail" and e.is_client}
+    quiet = [o for o in ops if outside(o)]
+    refused = sum(1 for o in quiet if o.status == "fail" and "not-leader" in errors.get(o.complete_index, ""))
+    return {"ops": len(quiet), "not_leader": refused,
+            "share": round(refused / len(quiet), 4) if quiet else None}
 
 
 def anomaly_times(checkers: dict[str, dict[str, Any]]) -> dict[str, float]:
@@ -402,7 +434,7 @@ def render_report(folder, history=None) -> Path | None:
         return None
 
 
-def _verdict_word(v) -> str:
+def verdict_word(v) -> str:
     if v is True:
         return "valid"
     if v is False:
@@ -410,12 +442,11 @@ def _verdict_word(v) -> str:
     return str(v or "unknown")
 
 
-def print_summary(results: dict[str, Any], folder, report: Path | None, out) -> None:
+def verdict_lines(results: dict[str, Any]) -> list[str]:
+    """A line per checker: its verdict and, for an anomaly, its first sentence and when it was found."""
     from checkers.registry import read_verdicts
 
-    run = results["run"]
-    stats = results.get("stats") or {}
-    lines = [f"splitbrain run: {results['test']} (seed {results['seed']})"]
+    lines = []
     for v in read_verdicts(results):
         extra = ""
         if v.valid is False and v.anomalies:
@@ -429,7 +460,16 @@ def print_summary(results: dict[str, Any], folder, report: Path | None, out) -> 
             when = "during the warm-up" if into is not None and into < 0 else f"{into}s into the faults"
             extra += f" (at {at['at_s']}s, {when}"
             extra += f", after {', '.join(at['after_faults'])})" if at["after_faults"] else ", before any fault)"
-        lines.append(f"  {v.checker:<16} {_verdict_word(v.valid)}{extra}")
+        lines.append(f"  {v.checker:<16} {verdict_word(v.valid)}{extra}")
+        if isinstance(v.details.get("in_brief"), str):  # a checker's line of facts, valid or not
+            lines.append(f"  {'':<16} {v.details['in_brief']}")
+    return lines
+
+
+def print_summary(results: dict[str, Any], folder, report: Path | None, out) -> None:
+    run = results["run"]
+    stats = results.get("stats") or {}
+    lines = [f"splitbrain run: {results['test']} (seed {results['seed']})", *verdict_lines(results)]
     if results.get("history_error"):
         lines.append(f"  history          INVALID: {results['history_error']}")
     if stats:
@@ -447,6 +487,10 @@ def print_summary(results: dict[str, Any], folder, report: Path | None, out) -> 
             parts.append(f"{avail['during_faults']:.1%} during faults")
         if parts:
             lines.append(f"  availability     {', '.join(parts)}")
+        quiet = avail.get("not_leader_outside_faults") or {}
+        if quiet.get("share") is not None:
+            lines.append(f"  not-leader       {quiet['share']:.1%} of the {quiet['ops']} ops outside fault windows "
+                         f"({quiet['not_leader']} refused)")
     lines.append(f"  nemesis ops      {run.get('nemesis_ops', 0)}, observer samples {run.get('observer_samples', 0)}")
     if run.get("recovered") is not None:
         lines.append("  recovery         " + (f"served again {run['recovery_s']}s after heal" if run["recovered"]
@@ -455,7 +499,7 @@ def print_summary(results: dict[str, Any], folder, report: Path | None, out) -> 
         lines.append(f"  interrupted      by {run['interrupted']}; cluster torn down")
     if run.get("infra_error"):
         lines.append(f"  infra error      {run['infra_error']}")
-    lines.append(f"  verdict          {_verdict_word(results['valid'])} (exit {results['exit_code']})")
+    lines.append(f"  verdict          {verdict_word(results['valid'])} (exit {results['exit_code']})")
     lines.append(f"  run folder       {folder.path}")
     if results.get("run_id"):
         lines.append(f"  cluster          run id {results['run_id']} (torn down in {run.get('teardown_s')}s)")

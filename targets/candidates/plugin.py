@@ -43,6 +43,8 @@ class Candidates:
         # Known once the service's nodes are up and the harness's resource listens (ElectionCluster.up).
         self.servers: dict[str, str] = {}
         self.resource_url: str | None = None
+        # The service's cluster: a partition cuts candidates off from it (nemesis.client_cut).
+        self.service = None
 
     def image_recipe(self) -> ImageRecipe:
         files = (("targets/__init__.py", REPO_ROOT / "targets" / "__init__.py"),) + tuple(
@@ -87,13 +89,16 @@ class Candidates:
         except (httpx.HTTPError, ValueError):
             return None
 
+    # A partition cuts the candidates a grudge leaves without a majority off from the service, so
+    # only the grudges that leave some candidate so (see nemesis.client_cut).
+    partition_grudges = ("isolate-leader", "isolate-one", "random-halves")
+
     def unsupported_faults(self, faults) -> list[str]:
         out = []
         for f in faults:
-            if f in NETWORK_FAULTS:
-                out.append(f"{f}: an election run's nemesis acts on the candidates, and cutting a candidate off "
-                           "from the coordination service is not built yet (a grudge over candidates alone would "
-                           "only part candidates that never talk to each other)")
+            if f in NETWORK_FAULTS and f != "partition":
+                out.append(f"{f}: an election run's nemesis acts on the candidates, and only `partition` (a "
+                           "candidate cut off from the coordination service) is built for them")
             elif f == "vote-crash":
                 out.append("vote-crash: candidates do not vote")
         return out

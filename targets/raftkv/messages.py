@@ -15,6 +15,11 @@ Every message carries "type", "src", "dst" and "term". The other fields:
 - snapshot: "snapshot" ({"index", "term", "state", "members"}), "seq";
   answered with an append_resp.
 - timeout_now: the leader asks the transfer target to campaign at once.
+- forward: a follower hands a client request to the node it takes for the
+  leader: "id" (unique to the sending node's incarnation), "op" (the request as
+  the client sent it, plus a request_id for a write). Not Raft: the node
+  handles it beside the core, and "term" is informational.
+- forward_resp: what the leader answered: "id", "status", "body".
 
 Log entries are {"index", "term", "kind", "data"}; kind is "noop" (each
 leader's first entry of its term) or "op" (data = {"op": client write}).
@@ -28,10 +33,15 @@ APPEND = "append"
 APPEND_RESP = "append_resp"
 SNAPSHOT = "snapshot"
 TIMEOUT_NOW = "timeout_now"
+FORWARD = "forward"
+FORWARD_RESP = "forward_resp"
 
-ALL_TYPES = frozenset(
+# The messages of the Raft core; FORWARDING ones are the node's own.
+RAFT_TYPES = frozenset(
     {PREVOTE, PREVOTE_RESP, VOTE, VOTE_RESP, APPEND, APPEND_RESP, SNAPSHOT, TIMEOUT_NOW}
 )
+FORWARDING = frozenset({FORWARD, FORWARD_RESP})
+ALL_TYPES = RAFT_TYPES | FORWARDING
 
 # Messages only a leader of the message's term can send: they make the
 # receiver recognise the sender as leader.

@@ -1,14 +1,28 @@
-"""The sans-IO raftkv node: Raft core + KV state machine + client request bookkeeping.
+"""The sans-IO raftkv node: Raft core + KV state machine + client request bookkeeping + forwarding.
 
 A driver (the asyncio server, or the deterministic simulator) feeds it events
 (`tick`, `receive`, `client_request`, `transfer_leadership`) and then drains
 `ready()`: it persists what the Ready says (fsync) BEFORE it sends the Ready's
 messages and replies, then calls `advance(rd)`. Nothing in here reads a clock,
 touches a socket or a file; randomness comes only from the rng passed in.
+
+Forwarding (as etcd's followers do): a node that is not the leader but knows
+one hands a client request to it in a ``forward`` peer message and answers the
+client with the leader's ``forward_resp``; reads are served by the leader's
+ReadIndex (or lease) path, writes by its log, so a forwarded request has
+exactly the guarantees of one sent to the leader. A node that knows no leader
+(an election is under way) holds the request for one election timeout and
+serves or forwards it as soon as a leader is known; only if none is by then
+does it answer 503 not-leader. A forward whose answer does not come back within
+the request timeout is a 504 (unknown outcome). A refusal the leader sends back
+(503) is definite: the peer transport delivers a message at most once, and a
+node ignores a copy of a forward it has already handled, so a refused forward
+never reached any log. A node does not forward a forward (no loops).
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -126,6 +140,15 @@ def not_leader(leader: str | None) -> tuple[int, dict]:
 
 TIMEOUT = (504, {"error": "timeout"})
 
+# Forwards open at once, each way: this node's own to the leader, and other
+# nodes' it serves as leader. Past either, 503 busy: certainly not applied.
+MAX_FORWARDS = 1024
+BUSY = (503, {"error": "busy", "detail": "too many forwarded requests in flight"})
+# A refusal naming a newer leader is followed, up to this many sends in all.
+FORWARD_ATTEMPTS = 3
+# Forward ids a leader remembers having handled, to ignore a duplicate copy.
+FORWARD_MEMORY = 4096
+
 
 def _well_formed(op: dict) -> bool:
     if not isinstance(op, dict):
@@ -141,6 +164,27 @@ def _well_formed(op: dict) -> bool:
 class PendingWrite:
     handle: int
     term: int  # the entry (index, term) that carries this write
+
+
+@dataclass(frozen=True)
+class Held:
+    """A client request waiting for this node to know a leader."""
+
+    op: dict
+    until: int  # the tick at which it is refused (503 not-leader) if no leader is known by then
+    # The (leader, term) this node believed in when that leader refused the request:
+    # it waits for a different belief, not for the refuser again.
+    stale: tuple[str | None, int] = (None, -1)
+
+
+@dataclass
+class Forward:
+    """A client request this node sent to the leader, awaiting its answer."""
+
+    handle: int
+    to: str  # the node the latest copy went to: only its answer counts
+    op: dict
+    attempts: int = 1
 
 
 class RaftKVNode:
@@ -179,7 +223,21 @@ class RaftKVNode:
         self.read_keys: dict[int, str] = {}  # handle -> key of a read in progress
         self.reads_to_serve: list[tuple[int, int]] = []  # (handle, index the state must reach)
         self.replies: list[tuple[int, int, dict]] = []
-        self.counters = {"client_requests": 0, "replies_timeout": 0, "replies_not_leader": 0}
+        self.counters = {"client_requests": 0, "replies_timeout": 0, "replies_not_leader": 0,
+                         "forwards_sent": 0, "forwards_served": 0}
+        # Forwarding, as the follower: id -> request; handle -> id. Ids carry a
+        # random prefix so an answer meant for an earlier life of this node
+        # (before a restart) matches nothing.
+        self.forwards: dict[str, Forward] = {}
+        self.forward_of: dict[int, str] = {}
+        self._forward_prefix = f"{rng.getrandbits(48):012x}"
+        self._forward_seq = itertools.count(1)
+        # As the leader: our handle (negative, apart from the driver's) -> (src, id).
+        self.serving: dict[int, tuple[str, str]] = {}
+        self._serving_handles = itertools.count(-1, -1)
+        self._forwards_seen: dict[tuple[str, str], None] = {}  # insertion order: oldest first
+        self.held: dict[int, Held] = {}  # handle -> a request waiting to know a leader
+        self.messages: list[dict] = []  # forwarding messages, sent with the core's
         # A test hook: called with each applied entry, and with
         # {"kind": "snapshot", "index", "term"} when a snapshot replaces the state.
         self.apply_observer: Callable[[dict], None] | None = None
@@ -191,14 +249,22 @@ class RaftKVNode:
         """One tick_ms of monotonic time has passed."""
         self.now += 1
         self.core.tick()
+        for handle in [h for h, held in self.held.items() if held.until <= self.now]:
+            self._reply(handle, *not_leader(None))  # sent nowhere now: certainly not applied
         self._expire_requests()
         self._after_event()
 
     def receive(self, msg: dict) -> None:
         """A peer message ("type", "src", "dst", "term", ...), already authenticated."""
-        if msg.get("type") not in m.ALL_TYPES or msg.get("dst") != self.config.id:
+        kind = msg.get("type")
+        if kind not in m.ALL_TYPES or msg.get("dst") != self.config.id:
             return
-        self.core.step(msg)
+        if kind == m.FORWARD:
+            self._on_forward(msg)
+        elif kind == m.FORWARD_RESP:
+            self._on_forward_resp(msg)
+        else:
+            self.core.step(msg)
         self._after_event()
 
     def client_request(self, handle: int, op: dict) -> None:
@@ -209,31 +275,46 @@ class RaftKVNode:
         Every handle gets exactly one reply (503 not-leader, 504 timeout, or the result).
         """
         self.counters["client_requests"] += 1
+        self._open(handle, op)
+        self._after_event()
+
+    def forward_unsent(self, msg: dict) -> None:
+        """The driver could not send `msg` at all (no link to its peer): if it was a forward,
+        it certainly reached nobody, and its client is told so (503 leader-unreachable)."""
+        fwd = self.forwards.get(msg.get("id")) if msg.get("type") == m.FORWARD else None
+        if fwd is not None and fwd.to == msg.get("dst"):
+            # Every earlier copy was refused, so nothing of this request reached any log.
+            self._reply(fwd.handle, 503, {"error": "leader-unreachable", "leader": fwd.to})
+        self._after_event()
+
+    def _open(self, handle: int, op: dict) -> None:
         self.deadlines[handle] = self.now + self.request_timeout_ticks
         if not _well_formed(op):
             # Refused here, so that no malformed write can reach the log and
             # trip every replica that applies it.
             self._reply(handle, 400, {"error": "bad-request"})
             return
-        f = op["f"]
-        if f == "get":
-            self._start_read(handle, op["key"])
+        self._start(handle, op)
+
+    def _start(self, handle: int, op: dict) -> None:
+        if op["f"] == "get":
+            self._start_read(handle, op)
         else:
             self._start_write(handle, op)
-        self._after_event()
 
     def transfer_leadership(self, to: str) -> None:
         """Ask this node, if it leads, to hand leadership to `to` (TimeoutNow); else ignored."""
         self.core.transfer_leadership(to)
         self._after_event()
 
-    def _start_read(self, handle: int, key: str) -> None:
+    def _start_read(self, handle: int, op: dict) -> None:
+        key = op["key"]
         if "stale-read" in self.config.bugs:
             # The bug: whatever this node has applied is taken as the truth.
             self._reply_outcome(handle, self.kv.read(key))
             return
         if self.core.role != LEADER:
-            self._reply(handle, *not_leader(self.core.leader))
+            self._not_leader(handle, op)
             return
         self.read_keys[handle] = key
         if self.lease_reads and self.core.lease_valid() and self.core.committed_in_term():
@@ -243,7 +324,7 @@ class RaftKVNode:
 
     def _start_write(self, handle: int, op: dict) -> None:
         if self.core.role != LEADER:
-            self._reply(handle, *not_leader(self.core.leader))
+            self._not_leader(handle, op)
             return
         write = {k: op[k] for k in ("f", "key", "value", "from", "to") if k in op}
         write["request_id"] = op.get("request_id")
@@ -256,10 +337,92 @@ class RaftKVNode:
         if "ack-before-replicate" in self.config.bugs and op["f"] == "put":
             self._reply(handle, 200, {})  # the bug: only our own log has it so far
 
+    # ---- forwarding -----------------------------------------------------------
+
+    def _not_leader(self, handle: int, op: dict, stale: tuple[str | None, int] = (None, -1)) -> None:
+        """A request for the leader, and this node is not it: forward it to the leader, or hold it
+        until one is known. `stale`: the belief under which the leader refused it just now."""
+        leader = self.core.leader
+        if handle in self.serving:
+            self._reply(handle, *not_leader(leader))  # a forward is never forwarded again
+            return
+        if leader is None or leader == self.config.id or (leader, self.core.term) == stale:
+            # Given up before the deadline, so that the answer is a definite 503, not a 504.
+            until = min(self.now + self.core.cfg.election_ticks[1], self.deadlines[handle] - 1)
+            self.held[handle] = Held(op, until, stale)
+            return
+        if len(self.forwards) >= MAX_FORWARDS:
+            self._reply(handle, *BUSY)
+            return
+        op = dict(op)
+        fid = f"{self._forward_prefix}.{next(self._forward_seq)}"
+        if op["f"] != "get" and op.get("request_id") is None:
+            # The state machine's at-most-once table then covers the forward too.
+            op["request_id"] = f"fwd-{self.config.id}-{fid}"
+        self.forwards[fid] = Forward(handle, leader, op)
+        self.forward_of[handle] = fid
+        self._send_forward(fid)
+
+    def _send_forward(self, fid: str) -> None:
+        fwd = self.forwards[fid]
+        self.counters["forwards_sent"] += 1
+        self.messages.append({"type": m.FORWARD, "src": self.config.id, "dst": fwd.to,
+                              "term": self.core.term, "id": fid, "op": fwd.op})
+
+    def _on_forward(self, msg: dict) -> None:
+        src, fid, op = msg["src"], msg.get("id"), msg.get("op")
+        if src not in self.core.others or not isinstance(fid, str):
+            return
+        seen = (src, fid)
+        if seen in self._forwards_seen:
+            return  # a duplicate: the first copy's answer is the answer
+        self._forwards_seen[seen] = None
+        if len(self._forwards_seen) > FORWARD_MEMORY:
+            del self._forwards_seen[next(iter(self._forwards_seen))]
+        if len(self.serving) >= MAX_FORWARDS:
+            self._send_forward_resp(src, fid, *BUSY)
+            return
+        handle = next(self._serving_handles)
+        self.serving[handle] = (src, fid)
+        self.counters["forwards_served"] += 1
+        self._open(handle, op)
+
+    def _send_forward_resp(self, dst: str, fid: str, status: int, body: dict) -> None:
+        self.messages.append({"type": m.FORWARD_RESP, "src": self.config.id, "dst": dst,
+                              "term": self.core.term, "id": fid, "status": status, "body": dict(body)})
+
+    def _on_forward_resp(self, msg: dict) -> None:
+        fwd = self.forwards.get(msg.get("id"))
+        status, body = msg.get("status"), msg.get("body")
+        if fwd is None or msg["src"] != fwd.to or not isinstance(status, int) or not isinstance(body, dict):
+            return  # answered already (or timed out), or an answer to an earlier copy
+        newer = body.get("leader")
+        if status == 503 and body.get("error") == "not-leader" and fwd.attempts < FORWARD_ATTEMPTS:
+            # Refused, so it reached no log: ask the leader the refuser names, or
+            # wait for one like any request that finds no leader.
+            if isinstance(newer, str) and newer in self.core.others and newer != fwd.to:
+                fwd.to, fwd.attempts = newer, fwd.attempts + 1
+                self._send_forward(msg["id"])
+            elif newer is None:
+                del self.forwards[msg["id"]], self.forward_of[fwd.handle]
+                self._not_leader(fwd.handle, fwd.op, stale=(fwd.to, self.core.term))
+            else:
+                self._reply(fwd.handle, status, {**body, "served_by": msg["src"]})
+            return
+        # Which node served it, for a client that records where each operation ran.
+        self._reply(fwd.handle, status, {**body, "served_by": msg["src"]})
+
     # ---- bookkeeping after every event ---------------------------------------
 
     def _after_event(self) -> None:
         core = self.core
+        if self.held and (core.role == LEADER or core.leader not in (None, self.config.id)):
+            held, self.held = self.held, {}
+            for handle, h in held.items():
+                if core.role == LEADER or (core.leader, core.term) != h.stale:
+                    self._start(handle, h.op)
+                else:
+                    self.held[handle] = h
         if core.snapshot_to_restore is not None:
             self._restore(core.snapshot_to_restore)
             core.snapshot_to_restore = None
@@ -345,6 +508,14 @@ class RaftKVNode:
         # after an early buggy ack) are dropped.
         if self.deadlines.pop(handle, None) is None:
             return
+        self.held.pop(handle, None)
+        fid = self.forward_of.pop(handle, None)
+        if fid is not None:
+            del self.forwards[fid]
+        origin = self.serving.pop(handle, None)
+        if origin is not None:
+            self._send_forward_resp(*origin, status, body)
+            return
         if status == 503:
             self.counters["replies_not_leader"] += 1
         self.replies.append((handle, status, dict(body)))
@@ -360,10 +531,10 @@ class RaftKVNode:
             truncate_from=truncate_from,
             entries=entries,
             snapshot=snapshot,
-            messages=self.core.take_outbox(),
+            messages=self.core.take_outbox() + self.messages,
             replies=self.replies,
         )
-        self.replies = []
+        self.replies, self.messages = [], []
         return rd
 
     def advance(self, rd: Ready) -> None:
@@ -405,5 +576,6 @@ class RaftKVNode:
             "last_log_index": core.log.last_index(),
             "snapshot_index": core.log.snap_index,
             "pending_requests": len(self.deadlines),
+            "forwards_open": len(self.forwards),
             **self.counters,
         }

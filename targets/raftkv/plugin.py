@@ -6,9 +6,15 @@ per request). Every outcome is classified for the history:
 
 - ``ok``: 200 (and 404 for a read: the key is absent, value None).
 - ``fail`` (certainly not applied): the connection could not be opened, so
-  nothing was sent; 503 not-leader; 409 cas-mismatch; 400.
-- ``info`` (may have been applied): timeout after sending, 504, a reset or
-  EOF after sending, a protocol violation (see below), anything else.
+  nothing was sent; any 503 (not-leader: the node knows no leader; or a
+  forward refused or never sent, see node.py); 409 cas-mismatch; 400.
+- ``info`` (may have been applied): timeout after sending, 504 (also a
+  forward whose answer did not come back), a reset or EOF after sending, a
+  protocol violation (see below), anything else.
+
+A follower forwards a request to the leader and relays its answer, which
+names the node that served it ("served_by"): the completion records that
+node, so the split-brain checker sees which leader acknowledged what.
 
 A keep-alive connection is reused only when it holds no unread bytes. A
 server that sends more than one response to one request (a bug, or a
@@ -207,6 +213,13 @@ class RaftKVClient:
         kind, status, doc, error = await self._call(node_id, method, path, body)
         if kind != "sent":
             return _outcome(kind, None, error)
+        out = self._classify(status, doc, read, echo)
+        if isinstance(doc.get("served_by"), str):
+            out["node"] = doc["served_by"]
+        return out
+
+    @staticmethod
+    def _classify(status: int, doc: dict, read: bool, echo: Any) -> dict[str, Any]:
         if status == 200:
             return _outcome("ok", doc.get("value") if read else echo)
         if status == 404 and read:

@@ -30,6 +30,7 @@ from . import metrics
 from .clock import Clock
 from .failpoints import CRASH_AFTER_VOTE, CRASH_EXIT_CODE, Failpoints, granted_vote
 from .httpapi import HttpApi
+from .messages import FORWARD
 from .node import NodeConfig, RaftKVNode, Restored
 from .storage import Storage
 from .transport import PeerTransport
@@ -248,6 +249,8 @@ class RaftKVServer:
                 queued = self.transport.send(msg)
                 if msg is vote:
                     await self._crash_after_vote(vote, queued)
+                if not queued and msg["type"] == FORWARD:
+                    self.node.forward_unsent(msg)  # its answer goes out with the next Ready
             for handle, status, body in rd.replies:
                 fut = self._waiting.get(handle)
                 if fut is not None and not fut.done():

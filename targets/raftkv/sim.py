@@ -16,9 +16,11 @@ from __future__ import annotations
 import heapq
 import json
 import random
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from targets.raftkv import messages as m
 from targets.raftkv.core import LEADER
 from targets.raftkv.kvstate import KVState
 from targets.raftkv.node import NodeConfig, RaftKVNode, Restored
@@ -72,7 +74,7 @@ class SimConfig:
 @dataclass(frozen=True)
 class Violation:
     kind: str  # election-safety, log-matching, leader-completeness, state-machine-safety,
-    # liveness, divergence, lost-write, stale-read
+    # liveness, divergence, lost-write, failed-write-applied, stale-read
     time: int  # simulated ms
     detail: str
 
@@ -92,6 +94,7 @@ class SimResult:
     final_status: list[dict]
     events: int
     recovered_after: int | None  # ms from the final heal until a write committed
+    forwards: int = 0  # client requests a node handed to the leader (forward messages sent)
 
     @property
     def ok(self) -> bool:
@@ -180,6 +183,7 @@ class Simulation:
         self.first_write_down = 0
         self.first_write_terms: set[int] = set()
         self.drop_rate = 0.0
+        self.forwards = 0
         self.now = 0
         self.queue: list[tuple] = []
         self.seq = 0
@@ -238,7 +242,7 @@ class Simulation:
             violations.append(found.violation)
         recovered = None if self.probe_done_at is None else self.probe_done_at - cfg.duration
         return SimResult(self.seed, violations, self.history, dict(self.leaders_by_term),
-                         self._status(), self.events, recovered)
+                         self._status(), self.events, recovered, self.forwards)
 
     def _status(self) -> list[dict]:
         return [n.status() if n else {"id": self.ids[i], "role": "down"} for i, n in enumerate(self.nodes)]
@@ -292,12 +296,14 @@ class Simulation:
         self.missed_ticks[i] = 0
         self._drain(i)
 
-    def _on_deliver(self, src: int, dst: int, msg: dict) -> None:
+    def _on_deliver(self, src: int, dst: int, msg: dict, incarnation: int | None = None) -> None:
         node = self.nodes[dst]
         if node is None or (src, dst) in self.blocked:
             return
+        if incarnation is not None and incarnation != self.incarnation[dst]:
+            return  # a forward's TCP connection died with the process it was sent to
         if self.now < self.paused_until[dst]:
-            self._at(self.paused_until[dst], "deliver", src, dst, msg)
+            self._at(self.paused_until[dst], "deliver", src, dst, msg, incarnation)
             return
         node.receive(msg)
         self._drain(dst)
@@ -323,13 +329,17 @@ class Simulation:
                 self._on_fault(Fault(self.now, "bounce", (i, down)))
                 return
         for msg in rd.messages:
+            self.forwards += msg["type"] == m.FORWARD
             if self.rng.random() < self.drop_rate:
                 continue
             dst = self.ids.index(msg["dst"])
             copies = 2 if self.rng.random() < self.cfg.duplicate_rate else 1
+            # Raft messages may reach a later life of their receiver (the simulator is harsher
+            # than TCP there); forwarding relies on the transport's rule that they cannot.
+            incarnation = self.incarnation[dst] if msg["type"] in m.FORWARDING else None
             for _ in range(copies):
                 delay = self._delay() + self.slow.get((i, dst), 0)
-                self._at(self.now + delay, "deliver", i, dst, _copy(msg))
+                self._at(self.now + delay, "deliver", i, dst, _copy(msg), incarnation)
         for handle, status, body in rd.replies:
             self._at(self.now + self._delay(), "reply", handle, status, _copy(body))
         node.advance(rd)
@@ -627,7 +637,8 @@ class Simulation:
                             + str([(n.config.id, n.applied) for n in nodes]))
 
     def _check_final(self) -> None:
-        """Every acknowledged write was applied, and no read returned an overwritten value.
+        """Every acknowledged write was applied, no write that failed took effect, and no read
+        returned an overwritten value.
 
         The order of writes is the order the cluster applied them, which the
         simulator can see: stricter than linearizability of the client history
@@ -636,6 +647,7 @@ class Simulation:
         """
         self._check_convergence()
         writes = {}  # request_id -> apply index of its first application
+        took_effect = set()  # request ids whose first application changed the state
         value_index = {}  # (key, value) -> index of the write that stored it
         state = KVState()
         for index in sorted(self.applied):
@@ -651,11 +663,19 @@ class Simulation:
             if first and outcome.status == 200:
                 value = op["value"] if op["f"] == "put" else op["to"]
                 value_index[(op["key"], value)] = index
+                took_effect.add(rid)
         oks = [e for e in self.history if e["type"] == "ok"]
         for e in oks:
             if e["f"] != "get" and e.get("request_id") not in writes:
                 self._violation("lost-write", f"acknowledged {e['f']} {e['request_id']} "
                                 f"{e['key']}={e['value']} was never applied")
+        # A fail must mean "certainly did not happen" (a retried request id may have
+        # happened through another attempt, so only ids sent once are judged).
+        sent = Counter(e.get("request_id") for e in self.history if e["type"] == "invoke")
+        for e in self.history:
+            if e["type"] == "fail" and sent[e.get("request_id")] == 1 and e.get("request_id") in took_effect:
+                self._violation("failed-write-applied", f"{e['f']} {e['request_id']} {e['key']}={e['value']} "
+                                f"failed ({e.get('error')}) on {e['node']} but was applied")
         # What each acknowledged operation proves about the key's state: a write
         # stored its value at some index; a read saw the value stored at some
         # index (0: the key was absent). Once an operation completed, every
@@ -756,7 +776,7 @@ def summary(result: SimResult) -> str:
     kinds = {k: sum(1 for e in result.history if e["type"] == k) for k in ("ok", "fail", "info")}
     lines = [
         f"seed {result.seed}: {result.events} events, {len(result.leaders_by_term)} terms with a leader, "
-        f"ops ok={kinds['ok']} fail={kinds['fail']} info={kinds['info']}",
+        f"ops ok={kinds['ok']} fail={kinds['fail']} info={kinds['info']}, {result.forwards} forwarded",
         "recovered after heal: "
         + ("never" if result.recovered_after is None else f"{result.recovered_after} ms"),
     ]
