@@ -62,6 +62,29 @@ def _stopped(pid: int, otherwise: bool) -> bool:
     return stat.rpartition(")")[2].split()[0] in ("T", "t")
 
 
+def speak_to_peer_port(port: int, key: bytes, sender: str, dst: str, msgs: list[dict],
+                       raw: bytes | None = None, timeout: float = 2.0) -> bool:
+    """Dial a node's peer port as a peer holding `key` would (read its challenge, say hello as
+    `sender`, send msgs), or send `raw` bytes instead; True if the node then hung up within `timeout`."""
+    from targets.raftkv.transport import CHALLENGE_BYTES, MAGIC, dialer_bytes
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        greeting = b""
+        while len(greeting) < len(MAGIC) + CHALLENGE_BYTES:
+            chunk = s.recv(len(MAGIC) + CHALLENGE_BYTES - len(greeting))
+            if not chunk:
+                return True
+            greeting += chunk
+        data = raw if raw is not None else dialer_bytes(key, greeting[len(MAGIC):], sender, dst, msgs)
+        try:
+            s.sendall(data)
+            return s.recv(1) == b""
+        except ConnectionError:  # reset: it hung up before reading all we sent
+            return True
+        except TimeoutError:
+            return False
+
+
 class NodeClient:
     """A keep-alive HTTP/1.1 connection to one node's client API."""
 
