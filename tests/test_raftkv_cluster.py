@@ -2,11 +2,22 @@
 
 import json
 import secrets
+import socket
+import threading
 import time
 
 import pytest
 
 from targets.raftkv.loopback import LocalCluster, speak_to_peer_port
+from targets.raftkv.transport import (
+    CHALLENGE_BYTES,
+    CHUNK_BYTES,
+    MAGIC,
+    FrameWriter,
+    encode_hello,
+    hello_payload,
+    link_key,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -227,3 +238,92 @@ def test_a_node_restarted_with_a_torn_log_tail_truncates_it_and_catches_up(clust
     target = cluster.status(cluster.wait_for_leader(timeout=10))["commit_index"]
     cluster.wait_for_applied(victim, target, timeout=15)
     assert "torn or corrupt log tail" in cluster.log_path(victim).read_text()
+
+
+def test_a_node_far_behind_catches_up_from_a_snapshot_of_many_chunks(tmp_path):
+    with LocalCluster(3, base_dir=str(tmp_path), extra_args=("--snapshot-every", "20")) as c:
+        try:
+            c.start_all()
+            leader = c.wait_for_leader(timeout=10)
+            lagging = next(i for i in c.ids if i != leader)
+            c.kill(lagging)
+            big = "v" * 100_000
+            for i in range(60):  # 30 keys of 100 KB: a snapshot of about 12 chunks
+                c.put_via_leader(f"b{i % 30}", f"{i}-{big}")
+            c.start(lagging)
+            c.wait_until_serving(lagging)
+            target = c.status(c.wait_for_leader(timeout=10))["commit_index"]
+            c.wait_for_applied(lagging, target, timeout=30)
+            assert c.metrics(lagging).get("raftkv_snapshots_installed", 0) >= 1
+            assert (c.data_dir(leader) / "snapshot").stat().st_size > 10 * CHUNK_BYTES
+            # the caught-up node can lead and serve what it got from the snapshot
+            c.kill(leader)
+            lead = c.wait_for_leader(timeout=10)
+            assert read_via(c, lead, "b29") == f"59-{big}"
+        finally:
+            c.stop_all()
+            for node_id in c.ids:
+                print(f"--- {node_id} log ---\n{c.log_tail(node_id, 40)}")
+
+
+def rss_kib(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_twenty_strangers_sending_huge_length_prefixes_barely_move_the_leaders_memory(cluster):
+    leader = cluster.wait_for_leader(timeout=10)
+    term = cluster.status(leader)["term"]
+    cluster.put_via_leader("before", 1)
+    time.sleep(1.0)
+    before = rss_kib(cluster.procs[leader].pid)
+    port = cluster.peer_ports[leader]
+    # Half announce the largest hello there is; half the old wire format's 64 MiB frame. Each then
+    # tries to stream 16 MiB; the node hangs up after the length.
+    prefixes = [b"\xff\xff", (64 * 1024 * 1024).to_bytes(4, "big")] * 10
+    hung_up = []
+
+    def stranger(prefix: bytes) -> None:
+        hung_up.append(speak_to_peer_port(port, b"", "n2", leader, [], raw=prefix + b"x" * (16 << 20),
+                                          timeout=10))
+
+    threads = [threading.Thread(target=stranger, args=(p,)) for p in prefixes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    after = rss_kib(cluster.procs[leader].pid)
+    print(f"leader RSS {before} KiB -> {after} KiB")
+    assert hung_up == [True] * 20
+    assert after - before < 4 * 1024, f"RSS grew by {after - before} KiB"
+    assert bad_hellos(cluster, leader) >= 20
+    status = cluster.status(leader)
+    assert status["role"] == "leader" and status["term"] == term
+    cluster.put_via_leader("after", 2)
+
+
+def test_a_replayed_frame_is_dropped_and_counted_by_a_running_node(cluster):
+    leader = cluster.wait_for_leader(timeout=10)
+    other = next(i for i in cluster.ids if i != leader)
+    key = cluster.key_file.read_bytes().strip()
+    # An authentic but harmless message (a stale term is ignored), sent once and then replayed 200 times
+    # on the same connection, as a keyholder on the path could.
+    stale = json.dumps({"type": "append_resp", "src": other, "dst": leader, "term": 0, "success": False,
+                        "reject_index": -1, "conflict_index": None, "conflict_term": None, "seq": 0}).encode()
+    with socket.create_connection(("127.0.0.1", cluster.peer_ports[leader]), timeout=5) as s:
+        greeting = b""
+        while len(greeting) < len(MAGIC) + CHALLENGE_BYTES:
+            greeting += s.recv(64)
+        ch = greeting[len(MAGIC):]
+        frame = FrameWriter(link_key(key, ch, hello_payload(other, leader))).frame(stale)
+        s.sendall(encode_hello(key, ch, other, leader) + frame * 201)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            replays = cluster.metrics(leader).get('raftkv_frames_rejected_total{reason="replay"}', 0)
+            if replays >= 200:
+                break
+            time.sleep(0.1)
+    assert replays == 200
+    assert cluster.metrics(leader)["raftkv_messages_rejected_stale_term"] >= 1  # the one original arrived
