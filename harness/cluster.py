@@ -229,6 +229,7 @@ class DockerCluster:
             client_port=self.target.client_port,
         )
         key = secrets.token_hex(32).encode() + b"\n"
+        self._key = key  # for an impostor started with the run's key (start_rogue with_key)
         self._parallel(lambda n: self._create_node(n, key), self.node_ids)
         self._check_not_torn_down()
         self._parallel(lambda n: self._containers[n].start(), self.node_ids)
@@ -478,9 +479,13 @@ class DockerCluster:
             self._rogue_ips[name] = str(self.subnet.network_address + FIRST_ROGUE_HOST + len(self._rogue_ips))
         return self._rogue_ips[name], self.target.peer_port
 
-    def start_rogue(self, name: str, command: list[str]) -> None:
+    def rogue_key_path(self) -> str:
+        return self.layout.cluster_key_file
+
+    def start_rogue(self, name: str, command: list[str], with_key: bool = False) -> None:
         """Start a container of the target's image on the run's network at rogue_address(name), running
-        command; labelled with the run, so teardown, the reaper and `clean` remove it with the nodes."""
+        command (with the run's cluster key at rogue_key_path() if with_key); labelled with the run, so
+        teardown, the reaper and `clean` remove it with the nodes."""
         api = self.client.api
         ip, _ = self.rogue_address(name)
         networking = api.create_networking_config(
@@ -492,6 +497,9 @@ class DockerCluster:
         container = self.client.containers.get(created["Id"])
         self._rogues[name] = container
         self._check_not_torn_down(container)
+        if with_key:
+            path = self.layout.cluster_key_file
+            container.put_archive("/", _tar({os.path.dirname(path): None, path: self._key}))
         container.start()
 
     def rogue_state(self, name: str) -> str:

@@ -59,7 +59,8 @@ class ClusterControl(Protocol):
     # Rogue members beside the nodes (the impostor family); a backend without them refuses it.
     def peer_address(self, node: str) -> tuple[str, int]: ...
     def rogue_address(self, name: str) -> tuple[str, int]: ...  # where rogue `name` will listen
-    def start_rogue(self, name: str, command: list[str]) -> None: ...  # the target's image, on the nodes' network
+    def rogue_key_path(self) -> str: ...  # where a rogue started with_key finds the run's cluster key
+    def start_rogue(self, name: str, command: list[str], with_key: bool = False) -> None: ...  # the nodes' image
     def rogue_state(self, name: str) -> str: ...  # running | exited | missing ...
     def rogue_exec(self, name: str, cmd: list[str]) -> tuple[int, str]: ...  # from where the rogue runs
     def rogue_log(self, name: str) -> str: ...

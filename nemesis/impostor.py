@@ -4,7 +4,9 @@
 target's image on the run's network, or a local process on loopback),
 built by the target (`Target.impostor`, targets/base.py): it claims a
 member's id (`claim: n2`, or `member` for a random one) or an id no member
-has (`new`), holds a wrong cluster key or none (`key: wrong | none`), and
+has (`new`), holds a wrong cluster key or none (`key: wrong | none`; or
+`stolen`, the run's own key, for an experiment: never drawn, since a rogue
+with the key is a member gone bad, which no store is meant to survive), and
 campaigns in a term TERM_LEAD ahead of the highest any member reports,
 sending the members vote requests and heartbeats on their peer ports.
 Verified: the rogue runs, and from where it runs a TCP connect reaches the
@@ -34,7 +36,8 @@ from nemesis.netprobe import probe_addresses
 from targets.base import Rogue
 
 TERM_LEAD = 1_000_000  # far beyond what elections reach in any run: a term this high came from the impostor
-KEYS = ("wrong", "none")
+KEYS = ("wrong", "none", "stolen")
+DRAWN_KEYS = ("wrong", "none")  # a schedule never draws "stolen": with the key a rogue is a member gone bad
 CLAIMS = ("member", "new")  # or a member's id
 NAME = "impostor"  # the rogue's name for the cluster backend (one at a time)
 START_WAIT_S = 15.0  # for the rogue to run and reach the members (a container start on a loaded machine)
@@ -79,9 +82,11 @@ class Impostors:
         top = max((s.get("term") or 0 for s in statuses.values() if s), default=0)
         members = {n: self.c.peer_address(n) for n in ids}
         address = self.c.rogue_address(NAME)
-        plan = self.ctx.target.impostor(Rogue(claim, address, members, top + TERM_LEAD, op["key"]))
+        stolen = op["key"] == "stolen"
+        rogue = Rogue(claim, address, members, top + TERM_LEAD, op["key"], self.c.rogue_key_path() if stolen else "")
+        plan = self.ctx.target.impostor(rogue)
         t0 = self.clock()
-        self.c.start_rogue(NAME, plan.command)
+        self.c.start_rogue(NAME, plan.command, with_key=stolen)
         value = {"claim": claim, "member": claim in ids, "term": plan.term, "key": op["key"],
                  "address": f"{address[0]}:{address[1]}", "nodes": []}
         self.running = value
@@ -196,13 +201,13 @@ class ImpostorFamily(FamilyBase):
     def draw(self, rng, nodes, busy, target=None):
         # Mostly a member's id: a stranger's own id is refused by membership alone, key or not.
         claim = rng.choice(sorted(nodes)) if rng.random() < 0.75 else "new"
-        return Draw("start-impostor", {"claim": claim, "key": "wrong" if rng.random() < 0.75 else "none"})
+        return Draw("start-impostor", {"claim": claim, "key": DRAWN_KEYS[0] if rng.random() < 0.75 else DRAWN_KEYS[1]})
 
     def strategy(self, nodes):
         from hypothesis import strategies as st
 
         return st.fixed_dictionaries({"claim": st.sampled_from([*sorted(nodes), *CLAIMS]),
-                                      "key": st.sampled_from(KEYS)})
+                                      "key": st.sampled_from(DRAWN_KEYS)})
 
     def facts(self, f: str, value: Any) -> dict[str, Any]:
         if f != "start-impostor" or not isinstance(value, dict) or not isinstance(value.get("claim"), str):
@@ -220,3 +225,20 @@ class ImpostorFamily(FamilyBase):
 
 
 IMPOSTOR = ImpostorFamily()
+
+
+class StrangerFamily(ImpostorFamily):
+    """Impostors that always take an id no member has (`claim: new`).
+
+    For a target where a member's id is enough to be taken for that member
+    (etcd without peer TLS: see targets/etcd/README.md), the impostor family's
+    member claims break the cluster outright; this asks only whether a
+    stranger is kept out. The same ops and injector (only the draw differs);
+    a spec names it `nemesis: [nemesis.impostor:STRANGER]`.
+    """
+
+    def draw(self, rng, nodes, busy, target=None):
+        return Draw("start-impostor", {"claim": "new", "key": DRAWN_KEYS[0] if rng.random() < 0.75 else DRAWN_KEYS[1]})
+
+
+STRANGER = StrangerFamily()

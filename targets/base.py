@@ -134,7 +134,11 @@ class Rogue:
     address: tuple[str, int]  # (host, port) where it listens for peers
     members: dict[str, tuple[str, int]]  # every member's peer address
     term: int  # a term far ahead of any member's, for a program that can be told one
-    key: str  # "wrong": a cluster key of its own; "none": no key at all (what that means is the target's)
+    # "wrong": a cluster key of its own; "none": no key at all (what that means is the target's);
+    # "stolen": the run's own key, at key_file where the rogue runs (a leaked key: an experiment,
+    # never drawn by a schedule)
+    key: str
+    key_file: str = ""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import random
 
 import pytest
 from hypothesis import given, settings
+from test_vote_crash import NoFailpointTarget as BareTarget  # a target with nothing optional
 
 from checkers.election import check
 from checkers.impostor import followed, impostors_from_events
@@ -15,7 +16,7 @@ from history.operation import Operation
 from nemesis.core import Nemesis, validate_op
 from nemesis.errors import NemesisError, NemesisOpError
 from nemesis.family import FaultContext
-from nemesis.impostor import IMPOSTOR, NAME, TERM_LEAD, Impostors, new_id
+from nemesis.impostor import IMPOSTOR, TERM_LEAD, Impostors, new_id
 from nemesis.registry import fault_facts
 from nemesis.schedule import make_schedule
 from targets.raftkv.plugin import RaftKV
@@ -48,8 +49,12 @@ class RogueCluster:
     def rogue_address(self, name):
         return "10.0.0.200", 7000
 
-    def start_rogue(self, name, command):
+    def rogue_key_path(self):
+        return "/var/lib/splitbrain/cluster.key"
+
+    def start_rogue(self, name, command, with_key=False):
         self.started.append(command)
+        self.with_key = with_key
         self.state = "exited" if self.exits else "running"
 
     def rogue_state(self, name):
@@ -117,7 +122,7 @@ def test_stop_removes_it_and_keeps_its_log_tail():
 
 @pytest.mark.parametrize("value,error", [
     ({"claim": "n9"}, "claim must be member, new or a node id"),
-    ({"key": "stolen"}, "key must be one of wrong, none"),
+    ({"key": "borrowed"}, "key must be one of wrong, none, stolen"),
     ("n2", "expected {claim, key}"),
 ])
 def test_bad_ops_are_refused_in_one_line(value, error):
@@ -153,19 +158,8 @@ def test_its_fault_facts_name_the_impostor_for_the_checker():
     assert IMPOSTOR.label("start-impostor", value) == "impostor as n2 (wrong key)"
 
 
-class NoImpostorTarget:
-    name = "other"
-    peer_port = 1
-
-    def clock_control(self):
-        return None
-
-    def unsupported_faults(self, faults):
-        return []
-
-
 def test_a_target_that_cannot_host_an_impostor_is_refused_before_the_run(tmp_path, capsys):
-    [problem] = Nemesis(RogueCluster(), NoImpostorTarget(), ["impostor"]).problems()
+    [problem] = Nemesis(RogueCluster(), BareTarget(), ["impostor"]).problems()
     assert problem.startswith("impostor: target other cannot host an impostor")
     assert Nemesis(RogueCluster(), RaftKV(), ["impostor"]).problems() == []
     assert main(["run", "--target", "zookeeper", "--nemesis", "impostor", "--store", str(tmp_path / "s")]) == 2
@@ -243,3 +237,12 @@ def test_an_impostor_that_failed_to_start_counts_for_nothing():
     events = started(1.0, "n2", 1_000_003)
     events[-1] = {**events[-1], "type": "fail"}
     assert impostors_from_events(events) == []
+
+
+def test_a_stolen_key_is_only_ever_asked_for_and_reaches_the_rogue():
+    c = RogueCluster()
+    impostors(c).start({"f": "start-impostor", "claim": "n3", "key": "stolen"})
+    [cmd] = c.started
+    assert c.with_key and cmd[cmd.index("--key-file") + 1] == "/var/lib/splitbrain/cluster.key"
+    plan = make_schedule(5, ["impostor"], NODES, 1.0, 200.0)
+    assert {s.value["key"] for s in plan if s.f == "start-impostor"} == {"wrong", "none"}

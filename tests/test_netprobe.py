@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
-
 import socket
 import subprocess
 import sys
+
+import pytest
 
 from nemesis.netprobe import PROBE_ATTEMPTS, connect_probe, probe_addresses
 

@@ -189,13 +189,19 @@ def test_metrics_clock_skew_and_a_graceful_sigterm(cluster):
     assert "stopping" in cluster.log_path(follower).read_text()
 
 
+def start_with_a_follower_down(c: LocalCluster) -> tuple[str, str]:
+    """Start every node, then kill one follower; (leader, the follower)."""
+    c.start_all()
+    leader = c.wait_for_leader(timeout=10)
+    lagging = next(i for i in c.ids if i != leader)
+    c.kill(lagging)
+    return leader, lagging
+
+
 def test_a_restarted_node_behind_a_compacted_log_catches_up_from_a_snapshot(tmp_path):
     with LocalCluster(3, base_dir=str(tmp_path), extra_args=("--snapshot-every", "20")) as c:
         try:
-            c.start_all()
-            leader = c.wait_for_leader(timeout=10)
-            lagging = next(i for i in c.ids if i != leader)
-            c.kill(lagging)
+            leader, lagging = start_with_a_follower_down(c)
             acked = {}
             for i in range(120):  # several snapshots past anything the lagging node has
                 c.put_via_leader(f"s{i % 7}", i)
@@ -243,10 +249,7 @@ def test_a_node_restarted_with_a_torn_log_tail_truncates_it_and_catches_up(clust
 def test_a_node_far_behind_catches_up_from_a_snapshot_of_many_chunks(tmp_path):
     with LocalCluster(3, base_dir=str(tmp_path), extra_args=("--snapshot-every", "20")) as c:
         try:
-            c.start_all()
-            leader = c.wait_for_leader(timeout=10)
-            lagging = next(i for i in c.ids if i != leader)
-            c.kill(lagging)
+            leader, lagging = start_with_a_follower_down(c)
             big = "v" * 100_000
             for i in range(60):  # 30 keys of 100 KB: a snapshot of about 12 chunks
                 c.put_via_leader(f"b{i % 30}", f"{i}-{big}")

@@ -2,7 +2,8 @@
 
 It is raftkv's own transport and message format, driven by a hostile loop
 instead of the Raft core: it claims a member's id (or one no member has),
-holds a wrong cluster key or none, and every heartbeat it asks every member
+holds a wrong cluster key or none (or, for an experiment, the cluster's own),
+and every heartbeat it asks every member
 for its vote in a term far ahead (forced, as a leadership transfer would, so
 that a member's leader lease does not make it ignore the request) and sends
 it a heartbeat append of that term, as a leader of that term would.
@@ -29,7 +30,7 @@ import sys
 
 from .__main__ import UsageError, parse_address, parse_peers
 from .messages import APPEND, VOTE
-from .transport import PeerTransport
+from .transport import KeyFileError, PeerTransport, read_cluster_key
 
 log = logging.getLogger("raftkv.impostor")
 # The log length it claims, so that any member's up-to-date check passes.
@@ -85,8 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--listen", required=True, metavar="HOST:PORT", help="its own peer address")
     p.add_argument("--peers", required=True, help="the members it attacks: ID=HOST:PORT,...")
     p.add_argument("--term", type=int, required=True, help="the term it campaigns in")
-    p.add_argument("--key", choices=("wrong", "none"), default="wrong",
-                   help="wrong: a random key of its own (default); none: the empty key")
+    p.add_argument("--key", choices=("wrong", "none", "stolen"), default="wrong",
+                   help="wrong: a random key of its own (default); none: the empty key; "
+                        "stolen: the cluster's own, read from --key-file")
+    p.add_argument("--key-file", metavar="FILE", help="the cluster key file, for --key stolen")
     p.add_argument("--heartbeat", type=int, default=50, metavar="MS")
     args = p.parse_args(argv)
     try:
@@ -101,7 +104,14 @@ def main(argv: list[str] | None = None) -> int:
                         datefmt="%Y-%m-%dT%H:%M:%S")
     # Its links go up and down twice a second against a store that hangs up on it: the summary says enough.
     logging.getLogger("raftkv.transport").setLevel(logging.WARNING)
-    key = os.urandom(32) if args.key == "wrong" else b""
+    if args.key == "stolen":
+        try:
+            key = read_cluster_key(args.key_file or "")
+        except KeyFileError as e:
+            print(f"raftkv impostor: error: {e}", file=sys.stderr)
+            return 2
+    else:
+        key = os.urandom(32) if args.key == "wrong" else b""
     asyncio.run(run(args.id, listen, members, key, args.term, args.heartbeat / 1000))
     return 0
 

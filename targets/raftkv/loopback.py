@@ -380,7 +380,10 @@ class LocalCluster:
     def rogue_log_path(self, name: str) -> Path:
         return self.base / f"rogue-{name}.log"
 
-    def start_rogue(self, name: str, command: list[str]) -> None:
+    def rogue_key_path(self) -> str:
+        return str(self.key_file)  # one file for every process here
+
+    def start_rogue(self, name: str, command: list[str], with_key: bool = False) -> None:
         self.rogue_address(name)
         self.rogues[name] = self._spawn(self._local(command), self.rogue_log_path(name))
 

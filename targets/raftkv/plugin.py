@@ -351,6 +351,8 @@ class RaftKV:
         command = ["python3", "-u", "-m", "targets.raftkv.impostor", "--id", rogue.claim,
                    "--listen", f"{rogue.address[0]}:{rogue.address[1]}", "--peers", peers,
                    "--term", str(rogue.term), "--key", rogue.key]
+        if rogue.key == "stolen":
+            command += ["--key-file", rogue.key_file]
         return RoguePlan(command, rogue.term)
 
 
