@@ -9,8 +9,9 @@ has (`new`), holds a wrong cluster key or none (`key: wrong | none`; or
 with the key is a member gone bad, which no store is meant to survive), and
 campaigns in a term TERM_LEAD ahead of the highest any member reports,
 sending the members vote requests and heartbeats on their peer ports.
-Verified: the rogue runs, and from where it runs a TCP connect reaches the
-peer port of every member that is up (running or paused). `stop-impostor`
+Verified: the rogue's program runs (it listens on its own peer port), and
+from where it runs a TCP connect reaches the peer port of every member that
+is up (running or paused). `stop-impostor`
 removes it, verified gone; its log's tail goes into the evidence (and, on
 Docker, its whole log into the run folder). At most one rogue at a time.
 
@@ -91,7 +92,7 @@ class Impostors:
                  "address": f"{address[0]}:{address[1]}", "nodes": []}
         self.running = value
         try:
-            reached = self._wait_reaching(members)
+            reached = self._wait_reaching(members, address)
         except NemesisError:
             self._remove()
             raise
@@ -101,8 +102,10 @@ class Impostors:
                     "peer_auth": target_peer_auth(self.ctx.target)}
         return value, evidence
 
-    def _wait_reaching(self, members: dict[str, tuple[str, int]]) -> dict[str, str]:
-        """Wait until the rogue runs and reaches every member that is up; node -> what a connect saw."""
+    def _wait_reaching(self, members: dict[str, tuple[str, int]], own: tuple[str, int]) -> dict[str, str]:
+        """Wait until the rogue's program listens on its own peer address (it is up, not just its
+        container) and, from where it runs, every member that is up answers on its peer port;
+        node -> what a connect saw ("self": the rogue's own port)."""
         deadline = self.clock() + START_WAIT_S
         while True:
             state = self.c.rogue_state(NAME)
@@ -110,18 +113,20 @@ class Impostors:
                 raise NemesisError(f"impostor: the rogue is {state}, not running; its log: {self._tail()[-5:]}")
             up = [n for n, st in self.c.states().items() if st in ("running", "paused")]
             seen: dict[str, str] = {}
-            if state == "running" and up:
+            if state == "running":
                 addrs = {f"{members[n][0]}:{members[n][1]}": n for n in up}
+                addrs[f"{own[0]}:{own[1]}"] = "self"
                 try:
                     found = probe_addresses(lambda cmd: self.c.rogue_exec(NAME, cmd), list(addrs), 1.0, "the rogue")
                 except RuntimeError as e:
                     found = {a: f"probe failed: {e}"[:120] for a in addrs}
                 seen = {addrs[a]: r for a, r in found.items()}
-                if all(r == "open" for r in seen.values()):
+                if up and all(r == "open" for r in seen.values()):
+                    seen.pop("self")
                     return seen
             if self.clock() >= deadline:
-                raise NemesisError(f"impostor: after {START_WAIT_S:g} s the rogue ({state}) does not reach "
-                                   f"every member's peer port: {seen or 'no member is up'}")
+                raise NemesisError(f"impostor: after {START_WAIT_S:g} s the rogue ({state}) is not listening on its "
+                                   f"own peer port or does not reach every member's: {seen or 'no member is up'}")
             self.sleep(POLL_S)
 
     def _tail(self) -> list[str]:
