@@ -118,7 +118,7 @@ class Impostors:
                 addrs[f"{own[0]}:{own[1]}"] = "self"
                 try:
                     found = probe_addresses(lambda cmd: self.c.rogue_exec(NAME, cmd), list(addrs), 1.0, "the rogue")
-                except RuntimeError as e:
+                except Exception as e:  # also Docker's refusal to exec in a rogue that just died: look again
                     found = {a: f"probe failed: {e}"[:120] for a in addrs}
                 seen = {addrs[a]: r for a, r in found.items()}
                 if up and all(r == "open" for r in seen.values()):

@@ -112,6 +112,18 @@ def test_a_member_that_is_down_need_not_be_reached():
     assert value["claim"] == "n4" and not value["member"] and evidence["reached"] == {"n1": "open", "n2": "open"}
 
 
+def test_a_rogue_that_dies_during_its_probe_is_reported_exited_not_as_a_docker_error():
+    c = RogueCluster()
+
+    def dies(name, cmd):
+        c.state = "exited"
+        raise RuntimeError("409 Conflict: container is not running")
+
+    c.rogue_exec = dies
+    with pytest.raises(NemesisError, match="the rogue is exited, not running"):
+        impostors(c).start({"f": "start-impostor", "claim": "n1", "key": "wrong"})
+
+
 def test_a_rogue_that_exits_is_an_infrastructure_error_with_its_log():
     with pytest.raises(NemesisError, match="the rogue is exited.*impostor claiming"):
         impostors(RogueCluster(exits=True)).start({"f": "start-impostor", "claim": "n1", "key": "wrong"})
