@@ -13,7 +13,16 @@ Attacks, each against the leader's client port:
   limit) and 20 sending a body just under the limit (accepted), at once;
 - slowloris: 200 connections dribbling a header line every second;
 - pipelined-hangup: 1,000 pipelined GETs from a client that hangs up at once;
-- bad-lengths: `Content-Length: +1_2`, two Content-Lengths, a 70 KB head.
+- bad-lengths: `Content-Length: +1_2`, two Content-Lengths, a 70 KB head;
+
+and against the leader's peer port:
+
+- peer-huge-lengths: 20 connections without the cluster key, each announcing
+  the largest hello there is (or the old wire format's 64 MiB frame) and then
+  streaming 16 MiB;
+- peer-replay: a keyholder sends one authentic (stale-term, harmless) frame
+  and replays it 200 times on the same connection, then replays the whole
+  captured exchange on a new connection.
 
     .venv/bin/python bench/raftkv_attack.py [--slowloris-s 15]
 
@@ -37,7 +46,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from targets.raftkv.httpapi import MAX_BODY_BYTES  # noqa: E402
-from targets.raftkv.loopback import LocalCluster, NodeClient  # noqa: E402
+from targets.raftkv.loopback import LocalCluster, NodeClient, speak_to_peer_port  # noqa: E402
+from targets.raftkv.transport import (  # noqa: E402
+    CHALLENGE_BYTES,
+    MAGIC,
+    FrameWriter,
+    encode_hello,
+    hello_payload,
+    link_key,
+)
 
 
 def rss_mb(pid: int) -> float:
@@ -181,8 +198,47 @@ def attack_bad_lengths(port: int, args) -> str:
     return "; ".join(status_line(send_raw(port, h)) for h in heads)
 
 
+def attack_peer_huge_lengths(port: int, args) -> str:
+    hung_up: list[bool] = []
+    prefixes = [b"\xff\xff", (64 * 1024 * 1024).to_bytes(4, "big")] * 10
+
+    def stranger(prefix: bytes) -> None:
+        try:
+            hung_up.append(speak_to_peer_port(port, b"", "n2", args.leader, [], raw=prefix + b"x" * (16 << 20),
+                                              timeout=10))
+        except OSError as e:
+            hung_up.append(type(e).__name__)
+
+    threads = [threading.Thread(target=stranger, args=(p,)) for p in prefixes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return f"{sum(h is True for h in hung_up)} of 20 hung up on"
+
+
+def attack_peer_replay(port: int, args) -> str:
+    other = next(i for i in args.ids if i != args.leader)
+    stale = json.dumps({"type": "append_resp", "src": other, "dst": args.leader, "term": 0, "success": False,
+                        "reject_index": -1, "conflict_index": None, "conflict_term": None, "seq": 0}).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        greeting = b""
+        while len(greeting) < len(MAGIC) + CHALLENGE_BYTES:
+            greeting += s.recv(64)
+        ch = greeting[len(MAGIC):]
+        hello = encode_hello(args.key, ch, other, args.leader)
+        frame = FrameWriter(link_key(args.key, ch, hello_payload(other, args.leader))).frame(stale)
+        s.sendall(hello + frame)
+        s.sendall(frame * 200)
+        time.sleep(1)
+    refused = speak_to_peer_port(port, b"", other, args.leader, [], raw=hello + frame)
+    return f"200 replays sent on the link; the captured exchange on a new connection: {'refused' if refused else 'kept'}"
+
+
 ATTACKS = [("deep-json", attack_deep_json), ("big-bodies", attack_big_bodies), ("slowloris", attack_slowloris),
-           ("pipelined-hangup", attack_pipelined_hangup), ("bad-lengths", attack_bad_lengths)]
+           ("pipelined-hangup", attack_pipelined_hangup), ("bad-lengths", attack_bad_lengths),
+           ("peer-huge-lengths", attack_peer_huge_lengths), ("peer-replay", attack_peer_replay)]
+PEER_ATTACKS = {"peer-huge-lengths", "peer-replay"}  # sent to the leader's peer port
 
 
 def main() -> int:
@@ -196,20 +252,28 @@ def main() -> int:
         leader, term = leader_of(cluster)
         port = cluster.client_ports[leader]
         writer = Writer(port)
+        args.key, args.ids = cluster.key_file.read_bytes().strip(), cluster.ids
         for name, attack in ATTACKS:
+            args.leader = leader
+            rejected0 = cluster.metrics(leader)
             before = writer.run_for(args.baseline_s)
             rss0 = rss_mb(cluster.procs[leader].pid)
             during: list[float] = []
             t = threading.Thread(target=lambda w=writer, d=during: d.extend(w.run_for(3600)))
             t.start()
             try:
-                what = attack(port, args)
+                what = attack(cluster.peer_ports[leader] if name in PEER_ATTACKS else port, args)
                 time.sleep(1)
             finally:
                 writer.stop()
                 t.join()
                 writer._stop.clear()
             rss1 = rss_mb(cluster.procs[leader].pid)
+            if name in PEER_ATTACKS:
+                rejected1 = cluster.metrics(leader)
+                grew = {k.split('"')[1]: int(v - rejected0.get(k, 0)) for k, v in rejected1.items()
+                        if k.startswith("raftkv_frames_rejected_total") and v > rejected0.get(k, 0)}
+                what += f"; rejected: {grew}"
             alive = sum(1 for n in cluster.ids if cluster.procs[n].poll() is None)
             now_leader, now_term = leader_of(cluster)
             rows.append({

@@ -26,6 +26,7 @@ from itertools import accumulate
 from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
+from checkers.impostor import followed, impostors_from_events
 from history.operation import END_OF_TIME, Operation
 
 WRITES = frozenset({"write", "cas", "put", "add", "append"})
@@ -552,7 +553,8 @@ def check(events: Sequence[dict], ops: Sequence[Operation], fault_facts: FaultFa
     Anomalies: two leaders in one term; dual-serving (two nodes that both
     believed they led, in different terms, and both acknowledged client
     operations while they overlapped); a node's term or commit index going
-    backwards. Overlap alone is legal in Raft and is reported, not judged.
+    backwards; a member that followed an impostor (checkers.impostor).
+    Overlap alone is legal in Raft and is reported, not judged.
     `fault_facts`: what a nemesis op did, for completions that do not say
     (see `faults_from_events`).
     """
@@ -610,6 +612,11 @@ def check(events: Sequence[dict], ops: Sequence[Operation], fault_facts: FaultFa
             })
 
     anomalies.extend(went_back)
+    # Only a run with an impostor fault reads the samples again.
+    impostors = impostors_from_events(nemesis)
+    if impostors:
+        samples = to_read if not scan.in_time_order else scan.samples
+        anomalies.extend(followed(samples, impostors, ops, scan.samples))
     return {
         "checker": "split-brain",
         "valid": not anomalies,

@@ -32,7 +32,15 @@ from typing import Any
 
 from harness import reaper
 from harness.images import ImageError, docker_client, ensure_image
-from harness.labels import NODE_LABEL, OWNER_LABEL, RUN_LABEL, clean, owner, owner_alive  # noqa: F401 (re-exported)
+from harness.labels import (  # noqa: F401 (re-exported)
+    NODE_LABEL,
+    OWNER_LABEL,
+    ROGUE_LABEL,
+    RUN_LABEL,
+    clean,
+    owner,
+    owner_alive,
+)
 from targets.base import (
     FAKETIME,
     FAKETIME_CACHE_S,
@@ -47,6 +55,7 @@ PAUSE_ATTEMPTS = 5  # see DockerCluster.pause
 # Where run networks come from; change it if 10.210/16 is in use on your network.
 SUBNET_POOL = ipaddress.ip_network(os.environ.get("SPLITBRAIN_SUBNET_POOL", "10.210.0.0/16"))
 FIRST_NODE_HOST = 11  # node i gets .(10 + i); .1 is the bridge gateway (the harness)
+FIRST_ROGUE_HOST = 200  # impostors (nemesis/impostor.py) from .200 up, well clear of any node
 LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"  # Debian's libfaketime, in the base image
 
 
@@ -156,6 +165,11 @@ class DockerCluster:
         self._torn_down = False
         self._teardown_lock = threading.Lock()
         self._reaper: reaper.Reaper | None = None  # removes the run if this process dies before teardown
+        # Rogue members of the impostor fault: name -> container, and their addresses (kept after removal,
+        # so a name gets the same address again); logs of removed ones, for copy_logs.
+        self._rogues: dict[str, Any] = {}
+        self._rogue_ips: dict[str, str] = {}
+        self._rogue_logs: list[tuple[str, str]] = []
 
     # ---- addresses -------------------------------------------------------
 
@@ -217,6 +231,7 @@ class DockerCluster:
             client_port=self.target.client_port,
         )
         key = secrets.token_hex(32).encode() + b"\n"
+        self._key = key  # for an impostor started with the run's key (start_rogue with_key)
         self._parallel(lambda n: self._create_node(n, key), self.node_ids)
         self._check_not_torn_down()
         self._parallel(lambda n: self._containers[n].start(), self.node_ids)
@@ -455,6 +470,82 @@ class DockerCluster:
         """Arm or disarm one of the target's failpoints on node; whether the node agreed."""
         return run_sync(self.target.set_failpoint(self.addresses[node], name, on))
 
+    # ---- rogue members (the impostor fault) --------------------------------
+
+    def peer_address(self, node: str) -> tuple[str, int]:
+        return self.ips[node], self.target.peer_port
+
+    def rogue_address(self, name: str) -> tuple[str, int]:
+        """Where a rogue called name will listen: an address of the run's network that no node has."""
+        if name not in self._rogue_ips:
+            self._rogue_ips[name] = str(self.subnet.network_address + FIRST_ROGUE_HOST + len(self._rogue_ips))
+        return self._rogue_ips[name], self.target.peer_port
+
+    def rogue_key_path(self) -> str:
+        return self.layout.cluster_key_file
+
+    def start_rogue(self, name: str, command: list[str], with_key: bool = False) -> None:
+        """Start a container of the target's image on the run's network at rogue_address(name), running
+        command (with the run's cluster key at rogue_key_path() if with_key); labelled with the run, so
+        teardown, the reaper and `clean` remove it with the nodes."""
+        api = self.client.api
+        ip, _ = self.rogue_address(name)
+        networking = api.create_networking_config(
+            {self.network_name: api.create_endpoint_config(ipv4_address=ip)})
+        created = api.create_container(
+            self.image, command=command, name=f"splitbrain-{self.run_id}-rogue-{name}", hostname=f"rogue-{name}",
+            labels={**self.labels(), ROGUE_LABEL: name}, host_config=api.create_host_config(init=False),
+            networking_config=networking)
+        container = self.client.containers.get(created["Id"])
+        self._rogues[name] = container
+        self._check_not_torn_down(container)
+        if with_key:
+            path = self.layout.cluster_key_file
+            container.put_archive("/", _tar({os.path.dirname(path): None, path: self._key}))
+        container.start()
+
+    def rogue_state(self, name: str) -> str:
+        """running, exited, ... or missing (never started, or removed)."""
+        import docker.errors
+
+        c = self._rogues.get(name)
+        if c is None:
+            return "missing"
+        try:
+            c.reload()
+        except docker.errors.NotFound:
+            return "missing"
+        return c.status
+
+    def rogue_exec(self, name: str, cmd: list[str]) -> tuple[int, str]:
+        """Run cmd inside the rogue's container (its network's view); (exit code, output)."""
+        res = self._rogues[name].exec_run(cmd, stdout=True, stderr=True)
+        return res.exit_code, (res.output or b"").decode("utf-8", "replace")
+
+    def rogue_log(self, name: str) -> str:
+        c = self._rogues.get(name)
+        return self.rogue_log_of(c) if c is not None else ""
+
+    def remove_rogue(self, name: str) -> None:
+        """Remove the rogue's container (its log is kept for copy_logs); nothing if there is none."""
+        import docker.errors
+
+        c = self._rogues.pop(name, None)
+        if c is None:
+            return
+        self._rogue_logs.append((name, self.rogue_log_of(c)))
+        try:
+            c.remove(force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+
+    @staticmethod
+    def rogue_log_of(container) -> str:
+        try:
+            return container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
+        except Exception as e:
+            return f"(no log: {e})"
+
     def node_log(self, node: str) -> str:
         try:
             return self.container(node).logs(stdout=True, stderr=True).decode("utf-8", "replace")
@@ -469,6 +560,12 @@ class DockerCluster:
         for n in list(self._containers):
             p = dest / f"{n}.log"
             p.write_text(self.node_log(n))
+            written.append(p)
+        # Impostors: the removed ones' logs as kept, then any still running.
+        rogues = self._rogue_logs + [(n, self.rogue_log_of(c)) for n, c in self._rogues.items()]
+        for i, (name, text) in enumerate(rogues, start=1):
+            p = dest / f"rogue-{name}-{i}.log"
+            p.write_text(text)
             written.append(p)
         return written
 
@@ -488,12 +585,13 @@ class DockerCluster:
             import docker
 
             client = docker_client()
-            for c in list(self._containers.values()):
+            for c in [*self._containers.values(), *self._rogues.values()]:
                 try:
                     client.api.remove_container(c.id, force=True, v=True)
                 except docker.errors.NotFound:
                     pass
         self._containers.clear()
+        self._rogues.clear()
         if self._reaper is not None:
             self._reaper.disarm()
 

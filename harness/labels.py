@@ -19,6 +19,8 @@ RUN_LABEL = "splitbrain.run"
 NODE_LABEL = "splitbrain.node"
 # Who made it: `clean` without a run id spares runs whose harness is still alive.
 OWNER_LABEL = "splitbrain.owner"
+# A rogue member the impostor fault started beside the nodes (nemesis/impostor.py): removed with its run.
+ROGUE_LABEL = "splitbrain.rogue"
 
 
 def owner() -> str:

@@ -56,6 +56,15 @@ class ClusterControl(Protocol):
     def probe_all(self, timeout: float = 0.5) -> dict[str, dict | None]: ...
     def wait_serving(self, nodes: list[str], timeout: float) -> list[str]: ...  # those still silent
     def set_failpoint(self, node: str, name: str, on: bool) -> bool: ...
+    # Rogue members beside the nodes (the impostor family); a backend without them refuses it.
+    def peer_address(self, node: str) -> tuple[str, int]: ...
+    def rogue_address(self, name: str) -> tuple[str, int]: ...  # where rogue `name` will listen
+    def rogue_key_path(self) -> str: ...  # where a rogue started with_key finds the run's cluster key
+    def start_rogue(self, name: str, command: list[str], with_key: bool = False) -> None: ...  # the nodes' image
+    def rogue_state(self, name: str) -> str: ...  # running | exited | missing ...
+    def rogue_exec(self, name: str, cmd: list[str]) -> tuple[int, str]: ...  # from where the rogue runs
+    def rogue_log(self, name: str) -> str: ...
+    def remove_rogue(self, name: str) -> None: ...
 
 
 def netns_problem(cluster: Any) -> str | None:
@@ -134,6 +143,7 @@ class FaultFamily(Protocol):
     def cut_off(self, value: Any) -> list[str] | None: ...  # nodes left without a majority, if it cuts
     def label(self, f: str, value: Any) -> str: ...  # the band's label
     def describe(self, op: dict[str, Any]) -> str: ...  # one phrase for the progress line
+    def facts(self, f: str, value: Any) -> dict[str, Any]: ...  # more for the checkers (an impostor's id, term)
 
 
 @dataclass
@@ -282,6 +292,9 @@ class FamilyBase:
 
     def cut_off(self, value: Any) -> list[str] | None:
         return None
+
+    def facts(self, f: str, value: Any) -> dict[str, Any]:
+        return {}
 
     def label(self, f: str, value: Any) -> str:
         return f

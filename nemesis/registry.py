@@ -25,9 +25,11 @@ FAULT_FAMILIES: Registry[FaultFamily] = Registry("fault family", group="splitbra
     "duplicate": "nemesis.netem:DUPLICATE",
     "reorder": "nemesis.netem:REORDER",
     "vote-crash": "nemesis.vote_crash:VOTE_CRASH",
+    "impostor": "nemesis.impostor:IMPOSTOR",
 })
 # The order a spec's help lists them in, and the order they heal in when ranks tie.
-BUILTIN = ("partition", "kill", "pause", "clock", "loss", "delay", "duplicate", "reorder", "vote-crash")
+BUILTIN = ("partition", "kill", "pause", "clock", "loss", "delay", "duplicate", "reorder", "vote-crash",
+           "impostor")
 
 
 def family(name: str) -> FaultFamily:
@@ -67,6 +69,9 @@ def fault_facts(f: str, value: Any, table: dict[str, FaultFamily] | None = None)
     if fam.hits_leader(f):
         cut = fam.cut_off(value)
         facts["leader_nodes"] = facts["nodes"] if cut is None else cut
+    extra = getattr(fam, "facts", None)  # a family from before FamilyBase.facts may lack it
+    if callable(extra):
+        facts.update(extra(f, value))
     return facts
 
 

@@ -44,6 +44,11 @@ Adding a target (etcd, Redis Sentinel, your own election code):
    the deliberate bugs `--bug` may name ({} for none).
 7. Optionally `failpoints()` and `set_failpoint()`: crash points the node
    can arm on request; the vote-crash fault needs `crash-after-vote`.
+   Optionally `peer_auth()` (one line: how members authenticate each other,
+   "none: ..." when they do not) and `impostor(Rogue) -> RoguePlan`: the
+   argv of a rogue member of the target's own program, for the impostor
+   fault (nemesis/impostor.py); a target without `impostor` refuses that
+   fault before a run.
 8. Register it: in your package's pyproject.toml,
    `[project.entry-points."splitbrain.targets"] mykv = "mykv.plugin:MyKV"`,
    then `pip install` it and run `--target mykv`; or, not installed, run
@@ -119,6 +124,29 @@ class TargetOptions:
     # A node that holds a request longer does work nobody waits for: give its
     # own request deadline (if it has one) a value below this.
     client_timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class Rogue:
+    """An impostor the impostor fault starts beside the members, on their network, from the target's image."""
+
+    claim: str  # the member id it claims, or an id no member has
+    address: tuple[str, int]  # (host, port) where it listens for peers
+    members: dict[str, tuple[str, int]]  # every member's peer address
+    term: int  # a term far ahead of any member's, for a program that can be told one
+    # "wrong": a cluster key of its own; "none": no key at all (what that means is the target's);
+    # "stolen": the run's own key, at key_file where the rogue runs (a leaked key: an experiment,
+    # never drawn by a schedule)
+    key: str
+    key_file: str = ""
+
+
+@dataclass(frozen=True)
+class RoguePlan:
+    """How to run a `Rogue`: its argv, and the term it campaigns in (None if the program cannot be told one)."""
+
+    command: list[str]
+    term: int | None
 
 
 class SetReads:
@@ -215,6 +243,9 @@ class Target(Protocol):
     # Optional (nemesis.core.target_failpoints looks for them):
     #   failpoints() -> dict[str, str]: name -> what happens there
     #   async set_failpoint(address, name, on) -> bool: arm or disarm one on a node; False if it did not take
+    # Optional (nemesis.impostor looks for them):
+    #   peer_auth() -> str: one line on how members authenticate each other ("none: ..." if they do not)
+    #   impostor(rogue: Rogue) -> RoguePlan: a rogue member of this target's own program
     # Optional (harness.commands.run.option_problems looks for it):
     #   unsupported_options(settings) -> list[str]: one line per spec `options:` entry it cannot run with
 

@@ -304,3 +304,32 @@ def test_a_node_that_does_not_answer_is_none(monkeypatch):
     assert asyncio.run(Etcd().status_probe("10.9.0.11:2379")) is None
     _probe_with(monkeypatch, lambda r: httpx.Response(200, json={"cmdline": []}))  # raft not started
     assert asyncio.run(Etcd().status_probe("10.9.0.11:2379")) is None
+
+
+# ---- the impostor (nemesis/impostor.py) ------------------------------------------------------------
+
+def _rogue(claim: str, key: str):
+    from targets.base import Rogue
+
+    members = {n: (f"10.0.0.{i}", 2380) for i, n in enumerate(["n1", "n2", "n3"], 11)}
+    return Rogue(claim, ("10.0.0.200", 2380), members, 1_000_007, key, "/var/lib/splitbrain/cluster.key")
+
+
+def test_an_impostor_claiming_a_member_restarts_as_that_member_would():
+    plan = Etcd().impostor(_rogue("n2", "wrong"))
+    cmd = plan.command
+    assert cmd[0] == "etcd" and plan.term is None  # etcd cannot be told a term
+    assert "--name=n2" in cmd and "--initial-cluster-state=existing" in cmd
+    assert "--initial-advertise-peer-urls=http://10.0.0.12:2380" in cmd  # the member's own URL...
+    assert "--listen-peer-urls=http://10.0.0.200:2380" in cmd  # ... from the rogue's address
+    assert "--initial-cluster=n1=http://10.0.0.11:2380,n2=http://10.0.0.12:2380,n3=http://10.0.0.13:2380" in cmd
+    assert any(a.startswith("--initial-cluster-token=splitbrain-") for a in cmd)
+    assert not any(a.startswith("--initial-cluster-token") for a in Etcd().impostor(_rogue("n2", "none")).command)
+
+
+def test_an_impostor_with_a_new_name_adds_itself_and_a_stolen_key_goes_through_node_sh():
+    cmd = Etcd().impostor(_rogue("n4", "stolen")).command
+    assert cmd[:3] == ["sh", NODE_SCRIPT, "/var/lib/splitbrain/cluster.key"]
+    assert "--initial-cluster-state=new" in cmd
+    assert any(a.endswith(",n4=http://10.0.0.200:2380") for a in cmd if a.startswith("--initial-cluster="))
+    assert Etcd().peer_auth().startswith("none: ")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+
 import pytest
 
-from nemesis.netprobe import PROBE_ATTEMPTS, connect_probe
+from nemesis.netprobe import PROBE_ATTEMPTS, connect_probe, probe_addresses
 
 
 class Exec:
@@ -20,7 +24,7 @@ class Exec:
 
 
 def test_an_empty_answer_is_asked_again_and_the_next_good_one_is_used():
-    cluster = Exec((0, ""), (0, '{"10.0.0.2": "timeout"}\n'))
+    cluster = Exec((0, ""), (0, '{"10.0.0.2:7000": "timeout"}\n'))
     assert connect_probe(cluster, "n1", ["10.0.0.2"], 7000) == {"10.0.0.2": "timeout"}
     assert cluster.calls == 2
 
@@ -32,7 +36,7 @@ def test_a_probe_that_never_answers_fails_with_a_sentence_naming_the_node():
 
 
 def test_garbage_is_not_an_answer_either():
-    cluster = Exec((0, "Traceback...\nMemoryError"), (0, "[1, 2]"), (0, '{"10.0.0.2": "open"}'))
+    cluster = Exec((0, "Traceback...\nMemoryError"), (0, "[1, 2]"), (0, '{"10.0.0.2:7000": "open"}'))
     assert connect_probe(cluster, "n1", ["10.0.0.2"], 7000) == {"10.0.0.2": "open"}
 
 
@@ -41,3 +45,16 @@ def test_a_probe_that_fails_outright_is_not_asked_again():
     with pytest.raises(RuntimeError, match="exit 1"):
         connect_probe(cluster, "n1", ["10.0.0.2"], 7000)
     assert cluster.calls == 1
+
+
+def test_the_probe_script_itself_tells_an_open_port_from_a_refused_one():
+    def run_here(cmd):
+        done = subprocess.run([sys.executable, *cmd[1:]], capture_output=True, text=True, timeout=30)
+        return done.returncode, done.stdout
+
+    with socket.socket() as listening, socket.socket() as unused:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        unused.bind(("127.0.0.1", 0))  # bound, not listening: a connect is refused
+        open_, closed = (f"127.0.0.1:{s.getsockname()[1]}" for s in (listening, unused))
+        assert probe_addresses(run_here, [open_, closed], 2.0) == {open_: "open", closed: "refused"}

@@ -175,7 +175,9 @@ def hunt(bugs: frozenset[str], settings_: dict, kinds, faults_: int, seeds: int)
 
 
 def test_every_deliberate_bug_has_a_hunt():
-    assert set(BUG_HUNTS) == set(BUGS)
+    # no-peer-auth is a bug of the transport, which the simulator does not have: the impostor fault
+    # catches it (tests/test_impostor_cluster.py).
+    assert set(BUG_HUNTS) == set(BUGS) - {"no-peer-auth"}
 
 
 @pytest.mark.parametrize("bug", sorted(BUG_HUNTS))

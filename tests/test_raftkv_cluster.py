@@ -4,13 +4,22 @@ import asyncio
 import json
 import secrets
 import socket
+import threading
 import time
 
 import pytest
 
-from targets.raftkv.loopback import LocalCluster
+from targets.raftkv.loopback import LocalCluster, speak_to_peer_port
 from targets.raftkv.plugin import RaftKVClient
-from targets.raftkv.transport import encode_frame
+from targets.raftkv.transport import (
+    CHALLENGE_BYTES,
+    CHUNK_BYTES,
+    MAGIC,
+    FrameWriter,
+    encode_hello,
+    hello_payload,
+    link_key,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -93,12 +102,6 @@ def test_elect_write_read_survive_a_leader_kill_and_catch_up(cluster):
         assert read_via(cluster, cluster.wait_for_leader(timeout=10, among=pair), key) == value
 
 
-def send_raw(port: int, data: bytes) -> None:
-    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-        s.sendall(data)
-        time.sleep(0.1)
-
-
 def test_forged_frames_without_the_key_change_no_term_and_no_leader(tmp_path):
     # Long election timeouts: on a loaded CI machine a genuine election must not
     # pass for the effect of a forged frame. A forged vote, append or timeout_now
@@ -113,14 +116,16 @@ def test_forged_frames_without_the_key_change_no_term_and_no_leader(tmp_path):
             print(f"--- {node_id} log ---\n{c.log_tail(node_id, 40)}")
 
 
+def bad_hellos(cluster, node_id) -> float:
+    return cluster.metrics(node_id).get('raftkv_frames_rejected_total{reason="bad_hello"}', 0)
+
+
 def check_forged_frames_are_ignored(cluster):
     leader = cluster.wait_for_leader(timeout=10)
     cluster.put_via_leader("x", 1)
     before = cluster.statuses()
     assert all(s["leader"] == leader for s in before.values())
-    rejected_before = {
-        i: cluster.metrics(i).get('raftkv_frames_rejected_total{reason="bad_mac"}', 0)
-        for i in cluster.ids}
+    rejected_before = {i: bad_hellos(cluster, i) for i in cluster.ids}
 
     huge = 10**9
     attacker = "n3" if leader != "n3" else "n2"
@@ -136,10 +141,13 @@ def check_forged_frames_are_ignored(cluster):
              "commit": 0, "seq": 1},
             {**claim, "type": "timeout_now"},
         ]
-        frames = b"".join(encode_frame(wrong_key, attacker, m) for m in forged)
+        port = cluster.peer_ports[victim]
+        # One connection per forgery: the node hangs up at the first wrong hello.
+        for msg in forged:
+            assert speak_to_peer_port(port, wrong_key, attacker, victim, [msg])
         unsigned = json.dumps({"from": attacker, "msg": forged[0]}).encode()
-        frames += len(unsigned).to_bytes(4, "big") + unsigned  # no MAC at all
-        send_raw(cluster.peer_ports[victim], frames)
+        old_format = len(unsigned).to_bytes(4, "big") + unsigned
+        assert speak_to_peer_port(port, wrong_key, attacker, victim, [], raw=old_format)
 
     time.sleep(1.0)  # several election timeouts: a forged vote would have shown by now
     after = cluster.statuses()
@@ -148,10 +156,8 @@ def check_forged_frames_are_ignored(cluster):
         assert st["leader"] == leader, (node_id, st)
         assert st["term"] < huge
     for victim in cluster.ids:
-        if victim == attacker:
-            continue
-        rejected = cluster.metrics(victim)['raftkv_frames_rejected_total{reason="bad_mac"}']
-        assert rejected >= rejected_before[victim] + 5
+        if victim != attacker:
+            assert bad_hellos(cluster, victim) >= rejected_before[victim] + 5
     cluster.put_via_leader("x", 2)  # still serving
 
 
@@ -161,7 +167,7 @@ def test_metrics_clock_skew_and_a_graceful_sigterm(cluster):
     m = cluster.metrics(leader)
     for name in ("raftkv_elections_started_total", "raftkv_leader_changes_total", "raftkv_term",
                  'raftkv_role{role="leader"}', "raftkv_commit_index",
-                 'raftkv_frames_rejected_total{reason="bad_mac"}', "raftkv_fsync_seconds_count"):
+                 'raftkv_frames_rejected_total{reason="bad_hello"}', "raftkv_fsync_seconds_count"):
         assert name in m, name
     assert m['raftkv_role{role="leader"}'] == 1 and m["raftkv_fsync_seconds_count"] >= 1
 
@@ -186,13 +192,19 @@ def test_metrics_clock_skew_and_a_graceful_sigterm(cluster):
     assert "stopping" in cluster.log_path(follower).read_text()
 
 
+def start_with_a_follower_down(c: LocalCluster) -> tuple[str, str]:
+    """Start every node, then kill one follower; (leader, the follower)."""
+    c.start_all()
+    leader = c.wait_for_leader(timeout=10)
+    lagging = next(i for i in c.ids if i != leader)
+    c.kill(lagging)
+    return leader, lagging
+
+
 def test_a_restarted_node_behind_a_compacted_log_catches_up_from_a_snapshot(tmp_path):
     with LocalCluster(3, base_dir=str(tmp_path), extra_args=("--snapshot-every", "20")) as c:
         try:
-            c.start_all()
-            leader = c.wait_for_leader(timeout=10)
-            lagging = next(i for i in c.ids if i != leader)
-            c.kill(lagging)
+            leader, lagging = start_with_a_follower_down(c)
             acked = {}
             for i in range(120):  # several snapshots past anything the lagging node has
                 c.put_via_leader(f"s{i % 7}", i)
@@ -269,3 +281,89 @@ def test_writes_forwarded_while_the_leader_is_killed_are_reported_as_they_happen
             assert value == i, (i, r)
         elif r["type"] == "fail":
             assert value is None, (i, r)  # a definite failure never took effect
+
+
+def test_a_node_far_behind_catches_up_from_a_snapshot_of_many_chunks(tmp_path):
+    with LocalCluster(3, base_dir=str(tmp_path), extra_args=("--snapshot-every", "20")) as c:
+        try:
+            leader, lagging = start_with_a_follower_down(c)
+            big = "v" * 100_000
+            for i in range(60):  # 30 keys of 100 KB: a snapshot of about 12 chunks
+                c.put_via_leader(f"b{i % 30}", f"{i}-{big}")
+            c.start(lagging)
+            c.wait_until_serving(lagging)
+            target = c.status(c.wait_for_leader(timeout=10))["commit_index"]
+            c.wait_for_applied(lagging, target, timeout=30)
+            assert c.metrics(lagging).get("raftkv_snapshots_installed", 0) >= 1
+            assert (c.data_dir(leader) / "snapshot").stat().st_size > 10 * CHUNK_BYTES
+            # the caught-up node can lead and serve what it got from the snapshot
+            c.kill(leader)
+            lead = c.wait_for_leader(timeout=10)
+            assert read_via(c, lead, "b29") == f"59-{big}"
+        finally:
+            c.stop_all()
+            for node_id in c.ids:
+                print(f"--- {node_id} log ---\n{c.log_tail(node_id, 40)}")
+
+
+def rss_kib(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_twenty_strangers_sending_huge_length_prefixes_barely_move_the_leaders_memory(cluster):
+    leader = cluster.wait_for_leader(timeout=10)
+    term = cluster.status(leader)["term"]
+    cluster.put_via_leader("before", 1)
+    time.sleep(1.0)
+    before = rss_kib(cluster.procs[leader].pid)
+    port = cluster.peer_ports[leader]
+    # Half announce the largest hello there is; half the old wire format's 64 MiB frame. Each then
+    # tries to stream 16 MiB; the node hangs up after the length.
+    prefixes = [b"\xff\xff", (64 * 1024 * 1024).to_bytes(4, "big")] * 10
+    hung_up = []
+
+    def stranger(prefix: bytes) -> None:
+        hung_up.append(speak_to_peer_port(port, b"", "n2", leader, [], raw=prefix + b"x" * (16 << 20),
+                                          timeout=10))
+
+    threads = [threading.Thread(target=stranger, args=(p,)) for p in prefixes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    after = rss_kib(cluster.procs[leader].pid)
+    print(f"leader RSS {before} KiB -> {after} KiB")
+    assert hung_up == [True] * 20
+    assert after - before < 4 * 1024, f"RSS grew by {after - before} KiB"
+    assert bad_hellos(cluster, leader) >= 20
+    status = cluster.status(leader)
+    assert status["role"] == "leader" and status["term"] == term
+    cluster.put_via_leader("after", 2)
+
+
+def test_a_replayed_frame_is_dropped_and_counted_by_a_running_node(cluster):
+    leader = cluster.wait_for_leader(timeout=10)
+    other = next(i for i in cluster.ids if i != leader)
+    key = cluster.key_file.read_bytes().strip()
+    # An authentic but harmless message (a stale term is ignored), sent once and then replayed 200 times
+    # on the same connection, as a keyholder on the path could.
+    stale = json.dumps({"type": "append_resp", "src": other, "dst": leader, "term": 0, "success": False,
+                        "reject_index": -1, "conflict_index": None, "conflict_term": None, "seq": 0}).encode()
+    with socket.create_connection(("127.0.0.1", cluster.peer_ports[leader]), timeout=5) as s:
+        greeting = b""
+        while len(greeting) < len(MAGIC) + CHALLENGE_BYTES:
+            greeting += s.recv(64)
+        ch = greeting[len(MAGIC):]
+        frame = FrameWriter(link_key(key, ch, hello_payload(other, leader))).frame(stale)
+        s.sendall(encode_hello(key, ch, other, leader) + frame * 201)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            replays = cluster.metrics(leader).get('raftkv_frames_rejected_total{reason="replay"}', 0)
+            if replays >= 200:
+                break
+            time.sleep(0.1)
+    assert replays == 200
+    assert cluster.metrics(leader)["raftkv_messages_rejected_stale_term"] >= 1  # the one original arrived

@@ -11,12 +11,13 @@ targets/etcd/README.md.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from targets.base import ClusterLayout, TargetOptions
+from targets.base import ClusterLayout, Rogue, RoguePlan, TargetOptions
 from targets.etcd import gateway
 from targets.etcd.settings import EtcdSettings
 from targets.image import ImageRecipe
@@ -168,3 +169,43 @@ class Etcd:
 
     def bugs(self) -> dict[str, str]:
         return {}
+
+    def peer_auth(self) -> str:
+        return ("none: members talk plain HTTP (no peer TLS here); a member only refuses messages whose "
+                "cluster ID, a hash of --initial-cluster and --initial-cluster-token, is not its own")
+
+    def impostor(self, rogue: Rogue) -> RoguePlan:
+        """A fresh etcd member named rogue.claim, listening at the rogue's address.
+
+        Claiming a member's name it advertises that member's peer URL, so its
+        --initial-cluster is the members' own, and it starts as etcd does
+        when a member comes back with an empty data directory:
+        --initial-cluster-state=existing, which takes the cluster ID and the
+        member list from the running members and needs no token (a fresh
+        start, state new, is refused by etcd: the member "has already been
+        bootstrapped"). With a new name it adds itself to --initial-cluster
+        and starts new, which gives a cluster ID of its own. Key "wrong" is a
+        token of its own, "none" etcd's default, "stolen" the run's. etcd
+        cannot be told a term: it starts from an empty log.
+        """
+        ip, port = rogue.address
+        urls = {n: f"http://{h}:{p}" for n, (h, p) in rogue.members.items()}
+        urls.setdefault(rogue.claim, f"http://{ip}:{port}")
+        flags = [
+            f"--name={rogue.claim}",
+            "--data-dir=/tmp/rogue-data",
+            f"--listen-peer-urls=http://{ip}:{port}",
+            f"--initial-advertise-peer-urls={urls[rogue.claim]}",
+            f"--listen-client-urls=http://{ip}:{CLIENT_PORT}",
+            f"--advertise-client-urls=http://{ip}:{CLIENT_PORT}",
+            "--initial-cluster=" + ",".join(f"{n}={u}" for n, u in urls.items()),
+            f"--initial-cluster-state={'existing' if rogue.claim in rogue.members else 'new'}",
+            "--logger=zap",
+            "--log-outputs=stderr",
+            *self.settings.etcd_flags(),
+        ]
+        if rogue.key == "stolen":
+            return RoguePlan(["sh", NODE_SCRIPT, rogue.key_file, *flags], None)
+        if rogue.key == "wrong":
+            flags.append(f"--initial-cluster-token=splitbrain-{secrets.token_hex(8)}")
+        return RoguePlan(["etcd", *flags], None)

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import secrets
-import socket
 import sys
 import time
 from pathlib import Path
 
-from targets.raftkv.loopback import LocalCluster
-from targets.raftkv.transport import encode_frame
+from targets.raftkv.loopback import LocalCluster, speak_to_peer_port
 
 
 class DemoFailed(Exception):
@@ -103,21 +101,21 @@ def forge_a_vote(cluster: LocalCluster) -> None:
     """Play a malicious process without the cluster key: ask every node for its vote in a huge term."""
     before = cluster.statuses()
     huge = 10**9
+    wrong_key = secrets.token_bytes(32)
     for victim in cluster.ids:
-        forged = encode_frame(secrets.token_bytes(32), "n1" if victim != "n1" else "n2",
-                              {"type": "vote", "src": "n1" if victim != "n1" else "n2", "dst": victim,
-                               "term": huge, "last_index": huge, "last_term": huge, "force": True})
-        with socket.create_connection(("127.0.0.1", cluster.peer_ports[victim]), timeout=2) as s:
-            s.sendall(forged)
+        claim = "n1" if victim != "n1" else "n2"
+        vote = {"type": "vote", "src": claim, "dst": victim, "term": huge, "last_index": huge,
+                "last_term": huge, "force": True}
+        speak_to_peer_port(cluster.peer_ports[victim], wrong_key, claim, victim, [vote])
     time.sleep(0.5)
     after = cluster.statuses()
-    rejected = {i: cluster.metrics(i).get('raftkv_frames_rejected_total{reason="bad_mac"}', 0)
+    rejected = {i: cluster.metrics(i).get('raftkv_frames_rejected_total{reason="bad_hello"}', 0)
                 for i in cluster.ids}
     changed = [i for i in after if after[i]["term"] != before.get(i, {}).get("term")]
     if any(st["term"] >= huge for st in after.values()):
         raise DemoFailed(f"a forged vote request moved a term: {after}")
     say("10. sent every node a forged vote request (term 10^9) without the cluster key",
-        "dropped: bad-MAC counters " + ", ".join(f"{i}={int(n)}" for i, n in rejected.items())
+        "refused at the handshake: bad-hello counters " + ", ".join(f"{i}={int(n)}" for i, n in rejected.items())
         + ("; terms unchanged" if not changed else f"; terms moved by a real election on {changed}"))
 
 

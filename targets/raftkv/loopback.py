@@ -62,6 +62,29 @@ def _stopped(pid: int, otherwise: bool) -> bool:
     return stat.rpartition(")")[2].split()[0] in ("T", "t")
 
 
+def speak_to_peer_port(port: int, key: bytes, sender: str, dst: str, msgs: list[dict],
+                       raw: bytes | None = None, timeout: float = 2.0) -> bool:
+    """Dial a node's peer port as a peer holding `key` would (read its challenge, say hello as
+    `sender`, send msgs), or send `raw` bytes instead; True if the node then hung up within `timeout`."""
+    from targets.raftkv.transport import CHALLENGE_BYTES, MAGIC, dialer_bytes
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        greeting = b""
+        while len(greeting) < len(MAGIC) + CHALLENGE_BYTES:
+            chunk = s.recv(len(MAGIC) + CHALLENGE_BYTES - len(greeting))
+            if not chunk:
+                return True
+            greeting += chunk
+        data = raw if raw is not None else dialer_bytes(key, greeting[len(MAGIC):], sender, dst, msgs)
+        try:
+            s.sendall(data)
+            return s.recv(1) == b""
+        except ConnectionError:  # reset: it hung up before reading all we sent
+            return True
+        except TimeoutError:
+            return False
+
+
 class NodeClient:
     """A keep-alive HTTP/1.1 connection to one node's client API."""
 
@@ -135,6 +158,8 @@ class LocalCluster:
         self.fsync = fsync
         self.procs: dict[str, subprocess.Popen] = {}
         self._last_writer: str | None = None
+        self.rogues: dict[str, subprocess.Popen] = {}  # impostors (nemesis/impostor.py), by name
+        self._rogue_ports: dict[str, int] = {}
 
     # -- processes -------------------------------------------------------------
 
@@ -158,15 +183,17 @@ class LocalCluster:
             cmd.append("--no-fsync")
         return cmd
 
+    def _spawn(self, cmd: list[str], log_path: Path) -> subprocess.Popen:
+        env = {**os.environ,
+               "PYTHONPATH": os.pathsep.join(filter(None, (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH"))))}
+        with open(log_path, "ab") as logf:
+            return subprocess.Popen(cmd, cwd=self.base, env=env,
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=logf)
+
     def start(self, node_id: str) -> None:
         assert node_id not in self.procs or self.procs[node_id].poll() is not None, node_id
         self._paused.discard(node_id)
-        env = {**os.environ,
-               "PYTHONPATH": os.pathsep.join(filter(None, (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH"))))}
-        with open(self.log_path(node_id), "ab") as logf:
-            self.procs[node_id] = subprocess.Popen(
-                self.command(node_id), cwd=self.base, env=env,
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=logf)
+        self.procs[node_id] = self._spawn(self.command(node_id), self.log_path(node_id))
 
     def start_all(self, wait: float = 10.0) -> None:
         for node_id in self.ids:
@@ -215,7 +242,9 @@ class LocalCluster:
         return [i for i, p in self.procs.items() if p.poll() is None]
 
     def stop_all(self) -> None:
-        """SIGTERM every node still running, SIGKILL any that do not exit within 5 s."""
+        """SIGTERM every node still running, SIGKILL any that do not exit within 5 s; remove every rogue."""
+        for name in list(self.rogues):
+            self.remove_rogue(name)
         for node_id, proc in self.procs.items():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -332,6 +361,54 @@ class LocalCluster:
 
     def exec_detached(self, node_id: str, cmd: list[str]) -> None:
         self.exec(node_id, cmd)
+
+    # -- rogue members (the impostor fault): local processes on ports of their own --------
+
+    def peer_address(self, node_id: str) -> tuple[str, int]:
+        return "127.0.0.1", self.peer_ports[node_id]
+
+    def rogue_address(self, name: str) -> tuple[str, int]:
+        if name not in self._rogue_ports:
+            self._rogue_ports[name] = free_ports(1)[0]
+        return "127.0.0.1", self._rogue_ports[name]
+
+    @staticmethod
+    def _local(cmd: list[str]) -> list[str]:
+        # The target's argv names the image's python3; here it is this interpreter.
+        return [sys.executable, *cmd[1:]] if cmd and cmd[0] == "python3" else list(cmd)
+
+    def rogue_log_path(self, name: str) -> Path:
+        return self.base / f"rogue-{name}.log"
+
+    def rogue_key_path(self) -> str:
+        return str(self.key_file)  # one file for every process here
+
+    def start_rogue(self, name: str, command: list[str], with_key: bool = False) -> None:
+        self.rogue_address(name)
+        self.rogues[name] = self._spawn(self._local(command), self.rogue_log_path(name))
+
+    def rogue_state(self, name: str) -> str:
+        proc = self.rogues.get(name)
+        if proc is None:
+            return "missing"
+        return "running" if proc.poll() is None else "exited"
+
+    def rogue_exec(self, name: str, cmd: list[str]) -> tuple[int, str]:
+        """Run cmd here: a loopback rogue shares the host's network, so this is its view of it."""
+        done = subprocess.run(self._local(cmd), capture_output=True, text=True, timeout=30)
+        return done.returncode, done.stdout + done.stderr
+
+    def rogue_log(self, name: str) -> str:
+        try:
+            return self.rogue_log_path(name).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def remove_rogue(self, name: str) -> None:
+        proc = self.rogues.pop(name, None)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
 
     def log_tail(self, node_id: str, lines: int = 15) -> str:
         try:

@@ -75,7 +75,7 @@ def render(node_metrics: dict, role: str, io_counters: dict[str, int],
            [(f'{{role="{r}"}}', 1 if r == role else 0) for r in sorted(set(ROLES) | {role})])
 
     metric("frames_rejected", "counter",
-           "Peer frames dropped before reaching Raft, by reason (bad_mac, unknown_peer, malformed).",
+           "Peer connections and frames dropped before reaching Raft, by reason (transport.REJECT_REASONS).",
            [(f'{{reason="{reason}"}}', n) for reason, n in sorted(frames_rejected.items())])
 
     for key, value in sorted(io_counters.items()):

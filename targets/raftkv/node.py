@@ -39,6 +39,7 @@ BUGS: dict[str, str] = {
     "commit-old-term": "the Figure 8 rule is broken: entries of earlier terms are committed by counting replicas (and no start-of-term no-op)",
     "ack-before-replicate": "the leader answers a put once it is in its own log, before a majority has it",
     "lease-no-checkquorum": "lease reads are served by a leader that no longer has a quorum (implies lease reads; the lease never expires, CheckQuorum off)",
+    "no-peer-auth": "peer hellos and frames are accepted without checking their MAC or sequence number (the transport's; see transport.py)",
 }
 
 

@@ -40,6 +40,8 @@ from urllib.parse import quote
 from targets.base import (
     CLOCK_FILE,
     ClusterLayout,
+    Rogue,
+    RoguePlan,
     TargetOptions,
     unsupported_by_clock_control,
 )
@@ -351,6 +353,20 @@ class RaftKV:
         from targets.raftkv.node import BUGS
 
         return dict(BUGS)
+
+    def peer_auth(self) -> str:
+        return ("HMAC-SHA256 challenge-response handshake under the run's cluster key, then frames "
+                "sequenced under a per-connection key (targets/raftkv/transport.py)")
+
+    def impostor(self, rogue: Rogue) -> RoguePlan:
+        """targets.raftkv.impostor: raftkv's transport without the key, campaigning in rogue.term."""
+        peers = ",".join(f"{n}={h}:{p}" for n, (h, p) in rogue.members.items())
+        command = ["python3", "-u", "-m", "targets.raftkv.impostor", "--id", rogue.claim,
+                   "--listen", f"{rogue.address[0]}:{rogue.address[1]}", "--peers", peers,
+                   "--term", str(rogue.term), "--key", rogue.key]
+        if rogue.key == "stolen":
+            command += ["--key-file", rogue.key_file]
+        return RoguePlan(command, rogue.term)
 
 
 RAFTKV_OPTIONS = ("election_timeout", "heartbeat", "tick", "lease_reads")

@@ -106,7 +106,7 @@ class RaftKVServer:
         self.failed = asyncio.Event()
         cfg = self.config
         self.transport = PeerTransport(cfg.node.id, cfg.peer_addrs, cfg.cluster_key,
-                                       self._on_peer_message)
+                                       self._on_peer_message, verify="no-peer-auth" not in cfg.node.bugs)
         self.http = HttpApi(self._submit, self.status, self.metrics_text, self.failpoints)
         await self.transport.start()
         await self.http.start(*cfg.client_addr)

@@ -1,20 +1,45 @@
-"""Authenticated peer transport for raftkv: asyncio TCP, length-prefixed, HMAC-SHA256 frames.
-
-Wire format of one frame::
-
-    <length: u32 big-endian> <mac: 32 bytes> <payload: JSON {"from": ID, "msg": {...}}>
-
-``length`` counts the MAC and the payload; ``mac`` is HMAC-SHA256 of the
-payload under the cluster key. A frame whose MAC is missing or wrong, whose
-sender is not a configured peer, or whose payload is not the expected JSON is
-dropped and counted by reason in ``rejected``; it never reaches the node.
-That is what keeps a process without the key from voting or claiming
-leadership.
+"""Authenticated peer transport for raftkv: asyncio TCP, a challenge-response handshake, then sequenced HMAC frames.
 
 Each node opens one outbound connection per peer and only writes to it; it
-accepts inbound connections and only reads from them. A send never blocks:
-while a peer is unreachable its messages are dropped (Raft retransmits), and
-the link reconnects in the background with exponential backoff.
+accepts inbound connections and only reads from them (after the challenge).
+One connection, the dialer D to the acceptor A:
+
+1. A sends ``MAGIC`` + a fresh random 16-byte challenge.
+2. D sends its hello: ``<u16 length> <mac 32> <payload JSON {"from": D, "to": A}>``,
+   the MAC being HMAC-SHA256 under the cluster key of a label, the challenge and
+   the payload. A checks it, and that D is a configured peer and A is meant.
+   Until then A holds at most ``HELLO_MAX`` bytes for the connection, and hangs
+   up on anything else (a length over that, a wrong MAC, an unknown peer, or
+   no hello within ``HANDSHAKE_TIMEOUT_S``): a stranger can make a node
+   allocate only that small buffer, whatever length prefix it sends.
+3. Both derive the link key HMAC(cluster key, label + challenge + hello
+   payload), and D sends frames
+   ``<u32 n> <u64 seq> <u8 flags> <data: n bytes> <mac 32>``, the MAC over
+   everything before it under the link key. ``seq`` counts the link's frames
+   from 0. A frame whose seq is below the next one expected is a replay: it is
+   dropped and counted (``replay``); one above it is out of order: dropped,
+   counted (``out_of_order``), and the link is closed so that D reconnects with
+   a fresh challenge. A captured frame replayed on a new connection fails its
+   MAC, since the link key comes from that connection's challenge; a captured
+   hello fails too, for the same reason. ``n`` is at most ``CHUNK_BYTES``.
+
+A message (JSON) longer than ``CHUNK_BYTES`` (a snapshot) travels as a run of
+chunk frames (flags MORE ... LAST), each authenticated and sequenced; the
+receiver reassembles at most ``MAX_MESSAGE_BYTES`` of it, and only on an
+authenticated link. The sender writes one chunk at a time and sends whatever
+small messages queued up meanwhile between chunks, so heartbeats do not wait
+behind a snapshot. (The whole snapshot is still built as one JSON text on the
+sender and installed as one on the receiver: the node holds its state in
+memory; Raft-level chunking with per-chunk acknowledgements is not done.)
+
+Everything dropped is counted by reason in ``rejected``; it never reaches the
+node. That is what keeps a process without the key from voting or claiming
+leadership. ``verify=False`` is the ``no-peer-auth`` deliberate bug: hellos
+and frames are taken without checking a MAC or a sequence number.
+
+A send never blocks: while a peer is unreachable its messages are dropped
+(Raft retransmits), and the link reconnects in the background with
+exponential backoff.
 """
 
 from __future__ import annotations
@@ -23,28 +48,50 @@ import asyncio
 import hmac
 import json
 import logging
+import os
 import random
 import socket
 import struct
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 
 MAC_BYTES = 32
-_LEN = struct.Struct(">I")
-# Far above any real message (a snapshot of a test key space), far below what
-# would let a stranger make us allocate gigabytes.
-MAX_FRAME_BYTES = 64 * 1024 * 1024
+MAGIC = b"RKV2"
+CHALLENGE_BYTES = 16
+# What a peer that has not authenticated can make us hold: one hello.
+HELLO_MAX = 256
+HANDSHAKE_TIMEOUT_S = 2.0
+# Connections still in their handshake; beyond this the oldest is dropped, so
+# a flood of silent connections cannot exhaust file descriptors (and a genuine
+# peer's new connection still gets in).
+MAX_HANDSHAKING = 64
+# The largest frame body; longer messages are chunked.
+CHUNK_BYTES = 256 * 1024
+# One reassembled message (a snapshot of a test key space), authenticated peers only.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 # Messages waiting for one connected peer. Beyond this the peer is not keeping
 # up and Raft is better served by dropping than by growing without bound.
 MAX_QUEUED_FRAMES = 10_000
 BACKOFF_MIN_S = 0.02
 BACKOFF_MAX_S = 0.5
+# A link that lived this long was healthy: the next reconnect starts from the
+# shortest backoff. One that the peer hung up on at once (a refused hello) keeps backing off.
+LINK_STABLE_S = 1.0
 # A partition (iptables DROP) leaves TCP connections open but silent, and TCP's
 # own retransmission backoff can then take minutes to notice. Unacknowledged
 # data older than this kills the outbound connection so we reconnect promptly
 # after the partition heals; keepalive does the same for idle inbound ones.
 TCP_USER_TIMEOUT_MS = 2000
 KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_PROBES = 5, 1, 3
+
+_HELLO_LEN = struct.Struct(">H")
+_HEADER = struct.Struct(">IQB")  # data length, seq, flags
+WHOLE, MORE, LAST = 0, 1, 2  # flags: a whole message; a chunk with more to come; the last chunk
+HELLO_LABEL = b"raftkv hello\x00"
+LINK_LABEL = b"raftkv link\x00"
+
+REJECT_REASONS = ("bad_hello", "bad_mac", "unknown_peer", "malformed", "replay", "out_of_order",
+                  "oversize", "handshake_timeout", "handshake_evicted")
 
 log = logging.getLogger("raftkv.transport")
 
@@ -64,64 +111,210 @@ def read_cluster_key(path: str) -> bytes:
     return key
 
 
-def mac_of(key: bytes, payload: bytes) -> bytes:
-    # Naming the digest ("sha256") lets the C HMAC skip a Python constructor
-    # call: about 3x faster than passing hashlib.sha256, on every frame.
-    return hmac.new(key, payload, "sha256").digest()
+def mac_of(key: bytes, data: bytes) -> bytes:
+    return hmac.digest(key, data, "sha256")
 
 
-HELLO = "hello"  # transport-level: never reaches the node
+def hello_payload(sender: str, dst: str) -> bytes:
+    return json.dumps({"from": sender, "to": dst}, separators=(",", ":")).encode()
 
 
-def hello(src: str, dst: str) -> dict:
-    return {"type": HELLO, "src": src, "dst": dst, "term": 0}
+def encode_hello(key: bytes, challenge: bytes, sender: str, dst: str) -> bytes:
+    """The dialer's hello for a connection whose acceptor sent `challenge`."""
+    payload = hello_payload(sender, dst)
+    return _HELLO_LEN.pack(MAC_BYTES + len(payload)) + mac_of(key, HELLO_LABEL + challenge + payload) + payload
 
 
-def encode_frame(key: bytes, sender: str, msg: dict) -> bytes:
-    payload = json.dumps({"from": sender, "msg": msg}, separators=(",", ":")).encode()
-    return _LEN.pack(MAC_BYTES + len(payload)) + mac_of(key, payload) + payload
+def link_key(key: bytes, challenge: bytes, payload: bytes) -> bytes:
+    """The key of one connection's frames: bound to its challenge, so no frame outlives its connection."""
+    return mac_of(key, LINK_LABEL + challenge + payload)
 
 
-class FrameCheck:
-    """Verifies one frame body (MAC + payload); pure, so it is tested without sockets."""
+def dialer_bytes(key: bytes, challenge: bytes, sender: str, dst: str, msgs: list[dict]) -> bytes:
+    """What a dialer holding `key` sends on a connection whose acceptor sent `challenge`: its hello, then msgs."""
+    framer = FrameWriter(link_key(key, challenge, hello_payload(sender, dst)))
+    frames = [f for m in msgs for f in framer.frames(json.dumps(m, separators=(",", ":")).encode())]
+    return encode_hello(key, challenge, sender, dst) + b"".join(frames)
 
-    def __init__(self, key: bytes, self_id: str, peer_ids: set[str]):
+
+class FrameWriter:
+    """The sending half of one link's framing: numbers and signs frames. Pure."""
+
+    def __init__(self, key: bytes):
+        self._mac = hmac.new(key, digestmod="sha256")  # copied per frame: the key's padding is done once
+        self.seq = 0
+
+    def frame(self, data: bytes, flags: int = WHOLE) -> bytes:
+        header = _HEADER.pack(len(data), self.seq, flags)
+        self.seq += 1
+        h = self._mac.copy()
+        h.update(header)
+        h.update(data)
+        return header + data + h.digest()
+
+    def frames(self, payload: bytes) -> list[bytes]:
+        """`payload` as one frame, or as chunk frames when it is longer than CHUNK_BYTES."""
+        if len(payload) <= CHUNK_BYTES:
+            return [self.frame(payload)]
+        out = []
+        for at in range(0, len(payload), CHUNK_BYTES):
+            last = at + CHUNK_BYTES >= len(payload)
+            out.append(self.frame(payload[at:at + CHUNK_BYTES], LAST if last else MORE))
+        return out
+
+
+def count_reject(rejected: dict[str, int], reason: str) -> None:
+    rejected[reason] = rejected.get(reason, 0) + 1
+    n = rejected[reason]
+    # Logged at 1, 10, 100, ... so a flood of forged frames cannot flood the log.
+    if n == 10 ** (len(str(n)) - 1):
+        log.warning("dropped peer frame: %s (%d so far)", reason, n)
+
+
+class InboundLink:
+    """The receiving half of one connection, sans I/O: `feed` it bytes, get authenticated messages.
+
+    Before the hello checks out it buffers at most 2 + HELLO_MAX bytes; after,
+    one frame (at most CHUNK_BYTES of data) plus a message being reassembled
+    (at most MAX_MESSAGE_BYTES). When the connection must end, `closed` says
+    why (one of REJECT_REASONS, already counted); feed then returns nothing more.
+    """
+
+    def __init__(self, key: bytes, self_id: str, peer_ids: set[str], challenge: bytes,
+                 rejected: dict[str, int], verify: bool = True):
         self.key = key
         self.self_id = self_id
         self.peer_ids = peer_ids
-        self.rejected: dict[str, int] = {"bad_mac": 0, "unknown_peer": 0, "malformed": 0}
+        self.challenge = challenge
+        self.rejected = rejected
+        self.verify = verify
+        self.peer: str | None = None  # set once the hello checked out
+        self.closed: str | None = None
+        self.next_seq = 0
+        self._buf = bytearray()
+        self._mac: hmac.HMAC | None = None
+        self._assembling: bytearray | None = None
 
-    def accept(self, body: bytes) -> dict | None:
-        """The message inside ``body``, or None (and a counted reason) if it must be dropped."""
-        if len(body) < MAC_BYTES:
-            return self._reject("bad_mac")  # no room for a MAC: it is missing
-        mac, payload = body[:MAC_BYTES], body[MAC_BYTES:]
-        if not hmac.compare_digest(mac, mac_of(self.key, payload)):
-            return self._reject("bad_mac")
+    def buffered(self) -> int:
+        """Bytes held for this connection right now (what a stranger can make us allocate)."""
+        return len(self._buf) + (len(self._assembling) if self._assembling is not None else 0)
+
+    def feed(self, data: bytes) -> list[dict]:
+        if self.closed is not None:
+            return []
+        buf = self._buf
+        buf += data
+        out: list[dict] = []
+        pos = 0
+        if self.peer is None:
+            pos = self._hello(buf)
+            if self.peer is None:
+                if self.closed is not None:
+                    buf.clear()
+                return out
+        end = len(buf)
+        header_size = _HEADER.size
+        while self.closed is None and end - pos >= header_size:
+            n, seq, flags = _HEADER.unpack_from(buf, pos)
+            if n > CHUNK_BYTES:
+                self._close("oversize")
+                break
+            stop = pos + header_size + n + MAC_BYTES
+            if stop > end:
+                break
+            signed = buf[pos:stop - MAC_BYTES]
+            mac = buf[stop - MAC_BYTES:stop]
+            pos = stop
+            if self.verify:
+                h = self._mac.copy()
+                h.update(signed)
+                if not hmac.compare_digest(h.digest(), mac):
+                    self._close("bad_mac")
+                    break
+                if seq != self.next_seq:
+                    if seq < self.next_seq:
+                        count_reject(self.rejected, "replay")
+                        continue
+                    self._close("out_of_order")
+                    break
+            self.next_seq = seq + 1
+            msg = self._message(signed, header_size, flags)
+            if msg is not None:
+                out.append(msg)
+        if self.closed is not None:
+            buf.clear()
+            self._assembling = None
+        elif pos:
+            del buf[:pos]
+        return out
+
+    def _hello(self, buf: bytearray) -> int:
+        """Reads the hello if it is all there; the bytes it took (0 if not yet)."""
+        if len(buf) < _HELLO_LEN.size:
+            return 0
+        (n,) = _HELLO_LEN.unpack_from(buf, 0)
+        if n < MAC_BYTES or n > HELLO_MAX:
+            self._close("bad_hello")
+            return 0
+        if len(buf) < _HELLO_LEN.size + n:
+            return 0
+        mac = bytes(buf[2:2 + MAC_BYTES])
+        payload = bytes(buf[2 + MAC_BYTES:2 + n])
+        if self.verify and not hmac.compare_digest(mac, mac_of(self.key, HELLO_LABEL + self.challenge + payload)):
+            self._close("bad_hello")
+            return 0
         try:
-            frame = json.loads(payload)
-            sender, msg = frame["from"], frame["msg"]
+            hello = json.loads(payload)
+            sender, dst = hello["from"], hello["to"]
         except (ValueError, TypeError, KeyError):
-            return self._reject("malformed")
+            self._close("malformed")
+            return 0
+        if not isinstance(sender, str) or sender not in self.peer_ids or sender == self.self_id \
+                or dst != self.self_id:
+            self._close("unknown_peer")
+            return 0
+        self.peer = sender
+        self._mac = hmac.new(link_key(self.key, self.challenge, payload), digestmod="sha256")
+        return _HELLO_LEN.size + n
+
+    def _message(self, signed: bytearray, at: int, flags: int) -> dict | None:
+        if flags == WHOLE:
+            # Also between the chunks of a long message: the sender interleaves small ones.
+            return self._decode(signed[at:])
+        if flags not in (MORE, LAST):
+            self._close("malformed")
+            return None
+        if self._assembling is None:
+            self._assembling = bytearray()
+        if len(self._assembling) + len(signed) - at > MAX_MESSAGE_BYTES:
+            self._close("oversize")
+            return None
+        self._assembling += memoryview(signed)[at:]
+        if flags == MORE:
+            return None
+        whole, self._assembling = self._assembling, None
+        return self._decode(whole)
+
+    def _decode(self, data: bytes | bytearray) -> dict | None:
+        try:
+            msg = json.loads(data)
+        except (ValueError, RecursionError):
+            count_reject(self.rejected, "malformed")
+            return None
         if not isinstance(msg, dict):
-            return self._reject("malformed")
-        if sender not in self.peer_ids or sender == self.self_id:
-            return self._reject("unknown_peer")
-        if msg.get("src", sender) != sender:
-            return self._reject("unknown_peer")  # a keyholder speaking for another node
+            count_reject(self.rejected, "malformed")
+            return None
+        if msg.get("src", self.peer) != self.peer:
+            count_reject(self.rejected, "unknown_peer")  # a keyholder speaking for another node
+            return None
         return msg
 
-    def _reject(self, reason: str) -> None:
-        self.rejected[reason] += 1
-        n = self.rejected[reason]
-        # Logged at 1, 10, 100, ... so a flood of forged frames cannot flood the log.
-        if n == 10 ** (len(str(n)) - 1):
-            log.warning("dropped peer frame: %s (%d so far)", reason, n)
-        return None
+    def _close(self, reason: str) -> None:
+        count_reject(self.rejected, reason)
+        self.closed = reason
 
 
-def _set_socket_timeouts(writer: asyncio.StreamWriter, user_timeout: bool) -> None:
-    sock = writer.get_extra_info("socket")
+def _set_socket_timeouts(sock: socket.socket | None, user_timeout: bool) -> None:
     if sock is None:
         return
     # Best effort: these options are Linux-specific, and the node must still run elsewhere.
@@ -140,79 +333,109 @@ def _set_socket_timeouts(writer: asyncio.StreamWriter, user_timeout: bool) -> No
 
 
 class _PeerLink:
-    """The outbound half towards one peer: a queue and a task that (re)connects and writes."""
+    """The outbound half towards one peer: queues and a task that (re)connects, says hello and writes."""
 
     def __init__(self, transport: PeerTransport, peer_id: str, host: str, port: int):
         self.t = transport
         self.peer_id = peer_id
         self.host, self.port = host, port
-        self.queue: deque[bytes] = deque()
+        self.queue: deque[bytes] = deque()  # encoded messages up to CHUNK_BYTES: one frame each
+        self.big: deque[bytes] = deque()  # longer ones, sent a chunk at a time
+        self._big_at = 0  # how much of big[0] has been written
         self.wakeup = asyncio.Event()
         self.connected = False
         self.broken = False
         self.closing = False
         self.writing = False
         self.writer: asyncio.StreamWriter | None = None
-        # Set when the peer says hello on its own link to us: it is up, so stop backing off.
+        self.framer: FrameWriter | None = None
+        # Set when the peer says hello on its link to us: it is up, so stop backing off.
         self.peer_up = asyncio.Event()
         self.task = asyncio.create_task(self._run(), name=f"peer-link-{peer_id}")
 
     def flushed(self) -> bool:
         """Has everything queued so far been handed to the kernel?"""
-        if self.queue or self.writing:
+        if self.queue or self.big or self.writing:
             return False
         w = self.writer
         return w is None or w.transport.get_write_buffer_size() == 0
 
-    def enqueue(self, frame: bytes) -> bool:
-        if not self.connected or len(self.queue) >= MAX_QUEUED_FRAMES:
+    def enqueue(self, payload: bytes) -> bool:
+        if not self.connected or len(self.queue) + len(self.big) >= MAX_QUEUED_FRAMES:
             return False
-        self.queue.append(frame)
+        (self.queue if len(payload) <= CHUNK_BYTES else self.big).append(payload)
         self.wakeup.set()
         return True
 
+    async def _backoff(self, backoff: float) -> float:
+        # Jitter so that nodes restarting together do not reconnect in lockstep.
+        try:
+            await asyncio.wait_for(self.peer_up.wait(), backoff * (0.5 + random.random()))
+        except TimeoutError:
+            backoff = min(backoff * 2, BACKOFF_MAX_S)
+        self.peer_up.clear()
+        return backoff
+
     async def _run(self) -> None:
         backoff = BACKOFF_MIN_S
+        loop = asyncio.get_running_loop()
         while not self.closing:
             try:
                 reader, writer = await asyncio.wait_for(
                     asyncio.open_connection(self.host, self.port), timeout=1.0)
             except (TimeoutError, OSError):
-                # Jitter so that nodes restarting together do not reconnect in lockstep.
-                try:
-                    await asyncio.wait_for(self.peer_up.wait(), backoff * (0.5 + random.random()))
-                except TimeoutError:
-                    backoff = min(backoff * 2, BACKOFF_MAX_S)
-                self.peer_up.clear()
+                backoff = await self._backoff(backoff)
                 continue
-            backoff = BACKOFF_MIN_S
-            _set_socket_timeouts(writer, user_timeout=True)
+            _set_socket_timeouts(writer.get_extra_info("socket"), user_timeout=True)
             if self.closing:
                 # Python 3.11's wait_for can return a connection despite a pending cancel.
                 writer.close()
                 return
+            try:
+                greeting = await asyncio.wait_for(reader.readexactly(len(MAGIC) + CHALLENGE_BYTES),
+                                                  HANDSHAKE_TIMEOUT_S)
+            except (TimeoutError, OSError, asyncio.IncompleteReadError):
+                writer.close()
+                backoff = await self._backoff(backoff)
+                continue
+            if not greeting.startswith(MAGIC):
+                log.warning("peer %s at %s:%d does not speak this protocol (got %r)", self.peer_id,
+                            self.host, self.port, greeting[:len(MAGIC)])
+                writer.close()
+                backoff = await self._backoff(BACKOFF_MAX_S)
+                continue
+            challenge = greeting[len(MAGIC):]
+            t = self.t
+            self.framer = FrameWriter(link_key(t.key, challenge, hello_payload(t.self_id, self.peer_id)))
+            # The hello goes first; it also tells a peer backing off from us
+            # that we are up, so it reconnects now rather than after its
+            # backoff (a restarted node would otherwise hear everyone but be unheard).
+            writer.write(encode_hello(t.key, challenge, t.self_id, self.peer_id))
             self.connected, self.broken, self.writer = True, False, writer
+            up_at = loop.time()
             log.info("peer link to %s up", self.peer_id)
-            # First thing on a new link: hello, so that a peer backing off from
-            # us while we were down reconnects now rather than after its backoff
-            # (a restarted node would otherwise hear everyone but be unheard).
-            self.queue.appendleft(encode_frame(self.t.key, self.t.self_id, hello(self.t.self_id, self.peer_id)))
-            self.wakeup.set()
             watcher = asyncio.create_task(self._watch_for_close(reader))
             try:
                 await self._write_until_broken(writer)
             except (OSError, ConnectionError):
                 pass
             finally:
-                self.connected, self.writer = False, None
+                self.connected, self.writer, self.framer = False, None, None
                 self.queue.clear()
+                self.big.clear()
+                self._big_at = 0
                 watcher.cancel()
                 writer.close()
-            if not self.closing:
-                log.info("peer link to %s down; reconnecting with backoff", self.peer_id)
+            if self.closing:
+                return
+            log.info("peer link to %s down; reconnecting with backoff", self.peer_id)
+            if loop.time() - up_at >= LINK_STABLE_S:
+                backoff = BACKOFF_MIN_S
+            else:
+                backoff = await self._backoff(backoff)
 
     async def _watch_for_close(self, reader: asyncio.StreamReader) -> None:
-        # The peer never writes on this connection, so any read returning means it closed.
+        # The peer writes nothing after its challenge, so any read returning means it closed.
         try:
             await reader.read(1)
         except (OSError, ConnectionError):
@@ -220,17 +443,35 @@ class _PeerLink:
         self.broken = True
         self.wakeup.set()
 
+    def _next_write(self) -> bytes:
+        """Every small message queued, then at most one chunk of the first long one."""
+        framer = self.framer
+        parts = [framer.frame(p) for p in self.queue]
+        self.queue.clear()
+        if self.big:
+            payload, at = self.big[0], self._big_at
+            end = min(len(payload), at + CHUNK_BYTES)
+            parts.append(framer.frame(payload[at:end], LAST if end == len(payload) else MORE))
+            if end == len(payload):
+                self.big.popleft()
+                self._big_at = 0
+            else:
+                self._big_at = end
+        return b"".join(parts)
+
     async def _write_until_broken(self, writer: asyncio.StreamWriter) -> None:
         while not self.broken and not self.closing:
             await self.wakeup.wait()
             self.wakeup.clear()
-            if self.queue:
-                frames = list(self.queue)
-                self.queue.clear()
+            while (self.queue or self.big) and not self.broken and not self.closing:
                 self.writing = True
                 try:
-                    writer.write(b"".join(frames))
+                    writer.write(self._next_write())
                     await writer.drain()
+                    if self.big:
+                        # drain() returns at once while the kernel takes it all (loopback): let the
+                        # driver queue its next messages, to go out before the next chunk.
+                        await asyncio.sleep(0)
                 finally:
                     self.writing = False
 
@@ -240,29 +481,92 @@ class _PeerLink:
         self.task.cancel()
 
 
+class _Inbound(asyncio.Protocol):
+    """One accepted connection: sends the challenge, then feeds an InboundLink and delivers what it yields."""
+
+    def __init__(self, t: PeerTransport):
+        self.t = t
+        self.link: InboundLink | None = None
+        self.transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        t = self.t
+        self.transport = transport  # type: ignore[assignment]
+        _set_socket_timeouts(transport.get_extra_info("socket"), user_timeout=False)
+        challenge = os.urandom(CHALLENGE_BYTES)
+        self.link = InboundLink(t.key, t.self_id, t.peer_ids, challenge, t.rejected, verify=t.verify)
+        t._inbound.add(self)
+        t._handshaking[self] = None
+        if len(t._handshaking) > MAX_HANDSHAKING:
+            oldest = next(iter(t._handshaking))
+            oldest._drop("handshake_evicted")
+        self._timer = asyncio.get_running_loop().call_later(HANDSHAKE_TIMEOUT_S, self._drop, "handshake_timeout")
+        transport.write(MAGIC + challenge)
+
+    def _drop(self, reason: str) -> None:
+        if self.link is not None and self.link.peer is None and self.link.closed is None:
+            self.link.closed = reason
+            count_reject(self.t.rejected, reason)
+        self._authenticated_or_gone()
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _authenticated_or_gone(self) -> None:
+        self.t._handshaking.pop(self, None)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def data_received(self, data: bytes) -> None:
+        link = self.link
+        was_authenticated = link.peer is not None
+        msgs = link.feed(data)
+        t = self.t
+        if not was_authenticated and link.peer is not None:
+            self._authenticated_or_gone()
+            out = t._links.get(link.peer)
+            if out is not None and not out.connected:
+                out.peer_up.set()
+        if msgs:
+            t.counters["peer_messages_received"] += len(msgs)
+            for msg in msgs:
+                t.deliver(msg)
+        if link.closed is not None:
+            self._authenticated_or_gone()
+            self.transport.abort()
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._authenticated_or_gone()
+        self.t._inbound.discard(self)
+
+
 class PeerTransport:
     """Sends node messages to peers and hands authenticated inbound messages to ``deliver``."""
 
     def __init__(self, self_id: str, peers: dict[str, tuple[str, int]], key: bytes,
-                 deliver: Callable[[dict], None]):
+                 deliver: Callable[[dict], None], verify: bool = True):
         self.self_id = self_id
         self.peers = peers
+        self.peer_ids = set(peers)
         self.key = key
         self.deliver = deliver
-        self.check = FrameCheck(key, self_id, set(peers))
+        self.verify = verify  # False: the no-peer-auth bug
+        self.rejected: dict[str, int] = dict.fromkeys(REJECT_REASONS, 0)
         self.counters = {"peer_messages_sent": 0, "peer_messages_dropped": 0,
                          "peer_messages_received": 0}
         self._links: dict[str, _PeerLink] = {}
         self._server: asyncio.AbstractServer | None = None
-        self._inbound: dict[asyncio.Task, asyncio.StreamWriter] = {}
-
-    @property
-    def rejected(self) -> dict[str, int]:
-        return self.check.rejected
+        self._inbound: set[_Inbound] = set()
+        self._handshaking: OrderedDict[_Inbound, None] = OrderedDict()
 
     async def start(self, listen_host: str | None = None) -> None:
         host, port = self.peers[self.self_id]
-        self._server = await asyncio.start_server(self._serve_inbound, listen_host or host, port)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Inbound(self), listen_host or host, port)
         for pid, (h, p) in self.peers.items():
             if pid != self.self_id:
                 self._links[pid] = _PeerLink(self, pid, h, p)
@@ -273,7 +577,7 @@ class PeerTransport:
         if link is None:
             log.warning("dropping message to unknown peer %r", msg.get("dst"))
             return False
-        if link.enqueue(encode_frame(self.key, self.self_id, msg)):
+        if link.connected and link.enqueue(json.dumps(msg, separators=(",", ":")).encode()):
             self.counters["peer_messages_sent"] += 1
             return True
         self.counters["peer_messages_dropped"] += 1
@@ -291,41 +595,14 @@ class PeerTransport:
             await asyncio.sleep(0.001)
         return True
 
-    async def _serve_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        task = asyncio.current_task()
-        self._inbound[task] = writer
-        _set_socket_timeouts(writer, user_timeout=False)
-        try:
-            while True:
-                header = await reader.readexactly(_LEN.size)
-                (length,) = _LEN.unpack(header)
-                if length > MAX_FRAME_BYTES:
-                    self.check.rejected["malformed"] += 1
-                    return  # cannot resynchronise the stream: hang up
-                body = await reader.readexactly(length)
-                msg = self.check.accept(body)
-                if msg is not None and msg.get("type") == HELLO:
-                    link = self._links.get(msg.get("src"))
-                    if link is not None and not link.connected:
-                        link.peer_up.set()
-                elif msg is not None:
-                    self.counters["peer_messages_received"] += 1
-                    self.deliver(msg)
-        except (asyncio.IncompleteReadError, OSError, ConnectionError):
-            pass
-        finally:
-            self._inbound.pop(task, None)
-            writer.close()
-
     async def close(self) -> None:
         for link in self._links.values():
             link.close()
         if self._server is not None:
             self._server.close()
-        # Closing the sockets ends the inbound readers cleanly (cancelling a
-        # stream handler task makes asyncio log a spurious traceback).
-        for writer in list(self._inbound.values()):
-            writer.close()
-        tasks = [link.task for link in self._links.values()] + list(self._inbound)
+        for conn in list(self._inbound):
+            if conn.transport is not None:
+                conn.transport.abort()
+        tasks = [link.task for link in self._links.values()]
         if tasks:
             await asyncio.wait(tasks, timeout=1.0)
