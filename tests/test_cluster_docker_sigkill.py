@@ -28,6 +28,14 @@ def owned_by(pid: int) -> tuple[int, int]:
             len(client.networks.list(filters={"label": [RUN_LABEL, owner]})))
 
 
+def run_id_of(pid: int) -> str:
+    import docker
+
+    owner = f"{OWNER_LABEL}={socket.gethostname()}:{pid}"
+    [net] = docker.from_env().networks.list(filters={"label": [RUN_LABEL, owner]})
+    return net.attrs["Labels"][RUN_LABEL]
+
+
 def _killed_mid_run(tmp_path, env=None) -> int:
     """Start a run, SIGKILL its harness in the fault phase; the harness's pid."""
     proc = subprocess.Popen(
@@ -68,7 +76,9 @@ def test_the_reaper_removes_a_sigkilled_harness_run_within_seconds(tmp_path):
 def test_clean_after_sigkill_of_a_harness_without_its_reaper_removes_everything_it_left(tmp_path):
     pid = _killed_mid_run(tmp_path, env={"SPLITBRAIN_REAPER": "0"})
     assert owned_by(pid) == (3, 1), "SIGKILL leaves the run's containers and network behind"
-    out = subprocess.run([sys.executable, "-m", "harness.cli", "clean"], capture_output=True, text=True)
+    # Only this run: a plain `clean` would also take what other test processes' dead runs left.
+    out = subprocess.run([sys.executable, "-m", "harness.cli", "clean", "--run", run_id_of(pid)],
+                         capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert owned_by(pid) == (0, 0)
     _history_checks(tmp_path)
