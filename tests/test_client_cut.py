@@ -54,9 +54,10 @@ class FakeCluster:
         if "iptables -w -D INPUT" in script:
             self.net.drops[ip] = set()
             return 0, "0\n"
-        if cmd[0] == "python3":  # nemesis.netprobe's connect probe: port, limit, ips...
-            return 0, json.dumps({d: "timeout" if d in self.net.node(ip) or ip in self.net.node(d) else "open"
-                                  for d in cmd[5:]}) + "\n"
+        if cmd[0] == "python3":  # nemesis.netprobe's connect probe: limit, then host:port...
+            dests = {a: a.rpartition(":")[0] for a in cmd[4:]}
+            return 0, json.dumps({a: "timeout" if d in self.net.node(ip) or ip in self.net.node(d) else "open"
+                                  for a, d in dests.items()}) + "\n"
         raise AssertionError(f"unexpected command {cmd}")
 
 

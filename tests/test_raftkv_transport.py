@@ -462,7 +462,13 @@ def test_a_snapshot_sized_message_arrives_whole_and_heartbeats_are_not_stuck_beh
                    "snapshot": {"state": {"k": "x" * (12 * CHUNK_BYTES)}}}
             assert t1.send(big)
             link = t1._links["n2"]
-            await wait_until(lambda: link._big_at > 0)  # the first chunk is on its way
+            # The first chunk is on its way. Polled at every turn of the loop, not on a timer: the writer
+            # yields between chunks, and on a quiet machine all twelve go out within one timer's tick.
+            for _ in range(100_000):
+                if link._big_at > 0:
+                    break
+                await asyncio.sleep(0)
+            assert link._big_at > 0
             assert t1.send({"type": "append", "src": "n1", "dst": "n2", "term": 1})
             await wait_until(lambda: len(got) == 2)
             assert [m["type"] for m in got] == ["append", "snapshot"] and got[1] == big
