@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import reaper
-from harness.images import ImageError, docker_client, ensure_image
+from harness.images import ImageError, docker_client, ensure_image, ensure_layer
 from harness.labels import NODE_LABEL, OWNER_LABEL, RUN_LABEL, clean, owner, owner_alive  # noqa: F401 (re-exported)
 from targets.base import (
     FAKETIME,
@@ -123,6 +123,7 @@ class DockerCluster:
     It is the nemesis's `nemesis.family.ClusterControl` for Docker."""
 
     netns = True  # each container has its own network namespace: iptables and tc per node
+    node_layers = True  # it gives each node the NodeLayers of the run's fault families (`layers`)
 
     def __init__(
         self,
@@ -134,6 +135,7 @@ class DockerCluster:
         rebuild_images: bool = False,
         join: DockerCluster | None = None,
         node_prefix: str = "n",
+        layers: tuple = (),
     ):
         if nodes < 1:
             raise ValueError("a cluster needs at least one node")
@@ -142,6 +144,8 @@ class DockerCluster:
         self.options = options or TargetOptions()
         self.log = log
         self.rebuild_images = rebuild_images
+        # nemesis.family.NodeLayer of the run's faults (nemesis.registry.node_layers): image, devices, wrapper.
+        self.layers = tuple(layers)
         self.node_ids: list[str] = [f"{node_prefix}{i}" for i in range(1, nodes + 1)]
         self.ips: dict[str, str] = {}
         self.layout: ClusterLayout | None = None
@@ -197,6 +201,9 @@ class DockerCluster:
         try:
             self.image = ensure_image(self.target.image_recipe(), rebuild=self.rebuild_images, progress=self.log,
                                       client=self.client)
+            for layer in self.layers:
+                self.image = ensure_layer(self.image, layer.image, rebuild=self.rebuild_images, progress=self.log,
+                                          client=self.client)
         except ImageError as e:
             raise ClusterError(str(e)) from None
         if self.join is None:
@@ -266,13 +273,20 @@ class DockerCluster:
         api = self.client.api
         assert self.layout is not None
         env = node_environment(self.target, node, self.layout, self.options)
-        host_config = api.create_host_config(cap_add=["NET_ADMIN"], init=False)
+        command = self.target.node_command(node, self.layout, self.options)
+        caps, devices = ["NET_ADMIN"], []
+        for layer in self.layers:
+            caps += [c for c in layer.cap_add if c not in caps]
+            devices += [f"{d}:{d}:rwm" for d in layer.devices]
+            if layer.wrap is not None:
+                command = layer.wrap(list(command), self.layout)
+        host_config = api.create_host_config(cap_add=caps, devices=devices or None, init=False)
         networking = api.create_networking_config(
             {self.network_name: api.create_endpoint_config(ipv4_address=self.ips[node])}
         )
         created = api.create_container(
             self.image,
-            command=self.target.node_command(node, self.layout, self.options),
+            command=command,
             name=f"splitbrain-{self.run_id}-{node}",
             hostname=node,
             environment=env,
@@ -378,6 +392,10 @@ class DockerCluster:
             if e.status_code != 409 or "is not running" not in str(e):
                 raise
         c.wait(timeout=10)
+
+    def signal(self, node: str, sig: str) -> None:
+        """Send sig to the node's process (its container's PID 1) from outside, where SIGSTOP reaches it."""
+        self.container(node).kill(signal=sig)
 
     def start(self, node: str) -> None:
         """Start a killed node again with its disk intact."""
