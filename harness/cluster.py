@@ -206,6 +206,8 @@ class DockerCluster:
                                           client=self.client)
         except ImageError as e:
             raise ClusterError(str(e)) from None
+        # The nodes' time to answer starts now: a first build (a fault family's layer, say) is not theirs.
+        started = time.monotonic()
         if self.join is None:
             # One reaper per run: a joined group carries the same run id, so its nodes are covered too.
             if self._reaper is None:

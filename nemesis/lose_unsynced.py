@@ -98,7 +98,7 @@ class _Losses:
         return any(layer.name == LOSE_UNSYNCED.name for layer in getattr(self.ctx.cluster, "layers", ()))
 
     def _ask(self, node: str, command: str) -> dict[str, Any]:
-        rc, out = self.ctx.cluster.exec(node, ["python3", PROGRAM, command, "--socket", SOCKET], timeout=60)
+        rc, out = self.ctx.cluster.exec(node, ["python3", PROGRAM, command, "--socket", SOCKET], timeout=150)
         try:
             reply = json.loads(out.strip().splitlines()[-1])
         except (ValueError, IndexError):
