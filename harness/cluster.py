@@ -100,8 +100,9 @@ def node_environment(target: Target, node: str, layout: ClusterLayout, options: 
     return {**harness, **target.node_environment(node, layout, options)}
 
 
-def _tar(entries: dict[str, bytes | None]) -> bytes:
-    """A tar of files (bytes) and directories (None), paths relative to /."""
+def _tar(entries: dict[str, bytes | None], like: tarfile.TarInfo | None = None) -> bytes:
+    """A tar of files (bytes) and directories (None), paths relative to /; files get like's mode and owner
+    (a member of the file as read), else 0600 and root."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name, data in entries.items():
@@ -114,6 +115,9 @@ def _tar(entries: dict[str, bytes | None]) -> bytes:
             else:
                 info.size = len(data)
                 info.mode = 0o600
+                if like is not None:
+                    info.mode, info.uid, info.gid = like.mode, like.uid, like.gid
+                    info.uname, info.gname = like.uname, like.gname
                 tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 
@@ -156,6 +160,7 @@ class DockerCluster:
         self.image: str | None = None
         self._client = None
         self._containers: dict[str, Any] = {}
+        self._read_meta: dict[tuple[str, str], tarfile.TarInfo] = {}  # read_file's members: write_file keeps them
         self._network = None
         self._torn_down = False
         self._teardown_lock = threading.Lock()
@@ -462,8 +467,24 @@ class DockerCluster:
             raise ClusterError(f"{node}: cannot move {tmp} to {path}: {out.strip()}")
 
     def write_file(self, node: str, path: str, data: bytes) -> None:
-        """Write a file in place inside a node that is paused or down (nothing reads it mid-write)."""
-        self.container(node).put_archive("/", _tar({path: data}))
+        """Write a file in place inside a node that is paused or down (nothing reads it mid-write); a file
+        read with read_file keeps its mode and owner."""
+        self.container(node).put_archive("/", _tar({path: data}, like=self._read_meta.get((node, path))))
+
+    def read_file(self, node: str, path: str) -> bytes | None:
+        """A file's bytes from the node's container, also while it is down; None if there is no such file."""
+        import docker.errors
+
+        try:
+            stream, _ = self.container(node).get_archive(path)
+        except docker.errors.NotFound:
+            return None
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.next()
+            if member is None or not member.isfile():
+                return None
+            self._read_meta[(node, path)] = member
+            return tar.extractfile(member).read()
 
     def exec_detached(self, node: str, cmd: list[str]) -> None:
         """Start cmd inside the node's container in the background (a clock strobe's loop)."""

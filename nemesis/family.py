@@ -55,6 +55,7 @@ class ClusterControl(Protocol):
     def exec_detached(self, node: str, cmd: list[str]) -> None: ...  # a background loop inside the node
     def put_file(self, node: str, path: str, data: bytes) -> None: ...  # atomically, while it runs
     def write_file(self, node: str, path: str, data: bytes) -> None: ...  # in place, while paused or down
+    def read_file(self, node: str, path: str) -> bytes | None: ...  # also while down; None: no such file
     def probe(self, node: str, timeout: float = 0.5) -> dict | None: ...  # the target's status probe
     def probe_some(self, nodes: list[str], timeout: float = 0.5) -> dict[str, dict | None]: ...
     def probe_all(self, timeout: float = 0.5) -> dict[str, dict | None]: ...

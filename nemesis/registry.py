@@ -26,10 +26,11 @@ FAULT_FAMILIES: Registry[FaultFamily] = Registry("fault family", group="splitbra
     "reorder": "nemesis.netem:REORDER",
     "vote-crash": "nemesis.vote_crash:VOTE_CRASH",
     "lose-unsynced": "nemesis.lose_unsynced:LOSE_UNSYNCED",
+    "corrupt": "nemesis.corrupt:CORRUPT",
 })
 # The order a spec's help lists them in, and the order they heal in when ranks tie.
 BUILTIN = ("partition", "kill", "pause", "clock", "loss", "delay", "duplicate", "reorder", "vote-crash",
-           "lose-unsynced")
+           "lose-unsynced", "corrupt")
 
 
 def family(name: str) -> FaultFamily:

@@ -239,3 +239,57 @@ def test_storage_fsyncs_the_wal_only_without_the_bug(tmp_path, fsync, monkeypatc
     s.persist(hard_state={"term": 1, "vote": None, "commit": 0}, entries=[{"index": 1, "term": 1}])
     s.close()
     assert bool(calls) is fsync
+
+
+# ---- corrupt ------------------------------------------------------------------------------------------
+
+@given(data=st.binary(min_size=1, max_size=300), seed=st.integers(0, 1000), bits=st.integers(1, 16))
+def test_a_bitflip_changes_exactly_the_bits_it_names(data, seed, bits):
+    from nemesis.corrupt import damage, flip_bits
+
+    out, done = damage(data, "bitflip", random.Random(seed), bits=bits)
+    positions = done["flipped_bits"]
+    assert len(positions) == min(bits, len(data) * 8) and len(out) == len(data)
+    diff = sum(bin(a ^ b).count("1") for a, b in zip(data, out, strict=True))
+    assert diff == len(positions)
+    assert flip_bits(out, positions) == data  # flipping again undoes it
+
+
+@given(data=st.binary(min_size=1, max_size=300), seed=st.integers(0, 1000))
+def test_a_truncate_keeps_a_strict_prefix(data, seed):
+    from nemesis.corrupt import damage
+
+    out, done = damage(data, "truncate", random.Random(seed))
+    assert data.startswith(out) and len(out) < len(data)
+    assert done == {"truncated_to": len(out), "dropped_bytes": len(data) - len(out)}
+    assert damage(data, "truncate", random.Random(seed), keep=0.0)[0] == b""
+
+
+def test_corrupt_chooses_among_small_files_or_those_its_pattern_names():
+    from nemesis.corrupt import MAX_BYTES, choose, listing
+
+    files = listing(f"12 wal\n0 LOCK\n28 FORMAT\n{MAX_BYTES + 1} member/wal/0.wal\n\n")
+    assert files == [("wal", 12), ("FORMAT", 28), ("member/wal/0.wal", MAX_BYTES + 1)]
+    assert sorted(choose(files, None, random.Random(1))) == ["FORMAT", "wal"]
+    assert choose(files, "member/wal/*", random.Random(1)) == ["member/wal/0.wal"]
+    assert choose(files, None, random.Random(5)) == choose(files, None, random.Random(5))
+
+
+def test_corrupt_ops_are_validated_in_one_line():
+    from nemesis.corrupt import CORRUPT
+    from nemesis.errors import NemesisOpError
+
+    assert CORRUPT.validate({"f": "corrupt", "value": {"nodes": ["n1"]}}, NODES) == \
+        {"f": "corrupt", "nodes": ["n1"], "mode": "bitflip"}
+    assert CORRUPT.validate({"f": "corrupt", "value": {"nodes": ["n2"], "mode": "truncate", "keep": 0.5,
+                                                       "file": "wal"}}, NODES)["keep"] == 0.5
+    for bad in ({"mode": "shred"}, {"bits": 0}, {"bits": 1.5}, {"keep": 1}, {"file": "/etc/passwd"}):
+        with pytest.raises(NemesisOpError) as e:
+            CORRUPT.validate({"f": "corrupt", "value": {"nodes": ["n1"], **bad}}, NODES)
+        assert "\n" not in str(e.value) and str(e.value).startswith("corrupt: ")
+    draw = CORRUPT.draw(random.Random(3), NODES, set())
+    assert draw.f == "corrupt" and draw.value["mode"] in ("bitflip", "truncate") and len(draw.reserved) == 1
+    from targets.candidates.plugin import Candidates
+
+    assert CORRUPT.problems(_Stub(), get_target("raftkv")) == []
+    assert "declares no data dir" in CORRUPT.problems(_Stub(), Candidates("etcd-lock"))[0]
