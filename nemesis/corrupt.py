@@ -26,7 +26,7 @@ from typing import Any
 
 from nemesis.errors import NemesisError, NemesisOpError
 from nemesis.family import LEADER, Draw, FaultContext, NodeFamily, layer_problem, node_list, number
-from nemesis.process import Processes
+from nemesis.process import Downed
 from targets.base import no_data_dir, target_data_dir
 
 MODES = ("bitflip", "truncate")
@@ -73,30 +73,17 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-class _Corruptions:
+class _Corruptions(Downed):
+    shown = "corrupted"
+
     def __init__(self, ctx: FaultContext):
-        self.ctx = ctx
-        self.procs: Processes = ctx.shared(Processes)
-        self.down: set[str] = set()
+        super().__init__(ctx)
         self.replaced: dict[tuple[str, str], tuple[bytes, str]] = {}  # (node, path) -> (original, sha written)
 
     def invoke(self, op: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-        c = self.ctx.cluster
         if op["f"] == CORRUPT.stop_op:
-            nodes = [n for n in op["nodes"] if n in c.node_ids] or sorted(self.down)
-            nodes = [n for n in nodes if c.state(n) not in ("running", "paused")]
-            self.down -= set(nodes)
-            if not nodes:
-                return [], {"note": "no node was down"}
-            started = self.ctx.restart(nodes)
-            # A node that exits at once refused what it found (a checksum, a format line): the test's outcome.
-            codes = c.exit_codes()
-            refused = {n: codes[n] for n in nodes if codes.get(n) is not None}
-            return nodes, {**started, **({"exited_at_start": refused} if refused else {})}
-        states = c.states()
-        pool = [n for n in c.node_ids if states[n] == "running"]
-        nodes, notes = self.ctx.resolve(op["nodes"], pool)
-        nodes = [n for n in nodes if n in pool]
+            return self.restart(op)
+        nodes, notes = self.victims(op)
         if not nodes:
             return [], {"note": "every chosen node was down or paused", **notes}
         evidence = {n: self._corrupt(n, op) for n in nodes}
@@ -134,24 +121,13 @@ class _Corruptions:
                     **done, **({"gone_before_the_kill": gone} if gone else {}), **killed}
         raise NemesisError(f"corrupt {node}: every chosen file was gone once it was down ({', '.join(gone)})")
 
-    def current(self) -> list[str]:
-        return [f"corrupted:{n}" for n in sorted(self.down)]
-
-    def reapply(self, node: str) -> dict[str, Any] | None:
-        return None
-
-    def after_restart(self, nodes: list[str], evidence: dict[str, Any]) -> dict[str, Any]:
-        return {}
-
     def heal(self) -> dict[str, Any]:
         """Start what this family left down; a node that refuses its damaged files gets them back whole."""
         c = self.ctx.cluster
         done: dict[str, Any] = {}
-        states = c.states()
-        down = sorted(n for n in self.down if states.get(n) not in ("running", "paused", "missing"))
-        self.down.clear()
-        if down:
-            done["restart-corrupted"] = self.ctx.restart(down)
+        started = self.restart_left()
+        if started:
+            done["restart-corrupted"] = started
         refused = sorted({n for n, _ in self.replaced} & {n for n, s in c.states().items() if s != "running"})
         if refused:
             repaired = {}

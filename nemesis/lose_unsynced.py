@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from nemesis.errors import NemesisError
-from nemesis.family import LEADER, Draw, FaultContext, NodeFamily, NodeLayer, layer_problem
+from nemesis.family import LEADER, Draw, NodeFamily, NodeLayer, layer_problem
 from nemesis.partition import parallel
-from nemesis.process import Processes
+from nemesis.process import Downed
 from targets.base import no_data_dir, target_data_dir
 from targets.image import ImageRecipe
 
@@ -88,11 +88,8 @@ def wrap(target, argv: list[str], layout) -> list[str]:
     return ["python3", PROGRAM, "run", "--dir", target_data_dir(target, layout), "--socket", SOCKET, "--", *argv]
 
 
-class _Losses:
-    def __init__(self, ctx: FaultContext):
-        self.ctx = ctx
-        self.procs: Processes = ctx.shared(Processes)
-        self.down: set[str] = set()  # lost their unsynced writes and are still down
+class _Losses(Downed):
+    shown = "lost-unsynced"
 
     def _layered(self) -> bool:
         return any(layer.name == LOSE_UNSYNCED.name for layer in getattr(self.ctx.cluster, "layers", ()))
@@ -112,19 +109,12 @@ class _Losses:
         return self._ask(node, "drop")
 
     def invoke(self, op: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-        c = self.ctx.cluster
         if op["f"] == LOSE_UNSYNCED.stop_op:
-            nodes = [n for n in op["nodes"] if n in c.node_ids] or sorted(self.down)
-            nodes = [n for n in nodes if c.state(n) not in ("running", "paused")]
-            self.down -= set(nodes)
-            return (nodes, self.ctx.restart(nodes)) if nodes else ([], {"note": "no node was down"})
+            return self.restart(op)
         if not self._layered():
             raise NemesisError("lose-unsynced: the nodes have no unsynced layer (the cluster was built without "
                                "the family's NodeLayer)")
-        states = c.states()
-        pool = [n for n in c.node_ids if states[n] == "running"]
-        nodes, notes = self.ctx.resolve(op["nodes"], pool)
-        nodes = [n for n in nodes if n in pool]
+        nodes, notes = self.victims(op)
         if not nodes:
             return [], {"note": "every chosen node was down or paused", **notes}
         replies = dict(zip(nodes, parallel(self._drop, nodes), strict=True))
@@ -146,12 +136,6 @@ class _Losses:
         total = sum(e["dropped_bytes"] for e in evidence.values())
         return nodes, {"verified": True, "dropped_bytes": total, "nodes": evidence, **notes}
 
-    def current(self) -> list[str]:
-        return [f"lost-unsynced:{n}" for n in sorted(self.down)]
-
-    def reapply(self, node: str) -> dict[str, Any] | None:
-        return None
-
     def after_restart(self, nodes: list[str], evidence: dict[str, Any]) -> dict[str, Any]:
         if not self._layered() or not nodes:
             return {}
@@ -169,11 +153,9 @@ class _Losses:
 
     def heal(self) -> dict[str, Any]:
         done: dict[str, Any] = {}
-        states = self.ctx.cluster.states()
-        down = sorted(n for n in self.down if states.get(n) not in ("running", "paused", "missing"))
-        self.down.clear()
-        if down:
-            done["restart-unsynced"] = self.ctx.restart(down)
+        started = self.restart_left()
+        if started:
+            done["restart-unsynced"] = started
         if self._layered():
             running = [n for n in self.ctx.cluster.node_ids if self.ctx.cluster.state(n) == "running"]
             done["unsynced-layer"] = self._check(running)
