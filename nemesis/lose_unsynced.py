@@ -41,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 LAYER_DIR = "/opt/splitbrain-layers"
 PROGRAM = f"{LAYER_DIR}/lose-unsynced/unsyncedfs.py"
 SOCKET = "/var/lib/splitbrain/unsyncedfs.sock"  # beside the cluster key, outside the data dir
+REPORT = "/var/lib/splitbrain/unsyncedfs-drop.json"  # the last drop's answer, also written there
 PACKAGES = ("fuse3", "python3-pyfuse3")
 # Of a drawn loss: how many nodes lose their unsynced writes at once.
 SHAPES = (("all", 0.5), ("majority", 0.2), ("minority", 0.2), ("one", 0.1))
@@ -94,19 +95,29 @@ class _Losses(Downed):
     def _layered(self) -> bool:
         return any(layer.name == LOSE_UNSYNCED.name for layer in getattr(self.ctx.cluster, "layers", ()))
 
-    def _ask(self, node: str, command: str) -> dict[str, Any]:
-        rc, out = self.ctx.cluster.exec(node, ["python3", PROGRAM, command, "--socket", SOCKET], timeout=150)
+    def _ask(self, node: str, command: str, *extra: str) -> dict[str, Any]:
+        rc, out = self.ctx.cluster.exec(node, ["python3", PROGRAM, command, "--socket", SOCKET, *extra], timeout=150)
         try:
             reply = json.loads(out.strip().splitlines()[-1])
         except (ValueError, IndexError):
-            reply = {"error": f"exit {rc}: {out.strip()[-300:] or '(no output)'}"}
+            reply = {"error": f"exit {rc}: {out.strip()[-300:] or '(no output)'}", "exit": rc}
         return reply
 
     def _drop(self, node: str) -> dict[str, Any]:
         # Stopped first (SIGSTOP from outside: only that reaches a container's PID 1), so the node runs
         # nothing from the instant of the crash; the layer stops its other processes itself.
         self.ctx.cluster.signal(node, "SIGSTOP")
-        return self._ask(node, "drop")
+        return self._ask(node, "drop", "--report", REPORT)
+
+    def _reported(self, node: str, reply: dict[str, Any]) -> dict[str, Any]:
+        """A drop that exited 0 but whose output Docker lost (seen once at load 40): its report file."""
+        if "error" not in reply or reply.get("exit") != 0:
+            return reply
+        try:
+            found = json.loads(self.ctx.cluster.read_file(node, REPORT) or b"")
+        except ValueError:
+            return reply
+        return {**found, "report": "read from its file: the command's output was lost"}
 
     def invoke(self, op: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         if op["f"] == LOSE_UNSYNCED.stop_op:
@@ -121,6 +132,7 @@ class _Losses(Downed):
         # Kill at once even if one layer failed: the others are frozen and must not stay so.
         killed = parallel(lambda n: self.procs.kill([n]), nodes)
         self.down |= set(nodes)
+        replies = {n: self._reported(n, r) for n, r in replies.items()}
         failed = {n: r["error"] for n, r in replies.items() if "error" in r}
         if failed:
             raise NemesisError(f"lose-unsynced: the layer did not drop on {', '.join(sorted(failed))}: "
@@ -130,6 +142,7 @@ class _Losses(Downed):
                         "files": {f: v for f, v in r["files"].items() if v["dropped_bytes"]},
                         "tracked_files": len(r["files"]), "skipped": r.get("skipped", {}),
                         "stopped_processes": r.get("stopped_processes"),
+                        **({"report": r["report"]} if "report" in r else {}),
                         "since_restart": {"writes": r.get("writes"), "fsyncs": r.get("fsyncs")},
                         **k["nodes"][n]}
                     for (n, r), k in zip(replies.items(), killed, strict=True)}

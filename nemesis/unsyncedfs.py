@@ -664,6 +664,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("drop", "status"):
         c = sub.add_parser(name)
         c.add_argument("--socket", required=True)
+        c.add_argument("--report", help="also write the answer to this file (read back if the output is lost)")
     args = p.parse_args(argv)
     if args.cmd == "run":
         if args.command and args.command[0] == "--":
@@ -676,7 +677,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(json.dumps({"error": f"the layer does not answer on {args.socket}: {e}"}))
         return 1
-    print(json.dumps(reply))
+    text = json.dumps(reply)
+    if args.report:
+        with open(args.report + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(args.report + ".tmp", args.report)
+    print(text)
     return 1 if "error" in reply else 0
 
 

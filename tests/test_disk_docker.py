@@ -65,3 +65,25 @@ def test_corrupt_changes_a_down_nodes_file_and_the_heal_gives_a_refusing_node_it
         assert f"n1:{ev['file']}" in healed["evidence"]["repair-corrupted"]["repaired"]
         assert c.state("n1") == "running" and c.probe("n1") is not None
         assert hashlib.sha256(c.read_file("n1", ev["file"])).hexdigest() == ev["sha256_before"]
+
+
+def test_without_the_fuse_device_the_node_refuses_to_start_in_one_line_naming_the_layer():
+    import dataclasses
+    import uuid
+
+    from harness.cluster import ClusterError, DockerCluster, clean
+    from nemesis.registry import node_layers
+    from targets.registry import get_target
+
+    target = get_target("raftkv")
+    [layer] = node_layers(["lose-unsynced"], target)
+    run_id = f"test-raftkv-{uuid.uuid4().hex[:8]}"
+    c = DockerCluster(run_id, target, 1, log=lambda s: None, layers=(dataclasses.replace(layer, devices=()),))
+    try:
+        with pytest.raises(ClusterError) as e:
+            c.up(timeout=30)
+        assert "unsyncedfs: cannot put the lose-unsynced layer over /var/lib/splitbrain/data" in str(e.value)
+        assert "\n" not in str(e.value)
+    finally:
+        c.teardown()
+        clean(run_id)

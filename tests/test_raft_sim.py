@@ -134,8 +134,16 @@ def hunt(bugs: frozenset[str], settings_: dict, kinds, faults_: int, seeds: int)
     return None
 
 
+# Bugs below the node, which the simulator cannot reach: its nodes persist a Ready exactly, in memory.
+BELOW_THE_NODE = {
+    # Storage skips fsync: only a crash that loses unsynced writes shows it (tests/test_disk_docker.py).
+    "no-fsync",
+}
+
+
 def test_every_deliberate_bug_has_a_hunt():
-    assert set(BUG_HUNTS) == set(BUGS)
+    assert set(BUG_HUNTS) | BELOW_THE_NODE == set(BUGS)
+    assert not set(BUG_HUNTS) & BELOW_THE_NODE
 
 
 @pytest.mark.parametrize("bug", sorted(BUG_HUNTS))
