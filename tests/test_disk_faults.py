@@ -293,3 +293,23 @@ def test_corrupt_ops_are_validated_in_one_line():
 
     assert CORRUPT.problems(_Stub(), get_target("raftkv")) == []
     assert "declares no data dir" in CORRUPT.problems(_Stub(), Candidates("etcd-lock"))[0]
+
+
+def test_raftkv_reports_the_term_it_has_written_not_one_still_in_memory(tmp_path):
+    # A kill between a candidate's new term and its Ready being written brought the node back one term
+    # lower, and the observer had already seen the higher one: the split-brain checker called it lost.
+    from targets.raftkv.node import NodeConfig
+    from targets.raftkv.server import RaftKVServer, ServerConfig
+
+    peers = ("n1",)  # alone, it wins its pre-vote and its election at once
+    config = ServerConfig(node=NodeConfig(id="n1", peers=peers), peer_addrs={p: ("127.0.0.1", 1) for p in peers},
+                          client_addr=("127.0.0.1", 2), data_dir=str(tmp_path), cluster_key=b"k" * 32)
+    server = RaftKVServer(config)
+    server.open_storage()
+    try:
+        for _ in range(100):  # past any election timeout: it campaigns, in memory (nothing drives its Ready)
+            server.node.tick()
+        assert server.node.status()["term"] >= 1
+        assert server.status()["term"] == 0
+    finally:
+        server.storage.close()
