@@ -155,8 +155,13 @@ class _Losses(Downed):
         return {"unsynced_layer": self._check(nodes)}
 
     def _check(self, nodes: list[str]) -> dict[str, Any]:
-        """Each node's layer is mounted and serving, not frozen: a restarted node starts clean."""
-        out = {}
+        """Each node's layer is mounted and serving, not frozen: a restarted node starts clean. A node
+        that exited as it started (it refused what it found on its disk) has no layer to ask: said."""
+        out: dict[str, Any] = {}
+        codes = self.ctx.cluster.exit_codes()
+        for n in [n for n in nodes if codes.get(n) is not None]:
+            out[n] = {"running": False, "exit_code": codes[n]}
+        nodes = [n for n in nodes if n not in out]
         for n, r in zip(nodes, parallel(lambda n: self._ask(n, "status"), nodes), strict=True):
             if "error" in r or not r.get("mounted") or r.get("frozen"):
                 raise NemesisError(f"lose-unsynced: {n}'s layer is not back after its restart: "
@@ -170,8 +175,13 @@ class _Losses(Downed):
         if started:
             done["restart-unsynced"] = started
         if self._layered():
-            running = [n for n in self.ctx.cluster.node_ids if self.ctx.cluster.state(n) == "running"]
-            done["unsynced-layer"] = self._check(running)
+            done["unsynced-layer"] = self._check(list(self.ctx.cluster.node_ids))
+            bricked = {n: v["exit_code"] for n, v in done["unsynced-layer"].items() if not v.get("mounted")}
+            if bricked:
+                # Not the harness's failure: the target cannot start from its own fsynced state.
+                raise NemesisError(f"lose-unsynced: {', '.join(sorted(bricked))} do not start again after losing "
+                                   f"what they had not fsynced (exit {sorted(set(bricked.values()))}); "
+                                   "the target's durability, see the node logs")
         return done
 
 
