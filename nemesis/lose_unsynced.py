@@ -19,6 +19,10 @@ The seeded draw favours correlated loss (all nodes, or a majority, at once: a po
 loses acknowledged writes of a replicated store that acknowledges before it is durable; one node or a
 minority losing its unsynced tail is drawn too, which a correct store must also survive.
 
+The layer never writes back on its own, as a kernel does within dirty_expire_centisecs (30 s by default):
+what was written a minute before the fault and never fsynced is lost too, which shows every gap a store
+leaves in its durability, including ones a real machine would close by itself after half a minute.
+
 Containers get /dev/fuse and CAP_SYS_ADMIN (to mount), only in runs that use this family.
 """
 
