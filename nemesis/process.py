@@ -49,15 +49,22 @@ class Processes:
             self.cluster.start(node)
             self.killed.discard(node)
         evidence = {}
+        exited: dict[str, int] = {}
         for node in nodes:
-            if self.cluster.state(node) not in ("running",):
-                raise NemesisError(f"start {node}: container is {self.cluster.state(node)} after docker start")
+            state = self.cluster.state(node)
+            if state in ("exited", "dead") and self._exit_code(node) is not None:
+                # It started and exited at once: the target refused what it found (a corrupt or lost
+                # file on its disk), the target's outcome to record, not a restart that failed.
+                exited[node] = self._exit_code(node)
+            elif state != "running":
+                raise NemesisError(f"start {node}: container is {state} after docker start")
         t0 = time.monotonic()
-        silent = self.cluster.wait_serving(nodes, RESTART_WAIT_S)
+        silent = self.cluster.wait_serving([n for n in nodes if n not in exited], RESTART_WAIT_S) + list(exited)
         for node in nodes:
             # A node that runs but never answers is the target's problem, not the harness's: record it.
             evidence[node] = {"state": self.cluster.state(node), "answers": node not in silent,
-                              "answered_after_s": None if node in silent else round(time.monotonic() - t0, 2)}
+                              "answered_after_s": None if node in silent else round(time.monotonic() - t0, 2),
+                              **({"exit_code": exited[node]} if node in exited else {})}
         return {"verified": not silent, "nodes": evidence}
 
     def pause(self, nodes: list[str]) -> dict[str, Any]:
