@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import reaper
-from harness.images import ImageError, docker_client, ensure_image
+from harness.images import ImageError, docker_client, ensure_image, ensure_layer
 from harness.labels import (  # noqa: F401 (re-exported)
     NODE_LABEL,
     OWNER_LABEL,
@@ -109,8 +109,9 @@ def node_environment(target: Target, node: str, layout: ClusterLayout, options: 
     return {**harness, **target.node_environment(node, layout, options)}
 
 
-def _tar(entries: dict[str, bytes | None]) -> bytes:
-    """A tar of files (bytes) and directories (None), paths relative to /."""
+def _tar(entries: dict[str, bytes | None], like: tarfile.TarInfo | None = None) -> bytes:
+    """A tar of files (bytes) and directories (None), paths relative to /; files get like's mode and owner
+    (a member of the file as read), else 0600 and root."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name, data in entries.items():
@@ -123,6 +124,9 @@ def _tar(entries: dict[str, bytes | None]) -> bytes:
             else:
                 info.size = len(data)
                 info.mode = 0o600
+                if like is not None:
+                    info.mode, info.uid, info.gid = like.mode, like.uid, like.gid
+                    info.uname, info.gname = like.uname, like.gname
                 tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 
@@ -132,6 +136,7 @@ class DockerCluster:
     It is the nemesis's `nemesis.family.ClusterControl` for Docker."""
 
     netns = True  # each container has its own network namespace: iptables and tc per node
+    node_layers = True  # it gives each node the NodeLayers of the run's fault families (`layers`)
 
     def __init__(
         self,
@@ -143,6 +148,7 @@ class DockerCluster:
         rebuild_images: bool = False,
         join: DockerCluster | None = None,
         node_prefix: str = "n",
+        layers: tuple = (),
     ):
         if nodes < 1:
             raise ValueError("a cluster needs at least one node")
@@ -151,6 +157,8 @@ class DockerCluster:
         self.options = options or TargetOptions()
         self.log = log
         self.rebuild_images = rebuild_images
+        # nemesis.family.NodeLayer of the run's faults (nemesis.registry.node_layers): image, devices, wrapper.
+        self.layers = tuple(layers)
         self.node_ids: list[str] = [f"{node_prefix}{i}" for i in range(1, nodes + 1)]
         self.ips: dict[str, str] = {}
         self.layout: ClusterLayout | None = None
@@ -161,6 +169,7 @@ class DockerCluster:
         self.image: str | None = None
         self._client = None
         self._containers: dict[str, Any] = {}
+        self._read_meta: dict[tuple[str, str], tarfile.TarInfo] = {}  # read_file's members: write_file keeps them
         self._network = None
         self._torn_down = False
         self._teardown_lock = threading.Lock()
@@ -210,6 +219,9 @@ class DockerCluster:
         try:
             self.image = ensure_image(self.target.image_recipe(), rebuild=self.rebuild_images, progress=self.log,
                                       client=self.client)
+            for layer in self.layers:
+                self.image = ensure_layer(self.image, layer.image, rebuild=self.rebuild_images, progress=self.log,
+                                          client=self.client)
         except ImageError as e:
             raise ClusterError(str(e)) from None
         # The nodes' time starts once their image exists: a build (a minute for the candidate image's pip
@@ -283,13 +295,20 @@ class DockerCluster:
         api = self.client.api
         assert self.layout is not None
         env = node_environment(self.target, node, self.layout, self.options)
-        host_config = api.create_host_config(cap_add=["NET_ADMIN"], init=False)
+        command = self.target.node_command(node, self.layout, self.options)
+        caps, devices = ["NET_ADMIN"], []
+        for layer in self.layers:
+            caps += [c for c in layer.cap_add if c not in caps]
+            devices += [f"{d}:{d}:rwm" for d in layer.devices]
+            if layer.wrap is not None:
+                command = layer.wrap(list(command), self.layout)
+        host_config = api.create_host_config(cap_add=caps, devices=devices or None, init=False)
         networking = api.create_networking_config(
             {self.network_name: api.create_endpoint_config(ipv4_address=self.ips[node])}
         )
         created = api.create_container(
             self.image,
-            command=self.target.node_command(node, self.layout, self.options),
+            command=command,
             name=f"splitbrain-{self.run_id}-{node}",
             hostname=node,
             environment=env,
@@ -396,6 +415,10 @@ class DockerCluster:
                 raise
         c.wait(timeout=10)
 
+    def signal(self, node: str, sig: str) -> None:
+        """Send sig to the node's process (its container's PID 1) from outside, where SIGSTOP reaches it."""
+        self.container(node).kill(signal=sig)
+
     def start(self, node: str) -> None:
         """Start a killed node again with its disk intact."""
         self.container(node).start()
@@ -459,8 +482,24 @@ class DockerCluster:
             raise ClusterError(f"{node}: cannot move {tmp} to {path}: {out.strip()}")
 
     def write_file(self, node: str, path: str, data: bytes) -> None:
-        """Write a file in place inside a node that is paused or down (nothing reads it mid-write)."""
-        self.container(node).put_archive("/", _tar({path: data}))
+        """Write a file in place inside a node that is paused or down (nothing reads it mid-write); a file
+        read with read_file keeps its mode and owner."""
+        self.container(node).put_archive("/", _tar({path: data}, like=self._read_meta.get((node, path))))
+
+    def read_file(self, node: str, path: str) -> bytes | None:
+        """A file's bytes from the node's container, also while it is down; None if there is no such file."""
+        import docker.errors
+
+        try:
+            stream, _ = self.container(node).get_archive(path)
+        except docker.errors.NotFound:
+            return None
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.next()
+            if member is None or not member.isfile():
+                return None
+            self._read_meta[(node, path)] = member
+            return tar.extractfile(member).read()
 
     def exec_detached(self, node: str, cmd: list[str]) -> None:
         """Start cmd inside the node's container in the background (a clock strobe's loop)."""

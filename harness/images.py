@@ -93,15 +93,25 @@ def apt_install(packages) -> str:
 
 
 def target_tag(recipe: ImageRecipe) -> str:
+    return f"{TARGET_REPOSITORY}-{recipe.name}:{_digest(BaseRecipe().tag(), recipe)}"
+
+
+def layer_tag(under: str, recipe: ImageRecipe) -> str:
+    """The tag of a fault family's node layer (nemesis.family.NodeLayer.image) built FROM the image `under`."""
+    repo, _, _ = under.partition(":")
+    return f"{repo}__{recipe.name}:{_digest(under, recipe)}"  # "__": a separator Docker allows, no target has
+
+
+def _digest(under: str, recipe: ImageRecipe) -> str:
     h = hashlib.sha256()
-    h.update(BaseRecipe().tag().encode())
+    h.update(under.encode())
     h.update(json.dumps({"env": recipe.env, "workdir": recipe.workdir, "run": recipe.run,
                          "packages": extra_packages(recipe)}).encode())
     for dest, src in sorted(recipe.files):
         h.update(dest.encode() + b"\0")
         h.update(Path(src).read_bytes())
         h.update(b"\0")
-    return f"{TARGET_REPOSITORY}-{recipe.name}:{h.hexdigest()[:12]}"
+    return h.hexdigest()[:12]
 
 
 Progress = Callable[[str], None]
@@ -156,6 +166,34 @@ def ensure_image(recipe: ImageRecipe, rebuild: bool = False, progress: Progress 
             build_target(client, recipe, base_tag, tag, progress)
         else:
             progress(f"target image {tag}: cached")
+    return tag
+
+
+def ensure_layer(under: str, recipe: ImageRecipe, rebuild: bool = False, progress: Progress = print,
+                 client=None) -> str:
+    """The tag of `recipe` built on the image `under` (a target's), building it if missing (or if rebuild).
+    Unlike a target image it keeps the image's WORKDIR: its files go to recipe.workdir, and the node's
+    command runs where the target's always does."""
+    client = client or docker_client()
+    tag = layer_tag(under, recipe)
+    if not rebuild and image_exists(client, tag):
+        progress(f"layer image {tag}: cached")
+        return tag
+    with build_lock(progress):
+        if rebuild or not image_exists(client, tag):
+            started = time.monotonic()
+            lines = [f"FROM {under}"]
+            if extra_packages(recipe):
+                lines.append(f"RUN {apt_install(extra_packages(recipe))}")
+            lines += [f"ENV {k}={json.dumps(v)}" for k, v in recipe.env]
+            lines.append(f"COPY src/ {recipe.workdir}/")
+            lines += [f"RUN {cmd}" for cmd in recipe.run]
+            context = {"Dockerfile": ("\n".join(lines) + "\n").encode()}
+            for dest, src in recipe.files:
+                context[f"src/{dest}"] = Path(src).read_bytes()
+            progress(f"layer image {tag}: {recipe.name} on {under}")
+            docker_build(client, context, tag, progress, labels=None)
+            progress(f"layer image {tag}: built in {time.monotonic() - started:.1f}s")
     return tag
 
 

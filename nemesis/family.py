@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from nemesis.errors import NemesisOpError
+from targets.base import ClusterLayout
+from targets.image import ImageRecipe
 
 LEADER = "leader"  # symbolic node: the run loop substitutes the observed leader
 SYMBOLIC = (LEADER, "random")
@@ -38,11 +40,13 @@ class ClusterControl(Protocol):
     ips: dict[str, str]  # node -> its address on the cluster network
     layout: Any  # targets.base.ClusterLayout: where the node's files live
     netns: bool  # each node has its own network namespace (exec_netns works); loopback: False
+    node_layers: bool  # it gives nodes the NodeLayer of a family that asks (Docker); loopback: False
 
     def states(self) -> dict[str, str]: ...  # node -> running | paused | exited | missing ...
     def state(self, node: str) -> str: ...
     def exit_codes(self) -> dict[str, int | None]: ...  # None: not exited
     def kill(self, node: str) -> None: ...  # SIGKILL; returns once it is gone
+    def signal(self, node: str, sig: str) -> None: ...  # e.g. "SIGSTOP" to the node's process (Docker only)
     def start(self, node: str) -> None: ...
     def pause(self, node: str) -> None: ...
     def resume(self, node: str) -> None: ...
@@ -51,6 +55,7 @@ class ClusterControl(Protocol):
     def exec_detached(self, node: str, cmd: list[str]) -> None: ...  # a background loop inside the node
     def put_file(self, node: str, path: str, data: bytes) -> None: ...  # atomically, while it runs
     def write_file(self, node: str, path: str, data: bytes) -> None: ...  # in place, while paused or down
+    def read_file(self, node: str, path: str) -> bytes | None: ...  # also while down; None: no such file
     def probe(self, node: str, timeout: float = 0.5) -> dict | None: ...  # the target's status probe
     def probe_some(self, nodes: list[str], timeout: float = 0.5) -> dict[str, dict | None]: ...
     def probe_all(self, timeout: float = 0.5) -> dict[str, dict | None]: ...
@@ -84,6 +89,32 @@ class Injector(Protocol):
     def reapply(self, node: str) -> dict[str, Any] | None: ...  # a restarted node lost it: put it back
     def after_restart(self, nodes: list[str], evidence: dict[str, Any]) -> dict[str, Any]: ...  # extra checks
     def heal(self) -> dict[str, Any]: ...  # undo everything, verified; {step: evidence}, {} if nothing to undo
+
+
+def layer_problem(cluster: Any, name: str) -> str | None:
+    """Why a family that needs a `NodeLayer` cannot run on this cluster, or None (a cluster that does not say
+    gives its nodes layers, as the Docker backend does)."""
+    if getattr(cluster, "node_layers", True):
+        return None
+    return (f"{name} needs its layer in every node's container (an image layer, a device, a command wrapper), "
+            "which this cluster (loopback processes) cannot give; use the Docker backend")
+
+
+@dataclass(frozen=True)
+class NodeLayer:
+    """What a family needs in every node of a run that uses it, beyond the target's own image and container.
+
+    The Docker backend builds `image` FROM the target's image (its packages with apt, its files under
+    `image.workdir`; tagged by content like any target image), gives each container `devices` (host paths)
+    and `cap_add`, and starts each node as `wrap(argv, layout)` of the target's command: a wrapper that
+    sets something up and then execs argv, so the node stays PID 1. Runs whose nemesis lacks the family
+    get none of it."""
+
+    name: str
+    image: ImageRecipe
+    devices: tuple[str, ...] = ()
+    cap_add: tuple[str, ...] = ()
+    wrap: Callable[[list[str], ClusterLayout], list[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +161,7 @@ class FaultFamily(Protocol):
     sweep: Sweep | None
 
     def problems(self, cluster: Any, target: Any) -> list[str]: ...  # what this host/target cannot do
+    def node_layer(self, target: Any) -> NodeLayer | None: ...  # what every node needs for it, or None
     def refuses(self, f: str, target: Any) -> str | None: ...  # one op this target cannot do
     def validate(self, op: dict[str, Any], node_ids: list[str]) -> dict[str, Any]: ...  # normal form
     def injector(self, ctx: FaultContext) -> Injector: ...
@@ -254,6 +286,9 @@ class FamilyBase:
 
     def problems(self, cluster: Any, target: Any) -> list[str]:
         return []
+
+    def node_layer(self, target: Any) -> NodeLayer | None:
+        return None
 
     def refuses(self, f: str, target: Any) -> str | None:
         return None

@@ -49,15 +49,22 @@ class Processes:
             self.cluster.start(node)
             self.killed.discard(node)
         evidence = {}
+        exited: dict[str, int] = {}
         for node in nodes:
-            if self.cluster.state(node) not in ("running",):
-                raise NemesisError(f"start {node}: container is {self.cluster.state(node)} after docker start")
+            state = self.cluster.state(node)
+            if state in ("exited", "dead") and self._exit_code(node) is not None:
+                # It started and exited at once: the target refused what it found (a corrupt or lost
+                # file on its disk), the target's outcome to record, not a restart that failed.
+                exited[node] = self._exit_code(node)
+            elif state != "running":
+                raise NemesisError(f"start {node}: container is {state} after docker start")
         t0 = time.monotonic()
-        silent = self.cluster.wait_serving(nodes, RESTART_WAIT_S)
+        silent = self.cluster.wait_serving([n for n in nodes if n not in exited], RESTART_WAIT_S) + list(exited)
         for node in nodes:
             # A node that runs but never answers is the target's problem, not the harness's: record it.
             evidence[node] = {"state": self.cluster.state(node), "answers": node not in silent,
-                              "answered_after_s": None if node in silent else round(time.monotonic() - t0, 2)}
+                              "answered_after_s": None if node in silent else round(time.monotonic() - t0, 2),
+                              **({"exit_code": exited[node]} if node in exited else {})}
         return {"verified": not silent, "nodes": evidence}
 
     def pause(self, nodes: list[str]) -> dict[str, Any]:
@@ -84,6 +91,53 @@ class Processes:
             if evidence[n]["state"] != "running":
                 raise NemesisError(f"resume {n}: container is {evidence[n]['state']} after unpause")
         return {"verified": not silent, "nodes": evidence}
+
+
+class Downed:
+    """What an injector shares whose start crashes nodes its own way (lose-unsynced, corrupt): the running
+    nodes a start may hit, its stop (restart the nodes named, or all it left down), and the heal's restart."""
+
+    shown = "down"
+
+    def __init__(self, ctx: FaultContext):
+        self.ctx = ctx
+        self.procs: Processes = ctx.shared(Processes)
+        self.down: set[str] = set()
+
+    def victims(self, op: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+        states = self.ctx.cluster.states()
+        pool = [n for n in self.ctx.cluster.node_ids if states[n] == "running"]
+        nodes, notes = self.ctx.resolve(op["nodes"], pool)
+        return [n for n in nodes if n in pool], notes
+
+    def restart(self, op: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+        c = self.ctx.cluster
+        nodes = [n for n in op["nodes"] if n in c.node_ids] or sorted(self.down)
+        nodes = [n for n in nodes if c.state(n) not in ("running", "paused")]
+        self.down -= set(nodes)
+        if not nodes:
+            return [], {"note": "no node was down"}
+        started = self.ctx.restart(nodes)
+        # A node that exits at once refused what it found on its disk: the test's outcome, said.
+        codes = c.exit_codes()
+        exited = {n: codes[n] for n in nodes if codes.get(n) is not None}
+        return nodes, {**started, **({"exited_at_start": exited} if exited else {})}
+
+    def restart_left(self) -> dict[str, Any] | None:
+        """Start what this family left down (the heal); None if nothing was."""
+        states = self.ctx.cluster.states()
+        down = sorted(n for n in self.down if states.get(n) not in ("running", "paused", "missing"))
+        self.down.clear()
+        return self.ctx.restart(down) if down else None
+
+    def current(self) -> list[str]:
+        return [f"{self.shown}:{n}" for n in sorted(self.down)]
+
+    def reapply(self, node: str) -> dict[str, Any] | None:
+        return None
+
+    def after_restart(self, nodes: list[str], evidence: dict[str, Any]) -> dict[str, Any]:
+        return {}
 
 
 def victims(rng: random.Random, nodes: list[str], busy: set[str]) -> tuple[str, ...]:

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from nemesis.errors import NemesisOpError
-from nemesis.family import FaultFamily
-from plugins.registry import Registry
+from nemesis.family import FaultFamily, NodeLayer
+from plugins.registry import PluginError, Registry
 
 FAULT_FAMILIES: Registry[FaultFamily] = Registry("fault family", group="splitbrain.faults", builtins={
     "partition": "nemesis.partition:PARTITION",
@@ -26,10 +26,12 @@ FAULT_FAMILIES: Registry[FaultFamily] = Registry("fault family", group="splitbra
     "reorder": "nemesis.netem:REORDER",
     "vote-crash": "nemesis.vote_crash:VOTE_CRASH",
     "impostor": "nemesis.impostor:IMPOSTOR",
+    "lose-unsynced": "nemesis.lose_unsynced:LOSE_UNSYNCED",
+    "corrupt": "nemesis.corrupt:CORRUPT",
 })
 # The order a spec's help lists them in, and the order they heal in when ranks tie.
 BUILTIN = ("partition", "kill", "pause", "clock", "loss", "delay", "duplicate", "reorder", "vote-crash",
-           "impostor")
+           "impostor", "lose-unsynced", "corrupt")
 
 
 def family(name: str) -> FaultFamily:
@@ -45,6 +47,20 @@ def families() -> dict[str, FaultFamily]:
 
 def names() -> list[str]:
     return list(families())
+
+
+def node_layers(faults: list[str] | tuple[str, ...], target: Any) -> tuple[NodeLayer, ...]:
+    """The node layers the named families need on this target, in the order named (unknown names skipped:
+    the nemesis refuses them before the run)."""
+    out: list[NodeLayer] = []
+    for name in faults:
+        try:
+            layer = family(name).node_layer(target)
+        except PluginError:
+            continue
+        if layer is not None and layer.name not in {x.name for x in out}:
+            out.append(layer)
+    return tuple(out)
 
 
 def op_families(fams: dict[str, FaultFamily] | None = None) -> dict[str, FaultFamily]:

@@ -49,7 +49,11 @@ Adding a target (etcd, Redis Sentinel, your own election code):
    argv of a rogue member of the target's own program, for the impostor
    fault (nemesis/impostor.py); a target without `impostor` refuses that
    fault before a run.
-8. Register it: in your package's pyproject.toml,
+8. `data_dir(layout)`: the directory in the node that holds what it must
+   keep across a crash (its log, snapshots, database files), under
+   `layout.data_dir`. The disk faults (lose-unsynced, corrupt) act there; a
+   target without it refuses them with one line before a run.
+9. Register it: in your package's pyproject.toml,
    `[project.entry-points."splitbrain.targets"] mykv = "mykv.plugin:MyKV"`,
    then `pip install` it and run `--target mykv`; or, not installed, run
    `--target mykv.plugin:MyKV` with the package importable (PYTHONPATH).
@@ -248,6 +252,8 @@ class Target(Protocol):
     #   impostor(rogue: Rogue) -> RoguePlan: a rogue member of this target's own program
     # Optional (harness.commands.run.option_problems looks for it):
     #   unsupported_options(settings) -> list[str]: one line per spec `options:` entry it cannot run with
+    # Optional (target_data_dir looks for it; the disk faults need it):
+    #   data_dir(layout) -> str: the directory in a node that holds its durable state
 
 
 def unsupported_by_clock_control(target: Target, faults) -> list[str]:
@@ -262,3 +268,17 @@ def option_problems(target: Target, settings: dict[str, Any]) -> list[str]:
     unsupported_options), asked before anything starts."""
     check = getattr(target, "unsupported_options", None)
     return list(check(dict(settings))) if check else []
+
+
+def target_data_dir(target: Target, layout: ClusterLayout) -> str | None:
+    """Where a node of target keeps its durable state (its optional `data_dir`), or None: it declares none."""
+    fn = getattr(target, "data_dir", None)
+    return str(fn(layout)) if callable(fn) else None
+
+
+def no_data_dir(target: Target, fault: str) -> list[str]:
+    """The one line a disk fault gives before a run when the target declares no data dir ([] when it does)."""
+    if callable(getattr(target, "data_dir", None)):
+        return []
+    return [f"{fault}: target {target.name} declares no data dir (Target.data_dir), so a disk fault has "
+            "nothing of its own to act on"]

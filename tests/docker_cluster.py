@@ -15,9 +15,14 @@ from targets.registry import get_target
 
 @contextlib.contextmanager
 def docker_cluster(target: str, nodes: int = 3, timeout: float = 60.0,
-                   options: TargetOptions | None = None) -> Iterator[DockerCluster]:
+                   options: TargetOptions | None = None, faults: tuple[str, ...] = ()) -> Iterator[DockerCluster]:
+    """faults: the fault families whose node layers the nodes get (nemesis.registry.node_layers)."""
+    from nemesis.registry import node_layers
+
     run_id = f"test-{target}-{uuid.uuid4().hex[:8]}"
-    c = DockerCluster(run_id, get_target(target), nodes, options or TargetOptions(), log=lambda s: None)
+    plugin = get_target(target)
+    c = DockerCluster(run_id, plugin, nodes, options or TargetOptions(), log=lambda s: None,
+                      layers=node_layers(faults, plugin))
     try:
         c.up(timeout=timeout)
         yield c

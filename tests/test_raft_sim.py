@@ -174,10 +174,19 @@ def hunt(bugs: frozenset[str], settings_: dict, kinds, faults_: int, seeds: int)
     return None
 
 
+# Bugs below the node, which the simulator cannot reach: its nodes persist a Ready exactly, in memory.
+BELOW_THE_NODE = {
+    # Storage skips fsync: only a crash that loses unsynced writes shows it (tests/test_disk_docker.py).
+    "no-fsync",
+    # A bug of the transport, which the simulator does not have: the impostor fault catches it
+    # (tests/test_impostor_cluster.py).
+    "no-peer-auth",
+}
+
+
 def test_every_deliberate_bug_has_a_hunt():
-    # no-peer-auth is a bug of the transport, which the simulator does not have: the impostor fault
-    # catches it (tests/test_impostor_cluster.py).
-    assert set(BUG_HUNTS) == set(BUGS) - {"no-peer-auth"}
+    assert set(BUG_HUNTS) | BELOW_THE_NODE == set(BUGS)
+    assert not set(BUG_HUNTS) & BELOW_THE_NODE
 
 
 @pytest.mark.parametrize("bug", sorted(BUG_HUNTS))

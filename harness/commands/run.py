@@ -207,12 +207,13 @@ def make_nemesis(cluster, target, spec: TestSpec):
 def docker_parts(spec: TestSpec, target, log):
     """The real cluster, client factory and nemesis factory of a run: Docker containers of the target."""
     from harness.cluster import DockerCluster
+    from nemesis.registry import node_layers
     from targets.base import TargetOptions
 
     run_id = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
     cluster = DockerCluster(run_id, target, spec.nodes, TargetOptions(bugs=spec.bugs, settings=dict(spec.options),
                                                                    client_timeout=spec.op_timeout),
-                            log=log)
+                            log=log, layers=node_layers(spec.nemesis, target))
 
     def open_client(node_ips):
         return _TargetClient(target, cluster.addresses, spec.op_timeout)

@@ -167,6 +167,11 @@ class Etcd:
                        "itself right after granting a vote")
         return out
 
+    def data_dir(self, layout: ClusterLayout) -> str:
+        """etcd's --data-dir: member/wal (the Raft log, 64 MB segments) and member/snap (snapshots and the
+        bbolt database)."""
+        return layout.data_dir
+
     def bugs(self) -> dict[str, str]:
         return {}
 

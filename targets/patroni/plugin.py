@@ -109,5 +109,10 @@ class Patroni:
                     "when it expires), and neither it nor Debian's etcd has failpoints to crash at")
         return out
 
+    def data_dir(self, layout: ClusterLayout) -> str:
+        """Everything a node keeps: pg/ (PostgreSQL's data directory, WAL included), etcd/ (the node's DCS
+        member) and pgpass."""
+        return layout.data_dir
+
     def bugs(self) -> dict[str, str]:
         return {}

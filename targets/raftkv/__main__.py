@@ -119,8 +119,8 @@ def config_from_args(argv: list[str]) -> ServerConfig:
     except ValueError as e:
         raise UsageError(str(e)) from None
     return ServerConfig(node=node, peer_addrs=peers, client_addr=client, data_dir=args.data,
-                        cluster_key=key, clock_file=args.clock_file, fsync=not args.no_fsync,
-                        failpoints=args.failpoints)
+                        cluster_key=key, clock_file=args.clock_file,
+                        fsync=not (args.no_fsync or "no-fsync" in args.bug), failpoints=args.failpoints)
 
 
 async def serve(server: RaftKVServer) -> int:

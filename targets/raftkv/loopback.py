@@ -132,6 +132,7 @@ class LocalCluster:
     """n raftkv processes on 127.0.0.1, each with its own ports, data dir, clock file and log under one folder."""
 
     netns = False  # one network for every node: no iptables or tc per node
+    node_layers = False  # local processes: no container to give a fault family's image layer or device
 
     def __init__(self, n: int = 3, base_dir: str | None = None, election_timeout: str = "150-300",
                  heartbeat: int = 50, extra_args: tuple[str, ...] = (), fsync: bool = True):

@@ -349,6 +349,10 @@ class RaftKV:
         status, _ = await _one_request(address, "PUT" if on else "DELETE", f"/failpoints/{quote(name)}", timeout)
         return status == 200
 
+    def data_dir(self, layout: ClusterLayout) -> str:
+        """The node's --data: FORMAT, the checksummed wal and the snapshot (targets/raftkv/storage.py)."""
+        return layout.data_dir
+
     def bugs(self) -> dict[str, str]:
         from targets.raftkv.node import BUGS
 

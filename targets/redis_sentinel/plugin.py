@@ -122,5 +122,9 @@ class RedisSentinel:
                        "voting for a failover leader")
         return out
 
+    def data_dir(self, layout: ClusterLayout) -> str:
+        """redis/ (the server's config, RDB and append-only file) and sentinel/ (the config Sentinel rewrites)."""
+        return layout.data_dir
+
     def bugs(self) -> dict[str, str]:
         return {}

@@ -133,5 +133,9 @@ class ZooKeeper:
                     "acknowledging an election vote"]
         return []
 
+    def data_dir(self, layout: ClusterLayout) -> str:
+        """ZooKeeper's dataDir: myid, and version-2 with the transaction logs, snapshots and the epoch files."""
+        return layout.data_dir
+
     def bugs(self) -> dict[str, str]:
         return {}

@@ -57,5 +57,9 @@ class TinyKV:
     def unsupported_faults(self, faults) -> list[str]:
         return unsupported_by_clock_control(self, faults)
 
+    def data_dir(self, layout: ClusterLayout) -> str:
+        """Where node.py keeps what it must not lose in a crash: the disk faults act here."""
+        return layout.data_dir
+
     def bugs(self) -> dict[str, str]:
         return {}
