@@ -235,9 +235,25 @@ def attack_peer_replay(port: int, args) -> str:
     return f"200 replays sent on the link; the captured exchange on a new connection: {'refused' if refused else 'kept'}"
 
 
+def attack_big_state(port: int, args) -> str:
+    """130 values just under the body limit, to distinct keys: a 31 MB state, then long enough for the
+    writer's own entries to cross the next snapshot (every 1000 entries by default) while it is that big."""
+    value = b'"' + b"s" * (MAX_BODY_BYTES - 1024) + b'"'
+    codes: dict[str, int] = {}
+    for i in range(130):
+        body = b'{"value": ' + value + b"}"
+        head = (f"PUT /kv/big-{i} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+        line = status_line(send_raw(port, head + body, timeout=30))
+        codes[line] = codes.get(line, 0) + 1
+    time.sleep(args.big_state_hold_s)
+    return ", ".join(f"{n}x {c}" for c, n in sorted(codes.items())) + f"; state about {130 * len(value) / 1e6:.0f} MB"
+
+
 ATTACKS = [("deep-json", attack_deep_json), ("big-bodies", attack_big_bodies), ("slowloris", attack_slowloris),
            ("pipelined-hangup", attack_pipelined_hangup), ("bad-lengths", attack_bad_lengths),
-           ("peer-huge-lengths", attack_peer_huge_lengths), ("peer-replay", attack_peer_replay)]
+           ("peer-huge-lengths", attack_peer_huge_lengths), ("peer-replay", attack_peer_replay),
+           ("big-state", attack_big_state)]  # last: the other attacks' baselines stay on a small state
 PEER_ATTACKS = {"peer-huge-lengths", "peer-replay"}  # sent to the leader's peer port
 
 
@@ -245,6 +261,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--slowloris-s", type=float, default=15.0, help="how long the slowloris connections dribble")
     p.add_argument("--baseline-s", type=float, default=3.0, help="write-latency sample before each attack")
+    p.add_argument("--big-state-hold-s", type=float, default=10.0,
+                   help="how long big-state keeps writing on its 31 MB state (snapshots come every 1000 entries)")
     args = p.parse_args()
     rows = []
     with LocalCluster(3) as cluster:
