@@ -92,7 +92,7 @@ def test_replies_and_messages_leave_only_after_their_fsync_and_writes_share_fsyn
         return results, server
 
     results, server = asyncio.run(scenario())
-    assert all(r == (200, {}) for r in results)
+    assert all(r == (200, {}) for r in results), results
     fsyncs = [t for kind, t in events if kind == "fsync"]
     assert 1 <= len(fsyncs) < 20  # group commit: 20 writes, fewer fsyncs
     # every send and reply happens after the first fsync that could cover it

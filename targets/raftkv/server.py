@@ -74,6 +74,10 @@ class RaftKVServer:
         self._handles = itertools.count(1)
         self._io = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="raftkv-fsync")
         self._last_status: dict = {}
+        # The commit index and term an fsync has covered (status reports no more than these); set from
+        # the data dir by open().
+        self._written_commit = 0
+        self._written_term = 0
         self._tasks: list[asyncio.Task] = []
         self._clock_error: str | None = None
         self._next_tick: float | None = None  # on the node's clock; see _due_ticks
@@ -244,7 +248,7 @@ class RaftKVServer:
             elif plan is not None:
                 self.storage.write(plan)  # a buffered write, no fsync: not worth a thread hop
             # Only what an fsync covered: a commit index written without one is lost in a power cut.
-            if rd.hard_state is not None and plan.needs_fsync:
+            if rd.hard_state is not None and plan is not None and plan.needs_fsync:
                 self._written_commit = rd.hard_state.get("commit", self._written_commit)
                 self._written_term = rd.hard_state.get("term", self._written_term)
             vote = granted_vote(rd.messages) if CRASH_AFTER_VOTE in self.failpoints.armed else None
