@@ -44,11 +44,14 @@ def owner_alive(label: str | None) -> bool:
         return True
 
 
-def clean(run_id: str | None = None, client=None, include_live: bool = False) -> tuple[int, int]:
+def clean(run_id: str | None = None, client=None, include_live: bool = False,
+          stuck: list[str] | None = None) -> tuple[int, int]:
     """Remove the containers and networks labelled by splitbrain; (containers, networks) removed.
 
     With run_id, exactly that run's. Without, every run whose harness process is
-    gone (killed), sparing runs still in progress unless include_live.
+    gone (killed), sparing runs still in progress unless include_live. A network
+    Docker refuses to remove even after a forced disconnect is left, with a
+    sentence saying why appended to `stuck` when given.
     """
     import docker
 
@@ -91,6 +94,12 @@ def clean(run_id: str | None = None, client=None, include_live: bool = False) ->
                     net.disconnect(c, force=True)
                 except docker.errors.APIError:
                     pass
-            net.remove()
-            removed_networks += 1
+            try:
+                net.remove()
+                removed_networks += 1
+            except docker.errors.APIError as e:
+                # Seen here: "has active endpoints" on a network with no container at all, an endpoint
+                # Docker itself lost track of. Nothing of ours can remove it; say so, and go on.
+                if stuck is not None:
+                    stuck.append(f"network {net.name} cannot be removed: {getattr(e, 'explanation', None) or e}")
     return removed_containers, removed_networks
