@@ -336,6 +336,11 @@ class Storage:
         self._wal = open(self.dir / "wal", "ab")
         self.fsync_stats.observe(self._clock() - started)
 
+    def sync_wal(self) -> None:
+        """fsync what the WAL has had written without one (a commit-only plan); safe on a worker thread."""
+        if self._wal is not None:
+            self._sync(self._wal)
+
     def _sync(self, f) -> None:
         f.flush()
         if not self.fsync_enabled:
