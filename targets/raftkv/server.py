@@ -65,6 +65,7 @@ class RaftKVServer:
         self.clock = Clock(config.clock_file)
         self.storage = Storage(config.data_dir, fsync=config.fsync)
         self.node: RaftKVNode | None = None
+        self._written_commit = self._written_term = 0  # what an fsync covered (open_storage reads them back)
         self.transport: PeerTransport | None = None
         self.http: HttpApi | None = None
         self._events: deque[tuple] = deque()
