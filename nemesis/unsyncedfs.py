@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import faulthandler
 import hashlib
 import json
 import os
@@ -455,8 +456,7 @@ def _filesystem(root_fd: int):
 
         def drop(self, spare: int | None = None) -> dict:
             """Stop the node's processes, freeze, put every tracked file back to its synced state; what was
-            dropped. PID 1 (the node, stopped by the fault from outside), this process and `spare` (the
-            control command's pid) and its ancestors are not stopped."""
+            dropped. PID 1 (the node) is stopped by the fault from outside, where SIGSTOP reaches it."""
             self.frozen = True
             stopped = stop_others(spare)
             files, skipped = {}, {}
@@ -505,21 +505,30 @@ def _parent(pid: int) -> int:
         return 0
 
 
-def stop_others(spare: int | None) -> int:
-    """SIGSTOP every process of this PID namespace but PID 1, this one and spare's line; how many."""
-    keep = {1, os.getpid()}
-    pid = spare or 0
-    while pid > 1 and pid not in keep:
+def stop_others(spare: int | None = None) -> int:
+    """SIGSTOP every descendant of PID 1 (the node's own processes: a script's children, daemons it left)
+    but this one and spare's line (the control command); how many. Nothing else: a `docker exec` being
+    set up at that instant (runc's init, whose parent is outside), stopped, held Docker's lock on the
+    container for good."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            children.setdefault(_parent(int(name)), []).append(int(name))
+    keep, pid = {os.getpid()}, spare or 0
+    while pid > 1 and pid not in keep:  # the control command and what runs it (an exec orphan is PID 1's)
         keep.add(pid)
         pid = _parent(pid)
-    n = 0
-    for name in os.listdir("/proc"):
-        if name.isdigit() and int(name) not in keep:
-            try:
-                os.kill(int(name), signal.SIGSTOP)
-                n += 1
-            except OSError:
-                pass
+    todo, n = list(children.get(1, [])), 0
+    while todo:
+        pid = todo.pop()
+        if pid in keep:
+            continue
+        todo += children.get(pid, [])
+        try:
+            os.kill(pid, signal.SIGSTOP)
+            n += 1
+        except OSError:
+            pass
     return n
 
 
@@ -632,6 +641,11 @@ def run(args: argparse.Namespace) -> int:
 def serve(args: argparse.Namespace) -> int:
     """The layer's own process: mount over args.dir, say so on --ready-fd, serve until killed."""
     w = args.ready_fd
+    # A layer that stops answering says where it is: SIGUSR1 (sent by a control command that timed
+    # out) prints every thread's stack to the node's log.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    with open(args.socket + ".pid", "w") as f:
+        f.write(str(os.getpid()))
     try:
         import pyfuse3
         import trio
@@ -675,7 +689,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         reply = control(args.socket, f"drop {os.getpid()}" if args.cmd == "drop" else args.cmd)
     except OSError as e:
-        print(json.dumps({"error": f"the layer does not answer on {args.socket}: {e}"}))
+        try:  # its stacks to the node's log, for whoever reads why
+            with open(args.socket + ".pid") as f:
+                os.kill(int(f.read()), signal.SIGUSR1)
+        except (OSError, ValueError):
+            pass
+        print(json.dumps({"error": f"the layer does not answer on {args.socket}: {e} (its stacks are in the "
+                                   "node's log)"}))
         return 1
     text = json.dumps(reply)
     if args.report:
