@@ -78,12 +78,10 @@ class RaftKVServer:
         # the data dir by open().
         self._written_commit = 0
         self._written_term = 0
-        # A commit index written without an fsync, made durable by _sync_commit one heartbeat later
-        # unless an fsync covers it first: else an idle node would report a commit index behind its
-        # own forever (the election bench waits for equal ones).
+        # A commit index written without an fsync: the driver fsyncs it once it has been idle for a
+        # heartbeat, unless an fsync covers it first; else an idle node would report a commit index
+        # behind its own forever (the election bench waits for equal ones).
         self._unsynced_commit: int | None = None
-        self._commit_sync: asyncio.TimerHandle | None = None
-        self._commit_task: asyncio.Future | None = None
         self._tasks: list[asyncio.Task] = []
         self._clock_error: str | None = None
         self._next_tick: float | None = None  # on the node's clock; see _due_ticks
@@ -139,10 +137,6 @@ class RaftKVServer:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._commit_sync is not None:
-            self._commit_sync.cancel()
-        if self._commit_task is not None:
-            await asyncio.gather(self._commit_task, return_exceptions=True)
         log.debug("stop: driver stopped")
         if self.http is not None:
             await self.http.close()
@@ -246,7 +240,17 @@ class RaftKVServer:
     async def _drive(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            await self._wake.wait()
+            if self._unsynced_commit is None:
+                await self._wake.wait()
+            else:
+                try:
+                    async with asyncio.timeout(self.config.node.heartbeat / 1000):
+                        await self._wake.wait()
+                except TimeoutError:  # idle for a heartbeat: make the written commit index durable
+                    await loop.run_in_executor(self._io, self.storage.sync_wal)
+                    self._written_commit = max(self._written_commit, self._unsynced_commit)
+                    self._unsynced_commit = None
+                    continue
             self._wake.clear()
             self._apply_events()
             rd = self.node.ready()
@@ -264,8 +268,6 @@ class RaftKVServer:
                 self._unsynced_commit = None
             elif rd.hard_state is not None and plan is not None and "commit" in rd.hard_state:
                 self._unsynced_commit = rd.hard_state["commit"]
-                if self._commit_sync is None:
-                    self._commit_sync = loop.call_later(self.config.node.heartbeat / 1000, self._start_commit_sync)
             vote = granted_vote(rd.messages) if CRASH_AFTER_VOTE in self.failpoints.armed else None
             for msg in rd.messages:
                 queued = self.transport.send(msg)
@@ -282,19 +284,6 @@ class RaftKVServer:
                 log.info("snapshot at index %s persisted; log compacted", rd.snapshot.get("index"))
             self._log_transitions()
             self._wake.set()  # events that arrived during the fsync are waiting
-
-    def _start_commit_sync(self) -> None:
-        self._commit_sync = None
-        if self._unsynced_commit is not None and (self._commit_task is None or self._commit_task.done()):
-            self._commit_task = asyncio.ensure_future(self._sync_commit())
-
-    async def _sync_commit(self) -> None:
-        commit, self._unsynced_commit = self._unsynced_commit, None
-        await asyncio.get_running_loop().run_in_executor(self._io, self.storage.sync_wal)
-        self._written_commit = max(self._written_commit, commit or 0)
-        if self._unsynced_commit is not None and self._commit_sync is None:  # written while this one ran
-            loop = asyncio.get_running_loop()
-            self._commit_sync = loop.call_later(self.config.node.heartbeat / 1000, self._start_commit_sync)
 
     async def _crash_after_vote(self, vote: dict, queued: bool) -> None:
         """The crash-after-vote failpoint: die once the vote has reached the kernel, handling nothing else.
