@@ -102,13 +102,13 @@ class Source:
 
 def run(args: argparse.Namespace) -> int:
     from checkers.linearizability import check
-    from checkers.models import get_model
+    from checkers.models import get_model, model_names
 
     if args.time_limit is not None and not (args.time_limit > 0 and math.isfinite(args.time_limit)):
         raise UsageError(f"--time-limit must be a positive number of seconds, not {args.time_limit}")
     initial = _parse_initial(args.initial)
     source = resolve_source(args.path, args.format)
-    if not args.model and source.model is not None and source.model not in available_models() and source.run_dir:
+    if not args.model and source.model is not None and source.model not in model_names() and source.run_dir:
         return recheck_run(source, args.json)
     warnings: list[str] = []
     ops, keyed = read_operations(source, warnings)
@@ -177,12 +177,6 @@ def resolve_source(path: str, fmt: str | None) -> Source:
     if run_dir is not None and fmt == "jsonl":
         model = run_model(run_dir) or model
     return Source(path, fmt, model, run_dir)
-
-
-def available_models() -> list[str]:
-    from checkers.models import model_names
-
-    return model_names()
 
 
 def recheck_run(source: Source, as_json: bool) -> int:
