@@ -24,6 +24,7 @@ COMMANDS: list[str] = [
     "report",
     "bench",
     "suite",
+    "merge",
     "shrink",
     "new_target",
     "export",

@@ -71,6 +71,7 @@ class SuiteTest:
     seeds: tuple[int, ...]
     expect: str = "valid"
     line: int = 0
+    fresh: bool = False  # its seeds were drawn fresh at load: another process loading the file gets others
 
 
 @dataclass(frozen=True)
@@ -148,14 +149,16 @@ def _field_of(message: str, keys: Iterable[str]) -> str | None:
     return None
 
 
-def load_suite(path: str | Path, target_check: bool = True) -> Suite:
-    """The validated suite in `path`, or SuiteError naming the file, the line and the field."""
+def load_suite(path: str | Path, target_check: bool = True, seed_base: int | None = None) -> Suite:
+    """The validated suite in `path`, or SuiteError naming the file, the line and the field. `seed_base`:
+    a test's seed-count seeds are drawn from it and the test's name instead of fresh (the same in every
+    process that loads the suite with it: the shards of one CI run)."""
     p = Path(path)
     try:
         # A regular file of at most 1 MiB, UTF-8; aliases expand within a budget.
         text = read_yaml_text(p)
         root = compose_yaml(text)
-        return _load_suite(p, root, target_check)
+        return _load_suite(p, root, target_check, seed_base)
     except FormatError as e:
         raise SuiteError(str(e)) from None
     except yaml.YAMLError as e:
@@ -163,7 +166,7 @@ def load_suite(path: str | Path, target_check: bool = True) -> Suite:
         raise SuiteError(malformed_yaml(p, e)) from None
 
 
-def _load_suite(p: Path, root: yaml.Node | None, target_check: bool) -> Suite:
+def _load_suite(p: Path, root: yaml.Node | None, target_check: bool, seed_base: int | None) -> Suite:
 
     def fail(node: yaml.Node | None, where: str, what: str) -> SuiteError:
         return SuiteError(f"{p}:{_line(node)}: {where}: {what}")
@@ -284,9 +287,11 @@ def _load_suite(p: Path, root: yaml.Node | None, target_check: bool) -> Suite:
                 raise fail(vn, f"{where}.expect", "anomaly is for a deliberate-bug test, but this test has no bugs "
                            "(for behaviour the system documents, say why with `because:`)")
 
-        seeds = _seeds(own, spec, where, fail)
+        seeds = _seeds(own, spec, where, fail, random.Random(f"{seed_base}:{test_name}") if seed_base is not None
+                       else random.SystemRandom())
+        fresh = seed_base is None and "seeds" not in own and ("seed-count" in own or spec.seed is None)
         tests.append(SuiteTest(test_name, dataclasses.replace(spec, seed=None, test=test_name), seeds, expect,
-                               _line(node)))
+                               _line(node), fresh))
     return Suite(name, p, tuple(tests))
 
 
@@ -304,7 +309,7 @@ def _check_field(key: str, value: Any, node: yaml.Node, where: str, fail: Callab
         raise fail(node, where, msg) from None
 
 
-def _seeds(own: dict, spec: TestSpec, where: str, fail: Callable) -> tuple[int, ...]:
+def _seeds(own: dict, spec: TestSpec, where: str, fail: Callable, rng: random.Random) -> tuple[int, ...]:
     given = [k for k in ("seeds", "seed-count") if k in own]
     if len(given) > 1:
         raise fail(own["seed-count"][1], where, "give seeds or seed-count, not both")
@@ -321,11 +326,10 @@ def _seeds(own: dict, spec: TestSpec, where: str, fail: Callable) -> tuple[int, 
         v, _, vn = own["seed-count"]
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_SEED_COUNT:
             raise fail(vn, f"{where}.seed-count", f"expected a whole number from 1 to {MAX_SEED_COUNT}, got {v!r}")
-        rng = random.SystemRandom()
         return tuple(rng.randrange(2**31) for _ in range(v))
     if spec.seed is not None:
         return (spec.seed,)
-    return (random.SystemRandom().randrange(2**31),)
+    return (rng.randrange(2**31),)
 
 
 # ---------------------------------------------------------------------------

@@ -37,6 +37,11 @@ examples:
   splitbrain suite suites/smoke.yaml --junit junit.xml
   splitbrain suite suites/nightly.yaml --parallel 2 --junit out/junit.xml --store out/store
   splitbrain suite suites/smoke.yaml --filter stale-read --fail-fast
+  splitbrain suite suites/nightly.yaml --shard 2/3 --store shard2     # one CI job of three
+  splitbrain merge suites/nightly.yaml shard1 shard2 shard3 --junit junit.xml
+
+Every suite writes a manifest of its runs into its store (suite-NAME.json, or
+suite-NAME-shard-K-of-N.json), which `splitbrain merge` reads.
 
 exit codes: 2 if any run could not run (or the suite file is invalid), else 1
 if any run found an unexpected anomaly or missed its deliberate bug, else 3 if
@@ -55,6 +60,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retry-errors", type=int, default=0, metavar="N",
                    help="run a test again (up to N times) when it could not run at all: an infrastructure error, "
                         "never an anomaly (default 0)")
+    p.add_argument("--shard", metavar="K/N",
+                   help="run only shard K of N: every run is in exactly one shard, balanced by expected time and "
+                        "independent of the order of the file; `splitbrain merge` combines the shards' stores")
+    p.add_argument("--seed-base", type=int, metavar="N",
+                   help="draw seed-count seeds from N and each test's name instead of fresh ones; every shard "
+                        "of one CI run (and its merge) needs the same N, e.g. the CI run's number")
     p.add_argument("--list", action="store_true", help="validate and list the runs, run nothing")
 
 
@@ -74,13 +85,28 @@ def run(args: argparse.Namespace) -> int:
     if args.retry_errors < 0:
         raise UsageError(f"--retry-errors must not be negative, got {args.retry_errors}")
     try:
-        suite = load_suite(args.file)
+        suite = load_suite(args.file, seed_base=args.seed_base)
     except SuiteError as e:
         raise UsageError(str(e)) from None
     runs = suite.runs(args.filter)
     if not runs:
         raise UsageError(f"{args.file}: no test matches --filter {args.filter!r}; tests: "
                          f"{', '.join(t.name for t in suite.tests)}")
+    shard = None
+    if args.shard is not None:
+        from harness.shard import ShardError, expected_s, parse_shard, shard_runs
+
+        try:
+            shard = parse_shard(args.shard)
+        except ShardError as e:
+            raise UsageError(str(e)) from None
+        fresh = [t.name for t in suite.tests if t.fresh]
+        if fresh:
+            raise UsageError(f"--shard: {fresh[0]} draws fresh seeds, so each shard would run other ones; give "
+                             "--seed-base N (the same N to every shard and to merge)")
+        runs = shard_runs(runs, *shard)
+        print(f"splitbrain suite: shard {shard[0]}/{shard[1]}: {len(runs)} runs, about "
+              f"{sum(expected_s(r) for r in runs) / 60:.0f} min", flush=True)
     if args.list:
         for r in runs:
             print(f"{r.name}  expect {r.test.expect}")
@@ -115,6 +141,11 @@ def run(args: argparse.Namespace) -> int:
             for sig, handler in old.items():
                 signal.signal(sig, handler)
     print(summary_table(outcome))
+    if runs:
+        from harness.shard import write_manifest
+
+        store = Path(args.store or runs[0].test.spec.store)
+        print(f"manifest         {write_manifest(store, suite.name, shard, outcome)}")
     if args.junit:
         print(f"junit            {write_junit(args.junit, suite.name, outcome)}")
     for store in sorted(stores):
