@@ -487,6 +487,9 @@ def table(matrix: Matrix, cells: list[Cell]) -> dict[str, Any]:
             "median_s": round(statistics.median(t.times), 1) if t.times else None,
             "worst_s": round(max(t.times), 1) if t.times else None,
             "timed": len(t.times),
+            # Caught before the first fault (a negative time): the bug shows without faults, as stale-read
+            # does with a client pinned to a lagging follower.
+            "before_first_fault": sum(1 for x in t.times if x < 0),
             "control": r.control,
             "false_positives": ctl["false_positives"] if ctl else None,
             "control_seeds_run": ctl["seeds_run"] if ctl else None,
@@ -525,6 +528,8 @@ def _notes(r: dict[str, Any]) -> str:
         bits.append(f"{r['unknown']} unknown")
     if r["errors"]:
         bits.append(f"{r['errors']} could not run")
+    if r.get("before_first_fault"):
+        bits.append(f"{r['before_first_fault']} caught before the first fault")
     if r.get("timed") is not None and r["caught"] > r["timed"]:
         bits.append(f"{r['caught'] - r['timed']} caught without a time")
     if r["seeds_run"] < r["seeds"]:
@@ -546,6 +551,11 @@ def markdown(t: dict[str, Any]) -> str:
         if c["false_positives"]:
             note = ", ".join(filter(None, [f"anomaly in seeds {c['false_positive_seeds']}", note]))
         lines.append(f"| {c['mix']} | {c['seeds_run']} | {c['false_positives']} | {note} |")
+    lines.append("")
+    lines.append("caught: seeds whose run found an anomaly, of the seeds run. median s and worst s: seconds from the "
+                 "first fault to the first anomalous operation, over the caught seeds that placed it in time "
+                 "(negative: before the first fault). False positives: anomalies of the correct store under the "
+                 "row's control (the same mix, settings and seeds without the bug).")
     lines.append("")
     lines.append(verdict_line(t))
     return "\n".join(lines) + "\n"
@@ -580,6 +590,7 @@ def text_table(t: dict[str, Any]) -> str:
 
 def write_table(out: Path, t: dict[str, Any], command: str | None = None) -> tuple[Path, Path]:
     """matrix.json and matrix.md in `out`."""
+    out.mkdir(parents=True, exist_ok=True)
     data = {**t, "command": command}
     js, md = out / "matrix.json", out / "matrix.md"
     js.write_text(json.dumps(data, indent=1) + "\n")

@@ -132,6 +132,9 @@ def run(args: argparse.Namespace) -> int:
             cells = run_matrix(matrix, runner, out, parallel=args.parallel, retry_errors=args.retry_errors, log=log)
     t = table(matrix, cells)
     js, md = write_table(out, t, command)
+    listed = store / MATRIX_DIR / out.name
+    if listed.resolve() != out.resolve():
+        write_table(listed, t, command)  # the index lists the store's matrices; --out put this one elsewhere
     print(text_table(t))
     print(f"table            {md}")
     print(f"data             {js}")
