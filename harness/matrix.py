@@ -52,6 +52,7 @@ from harness.suite import (
     check_field,
     run_suite,
     spec_of,
+    top_level,
 )
 from history.bounded import compose_yaml, read_yaml_text
 from history.formats import FormatError
@@ -135,21 +136,10 @@ def _load(source: str, stem: str, root, seeds_given, overrides, only_bugs, only_
             return SuiteError(f"{where.replace('mixes.', '--mix ').replace('bugs.', '--bug ')}: {what}")
         return SuiteError(f"{source}:{_line(node)}: {where}: {what}")
 
-    if not isinstance(root, yaml.MappingNode):
-        raise SuiteError(f"{source}:{_line(root) or 1}: expected a mapping with mixes and bugs")
-    top = {k: (kn, vn) for k, kn, vn in _pairs(root)}
-    for k, (kn, _) in top.items():
-        if k not in MATRIX_KEYS:
-            raise fail(kn, k, f"unknown matrix key; known: {', '.join(MATRIX_KEYS)}")
+    top, name = top_level(root, source, stem, MATRIX_KEYS, "matrix", "mixes and bugs", fail)
     for k in ("mixes", "bugs"):
         if k not in top:
             raise fail(root, k, f"missing: a matrix needs {k}")
-    name = stem
-    if "name" in top:
-        v = _construct(top["name"][1])
-        if not isinstance(v, str) or not v.strip():
-            raise fail(top["name"][1], "name", f"expected a name, got {v!r}")
-        name = v.strip()
 
     settings: dict[str, tuple[Any, Any]] = {}  # key -> (value, node), the defaults
     if "defaults" in top:

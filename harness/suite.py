@@ -164,23 +164,31 @@ def load_suite(path: str | Path, target_check: bool = True) -> Suite:
         raise SuiteError(malformed_yaml(p, e)) from None
 
 
+def top_level(root: yaml.Node | None, source: str, stem: str, keys: tuple[str, ...], kind: str, needs: str,
+              fail: Callable) -> tuple[dict[str, tuple[yaml.Node, yaml.Node]], str]:
+    """A suite's or matrix's top mapping (key -> (key node, value node)) and its name (default `stem`),
+    or SuiteError at an unknown key or a name that is not one."""
+    if not isinstance(root, yaml.MappingNode):
+        raise SuiteError(f"{source}:{_line(root) or 1}: expected a mapping with {needs}")
+    top = {k: (kn, vn) for k, kn, vn in _pairs(root)}
+    for k, (kn, _) in top.items():
+        if k not in keys:
+            raise fail(kn, k, f"unknown {kind} key; known: {', '.join(keys)}")
+    name = stem
+    if "name" in top:
+        v = _construct(top["name"][1])
+        if not isinstance(v, str) or not v.strip():
+            raise fail(top["name"][1], "name", f"expected a name, got {v!r}")
+        name = v.strip()
+    return top, name
+
+
 def _load_suite(p: Path, root: yaml.Node | None, target_check: bool) -> Suite:
 
     def fail(node: yaml.Node | None, where: str, what: str) -> SuiteError:
         return SuiteError(f"{p}:{_line(node)}: {where}: {what}")
 
-    if not isinstance(root, yaml.MappingNode):
-        raise SuiteError(f"{p}:{_line(root) or 1}: expected a mapping with defaults and tests")
-    top = {k: (kn, vn) for k, kn, vn in _pairs(root)}
-    for k, (kn, _) in top.items():
-        if k not in SUITE_KEYS:
-            raise fail(kn, k, f"unknown suite key; known: {', '.join(SUITE_KEYS)}")
-    name = p.stem
-    if "name" in top:
-        v = _construct(top["name"][1])
-        if not isinstance(v, str) or not v:
-            raise fail(top["name"][1], "name", f"expected a name, got {v!r}")
-        name = v
+    top, name = top_level(root, str(p), p.stem, SUITE_KEYS, "suite", "defaults and tests", fail)
 
     defaults: dict[str, tuple[Any, yaml.Node]] = {}
     if "defaults" in top:
