@@ -399,7 +399,10 @@ def run_matrix(matrix: Matrix, runner: Runner, out: Path, parallel: int = 1, ret
         if log:
             took = time.monotonic() - started
             left = (len(todo) - finished[0]) * took / finished[0]
-            what = cell.verdict if cell.after_s is None else f"{cell.verdict} {cell.after_s:.1f}s after the first fault"
+            what = cell.verdict
+            if cell.after_s is not None:
+                when = "after" if cell.after_s >= 0 else "before"
+                what = f"{cell.verdict} {abs(cell.after_s):.1f}s {when} the first fault"
             log(f"splitbrain matrix: [{finished[0]}/{len(todo)}] {labels[cell.test]} seed {cell.seed}: {what} "
                 f"({cell.duration_s:.0f}s; about {left / 60:.0f} min left)"
                 + (f": {cell.message}" if cell.verdict == "error" else ""))
