@@ -24,6 +24,7 @@ COMMANDS: list[str] = [
     "report",
     "bench",
     "suite",
+    "matrix",
     "merge",
     "shrink",
     "new_target",

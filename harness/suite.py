@@ -28,6 +28,7 @@ that is wrong; nothing runs until the whole file is valid.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
 import random
@@ -166,23 +167,31 @@ def load_suite(path: str | Path, target_check: bool = True, seed_base: int | Non
         raise SuiteError(malformed_yaml(p, e)) from None
 
 
+def top_level(root: yaml.Node | None, source: str, stem: str, keys: tuple[str, ...], kind: str, needs: str,
+              fail: Callable) -> tuple[dict[str, tuple[yaml.Node, yaml.Node]], str]:
+    """A suite's or matrix's top mapping (key -> (key node, value node)) and its name (default `stem`),
+    or SuiteError at an unknown key or a name that is not one."""
+    if not isinstance(root, yaml.MappingNode):
+        raise SuiteError(f"{source}:{_line(root) or 1}: expected a mapping with {needs}")
+    top = {k: (kn, vn) for k, kn, vn in _pairs(root)}
+    for k, (kn, _) in top.items():
+        if k not in keys:
+            raise fail(kn, k, f"unknown {kind} key; known: {', '.join(keys)}")
+    name = stem
+    if "name" in top:
+        v = _construct(top["name"][1])
+        if not isinstance(v, str) or not v.strip():
+            raise fail(top["name"][1], "name", f"expected a name, got {v!r}")
+        name = v.strip()
+    return top, name
+
+
 def _load_suite(p: Path, root: yaml.Node | None, target_check: bool, seed_base: int | None) -> Suite:
 
     def fail(node: yaml.Node | None, where: str, what: str) -> SuiteError:
         return SuiteError(f"{p}:{_line(node)}: {where}: {what}")
 
-    if not isinstance(root, yaml.MappingNode):
-        raise SuiteError(f"{p}:{_line(root) or 1}: expected a mapping with defaults and tests")
-    top = {k: (kn, vn) for k, kn, vn in _pairs(root)}
-    for k, (kn, _) in top.items():
-        if k not in SUITE_KEYS:
-            raise fail(kn, k, f"unknown suite key; known: {', '.join(SUITE_KEYS)}")
-    name = p.stem
-    if "name" in top:
-        v = _construct(top["name"][1])
-        if not isinstance(v, str) or not v:
-            raise fail(top["name"][1], "name", f"expected a name, got {v!r}")
-        name = v
+    top, name = top_level(root, str(p), p.stem, SUITE_KEYS, "suite", "defaults and tests", fail)
 
     defaults: dict[str, tuple[Any, yaml.Node]] = {}
     if "defaults" in top:
@@ -193,7 +202,7 @@ def _load_suite(p: Path, root: yaml.Node | None, target_check: bool, seed_base: 
             key = _norm(k)
             if key in TEST_KEYS:
                 raise fail(kn, f"defaults.{k}", "belongs to a test, not to the defaults")
-            _check_field(key, _construct(vn), vn, f"defaults.{k}", fail)
+            check_field(key, _construct(vn), vn, f"defaults.{k}", fail)
             defaults[key] = (_construct(vn), vn)
 
     if "tests" not in top:
@@ -225,41 +234,10 @@ def _load_suite(p: Path, root: yaml.Node | None, target_check: bool, seed_base: 
         for key, (v, _kn, vn) in own.items():
             if key in TEST_KEYS:
                 continue
-            _check_field(key, v, vn, f"{where}.{key}", fail)
+            check_field(key, v, vn, f"{where}.{key}", fail)
             settings[key] = v
             value_nodes[key] = vn
-        try:
-            spec = spec_from_mapping({k.replace("-", "_"): v for k, v in settings.items()}, str(p))
-        except SpecError as e:  # pragma: no cover - _check_field caught it per field
-            raise fail(node, where, str(e)) from None
-
-        def fail_spec(message: str, _where=where, _nodes=value_nodes, _node=node, _own=own) -> SuiteError:
-            key = _field_of(message, _nodes)
-            if key is None:
-                return fail(_node, _where, message)
-            # A value inherited from the defaults is wrong there, for this test.
-            label = f"{_where}.{key}" if key in _own else f"defaults.{key} (in {_where})"
-            return fail(_nodes[key], label, message)
-
-        try:
-            check_spec(spec, targets=targets)
-            if target_check:
-                from harness.commands.run import nemesis_problems, option_problems
-                from targets.registry import PluginError, get_target
-
-                try:
-                    target = get_target(spec.target)
-                except PluginError as e:
-                    raise SpecError(str(e)) from None
-                check_spec(spec, targets=targets, bugs=sorted(target.bugs()))
-                problems = option_problems(spec, target)
-                if problems:
-                    raise SpecError(f"options: {problems[0]}")
-                problems = list(dict.fromkeys(nemesis_problems(spec, target)))
-                if problems:
-                    raise SpecError(f"cannot inject on this host: {problems[0]}")
-        except SpecError as e:
-            raise fail_spec(str(e)) from None
+        spec = spec_of(settings, value_nodes, set(own), node, where, fail, targets, target_check, str(p))
 
         test_name = default_test_name(spec)
         if "name" in own:
@@ -295,7 +273,47 @@ def _load_suite(p: Path, root: yaml.Node | None, target_check: bool, seed_base: 
     return Suite(name, p, tuple(tests))
 
 
-def _check_field(key: str, value: Any, node: yaml.Node, where: str, fail: Callable) -> None:
+def spec_of(settings: dict[str, Any], value_nodes: dict[str, yaml.Node], own: set[str], node: yaml.Node,
+            where: str, fail: Callable, targets: list[str] | None, target_check: bool, source: str) -> TestSpec:
+    """The checked spec of one test's settings, or the SuiteError `fail` makes at the line of the value
+    that is wrong: `where.key` for a key of the test's own (`own`), `defaults.key (in where)` for one inherited.
+    Also the matrix's (harness/matrix.py), whose cells are built from defaults, a mix and a bug."""
+    try:
+        spec = spec_from_mapping({k.replace("-", "_"): v for k, v in settings.items()}, source)
+    except SpecError as e:  # pragma: no cover - check_field caught it per field
+        raise fail(node, where, str(e)) from None
+
+    def fail_spec(message: str) -> SuiteError:
+        key = _field_of(message, value_nodes)
+        if key is None:
+            return fail(node, where, message)
+        # A value inherited from the defaults is wrong there, for this test.
+        label = f"{where}.{key}" if key in own else f"defaults.{key} (in {where})"
+        return fail(value_nodes[key], label, message)
+
+    try:
+        check_spec(spec, targets=targets)
+        if target_check:
+            from harness.commands.run import nemesis_problems, option_problems
+            from targets.registry import PluginError, get_target
+
+            try:
+                target = get_target(spec.target)
+            except PluginError as e:
+                raise SpecError(str(e)) from None
+            check_spec(spec, targets=targets, bugs=sorted(target.bugs()))
+            problems = option_problems(spec, target)
+            if problems:
+                raise SpecError(f"options: {problems[0]}")
+            problems = list(dict.fromkeys(nemesis_problems(spec, target)))
+            if problems:
+                raise SpecError(f"cannot inject on this host: {problems[0]}")
+    except SpecError as e:
+        raise fail_spec(str(e)) from None
+    return spec
+
+
+def check_field(key: str, value: Any, node: yaml.Node, where: str, fail: Callable) -> None:
     """SuiteError at the value's line for an unknown setting or a value of the wrong kind."""
     try:
         spec_from_mapping({key: value}, "")
@@ -553,6 +571,29 @@ def summary_table(outcome: SuiteOutcome) -> str:
 
 # ---------------------------------------------------------------------------
 # The real runner: `splitbrain run --spec` in a subprocess per run
+
+
+@contextlib.contextmanager
+def stopping_on_signals(runner: Runner, log: Callable[[str], None], who: str = "suite"):
+    """While inside, SIGINT and SIGTERM stop `runner` (its runs under way get SIGTERM and tear their
+    clusters down; the rest do not start) instead of ending the process; yields the list of signal
+    names received, empty if none."""
+    import signal
+
+    interrupted: list[str] = []
+
+    def interrupt(signum, frame) -> None:
+        if not interrupted:
+            log(f"splitbrain {who}: {signal.Signals(signum).name}: stopping the runs under way, starting no more")
+        interrupted.append(signal.Signals(signum).name)
+        runner.stop()  # type: ignore[attr-defined]
+
+    old = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield interrupted
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def subprocess_runner(store: str | None, spec_dir: Path, log: Callable[[str], None] | None = None,

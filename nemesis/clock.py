@@ -27,7 +27,7 @@ from typing import Any
 
 from nemesis.chains import parallel
 from nemesis.errors import NemesisError, NemesisOpError
-from nemesis.family import Draw, FamilyBase, FaultContext, minority, node_list, number
+from nemesis.family import LEADER, Draw, FamilyBase, FaultContext, minority, node_list, number
 from targets.base import CLOCK_FILE, FAKETIME, FAKETIME_FOLLOWS_WITHIN_S
 
 TOLERANCE_S = 0.5
@@ -333,3 +333,31 @@ class ClockFamily(FamilyBase):
 
 
 CLOCK = ClockFamily()
+
+
+# Slow enough to stretch the leader's timers 2.5 times, not so slow that its heartbeats (raftkv's 50 ms
+# become 125 ms) reach the followers' shortest election timeout (150 ms) and depose it by themselves.
+SLOW_LEADER_RATE = 0.4
+
+
+class SlowLeaderClockFamily(ClockFamily):
+    """The current leader's clock runs slow: every timer it keeps (CheckQuorum's above all) takes longer.
+
+    A leader cut off from the others notices through CheckQuorum, within two election timeouts of its
+    own clock; slowed, it goes on believing it leads well after the others elected a successor, which
+    is the window a leader that serves reads without confirming its leadership (raftkv's
+    read-index-no-confirm) is stale in. The same ops and injector as `clock` (only the draw differs);
+    a spec names it `nemesis: [nemesis.clock:SLOW_LEADER]`, with `nemesis.partition:ISOLATE_LEADER`
+    to cut that leader off.
+    """
+
+    # Said again: FamilyBase takes a subclass's start and stop from its ops unless it names them.
+    start_op, stop_op = ClockFamily.start_op, ClockFamily.stop_op
+    starts = ClockFamily.starts
+    leader_ops = frozenset({"bump-clock"})
+
+    def draw(self, rng, nodes, busy, target=None):
+        return Draw("bump-clock", {"nodes": [LEADER], "delta_ms": 0, "rate": SLOW_LEADER_RATE})
+
+
+SLOW_LEADER = SlowLeaderClockFamily()

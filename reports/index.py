@@ -127,10 +127,39 @@ def trends(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+# Where `splitbrain matrix` writes its tables, under the store beside the runs' test folders.
+MATRIX_DIR = "_matrix"
+MATRICES_SHOWN = 10
+
+
+def matrices(store: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The store's detection matrices (STORE/_matrix/*/matrix.json), newest first; unreadable ones skipped."""
+    out = []
+    for path in Path(store).resolve().glob(f"{MATRIX_DIR}/*/matrix.json"):
+        try:
+            t = loads_json(read_text(path))
+            out.append({"name": str(t["name"]), "folder": path.parent.name, "rows": list(t["rows"]),
+                        "harness_failure": bool(t.get("harness_failure")), "verdict": _matrix_verdict(t),
+                        "command": t.get("command"), "href": f"{MATRIX_DIR}/{path.parent.name}/matrix.md",
+                        "mtime": path.stat().st_mtime})
+        except (FormatError, ValueError, TypeError, KeyError, OSError):
+            continue
+    out.sort(key=lambda m: m["mtime"], reverse=True)
+    return out[:MATRICES_SHOWN]
+
+
+def _matrix_verdict(t: dict[str, Any]) -> str:
+    n = sum(c.get("seeds_run", 0) for c in t.get("controls", []))
+    if t.get("harness_failure"):
+        return f"the correct store had an anomaly in {t.get('false_positives')} of its {n} runs"
+    caught = sum(1 for r in t["rows"] if r.get("caught"))
+    return f"{caught} of {len(t['rows'])} rows caught their bug; the correct store valid in all {n} control runs"
+
+
 def render_index(store: str | os.PathLike[str]) -> str:
     rows = index_rows(store)
     return _env.get_template("index.html.j2").render(
-        store=str(Path(store).resolve()), rows=rows, trends=trends(rows),
+        store=str(Path(store).resolve()), rows=rows, trends=trends(rows), matrices=matrices(store),
         data_json=embed_json(rows), style=static("report.css"), script=static("index.js"),
     )
 

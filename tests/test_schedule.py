@@ -70,3 +70,15 @@ def test_every_started_fault_is_stopped_and_kills_and_pauses_hit_a_minority(seed
                 others = {n for f, v in active.items() if f in ("kill", "pause") and f != step.family for n in v["nodes"]}
                 assert not (set(victims) & others), "two node faults on one node at once"
     assert not active, "a fault was left on at the end"
+
+
+def test_the_slow_leader_family_slows_the_current_leaders_clock_and_resets_it():
+    from nemesis.clock import SLOW_LEADER, SLOW_LEADER_RATE
+
+    name = "nemesis.clock:SLOW_LEADER"
+    assert family(name) is SLOW_LEADER and SLOW_LEADER.hits_leader("bump-clock")
+    plan = make_schedule(3, [name], ["n1", "n2", "n3", "n4", "n5"], 5, 40)
+    assert {s.f for s in plan} == {"bump-clock", "reset-clock"}  # a subclass keeps the clock's start and stop
+    assert all(s.value == {"nodes": ["leader"], "delta_ms": 0, "rate": SLOW_LEADER_RATE}
+               for s in plan if s.f == "bump-clock")
+    assert 50 / SLOW_LEADER_RATE < 150  # raftkv's heartbeat, slowed, stays below its shortest election timeout

@@ -325,8 +325,11 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None, parts=docker_
     }
     found = anomaly_times(results["checkers"])
     faults_start = outcome.phases.get("faults")
+    # The matrix measures detection from here: the faults phase may open with a quiet interval.
+    results["first_fault_s"] = first_fault = first_fault_s(folder.history)
     results["anomalies_found_at"] = {
         name: {"at_s": t, "into_faults_s": None if faults_start is None else round(t - faults_start, 3),
+               "from_first_fault_s": None if first_fault is None else round(t - first_fault, 3),
                "after_faults": faults_before(folder.history, t)[-3:]}
         for name, t in found.items()
     }
@@ -449,6 +452,16 @@ def faults_before(history_path: Path, at_s: float) -> list[str]:
         if e.process == "nemesis" and e.type == "invoke":
             seen.append(e.f)
     return seen
+
+
+def first_fault_s(history_path: Path) -> float | None:
+    """When the first nemesis operation began, in seconds since the run began; None if none did."""
+    from history.events import iter_events
+
+    for e in iter_events(history_path):
+        if e.process == "nemesis" and e.type == "invoke":
+            return round(e.time / 1e9, 3)
+    return None
 
 
 def reproduce_command(folder) -> str:

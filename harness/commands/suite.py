@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import tempfile
 import time
@@ -75,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         SuiteError,
         load_suite,
         run_suite,
+        stopping_on_signals,
         subprocess_runner,
         summary_table,
         write_junit,
@@ -122,24 +122,11 @@ def run(args: argparse.Namespace) -> int:
         log(f"splitbrain suite: {j.outcome.upper() if j.outcome != 'pass' else 'pass'} {j.run.name} "
             f"({j.result.duration_s:.0f}s): {j.message}")
 
-    interrupted: list[str] = []
     with tempfile.TemporaryDirectory(prefix="splitbrain-suite-") as tmp:
         runner = subprocess_runner(args.store, Path(tmp), log)
-
-        def interrupt(signum, frame) -> None:
-            # The runs under way get the signal too and tear their clusters down; the rest do not start.
-            if not interrupted:
-                log(f"splitbrain suite: {signal.Signals(signum).name}: stopping the runs under way, starting no more")
-            interrupted.append(signal.Signals(signum).name)
-            runner.stop()
-
-        old = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
+        with stopping_on_signals(runner, log) as interrupted:
             outcome = run_suite(runs, runner, parallel=args.parallel, fail_fast=args.fail_fast, on_done=done,
                                 retry_errors=args.retry_errors)
-        finally:
-            for sig, handler in old.items():
-                signal.signal(sig, handler)
     print(summary_table(outcome))
     if runs:
         from harness.shard import write_manifest

@@ -377,6 +377,8 @@ class RaftCore:
             self.reads_failed.append(ctx)
         elif not self.committed_in_term():
             self.reads_awaiting_term_commit.append(ctx)
+        elif "read-index-no-confirm" in self.cfg.bugs:
+            self.reads_confirmed.append((ctx, self.commit))  # the bug: nobody was asked whether we still lead
         else:
             # Confirmed by the next heartbeat round, which flush() starts.
             self.pending_reads.append(PendingRead(ctx, self.seq + 1, self.commit))
@@ -568,6 +570,9 @@ class RaftCore:
             self._reject_append(src, prev, seq)
             return
         entries = msg["entries"]
+        if "truncate-on-append" in self.cfg.bugs and self.log.last_index() > prev:
+            # The bug: the log is made to end where this message ends, matching entries or not.
+            self._truncate(prev + 1)
         for i, e in enumerate(entries):
             existing = self.log.term_at(e["index"])
             if existing == e["term"]:

@@ -44,6 +44,19 @@ BUGS: dict[str, str] = {
     # every node here acknowledges, votes and replicates with its WAL written but never fsynced. A process
     # crash keeps the page cache, so only losing unsynced writes (the lose-unsynced fault) shows it.
     "no-fsync": "the WAL is written but never fsynced: votes, appends and acknowledgements rest on data a power loss drops",
+    # Jepsen's etcd 0.4 and Consul analyses (2014): reads sent to the leader were answered from its
+    # local state without a quorum round, so a leader deposed by a partition served stale values until
+    # it noticed; the Raft dissertation (6.4) and etcd-raft's ReadOnlySafe mode exist to prevent it.
+    # Here ReadIndex keeps everything but the heartbeat round that proves the leader still leads:
+    # CheckQuorum still deposes it within an election timeout, so only that window is stale.
+    "read-index-no-confirm": "a ReadIndex read is served at the leader's commit index at once, without the heartbeat "
+                             "round that confirms it still leads",
+    # The log-matching rule's classic implementation error (the Raft paper's Figure 2 step 3 read as
+    # "replace everything after prevLogIndex"; etcd-raft's findConflict and the Students' Guide to Raft
+    # warn against it): an AppendEntries that does not conflict, but arrives late or twice (a resend
+    # after a lost message), cuts off entries the follower already acknowledged and the leader counted.
+    "truncate-on-append": "a follower drops every entry after an AppendEntries' prevLogIndex before appending its "
+                          "entries, even ones that do not conflict (a stale or repeated append undoes acknowledged entries)",
 }
 
 

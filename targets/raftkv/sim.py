@@ -35,6 +35,7 @@ class Fault:
     bounce (node, ms down)             bounce-leader (ms down)
     pause (node, ms)                   pause-leader (ms)       frozen, then catches up
     slow (src, dst, extra ms)          drop (loss %)           skew (node, tick period %)
+    skew-leader (tick period %): skew whoever leads now (a slow clock on a leader)
     transfer (node): the leader, if any, hands over to node
     Crash points, armed until they fire:
     bounce-after-vote (node, ms down): dies right after granting a vote
@@ -384,9 +385,11 @@ class Simulation:
             if self.nodes[i] is not None and self.paused_until[i] < 0:
                 self.paused_until[i] = self.now + args[1]
                 self._at(self.paused_until[i], "resume", i, self.incarnation[i])
-        elif kind in ("isolate-leader", "bounce-leader", "bounce-leader-before-send", "pause-leader"):
+        elif kind in ("isolate-leader", "bounce-leader", "bounce-leader-before-send", "pause-leader", "skew-leader"):
             leaders = [i for i, node in enumerate(self.nodes) if node is not None and node.core.role == LEADER]
-            if leaders and kind == "pause-leader":
+            if leaders and kind == "skew-leader":
+                self._on_fault(Fault(self.now, "skew", (leaders[0], args[0] if args else 200)))
+            elif leaders and kind == "pause-leader":
                 self._on_fault(Fault(self.now, "pause", (leaders[0], args[0] if args else 500)))
             elif leaders and kind == "isolate-leader":
                 self._on_fault(Fault(self.now, "isolate", (leaders[0],)))
@@ -715,6 +718,8 @@ FAULT_KINDS = ("partition", "isolate", "isolate-leader", "heal", "crash", "resta
                "bounce-leader", "bounce-leader-before-send", "bounce-first-writes", "pause",
                "pause-leader",
                "slow", "drop", "transfer", "skew", "bounce-after-vote", "bounce-before-send")
+# Drawn only when asked for (--kinds), so that every seed's default schedule stays what it was.
+EXTRA_KINDS = ("skew-leader",)
 
 
 def random_schedule(
@@ -750,6 +755,8 @@ def random_schedule(
             args = (rng.randrange(n), rng.randrange(n), rng.choice([0, 50, 100, 200]))
         elif kind == "skew":
             args = (rng.randrange(n), rng.choice(skews))
+        elif kind == "skew-leader":
+            args = (rng.choice(skews),)
         else:
             args = ()
         out.append(Fault(at, kind, args))
@@ -812,9 +819,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="print the history as JSON lines in the harness's format")
     args = parser.parse_args(argv)
     kinds = tuple(k for k in args.kinds.split(",") if k)
-    unknown = set(kinds) - set(FAULT_KINDS)
+    unknown = set(kinds) - set(FAULT_KINDS) - set(EXTRA_KINDS)
     if unknown:
-        parser.error(f"unknown fault kinds {sorted(unknown)}; known: {', '.join(FAULT_KINDS)}")
+        parser.error(f"unknown fault kinds {sorted(unknown)}; known: {', '.join(FAULT_KINDS + EXTRA_KINDS)}")
     cfg = SimConfig(nodes=args.nodes, bugs=frozenset(args.bug), lease_reads=args.lease_reads,
                     duration=args.duration, snapshot_every=args.snapshot_every)
     result = None
