@@ -34,6 +34,7 @@ from harness.spec import TestSpec
 from history.events import NEMESIS, OBSERVER, HistoryWriter
 from nemesis.family import LEADER
 from nemesis.registry import family
+from nemesis.guided import GuidedPlanner
 from nemesis.schedule import ScheduledOp
 from workloads.base import Workload
 
@@ -113,7 +114,7 @@ class RunLoop:
         open_client: Callable[[dict[str, str]], Client],
         open_nemesis: Callable[[dict[str, str]], Nemesis] | None,
         workload: Workload,
-        schedule: list[ScheduledOp],
+        schedule: list[ScheduledOp] | GuidedPlanner,
         history_path: Path,
         logs_dir: Path | None = None,
         progress: Progress | None = None,
@@ -125,7 +126,10 @@ class RunLoop:
         self.open_client = open_client
         self.open_nemesis = open_nemesis
         self.workload = workload
-        self.schedule = schedule
+        # A guided schedule decides as the run goes (nemesis.guided); `played` is what was played either way.
+        self.planner = schedule if isinstance(schedule, GuidedPlanner) else None
+        self.schedule = [] if self.planner is not None else schedule
+        self.played: list[ScheduledOp] = []
         self.logs_dir = logs_dir
         self.progress = progress or Progress(quiet=True)
         self.observer_interval = observer_interval
@@ -277,9 +281,13 @@ class RunLoop:
     # ------------------------------------------------------------------ recording
 
     def _record_observation(self, node: str, value: dict[str, Any] | None) -> None:
+        if self.planner is not None:  # from the start, so it knows every node before the first step
+            self.planner.observe(node, value)
         self.history.append("ok" if value is not None else "info", OBSERVER, "status", node=node, value=value)
 
     def _count(self, kind: str, f: str) -> None:
+        if self.planner is not None and self._phase == "faults":
+            self.planner.client(kind)
         self._stats.setdefault(self._phase, PhaseStats()).add(kind)
         self._by_f.setdefault(f, Counter())[kind] += 1
 
@@ -391,31 +399,45 @@ class RunLoop:
         return op
 
     async def _run_schedule(self, started: float) -> None:
-        if not self.schedule:
+        if not self.schedule and self.planner is None:
             return
         if self.nemesis is None:
             raise InfraError("the schedule has faults but there is no nemesis")
+        if self.planner is None:
+            for step in self.schedule:
+                await self._play(step, started)
+            return
+        # Guided: each step's ops are decided when it falls due, from what the step before it saw.
+        for at in self.planner.steps():
+            await self._sleep_until(started + at)
+            for step in self.planner.decide(at):
+                await self._play(step, started)
+        await self._sleep_until(started + self.spec.time_limit)
+        for step in self.planner.finish():
+            await self._play(step, started)
+
+    async def _play(self, step: ScheduledOp, started: float) -> None:
         loop = asyncio.get_running_loop()
-        for step in self.schedule:
-            due = started + step.at
-            if due > loop.time():
-                await asyncio.sleep(due - loop.time())
-            if not step.follows:
-                lag = loop.time() - due
-                self.outcome.schedule_lag_max_s = max(self.outcome.schedule_lag_max_s, round(lag, 4))
-            fam = family(step.family)
-            op = self._resolve(step)
-            stopping = step.f == fam.stop_op
-            if stopping and step.family in self._fault_nodes:
-                op = fam.aim_stop(op, self._fault_nodes.pop(step.family))
-            completion = await self._nemesis_op(op)
-            if stopping:
-                self._active_faults.pop(step.family, None)
-                continue
-            hit = fam.hit(op, completion.get("value"))
-            if hit is not None:
-                self._fault_nodes[step.family] = hit
-            self._active_faults[step.family] = fam.describe(op)
+        due = started + step.at
+        if due > loop.time():
+            await asyncio.sleep(due - loop.time())
+        if not step.follows:
+            lag = loop.time() - due
+            self.outcome.schedule_lag_max_s = max(self.outcome.schedule_lag_max_s, round(lag, 4))
+        self.played.append(step)
+        fam = family(step.family)
+        op = self._resolve(step)
+        stopping = step.f == fam.stop_op
+        if stopping and step.family in self._fault_nodes:
+            op = fam.aim_stop(op, self._fault_nodes.pop(step.family))
+        completion = await self._nemesis_op(op)
+        if stopping:
+            self._active_faults.pop(step.family, None)
+            return
+        hit = fam.hit(op, completion.get("value"))
+        if hit is not None:
+            self._fault_nodes[step.family] = hit
+        self._active_faults[step.family] = fam.describe(op)
 
     async def _nemesis_op(self, op: dict[str, Any], call: Callable[[], Any] | None = None) -> dict[str, Any]:
         """Invoke one nemesis op in a thread, record invoke and completion (with its evidence)."""

@@ -23,6 +23,7 @@ from history.bounded import load_yaml, read_yaml_text
 from history.formats import FormatError
 from nemesis.registry import BUILTIN, FAULT_FAMILIES
 from nemesis.registry import names as fault_names
+from nemesis.schedule import ScheduleError, parse_schedule
 from workloads.base import WORKLOADS
 
 ROUTINGS = ("mixed", "leader", "pinned")
@@ -72,6 +73,10 @@ class TestSpec:
     candidates: int = 3
     ttl: float = 2.0
     nemesis_on: str = "candidates"
+    # How the faults are planned: "random" (seeded, fixed before the run: nemesis.schedule), "guided"
+    # (chosen step by step from what the run has seen: nemesis.guided), or a list of hand-written
+    # entries (nemesis.schedule.parse_schedule) played as given: a run's replay.yaml holds one.
+    schedule: Any = "random"
 
     def resolve(self) -> TestSpec:
         """The same spec with a concrete seed and test name."""
@@ -84,7 +89,7 @@ class TestSpec:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if isinstance(v, tuple):
-                v = list(v)
+                v = [dict(e) if isinstance(e, dict) else e for e in v]
             out[f.name.replace("_", "-")] = v
         return out
 
@@ -155,6 +160,8 @@ def _coerce(name: str, value: Any) -> Any:
         if not _finite(value):
             raise SpecError(f"{name.replace('_', '-')}: expected a finite number, got {value!r}")
         return float(value)
+    if name == "schedule":
+        return _schedule_value(value)
     if name in ("test", "recipe") and value is None:
         return None
     if name == "fencing" and isinstance(value, bool):  # YAML reads a bare on/off as a boolean
@@ -162,6 +169,34 @@ def _coerce(name: str, value: Any) -> Any:
     if not isinstance(value, str):
         raise SpecError(f"{name}: expected a name, got {value!r}")
     return value
+
+
+SCHEDULES = ("random", "guided")
+
+
+def schedule_argument(value: str | None) -> Any:
+    """--schedule: random, guided, or a YAML file holding a list of entries (a run's schedule.yaml)."""
+    if value is None or value in SCHEDULES:
+        return value
+    try:
+        data = load_yaml(read_yaml_text(value))
+    except FormatError as e:
+        raise SpecError(f"--schedule: {e}") from None
+    except yaml.YAMLError as e:
+        raise SpecError(malformed_yaml(value, e)) from None
+    if not isinstance(data, list):
+        raise SpecError(f"--schedule {value}: expected random, guided or a YAML list of entries")
+    return data
+
+
+def _schedule_value(value: Any) -> Any:
+    if isinstance(value, str):
+        if value not in SCHEDULES:
+            raise SpecError(f"schedule: expected {' or '.join(SCHEDULES)} or a list of entries, got {value!r}")
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(e, dict) for e in value):
+        return tuple(dict(e) for e in value)
+    raise SpecError(f"schedule: expected {' or '.join(SCHEDULES)} or a list of entries, got {value!r}")
 
 
 def spec_from_mapping(data: dict[str, Any], source: str = "spec") -> TestSpec:
@@ -270,7 +305,22 @@ def check_spec(spec: TestSpec, targets: list[str] | None = None, bugs: list[str]
         raise SpecError(election_problem)
     if spec.nodes < 2 and "partition" in spec.nemesis:
         raise SpecError("a partition needs at least 2 nodes")
+    _check_schedule(spec)
     check_bounds(spec)
+
+
+def _check_schedule(spec: TestSpec) -> None:
+    """A hand-written schedule: every entry well formed and of a family the spec's nemesis mixes."""
+    if isinstance(spec.schedule, str):
+        return
+    try:
+        ops = parse_schedule(list(spec.schedule))
+    except ScheduleError as e:
+        raise SpecError(f"schedule: {e}") from None
+    missing = sorted({op.family for op in ops} - set(spec.nemesis))
+    if missing:
+        raise SpecError(f"schedule: entries of {', '.join(missing)}, which nemesis does not list "
+                        f"(nemesis: {','.join(spec.nemesis) or 'none'})")
 
 
 NEMESIS_ON = ("candidates", "service")

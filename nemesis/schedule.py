@@ -100,6 +100,11 @@ def make_schedule(
     return plan
 
 
+def schedule_entries(schedule: list[ScheduledOp]) -> list[dict[str, Any]]:
+    """The ops as hand-written entries (parse_schedule reads them back): what a run's schedule.yaml holds."""
+    return [{"at": op.at, "family": op.family, "f": op.f, "value": op.value} for op in schedule]
+
+
 _ENTRY_KEYS = {"at", "fault", "family", "f", "value", "stop", "duration"}
 
 

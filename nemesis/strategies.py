@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from nemesis.registry import families as registered
 from nemesis.registry import family as family_named
-from nemesis.schedule import ScheduledOp
+from nemesis.schedule import ScheduledOp, schedule_entries
 
 # Families a drawn schedule uses unless told; netem families need a kernel this host may lack.
 FAMILIES = ("partition", "kill", "pause", "clock", "loss")
@@ -120,8 +120,7 @@ def describe(schedule: list[ScheduledOp]) -> str:
 
 
 def schedule_to_yaml(schedule: list[ScheduledOp]) -> str:
-    return yaml.safe_dump([{"at": op.at, "family": op.family, "f": op.f, "value": op.value} for op in schedule],
-                          sort_keys=False)
+    return yaml.safe_dump(schedule_entries(schedule), sort_keys=False)
 
 
 def schedule_from_yaml(text: str) -> list[ScheduledOp]:

@@ -102,6 +102,22 @@ def test_elect_write_read_survive_a_leader_kill_and_catch_up(cluster):
         assert read_via(cluster, cluster.wait_for_leader(timeout=10, among=pair), key) == value
 
 
+def test_an_idle_cluster_reports_one_commit_index_within_a_few_heartbeats(cluster):
+    """Status reports only fsynced commit indexes; a follower learns the last commit from heartbeats,
+    written without an fsync, so it must fsync that itself or report it behind forever (the election
+    bench waits for equal commit indexes before every trial)."""
+    cluster.wait_for_leader(timeout=10)
+    for i in range(5):
+        cluster.put_via_leader(f"idle{i}", i)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        commits = {n: cluster.status(n)["commit_index"] for n in cluster.ids}
+        if len(set(commits.values())) == 1:
+            break
+        time.sleep(0.05)
+    assert len(set(commits.values())) == 1, commits
+
+
 def test_forged_frames_without_the_key_change_no_term_and_no_leader(tmp_path):
     # Long election timeouts: on a loaded CI machine a genuine election must not
     # pass for the effect of a forged frame. A forged vote, append or timeout_now

@@ -20,6 +20,7 @@ from harness.spec import (
     check_spec,
     election_target,
     load_spec_file,
+    schedule_argument,
 )
 
 NAME = "run"
@@ -82,6 +83,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checker", action="append", metavar="NAME", dest="checkers",
                    help="also run this checker (a plugin name or package.module:Class; repeatable)")
     p.add_argument("--nemesis-interval", type=float, metavar="S", help="seconds between fault operations (default 5)")
+    p.add_argument("--schedule", metavar="random|guided|FILE",
+                   help="how faults are planned: random (default: seeded, fixed before the run), guided (each "
+                        "next fault chosen from the cluster states the run has seen, favouring faults that led "
+                        "to new ones), or a YAML list of entries to play as given (a run folder's schedule.yaml)")
     p.add_argument("--store", metavar="DIR", help="where run folders go (default ./store)")
     p.add_argument("--test", metavar="NAME", help="test name for the run folder (default from target, workload, faults)")
     p.add_argument("--warmup", type=float, metavar="S", help="seconds of ops before the first fault (default 3)")
@@ -114,7 +119,7 @@ def installed_targets() -> str:
 
 _OVERRIDES = ("target", "nodes", "workload", "nemesis", "time_limit", "concurrency", "rate", "seed", "bugs",
               "nemesis_interval", "store", "test", "warmup", "recovery_limit", "op_timeout", "ops_per_key", "routing",
-              "checkers", "recipe", "fencing", "candidates", "ttl", "nemesis_on")
+              "checkers", "recipe", "fencing", "candidates", "ttl", "nemesis_on", "schedule")
 
 
 def resolve_spec(args: argparse.Namespace) -> tuple[TestSpec, Any]:
@@ -122,6 +127,7 @@ def resolve_spec(args: argparse.Namespace) -> tuple[TestSpec, Any]:
     from targets.registry import PluginError, get_target, target_names
 
     overrides = {k: getattr(args, k, None) for k in _OVERRIDES}
+    overrides["schedule"] = schedule_argument(overrides["schedule"])
     spec = build_spec(args.spec, overrides)
     if spec.workload == "election":
         # The recipe names its coordination service: --target is needed only to say it again.
@@ -233,7 +239,6 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None, parts=docker_
     from harness.run import RunLoop
     from harness.store import create_run_folder
     from nemesis.registry import facts_reader
-    from nemesis.schedule import make_schedule
 
     out = out or sys.stdout
     folder = create_run_folder(spec.store, spec.test or "test")
@@ -255,9 +260,7 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None, parts=docker_
     folder.write_results({"test": spec.test, "seed": spec.seed, "valid": "unknown", "status": "running",
                           "model": model, "workload": spec.workload, "run_id": run_id,
                           "command": reproduce_command(folder)})
-    # The target: an op it cannot do (strobe-clock without a clock file) is not drawn.
-    schedule = make_schedule(spec.seed, spec.nemesis, nodes, spec.nemesis_interval, spec.time_limit,
-                             target=getattr(cluster, "faulted_target", target))
+    schedule = plan_faults(spec, nodes, getattr(cluster, "faulted_target", target))
     progress.message(f"splitbrain run: {spec.test} seed {spec.seed} -> {folder.path}")
     loop = loop_class(
         spec,
@@ -274,6 +277,7 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None, parts=docker_
     started = time.monotonic()
     outcome = loop.run()
     run_s = time.monotonic() - started
+    write_played(folder, spec, loop)
     if outcome.infra_error and "warmup" not in outcome.phases:
         # The cluster never came up (no Docker daemon, an image that cannot be built):
         # nothing ran, so one line that says why, not a summary of nothing.
@@ -330,6 +334,44 @@ def execute(spec: TestSpec, target, quiet: bool = False, out=None, parts=docker_
     report = render_report(folder, history)
     print_summary(results, folder, report, out)
     return code
+
+
+def plan_faults(spec: TestSpec, nodes: list[str], target: Any):
+    """The run's fault plan: the seeded list, a guided planner, or the spec's own entries.
+    `target`: ops it cannot do (strobe-clock without a clock file) are not drawn, or are refused."""
+    from nemesis.guided import GuidedPlanner
+    from nemesis.schedule import ScheduleError, make_schedule, parse_schedule
+
+    if spec.schedule == "guided":
+        return GuidedPlanner(spec.seed, spec.nemesis, nodes, spec.nemesis_interval, spec.time_limit, target=target)
+    if spec.schedule == "random":
+        return make_schedule(spec.seed, spec.nemesis, nodes, spec.nemesis_interval, spec.time_limit, target=target)
+    try:
+        return parse_schedule(list(spec.schedule), nodes, target)
+    except ScheduleError as e:
+        raise SpecError(f"schedule: {e}") from None
+
+
+def write_played(folder, spec: TestSpec, loop) -> None:
+    """schedule.yaml: the fault ops the run played, as entries a spec's `schedule` takes. A guided run,
+    which its seed alone cannot replay, also gets replay.yaml (its spec playing exactly those) and
+    guided.json (each step's state, reward and choice)."""
+    import json
+
+    import yaml
+
+    from nemesis.schedule import schedule_entries
+
+    entries = schedule_entries(loop.played)
+    (folder.path / "schedule.yaml").write_text(yaml.safe_dump(entries, sort_keys=False))
+    planner = getattr(loop, "planner", None)
+    if planner is not None:
+        replay = dataclasses.replace(spec, schedule=tuple(entries))
+        (folder.path / REPLAY).write_text(replay.to_yaml())
+        (folder.path / "guided.json").write_text(json.dumps(planner.decisions, indent=1) + "\n")
+
+
+REPLAY = "replay.yaml"
 
 
 def spec_workload(spec: TestSpec):
@@ -410,7 +452,8 @@ def faults_before(history_path: Path, at_s: float) -> list[str]:
 
 
 def reproduce_command(folder) -> str:
-    return f"splitbrain run --spec {folder.spec}"
+    replay = folder.path / REPLAY
+    return f"splitbrain run --spec {replay if replay.exists() else folder.spec}"
 
 
 def read_valid_history(path: Path):

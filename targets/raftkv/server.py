@@ -84,9 +84,9 @@ class RaftKVServer:
         # the data dir by open().
         self._written_commit = 0
         self._written_term = 0
-        # A commit index written without an fsync: the driver fsyncs it once it has been idle for a
-        # heartbeat, unless an fsync covers it first; else an idle node would report a commit index
-        # behind its own forever (the election bench waits for equal ones).
+        # A commit index written without an fsync: the driver fsyncs it a heartbeat after writing it,
+        # unless an fsync covers it first; else an idle node would report a commit index behind its
+        # own forever (the election bench waits for equal ones).
         self._unsynced_commit: int | None = None
         self._tasks: list[asyncio.Task] = []
         self._clock_error: str | None = None
@@ -249,17 +249,26 @@ class RaftKVServer:
 
     async def _drive(self) -> None:
         loop = asyncio.get_running_loop()
+        commit_due: float | None = None  # when a written-but-unsynced commit index gets its own fsync
         while True:
-            if self._unsynced_commit is None:
+            if self._unsynced_commit is not None and commit_due is None:
+                commit_due = loop.time() + self.config.node.heartbeat / 1000
+            if commit_due is not None and self._unsynced_commit is None:
+                commit_due = None  # an fsync covered it first
+            if commit_due is not None and loop.time() >= commit_due:
+                # A deadline, not an idle timeout: ticks wake the driver every millisecond, so it is
+                # never idle for a heartbeat, and a follower only hearing heartbeats never fsyncs.
+                await loop.run_in_executor(self._io, self.storage.sync_wal)
+                self._written_commit = max(self._written_commit, self._unsynced_commit)
+                self._unsynced_commit = commit_due = None
+                continue
+            if commit_due is None:
                 await self._wake.wait()
             else:
                 try:
-                    async with asyncio.timeout(self.config.node.heartbeat / 1000):
+                    async with asyncio.timeout(commit_due - loop.time()):
                         await self._wake.wait()
-                except TimeoutError:  # idle for a heartbeat: make the written commit index durable
-                    await loop.run_in_executor(self._io, self.storage.sync_wal)
-                    self._written_commit = max(self._written_commit, self._unsynced_commit)
-                    self._unsynced_commit = None
+                except TimeoutError:
                     continue
             self._wake.clear()
             if self._compact_due:
