@@ -54,14 +54,14 @@ def encode_pieces(obj, depth: int = DEFAULT_DEPTH) -> Iterator[bytes]:
 
 
 def batches(pieces: Iterator[bytes]) -> Iterator[bytes]:
-    """Pieces joined into batches of at most STEP_PIECES pieces, cut once STEP_BYTES is reached."""
+    """Pieces joined into batches of at most STEP_PIECES pieces and STEP_BYTES (or one longer piece)."""
     batch, n = bytearray(), 0
     for piece in pieces:
-        batch += piece
-        n += 1
-        if len(batch) >= STEP_BYTES or n >= STEP_PIECES:
+        if n and (len(batch) + len(piece) > STEP_BYTES or n >= STEP_PIECES):
             yield bytes(batch)
             batch, n = bytearray(), 0
+        batch += piece
+        n += 1
     if batch:
         yield bytes(batch)
 
