@@ -6,13 +6,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from targets.raftkv.jsonstream import STEP_BYTES, STEP_PIECES, Decoder, batches, decode, encode_pieces
+from targets.raftkv.jsonstream import (
+    STEP_BYTES,
+    STEP_PIECES,
+    Decoder,
+    batches,
+    decode,
+    encode_pieces,
+)
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**30, 10**30),
                     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20))
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
+# Lists past LONG_LIST (8) are walked element by element, shorter ones encoded whole: both kinds.
+values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=12),
                                                        st.dictionaries(st.text(max_size=6), inner, max_size=5)),
-                      max_leaves=30)
+                      max_leaves=40)
 
 
 def dumps(obj) -> bytes:
@@ -74,3 +82,13 @@ def test_decoding_a_big_state_takes_bounded_steps():
     assert steps > 60
     # The text held at once stays near one window, never the whole 33 MB.
     assert max(held) <= 2 * 1024 * 1024
+
+
+def test_an_append_of_many_big_entries_is_encoded_an_entry_at_a_time():
+    entries = [{"index": i, "term": 1, "kind": "op", "data": {"op": {"f": "put", "key": f"k{i}", "value": "v" * 200_000}}}
+               for i in range(40)]
+    msg = {"type": "append", "src": "n1", "dst": "n2", "term": 1, "entries": entries, "commit": 3}
+    pieces = list(encode_pieces(msg))
+    assert b"".join(pieces) == dumps(msg)
+    assert max(map(len, pieces)) < 200_100  # one entry's value at most, not the 8 MB message
+    assert decode(dumps(msg)) == msg

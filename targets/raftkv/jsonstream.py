@@ -2,9 +2,10 @@
 
 A single ``json.dumps`` or ``json.loads`` of a 30 MB state runs in C for
 100 ms or more holding the GIL, so neither the loop nor a worker thread can
-make it short. Here the objects near the root (dicts only, down to
-``depth``) are walked in Python, and everything below them (a key's value,
-bounded in raftkv by the client body limit) goes through the C codec whole.
+make it short. Here the containers near the root (down to ``depth``: dicts,
+and lists longer than ``LONG_LIST``, such as an append's entries) are walked
+in Python, and everything below them (a key's value, bounded in raftkv by the
+client body limit) goes through the C codec whole.
 Callers run a bounded batch of pieces between yields to the loop
 (``STEP_BYTES`` / ``STEP_PIECES``).
 
@@ -28,6 +29,8 @@ STEP_PIECES = 512
 # Dicts this close to the root are walked piece by piece: a raftkv snapshot's own dict (0), its
 # "state" (1), and "data"/"dedupe" (2), plus one level for a peer message that carries the snapshot.
 DEFAULT_DEPTH = 4
+# Longer lists are encoded element by element; shorter ones (a dedupe pair, the members) whole.
+LONG_LIST = 8
 # How much of the input Decoder holds as text at a time (it grows for a longer value).
 WINDOW_BYTES = 1024 * 1024
 
@@ -36,21 +39,27 @@ _raw_decode = json.JSONDecoder().raw_decode
 _WS = re.compile(r"[ \t\n\r]*")
 
 
+def _walked(v) -> bool:
+    return (isinstance(v, dict) and all(isinstance(k, str) for k in v)) or (isinstance(v, list) and len(v) > LONG_LIST)
+
+
 def encode_pieces(obj, depth: int = DEFAULT_DEPTH) -> Iterator[bytes]:
     """Pieces whose concatenation is ``json.dumps(obj, separators=(",", ":")).encode()``."""
-    if depth <= 0 or not isinstance(obj, dict) or not all(isinstance(k, str) for k in obj):
-        # Non-string keys are converted by json.dumps itself; not worth copying that rule here.
+    if depth <= 0 or not _walked(obj):
+        # (Non-string keys are converted by json.dumps itself: such a dict is not worth walking.)
         yield _encode(obj).encode()
         return
-    sep = b"{"
-    for k, v in obj.items():
-        if isinstance(v, dict) and depth > 1:
-            yield sep + _encode(k).encode() + b":"
+    is_dict = isinstance(obj, dict)
+    sep = b"{" if is_dict else b"["
+    for item in obj.items() if is_dict else obj:
+        head, v = (sep + _encode(item[0]).encode() + b":", item[1]) if is_dict else (sep, item)
+        if depth > 1 and _walked(v):
+            yield head
             yield from encode_pieces(v, depth - 1)
         else:
-            yield sep + _encode(k).encode() + b":" + _encode(v).encode()
+            yield head + _encode(v).encode()
         sep = b","
-    yield b"{}" if sep == b"{" else b"}"
+    yield (b"{}" if is_dict else b"[]") if sep != b"," else (b"}" if is_dict else b"]")
 
 
 def batches(pieces: Iterator[bytes]) -> Iterator[bytes]:
@@ -67,7 +76,7 @@ def batches(pieces: Iterator[bytes]) -> Iterator[bytes]:
 
 
 class Decoder:
-    """Parses one UTF-8 JSON text in bounded steps: dicts down to ``depth`` key by key, the rest whole.
+    """Parses one UTF-8 JSON text in bounded steps: containers down to ``depth`` item by item, the rest whole.
 
     The bytes are turned into text a window (``WINDOW_BYTES``) at a time, not all
     at once: one 30 MB conversion alone holds the loop for some 20 ms (mostly
@@ -89,7 +98,7 @@ class Decoder:
         self._window_bytes = self._width = max(1, window)
         self.text = ""
         self.pos = 0  # within text
-        # Open dicts, innermost last: [dict, key whose value is being parsed or None, keys so far].
+        # Open containers, innermost last: [dict or list, key whose value is being parsed or None, items so far].
         self._stack: list[list] = []
         self._window(0)
 
@@ -119,8 +128,11 @@ class Decoder:
             self.value, self.done = value, True
             return
         top = self._stack[-1]
-        top[0][top[1]] = value
-        top[1] = None
+        if isinstance(top[0], list):
+            top[0].append(value)
+        else:
+            top[0][top[1]] = value
+            top[1] = None
         top[2] += 1
 
     def _leaf(self, at: int):
@@ -136,28 +148,32 @@ class Decoder:
         return value
 
     def _value(self) -> None:
-        """The value at pos: open a dict (if shallow enough) or decode it whole."""
+        """The value at pos: open a container (if shallow enough) or decode it whole."""
         text, at = self.text, self._skip_ws()
-        if at < len(text) and text[at] == "{" and len(self._stack) < self.depth:
+        if at < len(text) and text[at] in "{[" and len(self._stack) < self.depth:
             self.pos = at + 1
-            self._stack.append([{}, None, 0])
+            self._stack.append([{} if text[at] == "{" else [], None, 0])
             return
         self._put(self._leaf(at))
 
-    def _in_dict(self) -> None:
-        """One key and its value (or the end) of the innermost open dict."""
+    def _in_container(self) -> None:
+        """One item (a dict's key and value) or the end of the innermost open container."""
         text = self.text
         top = self._stack[-1]
+        is_list = isinstance(top[0], list)
         at = self._skip_ws()
-        if at < len(text) and text[at] == "}":
+        if at < len(text) and text[at] == ("]" if is_list else "}"):
             self.pos = at + 1
             self._put(self._stack.pop()[0])
             return
-        if top[2]:  # not the first key: a comma first
+        if top[2]:  # not the first item: a comma first
             if at >= len(text) or text[at] != ",":
                 self._fail("Expecting ',' delimiter")
             self.pos = at + 1
             at = self._skip_ws()
+        if is_list:
+            self._value()
+            return
         if at >= len(text) or text[at] != '"':
             self._fail("Expecting property name enclosed in double quotes")
         key = self._leaf(at)
@@ -172,12 +188,12 @@ class Decoder:
         while True:
             pos, stack_depth = self.pos, len(self._stack)
             try:
-                self._value() if not self._stack else self._in_dict()
+                self._value() if not self._stack else self._in_container()
                 return
             except ValueError:
                 if self._whole:
                     raise
-            # Undo the partial piece: a dict it opened, a key it set (the rest is in pos).
+            # Undo the partial piece: a container it opened, a key it set (the rest is in pos).
             del self._stack[stack_depth:]
             if self._stack:
                 self._stack[-1][1] = None

@@ -29,7 +29,8 @@ receiver reassembles at most ``MAX_MESSAGE_BYTES`` of it, and only on an
 authenticated link. The sender writes one chunk at a time and sends whatever
 small messages queued up meanwhile between chunks, so heartbeats do not wait
 behind a snapshot. A message carrying a snapshot is also encoded a chunk at a
-time as it goes (``jsonstream.encode_pieces``), and the receiver decodes a
+time as it goes (``jsonstream.encode_pieces``; so is an append of many
+entries), and the receiver decodes a
 reassembled message in bounded steps between turns of the loop, reading
 nothing more from that connection meanwhile (so its messages stay in order):
 neither side holds the loop for one big ``json.dumps`` or ``json.loads``.
@@ -60,7 +61,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from .jsonstream import STEP_PIECES, Decoder, encode_pieces
+from .jsonstream import LONG_LIST, STEP_PIECES, Decoder, encode_pieces
 
 MAC_BYTES = 32
 MAGIC = b"RKV2"
@@ -659,8 +660,12 @@ class PeerTransport:
         if link is None:
             log.warning("dropping message to unknown peer %r", msg.get("dst"))
             return False
-        # A snapshot is encoded a chunk at a time as it goes out; everything else is small enough for one dumps.
-        payload = _Outgoing(encode_pieces(msg)) if "snapshot" in msg else json.dumps(msg, separators=(",", ":")).encode()
+        # A snapshot, or an append of many entries (each up to a client body), is encoded a chunk at a
+        # time as it goes out; everything else is small enough for one dumps.
+        if "snapshot" in msg or len(msg.get("entries") or ()) > LONG_LIST:
+            payload = _Outgoing(encode_pieces(msg))
+        else:
+            payload = json.dumps(msg, separators=(",", ":")).encode()
         if link.connected and link.enqueue(payload):
             self.counters["peer_messages_sent"] += 1
             return True
