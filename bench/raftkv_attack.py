@@ -32,7 +32,7 @@ and their ratios, the latest any node's driver handled a due tick during the
 attack (``tick_late_ms``: the bucket of raftkv_tick_lateness_seconds it fell
 in; an event-loop stall or a driver waiting on a write shows here, and past
 the election timeout it costs leadership), how many nodes' snapshot index
-moved during it (``snapshots``: taken or installed), the load average at the
+moved during it (``snapshots``, and how many of those were installs), the load average at the
 attack's end, and what the attacking requests got back.
 """
 
@@ -93,8 +93,13 @@ def worst_lateness_ms(before: dict, after: dict) -> str:
     return " ".join(out)
 
 
-def snapshot_indexes(cluster: LocalCluster) -> dict[str, float]:
-    return {n: cluster.metrics(n).get("raftkv_snapshot_index", 0) for n in cluster.ids}
+def snapshot_indexes(cluster: LocalCluster) -> dict[str, tuple[float, float]]:
+    """Per node: (snapshot index, snapshots installed so far)."""
+    out = {}
+    for n in cluster.ids:
+        m = cluster.metrics(n)
+        out[n] = (m.get("raftkv_snapshot_index", 0), m.get("raftkv_snapshots_installed", 0))
+    return out
 
 
 def leader_of(cluster: LocalCluster) -> tuple[str, int]:
@@ -336,7 +341,8 @@ def main() -> int:
             rss1 = rss_mb(cluster.procs[leader].pid)
             late = worst_lateness_ms(late0, tick_lateness(cluster)) if alive_all(cluster) else "?"
             snaps = snapshot_indexes(cluster) if alive_all(cluster) else {}
-            took = sum(1 for n in snaps if snaps[n] != snaps0[n])
+            took = sum(1 for n in snaps if snaps[n][0] != snaps0[n][0])
+            installed = sum(int(snaps[n][1] - snaps0[n][1]) for n in snaps)
             if name in PEER_ATTACKS:
                 rejected1 = cluster.metrics(leader)
                 grew = {k.split('"')[1]: int(v - rejected0.get(k, 0)) for k, v in rejected1.items()
@@ -351,7 +357,7 @@ def main() -> int:
                 "p99_ms": f"{pct(before, 99):.1f} -> {pct(during, 99):.1f}",
                 "p50_ratio": round(pct(during, 50) / pct(before, 50), 2) if before and during else None,
                 "p99_ratio": round(pct(during, 99) / pct(before, 99), 2) if before and during else None,
-                "tick_late_ms": late, "snapshots": took, "writes_during": len(during),
+                "tick_late_ms": late, "snapshots": f"{took} ({installed} installed)", "writes_during": len(during),
                 "load": f"{os.getloadavg()[0]:.1f}",
                 "answers": what,
             })
