@@ -408,6 +408,10 @@ def test_a_16_mb_state_is_snapshotted_installed_and_served_after_a_restart_from_
             target = c.status(c.wait_for_leader(timeout=10))["commit_index"]
             c.wait_for_applied(lagging, target, timeout=60)
             assert c.metrics(lagging).get("raftkv_snapshots_installed", 0) >= 1
+            # The installing node applies what came after the snapshot while it writes it: wait for the file.
+            deadline = time.monotonic() + 30
+            while not all((c.data_dir(n) / "snapshot").exists() for n in c.ids) and time.monotonic() < deadline:
+                time.sleep(0.1)
             for n in c.ids:
                 assert (c.data_dir(n) / "snapshot").stat().st_size > 56 * 250_000, n  # the snapshot at index 60
             # A figure, not asserted: the bucket of each node's latest tick (an election timeout is 0.15-0.3 s).

@@ -273,14 +273,16 @@ class RaftKVServer:
             self._wake.clear()
             if self._compact_due:
                 self._compact_due = False
-                await self.snapshots.compact_wal()
+                await self._applying_events_meanwhile(self.snapshots.compact_wal())
             self._apply_events()
             rd = self.node.ready()
             if rd.is_empty:
                 continue
             plan = self.storage.prepare(rd.hard_state, rd.truncate_from, rd.entries, rd.snapshot)
             if plan is not None and plan.install is not None:
-                await self.snapshots.install(plan.install)  # durable before anything after it is acknowledged
+                # Durable before anything after it is acknowledged: the messages of later events wait for
+                # the next Ready, persisted after this one.
+                await self._applying_events_meanwhile(self.snapshots.install(plan.install))
                 log.info("installed snapshot at index %s persisted; log compacted", plan.install["index"])
             elif plan is not None and plan.needs_fsync:
                 await loop.run_in_executor(self._io, self.storage.write, plan)
@@ -309,6 +311,34 @@ class RaftKVServer:
             self.node.advance(rd)
             self._log_transitions()
             self._wake.set()  # events that arrived during the fsync are waiting
+
+    async def _applying_events_meanwhile(self, write) -> None:
+        """Await a long write (an installed snapshot, the WAL's compaction) while events keep reaching the node.
+
+        A 30 MB install takes the driver a second or more. Were ticks held back
+        meanwhile, they would all arrive at once afterwards, ahead of the
+        heartbeats that came in the while, and fire the follower's election
+        timer for no reason. Applying events is safe while a Ready is being
+        persisted: whatever they produce (messages, replies, hard state) goes out
+        with the next Ready, which is only taken, persisted and sent after this
+        write. With crash-after-vote armed, nothing more is applied (the crash
+        must come before anything queued behind the vote).
+        """
+        task = asyncio.ensure_future(write)
+        try:
+            while not task.done():
+                woken = asyncio.ensure_future(self._wake.wait())
+                await asyncio.wait({task, woken}, return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+                if not task.done() and CRASH_AFTER_VOTE not in self.failpoints.armed:
+                    self._wake.clear()
+                    self._apply_events()
+        finally:
+            if not task.done():
+                task.cancel()  # the driver is stopping
+                await asyncio.gather(task, return_exceptions=True)
+        self._wake.set()  # what the node did meanwhile is in its next Ready
+        task.result()  # a failed write stops the driver, as any failed write does
 
     def _snapshot_written(self, snapshot: dict) -> None:
         log.info("snapshot at index %s persisted; compacting the log", snapshot.get("index"))
