@@ -14,8 +14,9 @@ campaigned. Here
   the snapshot is durable (``compact_wal``, a file of the log's tail only);
 - a leader's snapshot installed on a follower is written the same way, but
   the driver awaits it: nothing after it may be acknowledged before it is
-  durable. It first stops a background snapshot in progress, whose file would
-  otherwise replace the newer one.
+  durable (the driver still applies events meanwhile; their output waits for
+  the next Ready: server.py). It first stops a background snapshot in
+  progress, whose file would otherwise replace the newer one.
 
 One ``SnapshotWriter`` per node, used from the loop only.
 """
