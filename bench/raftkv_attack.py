@@ -24,11 +24,16 @@ and against the leader's peer port:
   and replays it 200 times on the same connection, then replays the whole
   captured exchange on a new connection.
 
-    .venv/bin/python bench/raftkv_attack.py [--slowloris-s 15]
+    .venv/bin/python bench/raftkv_attack.py [--slowloris-s 15] [--attacks big-state,...]
 
 Prints one row per attack: nodes alive, leader and term before and after,
 leader RSS before and after (MB), write latency p50/p99 before and during (ms)
-and their ratio, and what the attacking requests got back.
+and their ratios, the latest any node's driver handled a due tick during the
+attack (``tick_late_ms``: the bucket of raftkv_tick_lateness_seconds it fell
+in; an event-loop stall or a driver waiting on a write shows here, and past
+the election timeout it costs leadership), how many nodes' snapshot index
+moved during it (``snapshots``, and how many of those were installs), the load average at the
+attack's end, and what the attacking requests got back.
 """
 
 from __future__ import annotations
@@ -62,6 +67,39 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def tick_lateness(cluster: LocalCluster) -> dict[str, dict[float, float]]:
+    """Each node's raftkv_tick_lateness_seconds buckets: upper bound (inf for +Inf) -> cumulative count."""
+    out = {}
+    for n in cluster.ids:
+        m = cluster.metrics(n)
+        out[n] = {float(k.split('"')[1].replace("+Inf", "inf")): v for k, v in m.items()
+                  if k.startswith("raftkv_tick_lateness_seconds_bucket")}
+    return out
+
+
+def worst_lateness_ms(before: dict, after: dict) -> str:
+    """Per node, the bucket its latest tick fell in between the two readings: "n1<=5 n2<=50" (ms)."""
+    out = []
+    for n, buckets in after.items():
+        if not buckets:
+            return "n/a"  # a build without the histogram
+        grew = {b: c - before.get(n, {}).get(b, 0) for b, c in buckets.items()}
+        total = grew.get(float("inf"), 0)
+        # Counts are cumulative: the smallest bound that took every new sample bounds the largest one.
+        worst = min(b for b, g in grew.items() if g == total) if total else 0.0
+        out.append(f"{n}>1000" if worst == float("inf") else f"{n}<={worst * 1000:g}")
+    return " ".join(out)
+
+
+def snapshot_indexes(cluster: LocalCluster) -> dict[str, tuple[float, float]]:
+    """Per node: (snapshot index, snapshots installed so far)."""
+    out = {}
+    for n in cluster.ids:
+        m = cluster.metrics(n)
+        out[n] = (m.get("raftkv_snapshot_index", 0), m.get("raftkv_snapshots_installed", 0))
+    return out
 
 
 def leader_of(cluster: LocalCluster) -> tuple[str, int]:
@@ -257,13 +295,24 @@ ATTACKS = [("deep-json", attack_deep_json), ("big-bodies", attack_big_bodies), (
 PEER_ATTACKS = {"peer-huge-lengths", "peer-replay"}  # sent to the leader's peer port
 
 
+def alive_all(cluster: LocalCluster) -> bool:
+    return all(cluster.procs[n].poll() is None for n in cluster.ids)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--slowloris-s", type=float, default=15.0, help="how long the slowloris connections dribble")
     p.add_argument("--baseline-s", type=float, default=3.0, help="write-latency sample before each attack")
     p.add_argument("--big-state-hold-s", type=float, default=10.0,
                    help="how long big-state keeps writing on its 31 MB state (snapshots come every 1000 entries)")
+    p.add_argument("--attacks", default=",".join(name for name, _ in ATTACKS),
+                   help="comma-separated attacks to run, in the bench's order")
     args = p.parse_args()
+    wanted = args.attacks.split(",")
+    unknown = sorted(set(wanted) - {name for name, _ in ATTACKS})
+    if unknown:
+        print(f"unknown attack(s) {', '.join(unknown)}; known: {', '.join(n for n, _ in ATTACKS)}", file=sys.stderr)
+        return 2
     rows = []
     with LocalCluster(3) as cluster:
         cluster.start_all()
@@ -272,10 +321,13 @@ def main() -> int:
         writer = Writer(port)
         args.key, args.ids = cluster.key_file.read_bytes().strip(), cluster.ids
         for name, attack in ATTACKS:
+            if name not in wanted:
+                continue
             args.leader = leader
             rejected0 = cluster.metrics(leader)
             before = writer.run_for(args.baseline_s)
             rss0 = rss_mb(cluster.procs[leader].pid)
+            late0, snaps0 = tick_lateness(cluster), snapshot_indexes(cluster)
             during: list[float] = []
             t = threading.Thread(target=lambda w=writer, d=during: d.extend(w.run_for(3600)))
             t.start()
@@ -287,6 +339,10 @@ def main() -> int:
                 t.join()
                 writer._stop.clear()
             rss1 = rss_mb(cluster.procs[leader].pid)
+            late = worst_lateness_ms(late0, tick_lateness(cluster)) if alive_all(cluster) else "?"
+            snaps = snapshot_indexes(cluster) if alive_all(cluster) else {}
+            took = sum(1 for n in snaps if snaps[n][0] != snaps0[n][0])
+            installed = sum(int(snaps[n][1] - snaps0[n][1]) for n in snaps)
             if name in PEER_ATTACKS:
                 rejected1 = cluster.metrics(leader)
                 grew = {k.split('"')[1]: int(v - rejected0.get(k, 0)) for k, v in rejected1.items()
@@ -300,13 +356,17 @@ def main() -> int:
                 "p50_ms": f"{pct(before, 50):.1f} -> {pct(during, 50):.1f}",
                 "p99_ms": f"{pct(before, 99):.1f} -> {pct(during, 99):.1f}",
                 "p50_ratio": round(pct(during, 50) / pct(before, 50), 2) if before and during else None,
-                "writes_during": len(during), "answers": what,
+                "p99_ratio": round(pct(during, 99) / pct(before, 99), 2) if before and during else None,
+                "tick_late_ms": late, "snapshots": f"{took} ({installed} installed)", "writes_during": len(during),
+                "load": f"{os.getloadavg()[0]:.1f}",
+                "answers": what,
             })
             leader, term = now_leader, now_term
             port = cluster.client_ports[leader]
             writer = Writer(port)
         errors = writer.errors
-    cols = ["attack", "alive", "leader", "rss_mb", "p50_ms", "p99_ms", "p50_ratio", "writes_during"]
+    cols = ["attack", "alive", "leader", "rss_mb", "p50_ms", "p99_ms", "p50_ratio", "p99_ratio", "tick_late_ms",
+            "snapshots", "writes_during", "load"]
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
     print("  ".join(c.ljust(widths[c]) for c in cols))
     for r in rows:

@@ -383,3 +383,49 @@ def test_a_replayed_frame_is_dropped_and_counted_by_a_running_node(cluster):
             time.sleep(0.1)
     assert replays == 200
     assert cluster.metrics(leader)["raftkv_messages_rejected_stale_term"] >= 1  # the one original arrived
+
+
+def worst_tick_lateness(c: LocalCluster, node_id: str) -> float:
+    """The smallest raftkv_tick_lateness_seconds bound that holds every sample (inf: past the last)."""
+    m = c.metrics(node_id)
+    total = m["raftkv_tick_lateness_seconds_count"]
+    bounds = sorted((float(k.split('"')[1]), v) for k, v in m.items()
+                    if k.startswith("raftkv_tick_lateness_seconds_bucket") and "+Inf" not in k)
+    return next((b for b, v in bounds if v == total), float("inf"))
+
+
+def test_a_16_mb_state_is_snapshotted_installed_and_served_after_a_restart_from_it(tmp_path):
+    """The node's own snapshots (in the background), one installed on a lagging follower (in pieces), then
+    every node restarted from its snapshot file: all serve the same 16 MB back."""
+    with LocalCluster(3, base_dir=str(tmp_path), extra_args=("--snapshot-every", "20")) as c:
+        try:
+            leader, lagging = start_with_a_follower_down(c)
+            values = {f"big-{i}": f"{i}-" + "s" * 250_000 for i in range(64)}
+            for key, value in values.items():
+                c.put_via_leader(key, value, timeout=30)
+            c.start(lagging)
+            c.wait_until_serving(lagging)
+            target = c.status(c.wait_for_leader(timeout=10))["commit_index"]
+            c.wait_for_applied(lagging, target, timeout=60)
+            assert c.metrics(lagging).get("raftkv_snapshots_installed", 0) >= 1
+            # The installing node applies what came after the snapshot while it writes it: wait for the file.
+            deadline = time.monotonic() + 30
+            while not all((c.data_dir(n) / "snapshot").exists() for n in c.ids) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            for n in c.ids:
+                assert (c.data_dir(n) / "snapshot").stat().st_size > 56 * 250_000, n  # the snapshot at index 60
+            # A figure, not asserted: the bucket of each node's latest tick (an election timeout is 0.15-0.3 s).
+            print("every tick handled within (s):", {n: worst_tick_lateness(c, n) for n in c.ids})
+            c.stop_all()
+            c.start_all()
+            lead = c.wait_for_leader(timeout=20)
+            for n in c.ids:
+                c.wait_for_applied(n, target, timeout=30)
+            for key in ("big-0", "big-31", "big-63"):
+                assert read_via(c, lead, key) == values[key]
+            # every node holds all of it: each could serve it as the leader
+            assert all(c.status(n)["applied_index"] >= target for n in c.ids)
+        finally:
+            c.stop_all()
+            for node_id in c.ids:
+                print(f"--- {node_id} log ---\n{c.log_tail(node_id, 30)}")

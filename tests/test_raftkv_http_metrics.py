@@ -2,14 +2,13 @@
 
 import re
 
-from targets.raftkv.metrics import render
-from targets.raftkv.storage import FsyncStats
+from targets.raftkv.metrics import Histogram, render
 
 SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [0-9.e+-]+$')
 
 
 def rendered():
-    fsync = FsyncStats()
+    fsync = Histogram()
     for s in (0.0004, 0.003, 0.003, 0.2):
         fsync.observe(s)
     node = {"elections_started": 3, "leader_changes": 2, "term": 7, "commit_index": 41,

@@ -8,8 +8,7 @@ those numbers into the text format scrapers read (version 0.0.4).
 from __future__ import annotations
 
 import re
-
-from .storage import FsyncStats
+from dataclasses import dataclass, field
 
 PREFIX = "raftkv_"
 ROLES = ("follower", "precandidate", "candidate", "leader")
@@ -38,6 +37,23 @@ def _number(v) -> str:
     return str(v)
 
 
+@dataclass
+class Histogram:
+    """A latency summary in seconds, exported as a Prometheus histogram (counts are cumulative)."""
+
+    buckets: tuple[float, ...] = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
+    counts: list[int] = field(default_factory=lambda: [0] * 10)
+    count: int = 0
+    total_seconds: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.count += 1
+        self.total_seconds += seconds
+        for i, bound in enumerate(self.buckets):
+            if seconds <= bound:
+                self.counts[i] += 1
+
+
 class Counters:
     """Named counters owned by the I/O side (transport, HTTP)."""
 
@@ -51,8 +67,19 @@ class Counters:
         return self.values.get(name, 0)
 
 
+def histogram(lines: list[str], name: str, help_text: str, h: Histogram) -> None:
+    full = PREFIX + name
+    lines.append(f"# HELP {full} {help_text}")
+    lines.append(f"# TYPE {full} histogram")
+    for bound, n in zip(h.buckets, h.counts, strict=True):
+        lines.append(f'{full}_bucket{{le="{bound}"}} {n}')
+    lines.append(f'{full}_bucket{{le="+Inf"}} {h.count}')
+    lines.append(f"{full}_sum {h.total_seconds!r}")
+    lines.append(f"{full}_count {h.count}")
+
+
 def render(node_metrics: dict, role: str, io_counters: dict[str, int],
-           frames_rejected: dict[str, int], fsync: FsyncStats) -> str:
+           frames_rejected: dict[str, int], fsync: Histogram, tick_lateness: Histogram | None = None) -> str:
     """Return the /metrics body."""
     lines: list[str] = []
 
@@ -81,12 +108,9 @@ def render(node_metrics: dict, role: str, io_counters: dict[str, int],
     for key, value in sorted(io_counters.items()):
         metric(key, "counter", f"I/O counter {key}.", [("", value)])
 
-    full = PREFIX + "fsync_seconds"
-    lines.append(f"# HELP {full} Latency of fsync on the write-ahead log.")
-    lines.append(f"# TYPE {full} histogram")
-    for bound, n in zip(fsync.buckets, fsync.counts, strict=True):
-        lines.append(f'{full}_bucket{{le="{bound}"}} {n}')
-    lines.append(f'{full}_bucket{{le="+Inf"}} {fsync.count}')
-    lines.append(f"{full}_sum {fsync.total_seconds!r}")
-    lines.append(f"{full}_count {fsync.count}")
+    histogram(lines, "fsync_seconds", "Latency of fsync on the write-ahead log.", fsync)
+    if tick_lateness is not None:
+        histogram(lines, "tick_lateness_seconds",
+                  "How late the driver handled a due tick: event-loop stalls plus driver waits (a long write).",
+                  tick_lateness)
     return "\n".join(lines) + "\n"

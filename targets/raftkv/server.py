@@ -6,7 +6,9 @@ and applied in a batch; then the driver takes the node's Ready and
 
 1. encodes what must be persisted, and writes + fsyncs it on a worker thread
    (the loop keeps reading sockets meanwhile, so the next Ready batches
-   everything that arrived during this fsync: group commit);
+   everything that arrived during this fsync: group commit); a snapshot the
+   node took itself is written in the background instead, and one installed
+   from the leader in bounded pieces (snapshots.py);
 2. only then sends the Ready's messages and answers its replies;
 3. calls ``advance``.
 
@@ -32,6 +34,7 @@ from .failpoints import CRASH_AFTER_VOTE, CRASH_EXIT_CODE, Failpoints, granted_v
 from .httpapi import HttpApi
 from .messages import FORWARD
 from .node import NodeConfig, RaftKVNode, Restored
+from .snapshots import SnapshotWriter
 from .storage import Storage
 from .transport import PeerTransport
 
@@ -65,6 +68,9 @@ class RaftKVServer:
         self.config = config
         self.clock = Clock(config.clock_file)
         self.storage = Storage(config.data_dir, fsync=config.fsync)
+        self.snapshots = SnapshotWriter(self.storage, self._snapshot_written)
+        self._compact_due = False  # a background snapshot is durable: the WAL may drop what it covers
+        self.tick_lateness = metrics.Histogram()
         self.node: RaftKVNode | None = None
         self.transport: PeerTransport | None = None
         self.http: HttpApi | None = None
@@ -120,7 +126,8 @@ class RaftKVServer:
         await self.transport.start()
         await self.http.start(*cfg.client_addr)
         self._tasks = [asyncio.create_task(self._drive(), name="raftkv-driver"),
-                       asyncio.create_task(self._tick(), name="raftkv-ticker")]
+                       asyncio.create_task(self._tick(), name="raftkv-ticker"),
+                       self.snapshots.start()]
         for t in self._tasks:
             t.add_done_callback(self._on_task_done)
         log.info("serving peers on %s:%d, clients on %s:%d",
@@ -145,6 +152,7 @@ class RaftKVServer:
             await self.transport.close()
         log.debug("stop: transport closed")
         self._io.shutdown(wait=True)  # an fsync in flight finishes before we close the file
+        await self.snapshots.stop()
         self.storage.close()
 
     # -- inputs --------------------------------------------------------------
@@ -180,6 +188,8 @@ class RaftKVServer:
         if self._next_tick is None:
             self._next_tick = now + tick_s
             return 0
+        if self._next_tick <= now:
+            self.tick_lateness.observe(now - self._next_tick)
         due = 0
         while self._next_tick <= now and due < cap:
             due += 1
@@ -261,15 +271,25 @@ class RaftKVServer:
                 except TimeoutError:
                     continue
             self._wake.clear()
+            if self._compact_due:
+                self._compact_due = False
+                await self._applying_events_meanwhile(self.snapshots.compact_wal())
             self._apply_events()
             rd = self.node.ready()
             if rd.is_empty:
                 continue
             plan = self.storage.prepare(rd.hard_state, rd.truncate_from, rd.entries, rd.snapshot)
-            if plan is not None and plan.needs_fsync:
+            if plan is not None and plan.install is not None:
+                # Durable before anything after it is acknowledged: the messages of later events wait for
+                # the next Ready, persisted after this one.
+                await self._applying_events_meanwhile(self.snapshots.install(plan.install))
+                log.info("installed snapshot at index %s persisted; log compacted", plan.install["index"])
+            elif plan is not None and plan.needs_fsync:
                 await loop.run_in_executor(self._io, self.storage.write, plan)
             elif plan is not None:
                 self.storage.write(plan)  # a buffered write, no fsync: not worth a thread hop
+            if plan is not None and plan.background is not None:
+                self.snapshots.submit(plan.background)  # covered by the WAL until written
             # Only what an fsync covered: a commit index written without one is lost in a power cut.
             if rd.hard_state is not None and plan is not None and plan.needs_fsync:
                 self._written_commit = rd.hard_state.get("commit", self._written_commit)
@@ -289,10 +309,41 @@ class RaftKVServer:
                 if fut is not None and not fut.done():
                     fut.set_result((status, body))
             self.node.advance(rd)
-            if rd.snapshot is not None:
-                log.info("snapshot at index %s persisted; log compacted", rd.snapshot.get("index"))
             self._log_transitions()
             self._wake.set()  # events that arrived during the fsync are waiting
+
+    async def _applying_events_meanwhile(self, write) -> None:
+        """Await a long write (an installed snapshot, the WAL's compaction) while events keep reaching the node.
+
+        A 30 MB install takes the driver a second or more. Were ticks held back
+        meanwhile, they would all arrive at once afterwards, ahead of the
+        heartbeats that came in the while, and fire the follower's election
+        timer for no reason. Applying events is safe while a Ready is being
+        persisted: whatever they produce (messages, replies, hard state) goes out
+        with the next Ready, which is only taken, persisted and sent after this
+        write. With crash-after-vote armed, nothing more is applied (the crash
+        must come before anything queued behind the vote).
+        """
+        task = asyncio.ensure_future(write)
+        try:
+            while not task.done():
+                woken = asyncio.ensure_future(self._wake.wait())
+                await asyncio.wait({task, woken}, return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+                if not task.done() and CRASH_AFTER_VOTE not in self.failpoints.armed:
+                    self._wake.clear()
+                    self._apply_events()
+        finally:
+            if not task.done():
+                task.cancel()  # the driver is stopping
+                await asyncio.gather(task, return_exceptions=True)
+        self._wake.set()  # what the node did meanwhile is in its next Ready
+        task.result()  # a failed write stops the driver, as any failed write does
+
+    def _snapshot_written(self, snapshot: dict) -> None:
+        log.info("snapshot at index %s persisted; compacting the log", snapshot.get("index"))
+        self._compact_due = True
+        self._wake.set()
 
     async def _crash_after_vote(self, vote: dict, queued: bool) -> None:
         """The crash-after-vote failpoint: die once the vote has reached the kernel, handling nothing else.
@@ -350,4 +401,4 @@ class RaftKVServer:
     def metrics_text(self) -> str:
         io = {**self.transport.counters, **self.http.counters}
         return metrics.render(self.node.metrics(), str(self.node.status().get("role")), io,
-                              self.transport.rejected, self.storage.fsync_stats)
+                              self.transport.rejected, self.storage.fsync_stats, self.tick_lateness)

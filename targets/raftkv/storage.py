@@ -29,6 +29,23 @@ A Ready that only advances the commit index is written without an fsync
 (the commit index is volatile in Raft; see ``Storage.prepare``).
 When a snapshot is persisted the WAL is compacted: rewritten (atomically) with
 the current hard state and only the entries after the snapshot.
+
+Two kinds of snapshot reach ``prepare``, and only one must be durable before
+the Ready's messages go out:
+
+- a node's own (it compacted its applied log): every entry it covers is
+  already in the WAL, so it is redundant until written. ``prepare`` leaves the
+  WAL's entries alone and hands the snapshot back as ``WritePlan.background``;
+  the server writes it while it goes on serving (snapshots.py), then calls
+  ``snapshot_written`` and compacts the WAL with ``compaction``.
+- a leader's, installed by a follower: the WAL does not hold its last entry,
+  so the plan carries it as ``WritePlan.install``: the snapshot file, then
+  the rewritten WAL, both before anything that follows is acknowledged.
+
+Both files are written as pieces (``jsonstream``), never as one big
+``json.dumps``, and ``SnapshotFile`` computes the record's length and CRC as
+the pieces go by. The bytes on disk are the same as a single encode would
+give, so data directories of format 1 stay readable.
 """
 
 from __future__ import annotations
@@ -40,8 +57,11 @@ import struct
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+from .jsonstream import encode_pieces
+from .metrics import Histogram
 
 FORMAT_LINE = "splitbrain-raftkv-storage 1"
 WAL_MAGIC = b"RKVWAL1\n"
@@ -116,6 +136,55 @@ def _write_atomically(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+class SnapshotFile:
+    """A file written whole to ``<path>.tmp`` in pieces, then fsynced and renamed over ``path``.
+
+    With ``record=True`` the pieces are the body of one record (the snapshot
+    file): its length and CRC are summed as they go and written into the header
+    at the end. Otherwise they are already framed records (a rewritten WAL).
+    ``write`` and ``commit`` block (run them on a worker thread); one caller at a time.
+    """
+
+    def __init__(self, path: Path, magic: bytes, record: bool):
+        self.path = path
+        self.tmp = path.with_name(path.name + ".tmp")
+        self.record = record
+        self._f = open(self.tmp, "wb")
+        self._f.write(magic)
+        self._header_at = len(magic)
+        if record:
+            self._f.write(_HEADER.pack(0, 0))  # filled in by commit()
+        self._length = 0
+        self._crc = 0
+
+    def write(self, data: bytes) -> None:
+        self._f.write(data)
+        if self.record:
+            self._length += len(data)
+            self._crc = zlib.crc32(data, self._crc)
+
+    def commit(self) -> None:
+        f = self._f
+        if self.record:
+            if self._length > MAX_RECORD_BYTES:
+                self.abort()
+                raise ValueError(f"snapshot of {self._length} bytes is over the {MAX_RECORD_BYTES} a record may hold")
+            f.seek(self._header_at)
+            f.write(_HEADER.pack(self._length, self._crc))
+        f.flush()
+        os.fsync(f.fileno())
+        f.close()
+        os.replace(self.tmp, self.path)
+        _fsync_dir(self.path.parent)
+
+    def abort(self) -> None:
+        self._f.close()
+        try:
+            self.tmp.unlink()
+        except FileNotFoundError:
+            pass
+
+
 def _durable_part(hard_state: dict | None) -> dict | None:
     """What of a hard state must be on disk before anything depends on it: term and vote."""
     if hard_state is None:
@@ -129,30 +198,15 @@ def _snapshot_index(snapshot: dict) -> int:
 
 @dataclass
 class WritePlan:
-    """Encoded bytes for one persist: either a WAL append, or a snapshot plus a compacted WAL."""
+    """What one persist must write: a WAL append, and perhaps a snapshot (see the module doc)."""
 
     wal_append: bytes = b""
-    snapshot: bytes | None = None
-    wal_rewrite: bytes | None = None
     # False when the plan only moves the commit index: see Storage.prepare.
     needs_fsync: bool = True
-
-
-@dataclass
-class FsyncStats:
-    """Fsync latency summary, exported as a Prometheus histogram."""
-
-    buckets: tuple[float, ...] = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
-    counts: list[int] = field(default_factory=lambda: [0] * 10)
-    count: int = 0
-    total_seconds: float = 0.0
-
-    def observe(self, seconds: float) -> None:
-        self.count += 1
-        self.total_seconds += seconds
-        for i, bound in enumerate(self.buckets):
-            if seconds <= bound:
-                self.counts[i] += 1
+    # An installed snapshot: written (with the compacted WAL) before the plan counts as durable.
+    install: dict | None = None
+    # The node's own snapshot: written in the background after the append, see snapshot_written.
+    background: dict | None = None
 
 
 class Storage:
@@ -163,7 +217,7 @@ class Storage:
         self.dir = Path(data_dir)
         self.fsync_enabled = fsync
         self._clock = clock
-        self.fsync_stats = FsyncStats()
+        self.fsync_stats = Histogram()
         self.hard_state: dict | None = None
         self.snapshot: dict | None = None
         self.entries: list[dict] = []  # entries after the snapshot, in index order
@@ -273,12 +327,21 @@ class Storage:
 
     def persist(self, hard_state: dict | None = None, truncate_from: int | None = None,
                 entries: list[dict] = (), snapshot: dict | None = None) -> None:
-        """Make one Ready's state durable with a single WAL fsync."""
-        self.write(self.prepare(hard_state, truncate_from, entries, snapshot))
+        """Make one Ready's state durable at once, a snapshot and its compaction included (tests, tools)."""
+        plan = self.prepare(hard_state, truncate_from, entries, snapshot)
+        self.write(plan)
+        if plan is None:
+            return
+        if plan.install is not None:
+            self.write_files(self.install_files(plan.install))
+        if plan.background is not None:
+            self.write_files([self.snapshot_file(plan.background)])
+            self.snapshot_written(plan.background)
+            self.write_files([self.compaction()])
 
     def prepare(self, hard_state: dict | None = None, truncate_from: int | None = None,
                 entries: list[dict] = (), snapshot: dict | None = None) -> WritePlan | None:
-        """Apply one Ready to the in-memory view and encode what must reach the disk.
+        """Apply one Ready to the in-memory view and encode the WAL records it adds.
 
         Split from ``write`` so the server can encode on its event loop (where
         the node's dicts live) and do the blocking write + fsync on a thread.
@@ -286,8 +349,9 @@ class Storage:
         """
         if hard_state is None and truncate_from is None and not entries and snapshot is None:
             return None
+        install = snapshot is not None and not self._holds(snapshot, entries, truncate_from)
         records = []
-        if snapshot is not None:
+        if install:
             self.snapshot = snapshot
             self._drop_covered_entries(snapshot)
         if truncate_from is not None:
@@ -296,45 +360,92 @@ class Storage:
         for e in entries:
             records.append({"t": "ent", "e": e})
             self._append(e)
-        needs_fsync = bool(records) or snapshot is not None
+        needs_fsync = bool(records) or install
         if hard_state is not None:
             records.append({"t": "hs", "hs": hard_state})
             if _durable_part(hard_state) != _durable_part(self.hard_state):
                 needs_fsync = True
             self.hard_state = hard_state
-        if snapshot is None:
-            # A plan that only moves the commit index is written but not fsynced:
-            # Raft treats the commit index as volatile (a restarted node learns it
-            # again from the leader), so losing it in a crash is harmless and the
-            # leader saves one fsync on the path of every client write. The next
-            # plan that does need an fsync makes it durable too.
-            return WritePlan(wal_append=b"".join(encode_record(r) for r in records),
-                             needs_fsync=needs_fsync)
-        # Compaction: the new WAL is the current hard state plus the entries the
-        # snapshot does not cover. It replaces the old one only after the snapshot
-        # is durable, so a crash in between leaves a redundant WAL, never a gap.
-        records = [{"t": "hs", "hs": self.hard_state}] if self.hard_state is not None else []
-        records.extend({"t": "ent", "e": e} for e in self.entries)
-        return WritePlan(snapshot=SNAP_MAGIC + encode_record(snapshot),
-                         wal_rewrite=WAL_MAGIC + b"".join(encode_record(r) for r in records))
+        if install:
+            # The WAL is rewritten whole (install_files) once the snapshot is durable: these records go
+            # into it, not into the old WAL. A crash in between leaves a redundant WAL, never a gap.
+            return WritePlan(needs_fsync=True, install=snapshot)
+        # A plan that only moves the commit index is written but not fsynced:
+        # Raft treats the commit index as volatile (a restarted node learns it
+        # again from the leader), so losing it in a crash is harmless and the
+        # leader saves one fsync on the path of every client write. The next
+        # plan that does need an fsync makes it durable too.
+        stale = snapshot is not None and self.snapshot is not None and snapshot["index"] <= self.snapshot["index"]
+        return WritePlan(wal_append=b"".join(encode_record(r) for r in records), needs_fsync=needs_fsync,
+                         background=None if snapshot is None or stale else snapshot)
+
+    def _holds(self, snapshot: dict, entries, truncate_from: int | None) -> bool:
+        """Does the WAL (with this Ready's appends) hold the snapshot's last entry, hence all it covers?"""
+        idx, term = snapshot["index"], snapshot["term"]
+        if self.snapshot is not None and idx <= self.snapshot["index"]:
+            return True  # older than what is on disk: nothing to install
+        for e in entries:
+            if e["index"] == idx:
+                return e["term"] == term
+        if truncate_from is not None and idx >= truncate_from:
+            return False
+        if self.entries and self.entries[0]["index"] <= idx <= self.entries[-1]["index"]:
+            return self.entries[idx - self.entries[0]["index"]]["term"] == term
+        return False
 
     def write(self, plan: WritePlan | None) -> None:
-        """Do the blocking I/O of a prepared plan; safe to run on a worker thread."""
-        if plan is None:
+        """Do the blocking WAL append of a prepared plan; safe to run on a worker thread.
+
+        An install's files are written by the caller after this (``install_files``).
+        """
+        if plan is None or plan.install is not None:
             return
-        if plan.snapshot is None:
-            self._wal.write(plan.wal_append)
-            if plan.needs_fsync:
-                self._sync(self._wal)
-            else:
-                self._wal.flush()
-            return
+        self._wal.write(plan.wal_append)
+        if plan.needs_fsync:
+            self._sync(self._wal)
+        else:
+            self._wal.flush()
+
+    # Snapshot files: each is a SnapshotFile and the pieces to write to it. The caller decides how
+    # (write_files at once, or a batch at a time between event-loop turns: snapshots.py).
+
+    def snapshot_file(self, snapshot: dict):
+        return SnapshotFile(self.dir / "snapshot", SNAP_MAGIC, record=True), encode_pieces(snapshot)
+
+    def compaction(self):
+        """The WAL rewritten as the hard state plus the entries after the snapshot on disk."""
+        records = [{"t": "hs", "hs": self.hard_state}] if self.hard_state is not None else []
+        records.extend({"t": "ent", "e": e} for e in self.entries)
+        return SnapshotFile(self.dir / "wal", WAL_MAGIC, record=False), (encode_record(r) for r in records)
+
+    def install_files(self, snapshot: dict) -> list:
+        return [self.snapshot_file(snapshot), self.compaction()]
+
+    def snapshot_written(self, snapshot: dict) -> bool:
+        """A background snapshot is durable: it now stands for the entries it covers. False if it is stale."""
+        if self.snapshot is not None and snapshot["index"] <= self.snapshot["index"]:
+            return False
+        self.snapshot = snapshot
+        self._drop_covered_entries(snapshot)
+        return True
+
+    def replace_wal(self, file: SnapshotFile) -> None:
+        """Swap in a WAL written by ``compaction`` (blocking: the old one is closed, the new one opened)."""
         started = self._clock()
-        _write_atomically(self.dir / "snapshot", plan.snapshot)
         self._wal.close()
-        _write_atomically(self.dir / "wal", plan.wal_rewrite)
+        file.commit()
         self._wal = open(self.dir / "wal", "ab")
         self.fsync_stats.observe(self._clock() - started)
+
+    def write_files(self, files) -> None:
+        """Write and commit (file, pieces) pairs in order, all at once."""
+        for file, pieces in files:
+            for piece in pieces:
+                file.write(piece)
+            if file.path.name == "wal":
+                self.replace_wal(file)
+            else:
+                file.commit()
 
     def sync_wal(self) -> None:
         """fsync what the WAL has had written without one (a commit-only plan); safe on a worker thread."""

@@ -28,9 +28,14 @@ chunk frames (flags MORE ... LAST), each authenticated and sequenced; the
 receiver reassembles at most ``MAX_MESSAGE_BYTES`` of it, and only on an
 authenticated link. The sender writes one chunk at a time and sends whatever
 small messages queued up meanwhile between chunks, so heartbeats do not wait
-behind a snapshot. (The whole snapshot is still built as one JSON text on the
-sender and installed as one on the receiver: the node holds its state in
-memory; Raft-level chunking with per-chunk acknowledgements is not done.)
+behind a snapshot. A message carrying a snapshot is also encoded a chunk at a
+time as it goes (``jsonstream.encode_pieces``; so is an append of many
+entries), and the receiver decodes a
+reassembled message in bounded steps between turns of the loop, reading
+nothing more from that connection meanwhile (so its messages stay in order):
+neither side holds the loop for one big ``json.dumps`` or ``json.loads``.
+(Raft-level chunking with per-chunk acknowledgements is not done: the whole
+message is still reassembled in memory, up to ``MAX_MESSAGE_BYTES``.)
 
 Everything dropped is counted by reason in ``rejected``; it never reaches the
 node. That is what keeps a process without the key from voting or claiming
@@ -53,7 +58,10 @@ import random
 import socket
 import struct
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from .jsonstream import LONG_LIST, STEP_PIECES, Decoder, encode_pieces
 
 MAC_BYTES = 32
 MAGIC = b"RKV2"
@@ -163,6 +171,36 @@ class FrameWriter:
         return out
 
 
+class _Outgoing:
+    """A long message encoded a chunk at a time as it is sent: never one json.dumps of all of it."""
+
+    def __init__(self, pieces: Iterator[bytes]):
+        self.pieces = pieces
+        self.buf = bytearray()
+        self.done = False
+
+    def next_chunk(self) -> tuple[bytes, bool]:
+        """Up to CHUNK_BYTES of the encoding (less if STEP_PIECES pieces did not fill it), and whether it is the last."""
+        n = 0
+        while not self.done and len(self.buf) < CHUNK_BYTES and n < STEP_PIECES:
+            piece = next(self.pieces, None)
+            if piece is None:
+                self.done = True
+            else:
+                self.buf += piece
+                n += 1
+        data = bytes(self.buf[:CHUNK_BYTES])
+        del self.buf[:CHUNK_BYTES]
+        return data, self.done and not self.buf
+
+
+@dataclass
+class Assembled:
+    """A reassembled long message, handed out undecoded (InboundLink(defer_long=True)): see _Inbound."""
+
+    data: bytearray
+
+
 def count_reject(rejected: dict[str, int], reason: str) -> None:
     rejected[reason] = rejected.get(reason, 0) + 1
     n = rejected[reason]
@@ -181,7 +219,8 @@ class InboundLink:
     """
 
     def __init__(self, key: bytes, self_id: str, peer_ids: set[str], challenge: bytes,
-                 rejected: dict[str, int], verify: bool = True):
+                 rejected: dict[str, int], verify: bool = True, defer_long: bool = False):
+        self.defer_long = defer_long  # reassembled messages come out as Assembled, for the caller to decode
         self.key = key
         self.self_id = self_id
         self.peer_ids = peer_ids
@@ -199,7 +238,7 @@ class InboundLink:
         """Bytes held for this connection right now (what a stranger can make us allocate)."""
         return len(self._buf) + (len(self._assembling) if self._assembling is not None else 0)
 
-    def feed(self, data: bytes) -> list[dict]:
+    def feed(self, data: bytes) -> list[dict | Assembled]:
         if self.closed is not None:
             return []
         buf = self._buf
@@ -277,7 +316,7 @@ class InboundLink:
         self._mac = hmac.new(link_key(self.key, self.challenge, payload), digestmod="sha256")
         return _HELLO_LEN.size + n
 
-    def _message(self, signed: bytearray, at: int, flags: int) -> dict | None:
+    def _message(self, signed: bytearray, at: int, flags: int) -> dict | Assembled | None:
         if flags == WHOLE:
             # Also between the chunks of a long message: the sender interleaves small ones.
             return self._decode(signed[at:])
@@ -293,7 +332,7 @@ class InboundLink:
         if flags == MORE:
             return None
         whole, self._assembling = self._assembling, None
-        return self._decode(whole)
+        return Assembled(whole) if self.defer_long else self._decode(whole)
 
     def _decode(self, data: bytes | bytearray) -> dict | None:
         try:
@@ -301,6 +340,10 @@ class InboundLink:
         except (ValueError, RecursionError):
             count_reject(self.rejected, "malformed")
             return None
+        return self.check(msg)
+
+    def check(self, msg) -> dict | None:
+        """A decoded message if it is one this link may carry, else None (counted)."""
         if not isinstance(msg, dict):
             count_reject(self.rejected, "malformed")
             return None
@@ -340,7 +383,7 @@ class _PeerLink:
         self.peer_id = peer_id
         self.host, self.port = host, port
         self.queue: deque[bytes] = deque()  # encoded messages up to CHUNK_BYTES: one frame each
-        self.big: deque[bytes] = deque()  # longer ones, sent a chunk at a time
+        self.big: deque[bytes | _Outgoing] = deque()  # longer ones, sent a chunk at a time
         self._big_at = 0  # how much of big[0] has been written
         self.wakeup = asyncio.Event()
         self.connected = False
@@ -360,10 +403,11 @@ class _PeerLink:
         w = self.writer
         return w is None or w.transport.get_write_buffer_size() == 0
 
-    def enqueue(self, payload: bytes) -> bool:
+    def enqueue(self, payload: bytes | _Outgoing) -> bool:
         if not self.connected or len(self.queue) + len(self.big) >= MAX_QUEUED_FRAMES:
             return False
-        (self.queue if len(payload) <= CHUNK_BYTES else self.big).append(payload)
+        is_small = isinstance(payload, bytes) and len(payload) <= CHUNK_BYTES
+        (self.queue if is_small else self.big).append(payload)
         self.wakeup.set()
         return True
 
@@ -448,7 +492,14 @@ class _PeerLink:
         framer = self.framer
         parts = [framer.frame(p) for p in self.queue]
         self.queue.clear()
-        if self.big:
+        if self.big and isinstance(self.big[0], _Outgoing):
+            data, last = self.big[0].next_chunk()
+            parts.append(framer.frame(data, LAST if last else MORE))
+            self._big_at += len(data)
+            if last:
+                self.big.popleft()
+                self._big_at = 0
+        elif self.big:
             payload, at = self.big[0], self._big_at
             end = min(len(payload), at + CHUNK_BYTES)
             parts.append(framer.frame(payload[at:end], LAST if end == len(payload) else MORE))
@@ -489,13 +540,15 @@ class _Inbound(asyncio.Protocol):
         self.link: InboundLink | None = None
         self.transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._decoding: asyncio.Task | None = None  # a long message being decoded; reading paused meanwhile
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         t = self.t
         self.transport = transport  # type: ignore[assignment]
         _set_socket_timeouts(transport.get_extra_info("socket"), user_timeout=False)
         challenge = os.urandom(CHALLENGE_BYTES)
-        self.link = InboundLink(t.key, t.self_id, t.peer_ids, challenge, t.rejected, verify=t.verify)
+        self.link = InboundLink(t.key, t.self_id, t.peer_ids, challenge, t.rejected, verify=t.verify,
+                                defer_long=True)
         t._inbound.add(self)
         t._handshaking[self] = None
         if len(t._handshaking) > MAX_HANDSHAKING:
@@ -528,13 +581,42 @@ class _Inbound(asyncio.Protocol):
             out = t._links.get(link.peer)
             if out is not None and not out.connected:
                 out.peer_up.set()
-        if msgs:
-            t.counters["peer_messages_received"] += len(msgs)
-            for msg in msgs:
-                t.deliver(msg)
+        self._deliver(msgs)
         if link.closed is not None:
             self._authenticated_or_gone()
             self.transport.abort()
+
+    def _deliver(self, msgs: list) -> None:
+        t = self.t
+        for i, msg in enumerate(msgs):
+            if isinstance(msg, Assembled):
+                # Nothing more is read from this connection until it is decoded: its messages stay in order.
+                self.transport.pause_reading()
+                self._decoding = asyncio.create_task(self._decode_then_deliver(msg, msgs[i + 1:]))
+                t._decoding.add(self._decoding)
+                return
+            t.counters["peer_messages_received"] += 1
+            t.deliver(msg)
+
+    async def _decode_then_deliver(self, assembled: Assembled, rest: list) -> None:
+        decoder = Decoder(assembled.data)
+        del assembled.data  # the decoder holds the only reference: freed as soon as it is done
+        msg = None
+        try:
+            while not decoder.step():
+                await asyncio.sleep(0)
+            msg = self.link.check(decoder.value)
+        except (ValueError, RecursionError):
+            count_reject(self.t.rejected, "malformed")
+        finally:
+            self.t._decoding.discard(self._decoding)
+            self._decoding = None
+        if msg is not None:
+            self.t.counters["peer_messages_received"] += 1
+            self.t.deliver(msg)
+        self._deliver(rest)
+        if self._decoding is None and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def eof_received(self) -> bool:
         return False  # close our side too
@@ -562,6 +644,7 @@ class PeerTransport:
         self._server: asyncio.AbstractServer | None = None
         self._inbound: set[_Inbound] = set()
         self._handshaking: OrderedDict[_Inbound, None] = OrderedDict()
+        self._decoding: set[asyncio.Task] = set()  # long inbound messages being decoded
 
     async def start(self, listen_host: str | None = None) -> None:
         host, port = self.peers[self.self_id]
@@ -577,7 +660,13 @@ class PeerTransport:
         if link is None:
             log.warning("dropping message to unknown peer %r", msg.get("dst"))
             return False
-        if link.connected and link.enqueue(json.dumps(msg, separators=(",", ":")).encode()):
+        # A snapshot, or an append of many entries (each up to a client body), is encoded a chunk at a
+        # time as it goes out; everything else is small enough for one dumps.
+        if "snapshot" in msg or len(msg.get("entries") or ()) > LONG_LIST:
+            payload = _Outgoing(encode_pieces(msg))
+        else:
+            payload = json.dumps(msg, separators=(",", ":")).encode()
+        if link.connected and link.enqueue(payload):
             self.counters["peer_messages_sent"] += 1
             return True
         self.counters["peer_messages_dropped"] += 1
@@ -603,6 +692,8 @@ class PeerTransport:
         for conn in list(self._inbound):
             if conn.transport is not None:
                 conn.transport.abort()
+        for task in list(self._decoding):
+            task.cancel()
         tasks = [link.task for link in self._links.values()]
         if tasks:
             await asyncio.wait(tasks, timeout=1.0)
