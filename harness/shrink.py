@@ -13,6 +13,7 @@ runs, so "fails" means that a checker which failed in the original run fails aga
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -98,7 +99,7 @@ def shrink_run(run_dir: Path, spec: Any, run: Callable[[Any], tuple[dict[str, An
     """Shrink the schedule of the failing run in `run_dir`, whose spec is `spec` (a TestSpec).
     `run(spec)` plays a spec and gives (its results, its run folder). The summary: the original and the
     shrunk episodes, every try, and the shrunk spec's path (None when nothing failed again)."""
-    results = yaml.safe_load((run_dir / "results.json").read_text())
+    results = json.loads((run_dir / "results.json").read_text())
     wanted = failing_checkers(results)
     entries = yaml.safe_load((run_dir / "schedule.yaml").read_text()) or []
     eps = episodes(entries)
