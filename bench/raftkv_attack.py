@@ -5,7 +5,9 @@ during each one, a writer measures PUT latency to the leader; after each
 attack the bench checks that every node process is alive and that the
 leader and term have not changed, and reads each node's RSS from /proc.
 
-Attacks, each against the leader's client port:
+Attacks, each against the leader's client port (first, ``control``: no attack at all, the
+writer alone for --control-s seconds, so that what the machine's load does to leadership and
+latency is measured beside what an attack does):
 
 - deep-json: PUTs whose value is nested 975 deep (2 KB; this made the node
   exit with RecursionError before) and 100,000 deep;
@@ -288,7 +290,14 @@ def attack_big_state(port: int, args) -> str:
     return ", ".join(f"{n}x {c}" for c, n in sorted(codes.items())) + f"; state about {130 * len(value) / 1e6:.0f} MB"
 
 
-ATTACKS = [("deep-json", attack_deep_json), ("big-bodies", attack_big_bodies), ("slowloris", attack_slowloris),
+def attack_control(port: int, args) -> str:
+    """No attack: the writer alone for as long as big-state takes (its PUTs plus its hold), so a leader
+    change or a latency ratio seen here is the machine's load, not an attack's doing."""
+    time.sleep(args.control_s)
+    return f"nothing sent for {args.control_s:g} s"
+
+
+ATTACKS = [("control", attack_control), ("deep-json", attack_deep_json), ("big-bodies", attack_big_bodies), ("slowloris", attack_slowloris),
            ("pipelined-hangup", attack_pipelined_hangup), ("bad-lengths", attack_bad_lengths),
            ("peer-huge-lengths", attack_peer_huge_lengths), ("peer-replay", attack_peer_replay),
            ("big-state", attack_big_state)]  # last: the other attacks' baselines stay on a small state
@@ -305,6 +314,9 @@ def main() -> int:
     p.add_argument("--baseline-s", type=float, default=3.0, help="write-latency sample before each attack")
     p.add_argument("--big-state-hold-s", type=float, default=10.0,
                    help="how long big-state keeps writing on its 31 MB state (snapshots come every 1000 entries)")
+    p.add_argument("--control-s", type=float, default=20.0,
+                   help="how long the control (no attack: the writer alone) runs; make it as long as the attack "
+                        "it is a control for")
     p.add_argument("--attacks", default=",".join(name for name, _ in ATTACKS),
                    help="comma-separated attacks to run, in the bench's order")
     args = p.parse_args()
