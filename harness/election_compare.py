@@ -68,8 +68,8 @@ def format_compare_table(rows: list[CompareRow], cap_s: float, throughput_s: flo
                 f"(min, median, p99, max of the trials that elected one; a timeout: none within {cap_s:g} s). "
                 f"msgs and fsyncs: medians over trials of what the survivors sent and synced from the kill until a "
                 f"majority named the new leader (- where the target exports no such counter). writes/s: median "
-                f"acknowledged writes/s of 4 closed-loop writers over {throughput_s:g} s just before the kill "
-                f"(all nodes) and just after the election (the survivors), through the target's own client"
+                f"acknowledged writes/s of 4 closed-loop writers over {throughput_s:g} s before the kill "
+                f"(all nodes; then the cluster must settle on one leader again) and just after the election (the survivors), through the target's own client"
                 + ("" if throughput_s > 0 else " (not measured: --throughput-s 0)") + ".")
     return "\n".join(text)
 
