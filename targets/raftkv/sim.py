@@ -160,6 +160,11 @@ class InFlight:
 
 
 class Simulation:
+    # What it runs; targets/paxoskv/sim.py runs its own node through the same simulation.
+    node_class = RaftKVNode
+    node_config_class = NodeConfig
+    vote_granted_type = "vote_resp"  # the message whose granting bounce-after-vote waits for
+
     def __init__(self, cfg: SimConfig, seed: int, schedule: Sequence[Fault] = ()):
         self.cfg = cfg
         self.seed = seed
@@ -254,8 +259,8 @@ class Simulation:
         cfg = self.cfg
         self.incarnation[i] += 1
         self.paused_until[i], self.missed_ticks[i] = -1, 0
-        node = RaftKVNode(
-            NodeConfig(
+        node = self.node_class(
+            self.node_config_class(
                 id=self.ids[i],
                 peers=self.ids,
                 election_timeout=cfg.election_timeout,
@@ -346,7 +351,7 @@ class Simulation:
         node.advance(rd)
         self._check_leader(i)
         if i in self.bounce_after_vote and any(
-            msg["type"] == "vote_resp" and msg["granted"] for msg in rd.messages
+            msg["type"] == self.vote_granted_type and msg["granted"] for msg in rd.messages
         ):
             # A crash point: the node dies right after its vote is on disk and sent.
             self._on_fault(Fault(self.now, "bounce", (i, self.bounce_after_vote.pop(i))))
