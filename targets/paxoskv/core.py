@@ -537,7 +537,7 @@ class PaxosCore:
             self._maybe_commit()
         if self.snapshot is not None and pr.match >= self.snapshot["index"]:
             pr.snapshot_sent_at = None
-        if msg["gap"] and msg["match"] >= pr.match:
+        if msg["gap"] and msg["match"] >= pr.match and not self._awaiting_snapshot(pr):
             pr.next = msg["match"] + 1  # it lacks slots before what we sent: resend from there
             self._send_accept(src)
         else:
