@@ -29,11 +29,13 @@ class PaxosKV(RaftKV):
     impostor = None  # nemesis/impostor.py refuses a target without one, before a run
 
     def image_recipe(self) -> ImageRecipe:
+        # What a node runs: targets/paxoskv and the raftkv modules it is built on, sources only (the
+        # README and the tools stay out, so editing them does not rebuild the image).
         files = (("targets/__init__.py", REPO_ROOT / "targets" / "__init__.py"),) + tuple(
             (dest, src)
             for package in ("targets/raftkv", "targets/paxoskv")
             for dest, src in files_under(REPO_ROOT, package)
-            if Path(dest).name not in NOT_IN_NODE_IMAGE
+            if Path(dest).name not in NOT_IN_NODE_IMAGE and Path(dest).suffix == ".py"
         )
         return ImageRecipe(name=self.name, files=files, env=(("PYTHONDONTWRITEBYTECODE", "1"),))
 
