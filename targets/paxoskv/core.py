@@ -504,6 +504,9 @@ class PaxosCore:
         else:
             lo = msg["lo"]
             for e in msg["entries"]:
+                held = self.log.slots.get(e["index"])
+                if held is not None and (held["ballot"], held["term"]) == (b, e["term"]):
+                    continue  # a resent or duplicated accept: this very value is on disk already
                 if e["index"] > self.commit:
                     self._put({"index": e["index"], "term": e["term"], "ballot": b, "kind": e["kind"],
                                "data": e["data"]})

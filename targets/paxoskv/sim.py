@@ -11,8 +11,9 @@ properties checked at every step, in Paxos's terms:
   same ballot;
 - one value per (slot, ballot) ("log-matching" here): a proposer proposes
   at most one value in a slot under one ballot, and a re-proposal keeps it;
-- leader completeness: a leader that finished phase 1 holds, in every slot
-  anybody has applied, the value applied there (what P2c guarantees);
+- leader completeness: a leader that finished phase 1 in ballot b holds, in
+  every slot anybody has applied from a ballot below b, the value applied
+  there (what P2c guarantees);
 - validity: every applied write is one a client sent;
 - promise stability ("promise-forgotten"): no node's promised ballot ever
   goes back, across restarts too (Paxos's stable-storage rule).
@@ -58,6 +59,25 @@ class PaxosSimulation(raft_sim.Simulation):
             self._violation("promise-forgotten", f"{self.ids[i]} has promised {node.core.promised}, "
                             f"after promising {high} (an acceptor must never go back on a promise)")
         self.promise_high[i] = node.core.promised
+
+    def _check_leader_completeness(self, i: int) -> None:
+        """A new leader of ballot b holds every value chosen in a ballot below b (P2c's promise).
+
+        Only below b: a leader whose promises were all given before a higher ballot's may win after
+        that ballot chose values it never saw (it is preempted at its first accept). A node applies a
+        slot accepted in ballot a only once it is chosen in a or earlier, so the applied entry's ballot
+        bounds the ballot it was chosen in.
+        """
+        core = self.nodes[i].core
+        for index, (term, _, entry) in self.applied.items():
+            if index <= core.log.snap_index or entry.get("ballot", 0) >= core.ballot:
+                continue
+            if core.log.term_at(index) != term:
+                self._violation(
+                    "leader-completeness",
+                    f"{self.ids[i]} leads ballot {core.ballot} without the value chosen in slot {index} "
+                    f"(proposed in ballot {term}, applied from ballot {entry.get('ballot')}); "
+                    f"it has {core.log.term_at(index)} there")
 
     def _check_new_entries(self, i: int, entries: list[dict]) -> None:
         """One value per (slot, proposing ballot): what a node persists there never changes."""
