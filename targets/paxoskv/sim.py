@@ -48,6 +48,10 @@ class PaxosSimulation(raft_sim.Simulation):
         self.promise_high: dict[int, int] = {}  # node -> the highest promise it has sent out
         super().__init__(cfg, seed, schedule)
 
+    def _new_client_entry(self, node, entry: dict) -> bool:
+        # Not the values a new leader re-proposes from its promises: those are older writes.
+        return entry["kind"] == m.OP and entry["term"] == node.core.ballot
+
     def _check_leader(self, i: int) -> None:
         """After every Ready: one leader per ballot (raftkv's check), and a promise never goes back."""
         super()._check_leader(i)

@@ -323,7 +323,7 @@ class Simulation:
             return
         self._check_new_entries(i, rd.entries)
         self.disks[i].persist(rd)
-        if node.core.role == LEADER and any(e["kind"] == "op" for e in rd.entries):
+        if node.core.role == LEADER and any(self._new_client_entry(node, e) for e in rd.entries):
             # A crash point: a leader dies after writing a client's entry to its
             # disk but before anything leaves the machine.
             down = self.bounce_before_send.pop(i, None)
@@ -355,6 +355,10 @@ class Simulation:
         ):
             # A crash point: the node dies right after its vote is on disk and sent.
             self._on_fault(Fault(self.now, "bounce", (i, self.bounce_after_vote.pop(i))))
+
+    def _new_client_entry(self, node, entry: dict) -> bool:
+        """Is entry, in a leader's Ready, a client write it has just appended (the crash points' cue)?"""
+        return entry["kind"] == "op"
 
     def _delay(self) -> int:
         return self.rng.randint(self.cfg.min_delay, self.cfg.max_delay)
