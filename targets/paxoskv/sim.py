@@ -48,6 +48,15 @@ class PaxosSimulation(raft_sim.Simulation):
         self.promise_high: dict[int, int] = {}  # node -> the highest promise it has sent out
         super().__init__(cfg, seed, schedule)
 
+    def _on_heal(self) -> None:
+        # The final heal disarms the crash points too: a first-writes window reaching past it would
+        # keep killing each new leader for longer each time, and the convergence check would then
+        # judge a node the schedule itself kept down until the last moment.
+        self.first_writes_until = -1
+        self.bounce_after_vote.clear()
+        self.bounce_before_send.clear()
+        super()._on_heal()
+
     def _new_client_entry(self, node, entry: dict) -> bool:
         # Not the values a new leader re-proposes from its promises: those are older writes.
         return entry["kind"] == m.OP and entry["term"] == node.core.ballot
