@@ -1,7 +1,7 @@
 """Target plugins by name: the one place that maps a spec's `target:` to a plugin.
 
 A target is found the ways every plugin is (plugins.registry): built in
-(raftkv), installed by another package under the entry-point group
+(raftkv, paxoskv), installed by another package under the entry-point group
 `splitbrain.targets`, registered at run time, or named `package.module:Class`
 when it is not installed. Nothing is imported until a run asks for it, so a
 target that fails to import breaks only its own runs (PluginError, one line).
@@ -16,6 +16,7 @@ TARGETS: Registry[type[Target]] = Registry(
     "target",
     builtins={
         "raftkv": "targets.raftkv.plugin:RaftKV",
+        "paxoskv": "targets.paxoskv.plugin:PaxosKV",
         "etcd": "targets.etcd.plugin:Etcd",
         "zookeeper": "targets.zookeeper.plugin:ZooKeeper",
         "patroni": "targets.patroni.plugin:Patroni",

@@ -124,13 +124,22 @@ def test_no_import_cycles_between_modules():
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c + [c[0]]) for c in sorted(cycles)[:20])
 
 
-def test_the_raftkv_node_runs_on_the_standard_library_alone():
-    """A raftkv container has nothing but python3: the node's modules import no third-party package."""
+@pytest.mark.parametrize("store", ["raftkv", "paxoskv"])
+def test_the_built_in_stores_run_on_the_standard_library_alone(store):
+    """A raftkv or paxoskv container has nothing but python3: the node's modules import no third-party
+    package, and paxoskv's node imports nothing of targets/ but the two stores its image holds."""
     import sys
 
-    node_dir = ROOT / "targets" / "raftkv"
+    from targets.raftkv.plugin import NOT_IN_NODE_IMAGE
+
+    node_dir = ROOT / "targets" / store
     wrong = []
     for path in sorted(node_dir.glob("*.py")):
+        if store == "paxoskv" and path.name not in NOT_IN_NODE_IMAGE:
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("targets."):
+                    if node.module.split(".")[1] not in ("raftkv", "paxoskv"):
+                        wrong.append(f"{path.name}:{node.lineno} imports {node.module}, not in the node image")
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)

@@ -29,8 +29,8 @@ The guide is docs/writing-a-target.md.
 TEMPLATE = Path(__file__).resolve().parents[2] / "targets" / "template"
 TEMPLATE_NAME, TEMPLATE_CLASS = "tinykv", "TinyKV"
 VALID_NAME = re.compile(r"[a-z][a-z0-9_]*")
-# splitbrain's own packages (a package of that name would shadow them) and the built-in target.
-RESERVED = ("history", "plugins", "harness", "nemesis", "checkers", "targets", "workloads", "reports", "raftkv")
+# splitbrain's own packages (a package of that name would shadow them) and the built-in stores.
+RESERVED = ("history", "plugins", "harness", "nemesis", "checkers", "targets", "workloads", "reports", "raftkv", "paxoskv")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -60,12 +60,15 @@ def parse_range(text: str) -> tuple[int, int]:
     return int(lo), int(hi)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    bug_list = "\n".join(f"  {name:22} {desc}" for name, desc in BUGS.items())
-    fp_list = "\n".join(f"  {name:22} {desc}" for name, desc in FAILPOINTS.items())
+def build_parser(prog: str = PROG, bugs: dict[str, str] = BUGS, failpoints: dict[str, str] = FAILPOINTS,
+                 description: str = "Run one node of raftkv, splitbrain's built-in Raft key-value store.",
+                 ) -> argparse.ArgumentParser:
+    """The node's flags; targets/paxoskv passes its own name, bugs and failpoints."""
+    bug_list = "\n".join(f"  {name:22} {desc}" for name, desc in bugs.items())
+    fp_list = "\n".join(f"  {name:22} {desc}" for name, desc in failpoints.items())
     p = _OneLineParser(
-        prog=PROG,
-        description="Run one node of raftkv, splitbrain's built-in Raft key-value store.",
+        prog=prog,
+        description=description,
         epilog="deliberate bugs (--bug NAME, repeatable; all off by default):\n" + bug_list
         + "\n\nfailpoints (with --failpoints: PUT /failpoints/NAME arms one, DELETE disarms;\n"
         + f"a node that crashes at one exits with status {CRASH_EXIT_CODE}):\n" + fp_list,
@@ -86,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshot-every", type=int, default=1000, metavar="N",
                    help="snapshot and compact the log every N applied entries (default 1000)")
     p.add_argument("--lease-reads", action="store_true", help="serve reads from a leader lease")
-    p.add_argument("--bug", action="extend", nargs="+", default=[], choices=sorted(BUGS),
+    p.add_argument("--bug", action="extend", nargs="+", default=[], choices=sorted(bugs),
                    metavar="NAME", help="enable deliberate bugs (listed below); repeatable")
     p.add_argument("--clock-file", metavar="PATH",
                    help='clock control file, JSON {"offset_s": float, "rate": float} '
@@ -98,8 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def config_from_args(argv: list[str]) -> ServerConfig:
-    args = build_parser().parse_args(argv)
+def config_from_args(argv: list[str], parser: argparse.ArgumentParser | None = None,
+                     node_config: type[NodeConfig] = NodeConfig) -> ServerConfig:
+    args = (parser or build_parser()).parse_args(argv)
     peers = parse_peers(args.peers)
     if args.id not in peers:
         raise UsageError(f"--id {args.id!r} is not in --peers ({', '.join(peers)})")
@@ -111,7 +115,7 @@ def config_from_args(argv: list[str]) -> ServerConfig:
     except KeyFileError as e:
         raise UsageError(str(e)) from None
     try:
-        node = NodeConfig(id=args.id, peers=tuple(peers),
+        node = node_config(id=args.id, peers=tuple(peers),
                           election_timeout=parse_range(args.election_timeout),
                           heartbeat=args.heartbeat, tick_ms=args.tick,
                           lease_reads=args.lease_reads, bugs=frozenset(args.bug),
@@ -159,28 +163,30 @@ def configure_logging(node_id: str) -> None:
         pass
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, name: str = "raftkv", parser: argparse.ArgumentParser | None = None,
+         node_config: type[NodeConfig] = NodeConfig, server_class: type[RaftKVServer] = RaftKVServer) -> int:
+    """Run one node; targets/paxoskv runs its own through the same steps (its name, flags and classes)."""
     if argv is None:
         argv = sys.argv[1:]
     try:
-        config = config_from_args(argv)
+        config = config_from_args(argv, parser, node_config)
     except UsageError as e:
-        print(f"raftkv: error: {e}", file=sys.stderr)
+        print(f"{name}: error: {e}", file=sys.stderr)
         return 2
     configure_logging(config.node.id)
-    server = RaftKVServer(config)
+    server = server_class(config)
     try:
         server.open_storage()
     except (IncompatibleDataDir, DataDirLocked) as e:
-        print(f"raftkv: error: {e}", file=sys.stderr)
+        print(f"{name}: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
-        print(f"raftkv: error: data directory {config.data_dir}: {e.strerror or e}", file=sys.stderr)
+        print(f"{name}: error: data directory {config.data_dir}: {e.strerror or e}", file=sys.stderr)
         return 2
     try:
         return asyncio.run(serve(server))
     except UsageError as e:
-        print(f"raftkv: error: {e}", file=sys.stderr)
+        print(f"{name}: error: {e}", file=sys.stderr)
         return 2
 
 

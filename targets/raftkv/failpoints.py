@@ -33,12 +33,13 @@ class UnknownFailpoint(KeyError):
 
 
 class Failpoints:
-    def __init__(self, enabled: bool):
+    def __init__(self, enabled: bool, known: dict[str, str] | None = None):
         self.enabled = enabled
+        self.known = FAILPOINTS if known is None else known  # name -> what happens there (paxoskv has its own)
         self.armed: set[str] = set()
 
     def set(self, name: str, on: bool) -> None:
-        if name not in FAILPOINTS:
+        if name not in self.known:
             raise UnknownFailpoint(name)
         if on:
             self.armed.add(name)
@@ -46,7 +47,7 @@ class Failpoints:
             self.armed.discard(name)
 
     def describe(self) -> dict:
-        return {name: {"armed": name in self.armed, "what": what} for name, what in FAILPOINTS.items()}
+        return {name: {"armed": name in self.armed, "what": what} for name, what in self.known.items()}
 
 
 def granted_vote(messages: list[dict]) -> dict | None:

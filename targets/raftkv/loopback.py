@@ -131,6 +131,7 @@ class NodeClient:
 class LocalCluster:
     """n raftkv processes on 127.0.0.1, each with its own ports, data dir, clock file and log under one folder."""
 
+    module = "targets.raftkv"  # the node program (`python -m`); targets.paxoskv runs the same way
     netns = False  # one network for every node: no iptables or tc per node
     node_layers = False  # local processes: no container to give a fault family's image layer or device
 
@@ -175,7 +176,7 @@ class LocalCluster:
 
     def command(self, node_id: str) -> list[str]:
         peers = ",".join(f"{i}=127.0.0.1:{p}" for i, p in self.peer_ports.items())
-        cmd = [sys.executable, "-m", "targets.raftkv", "--id", node_id, "--peers", peers,
+        cmd = [sys.executable, "-m", self.module, "--id", node_id, "--peers", peers,
                "--client", f"127.0.0.1:{self.client_ports[node_id]}",
                "--data", str(self.data_dir(node_id)), "--cluster-key-file", str(self.key_file),
                "--election-timeout", self.election_timeout, "--heartbeat", str(self.heartbeat),

@@ -26,6 +26,7 @@ import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from targets.raftkv import messages as m
 from targets.raftkv.core import LEADER, CoreConfig, RaftCore
@@ -64,6 +65,10 @@ BUGS: dict[str, str] = {
 class NodeConfig:
     """Everything a node needs to know about itself and the cluster; times in milliseconds."""
 
+    # The bugs this node accepts, and those that imply lease reads (targets/paxoskv has its own).
+    KNOWN_BUGS: ClassVar[dict[str, str]] = BUGS
+    LEASE_BUGS: ClassVar[frozenset[str]] = frozenset({"lease-no-checkquorum"})
+
     id: str
     peers: tuple[str, ...]  # all member ids including self
     election_timeout: tuple[int, int] = (150, 300)  # randomized per election in [lo, hi]
@@ -75,9 +80,9 @@ class NodeConfig:
     request_timeout: int = 2000  # a client request unanswered this long gets 504 {"error": "timeout"}
 
     def __post_init__(self) -> None:
-        unknown = set(self.bugs) - set(BUGS)
+        unknown = set(self.bugs) - set(self.KNOWN_BUGS)
         if unknown:
-            raise ValueError(f"unknown bug(s) {sorted(unknown)}; known: {sorted(BUGS)}")
+            raise ValueError(f"unknown bug(s) {sorted(unknown)}; known: {sorted(self.KNOWN_BUGS)}")
         if self.id not in self.peers:
             raise ValueError(f"node id {self.id!r} is not among peers {self.peers}")
         lo, hi = self.election_timeout
@@ -211,13 +216,20 @@ class RaftKVNode:
     Each event method only updates memory; `ready()` returns everything that
     accumulated since the previous `ready()` (call it after every event or batch
     of events; it is cheap when nothing happened).
+
+    The consensus core is a class attribute: targets/paxoskv runs this same
+    node (forwarding, reads, the state machine) around a Multi-Paxos core that
+    answers the same calls.
     """
+
+    core_class: ClassVar[type] = RaftCore
+    message_types: ClassVar[frozenset[str]] = m.ALL_TYPES
 
     def __init__(self, config: NodeConfig, restored: Restored | None, rng: random.Random):
         self.config = config
         restored = restored or Restored()
         lo, hi = config.election_timeout
-        self.core = RaftCore(
+        self.core = self.core_class(
             CoreConfig(
                 id=config.id,
                 peers=tuple(config.peers),
@@ -234,7 +246,7 @@ class RaftKVNode:
         self.kv = KVState.from_json(snap["state"]) if snap else KVState()
         self.applied = snap["index"] if snap else 0
         self.request_timeout_ticks = _ticks(config.request_timeout, config.tick_ms)
-        self.lease_reads = config.lease_reads or "lease-no-checkquorum" in config.bugs
+        self.lease_reads = config.lease_reads or bool(config.LEASE_BUGS & set(config.bugs))
         self.now = 0
         self.deadlines: dict[int, int] = {}  # open handle -> tick by which it gets a 504
         self.pending_writes: dict[int, PendingWrite] = {}  # log index -> who waits for it
@@ -275,7 +287,7 @@ class RaftKVNode:
     def receive(self, msg: dict) -> None:
         """A peer message ("type", "src", "dst", "term", ...), already authenticated."""
         kind = msg.get("type")
-        if kind not in m.ALL_TYPES or msg.get("dst") != self.config.id:
+        if kind not in self.message_types or msg.get("dst") != self.config.id:
             return
         if kind == m.FORWARD:
             self._on_forward(msg)

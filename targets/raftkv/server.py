@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from . import metrics
 from .clock import Clock
-from .failpoints import CRASH_AFTER_VOTE, CRASH_EXIT_CODE, Failpoints, granted_vote
+from .failpoints import CRASH_AFTER_VOTE, CRASH_EXIT_CODE, FAILPOINTS, Failpoints, granted_vote
 from .httpapi import HttpApi
 from .messages import FORWARD
 from .node import NodeConfig, RaftKVNode, Restored
@@ -64,10 +64,17 @@ class ServerConfig:
 
 
 class RaftKVServer:
+    # What this server drives; targets/paxoskv runs the same loop around its own node and storage.
+    node_class = RaftKVNode
+    storage_class = Storage
+    known_failpoints = FAILPOINTS
+    vote_request = "vote"  # the message whose granting crash-after-vote waits for
+    granted_vote = staticmethod(granted_vote)  # the granted vote among a Ready's messages, if any
+
     def __init__(self, config: ServerConfig):
         self.config = config
         self.clock = Clock(config.clock_file)
-        self.storage = Storage(config.data_dir, fsync=config.fsync)
+        self.storage = self.storage_class(config.data_dir, fsync=config.fsync)
         self.snapshots = SnapshotWriter(self.storage, self._snapshot_written)
         self._compact_due = False  # a background snapshot is durable: the WAL may drop what it covers
         self.tick_lateness = metrics.Histogram()
@@ -91,7 +98,7 @@ class RaftKVServer:
         self._tasks: list[asyncio.Task] = []
         self._clock_error: str | None = None
         self._next_tick: float | None = None  # on the node's clock; see _due_ticks
-        self.failpoints = Failpoints(enabled=config.failpoints)
+        self.failpoints = Failpoints(enabled=config.failpoints, known=self.known_failpoints)
         # Set when the driver or the ticker died of a bug or a failed write:
         # the process must then exit rather than keep answering without Raft.
         self.failed: asyncio.Event | None = None
@@ -108,7 +115,7 @@ class RaftKVServer:
                      (rec.hard_state or {}).get("term"), (rec.hard_state or {}).get("commit"),
                      (rec.snapshot or {}).get("index"), len(rec.entries))
         seed = int.from_bytes(os.urandom(8), "big")
-        self.node = RaftKVNode(self.config.node, restored, random.Random(seed))
+        self.node = self.node_class(self.config.node, restored, random.Random(seed))
         self._written_commit = self.node.status().get("commit_index") or 0
         self._written_term = self.node.status().get("term") or 0
         self._last_status = self.node.status()
@@ -235,7 +242,7 @@ class RaftKVServer:
                     node.receive(ev[1])
                 except Exception:  # an authenticated but unexpected message must not stop the node
                     log.exception("node rejected a peer message %r", ev[1].get("type"))
-                if stop_after_vote and ev[1].get("type") == "vote":
+                if stop_after_vote and ev[1].get("type") == self.vote_request:
                     return
             elif kind == "client":
                 try:
@@ -301,7 +308,7 @@ class RaftKVServer:
                 self._unsynced_commit = None
             elif rd.hard_state is not None and plan is not None and "commit" in rd.hard_state:
                 self._unsynced_commit = rd.hard_state["commit"]
-            vote = granted_vote(rd.messages) if CRASH_AFTER_VOTE in self.failpoints.armed else None
+            vote = self.granted_vote(rd.messages) if CRASH_AFTER_VOTE in self.failpoints.armed else None
             for msg in rd.messages:
                 queued = self.transport.send(msg)
                 if msg is vote:

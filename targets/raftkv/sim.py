@@ -160,6 +160,11 @@ class InFlight:
 
 
 class Simulation:
+    # What it runs; targets/paxoskv/sim.py runs its own node through the same simulation.
+    node_class = RaftKVNode
+    node_config_class = NodeConfig
+    vote_granted_type = "vote_resp"  # the message whose granting bounce-after-vote waits for
+
     def __init__(self, cfg: SimConfig, seed: int, schedule: Sequence[Fault] = ()):
         self.cfg = cfg
         self.seed = seed
@@ -254,8 +259,8 @@ class Simulation:
         cfg = self.cfg
         self.incarnation[i] += 1
         self.paused_until[i], self.missed_ticks[i] = -1, 0
-        node = RaftKVNode(
-            NodeConfig(
+        node = self.node_class(
+            self.node_config_class(
                 id=self.ids[i],
                 peers=self.ids,
                 election_timeout=cfg.election_timeout,
@@ -318,7 +323,7 @@ class Simulation:
             return
         self._check_new_entries(i, rd.entries)
         self.disks[i].persist(rd)
-        if node.core.role == LEADER and any(e["kind"] == "op" for e in rd.entries):
+        if node.core.role == LEADER and any(self._new_client_entry(node, e) for e in rd.entries):
             # A crash point: a leader dies after writing a client's entry to its
             # disk but before anything leaves the machine.
             down = self.bounce_before_send.pop(i, None)
@@ -346,10 +351,14 @@ class Simulation:
         node.advance(rd)
         self._check_leader(i)
         if i in self.bounce_after_vote and any(
-            msg["type"] == "vote_resp" and msg["granted"] for msg in rd.messages
+            msg["type"] == self.vote_granted_type and msg["granted"] for msg in rd.messages
         ):
             # A crash point: the node dies right after its vote is on disk and sent.
             self._on_fault(Fault(self.now, "bounce", (i, self.bounce_after_vote.pop(i))))
+
+    def _new_client_entry(self, node, entry: dict) -> bool:
+        """Is entry, in a leader's Ready, a client write it has just appended (the crash points' cue)?"""
+        return entry["kind"] == "op"
 
     def _delay(self) -> int:
         return self.rng.randint(self.cfg.min_delay, self.cfg.max_delay)

@@ -224,6 +224,9 @@ class WritePlan:
 class Storage:
     """One node's data directory. Not thread-safe: one caller at a time."""
 
+    # What FORMAT says; targets/paxoskv's slots are another format on the same framing.
+    format_line = FORMAT_LINE
+
     def __init__(self, data_dir: str | os.PathLike, fsync: bool = True,
                  clock: Callable[[], float] = time.perf_counter):
         self.dir = Path(data_dir)
@@ -263,13 +266,13 @@ class Storage:
         fmt = self.dir / "FORMAT"
         if fmt.exists():
             found = fmt.read_text(errors="replace").strip()
-            if found != FORMAT_LINE:
+            if found != self.format_line:
                 raise IncompatibleDataDir(
-                    f"data directory {self.dir} has format {found!r}, this build reads {FORMAT_LINE!r}")
+                    f"data directory {self.dir} has format {found!r}, this build reads {self.format_line!r}")
             return
         if any(p.name in ("wal", "snapshot") for p in self.dir.iterdir()):
             raise IncompatibleDataDir(f"data directory {self.dir} has raft files but no FORMAT file")
-        _write_atomically(fmt, (FORMAT_LINE + "\n").encode())
+        _write_atomically(fmt, (self.format_line + "\n").encode())
 
     def _read_snapshot(self) -> dict | None:
         path = self.dir / "snapshot"
