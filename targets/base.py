@@ -254,6 +254,8 @@ class Target(Protocol):
     #   unsupported_options(settings) -> list[str]: one line per spec `options:` entry it cannot run with
     # Optional (target_data_dir looks for it; the disk faults need it):
     #   data_dir(layout) -> str: the directory in a node that holds its durable state
+    # Optional (harness.election_bench looks for it; `bench election` prints what an election cost):
+    #   async election_counters(address, timeout) -> {"messages": n, "fsyncs": n} | None: running totals
 
 
 def unsupported_by_clock_control(target: Target, faults) -> list[str]:
