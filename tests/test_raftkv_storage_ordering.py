@@ -1,4 +1,5 @@
-"""The server persists a Ready before its messages and replies leave, and batches fsyncs (group commit)."""
+"""The server persists a Ready before its messages and replies leave (a leader's appends excepted: they go
+out before its own fsync), and batches fsyncs (group commit)."""
 
 import asyncio
 import socket
@@ -6,14 +7,18 @@ import time
 
 from targets.raftkv.node import NodeConfig, Ready
 from targets.raftkv.server import RaftKVServer, ServerConfig
-from targets.raftkv.storage import Storage
+from targets.raftkv.storage import Storage, decode_records
 from targets.raftkv.transport import PeerTransport
 
 
 class ScriptedNode:
-    """Stands in for RaftKVNode: every client write becomes one entry, one message and one reply."""
+    """Stands in for RaftKVNode: every client write becomes one entry, one message and one reply.
 
-    def __init__(self):
+    As a follower the message is an append_resp (what a follower sends once its log holds the entry);
+    as a leader, an append."""
+
+    def __init__(self, role="follower"):
+        self.role = role
         self.pending: list[tuple[int, dict]] = []
         self.index = 0
         self.advanced = 0
@@ -32,8 +37,9 @@ class ScriptedNode:
         for handle, op in self.pending:
             self.index += 1
             rd.entries.append({"index": self.index, "term": 1, "kind": "op", "data": {"op": op}})
-            rd.messages.append({"type": "append", "src": "n1", "dst": "n2", "term": 1})
-            rd.replies.append((handle, 200, {}))
+            kind = "append" if self.role == "leader" else "append_resp"
+            rd.messages.append({"type": kind, "src": "n1", "dst": "n2", "term": 1, "index": self.index})
+            rd.replies.append((handle, 200, {"index": self.index}))
         self.pending = []
         if rd.entries:
             rd.hard_state = {"term": 1, "voted_for": "n1", "commit": self.index}
@@ -43,7 +49,7 @@ class ScriptedNode:
         self.advanced += 1
 
     def status(self):
-        return {"id": "n1", "role": "leader", "term": 1, "leader": "n1",
+        return {"id": "n1", "role": self.role, "term": 1, "leader": "n1",
                 "commit_index": self.index, "applied_index": self.index,
                 "last_log_index": self.index}
 
@@ -57,19 +63,20 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_replies_and_messages_leave_only_after_their_fsync_and_writes_share_fsyncs(
-        tmp_path, monkeypatch):
-    events: list[tuple[str, float]] = []
+def run_puts(tmp_path, monkeypatch, role, n=20):
+    """n concurrent puts through a server around ScriptedNode(role) on a slow disk: (results, events)."""
+    events: list[tuple] = []
     real_write = Storage.write
 
     def slow_write(self, plan):
         time.sleep(0.05)  # a slow disk: requests pile up behind this fsync
         real_write(self, plan)
-        events.append(("fsync", time.monotonic()))
+        indexes = [r["e"]["index"] for r in decode_records(plan.wal_append, 0)[0] if r["t"] == "ent"]
+        events.append(("fsync", time.monotonic(), max(indexes, default=None)))
 
     monkeypatch.setattr(Storage, "write", slow_write)
     monkeypatch.setattr(PeerTransport, "send",
-                        lambda self, msg: events.append(("send", time.monotonic())))
+                        lambda self, msg: events.append(("send", time.monotonic(), msg["type"], msg["index"])))
 
     async def scenario():
         peers = {"n1": ("127.0.0.1", free_port()), "n2": ("127.0.0.1", free_port())}
@@ -78,27 +85,57 @@ def test_replies_and_messages_leave_only_after_their_fsync_and_writes_share_fsyn
                            cluster_key=b"k")
         server = RaftKVServer(cfg)
         server.storage.open()
-        server.node = ScriptedNode()
+        server.node = ScriptedNode(role)
         await server.start()
         try:
             async def put(i):
                 result = await server._submit({"f": "put", "key": "k", "value": i})
-                events.append(("reply", time.monotonic()))
+                events.append(("reply", time.monotonic(), result[1]["index"]))
                 return result
 
-            results = await asyncio.gather(*(put(i) for i in range(20)))
+            first = await put(-1)  # its Ready makes term 1 durable
+            results = await asyncio.gather(*(put(i) for i in range(n)))
         finally:
             await server.stop()
-        return results, server
+        return [first, *results]
 
-    results, server = asyncio.run(scenario())
-    assert all(r == (200, {}) for r in results), results
-    fsyncs = [t for kind, t in events if kind == "fsync"]
-    assert 1 <= len(fsyncs) < 20  # group commit: 20 writes, fewer fsyncs
-    # every send and reply happens after the first fsync that could cover it
-    first_fsync = fsyncs[0]
-    assert all(t >= first_fsync for kind, t in events if kind in ("send", "reply"))
+    return asyncio.run(scenario()), events
+
+
+def test_replies_and_messages_leave_only_after_their_fsync_and_writes_share_fsyncs(
+        tmp_path, monkeypatch):
+    results, events = run_puts(tmp_path, monkeypatch, "follower")
+    assert all(r[0] == 200 for r in results), results
+    fsyncs = [e[1] for e in events if e[0] == "fsync"]
+    assert 2 <= len(fsyncs) < 21  # group commit: 21 writes, fewer fsyncs
+    # every send and reply happens after the fsync that covers it
+    done_at = 0.0
+    for e in events:
+        if e[0] == "fsync":
+            done_at = e[1]
+        elif e[0] in ("send", "reply"):
+            assert done_at > 0 and e[1] >= done_at, events
     # and what was acknowledged is on disk
     recovered = Storage(tmp_path).open()
-    assert len(recovered.entries) == 20
-    assert recovered.hard_state["commit"] == 20
+    assert len(recovered.entries) == 21
+    assert recovered.hard_state["commit"] == 21
+
+
+def test_a_leader_sends_its_appends_during_its_own_fsync_and_replies_after_it(tmp_path, monkeypatch):
+    results, events = run_puts(tmp_path, monkeypatch, "leader")
+    assert all(r[0] == 200 for r in results), results
+    # the first Ready carries a term not yet durable: its append waits for its fsync
+    first_fsync = next(i for i, e in enumerate(events) if e[0] == "fsync")
+    sends = [e for e in events if e[0] == "send"]
+    assert [e[2] for e in sends] == ["append"] * 21
+    assert sends[0][3] == 1 and sends[0][1] >= events[first_fsync][1]
+    # after that, each append leaves before the fsync that makes its entry durable on the leader
+    for e in sends[1:]:
+        durable = next(f for f in events if f[0] == "fsync" and f[2] is not None and f[2] >= e[3])
+        assert e[1] < durable[1], (e, durable)
+    # and every reply after the fsync that made its entry durable
+    for e in (e for e in events if e[0] == "reply"):
+        durable = next(f for f in events if f[0] == "fsync" and f[2] is not None and f[2] >= e[2])
+        assert e[1] >= durable[1], (e, durable)
+    recovered = Storage(tmp_path).open()
+    assert len(recovered.entries) == 21
