@@ -15,7 +15,8 @@ class ScriptedNode:
     """Stands in for RaftKVNode: every client write becomes one entry, one message and one reply.
 
     As a follower the message is an append_resp (what a follower sends once its log holds the entry);
-    as a leader, an append."""
+    as a leader, an append; as a candidate, a vote request (not what a candidate does on a write, but
+    the Ready's shape is all the driver sees)."""
 
     def __init__(self, role="follower"):
         self.role = role
@@ -37,7 +38,7 @@ class ScriptedNode:
         for handle, op in self.pending:
             self.index += 1
             rd.entries.append({"index": self.index, "term": 1, "kind": "op", "data": {"op": op}})
-            kind = "append" if self.role == "leader" else "append_resp"
+            kind = {"leader": "append", "candidate": "vote"}.get(self.role, "append_resp")
             rd.messages.append({"type": kind, "src": "n1", "dst": "n2", "term": 1, "index": self.index})
             rd.replies.append((handle, 200, {"index": self.index}))
         self.pending = []
@@ -139,3 +140,12 @@ def test_a_leader_sends_its_appends_during_its_own_fsync_and_replies_after_it(tm
         assert e[1] >= durable[1], (e, durable)
     recovered = Storage(tmp_path).open()
     assert len(recovered.entries) == 21
+
+
+def test_a_candidate_sends_its_vote_requests_before_its_fsync_even_of_a_new_term(tmp_path, monkeypatch):
+    results, events = run_puts(tmp_path, monkeypatch, "candidate")
+    sends = [e for e in events if e[0] == "send"]
+    assert [e[2] for e in sends] == ["vote"] * 21
+    for e in sends:  # the first one too: its term is not durable yet
+        durable = next(f for f in events if f[0] == "fsync" and f[2] is not None and f[2] >= e[3])
+        assert e[1] < durable[1], (e, durable)

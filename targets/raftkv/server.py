@@ -10,8 +10,8 @@ and applied in a batch; then the driver takes the node's Ready and
    node took itself is written in the background instead, and one installed
    from the leader in bounded pieces (snapshots.py);
 2. only then sends the Ready's messages and answers its replies (a leader's
-   appends excepted: they go out before its own write, see
-   ``_send_appends_early``);
+   appends and a candidate's vote requests excepted: they go out before its
+   own write, see ``_send_early``);
 3. calls ``advance``.
 
 Time comes only from the ``Clock`` (see clock.py): the ticker calls
@@ -34,7 +34,7 @@ from . import metrics
 from .clock import Clock
 from .failpoints import CRASH_AFTER_VOTE, CRASH_EXIT_CODE, Failpoints, granted_vote
 from .httpapi import HttpApi
-from .messages import APPEND, FORWARD
+from .messages import APPEND, FORWARD, VOTE
 from .node import NodeConfig, RaftKVNode, Restored
 from .snapshots import SnapshotWriter
 from .storage import Storage
@@ -288,7 +288,7 @@ class RaftKVServer:
                 await self._applying_events_meanwhile(self.snapshots.install(plan.install))
                 log.info("installed snapshot at index %s persisted; log compacted", plan.install["index"])
             elif plan is not None and plan.needs_fsync:
-                early = self._send_appends_early(rd)
+                early = self._send_early(rd)
                 await loop.run_in_executor(self._io, self.storage.write, plan)
             elif plan is not None:
                 self.storage.write(plan)  # a buffered write, no fsync: not worth a thread hop
@@ -318,30 +318,41 @@ class RaftKVServer:
             self._log_transitions()
             self._wake.set()  # events that arrived during the fsync are waiting
 
-    def _send_appends_early(self, rd) -> set[int]:
-        """A leader sends its appends before its own write + fsync, not after (ids of what it sent).
+    def _send_early(self, rd) -> set[int]:
+        """Messages that leave before this Ready's write + fsync, not after it (the ids of those sent).
 
-        The Raft dissertation (10.2.1): the leader may write to its disk in
-        parallel with replicating to its followers, so that a write costs
-        max(leader fsync, round trip + follower fsync) instead of their sum; etcd
-        does the same. What stays true: nothing is acknowledged before a quorum
-        holds it durably, because the leader counts itself toward commitment
-        only for entries this write made durable. The core counts its whole log,
-        but a follower's answer to these appends is applied only after this write
-        returns (the driver awaits it before it applies any more events), so by
-        then the leader's own copy is durable too. Only when the leader's term is
-        already durable (it was, before its vote requests went out): a message of
-        a term this node could forget must not leave before its write. Every
-        other message (votes, answers to appends, forwarded answers, replies)
-        still waits for the fsync.
+        - A leader's appends. The Raft dissertation (10.2.1): the leader may
+          write to its disk in parallel with replicating to its followers, so a
+          write costs max(leader fsync, round trip + follower fsync) instead of
+          their sum; etcd does the same. Nothing is acknowledged before a quorum
+          holds it durably: the core counts the leader's whole log toward
+          commitment, but a follower's answer to these appends is applied only
+          after this write returns (the driver awaits it before it applies any
+          more events), and then the leader's copy is durable too. Only when the
+          leader's term is already durable (it is: see the next case).
+        - A candidate's vote requests, by the same argument: its vote for itself
+          counts only once it is durable, because the answers are applied only
+          after this write. A candidate that dies before it is durable never
+          counted that vote, and whatever it votes for in the term after its
+          restart is its first durable vote there. (Nothing else it does in the
+          forgotten term survives: it cannot have led.) This takes one fsync
+          off every election.
+
+        Everything else (votes granted or refused, answers to appends, forwarded
+        answers, replies) waits for the fsync.
         """
+        role = self.node.status().get("role")
         hs = rd.hard_state
-        if self.node.status().get("role") != "leader" or (hs is not None and hs.get("term") != self._written_term):
+        if role == "leader" and (hs is None or hs.get("term") == self._written_term):
+            kind = APPEND
+        elif role == "candidate":
+            kind = VOTE
+        else:
             return set()
         sent = set()
         for msg in rd.messages:
-            if msg.get("type") == APPEND:
-                self.transport.send(msg)  # unsent (no link): Raft sends again, as for any lost append
+            if msg.get("type") == kind:
+                self.transport.send(msg)  # unsent (no link): Raft sends again, as for any lost message
                 sent.add(id(msg))
         return sent
 
