@@ -440,6 +440,20 @@ def explain(t: Trial) -> str:
 # ---- the report -----------------------------------------------------------------------------------
 
 
+def revision() -> str:
+    """The checkout's commit (and whether it has changes), so a table can be tied to the code it measured."""
+    import subprocess
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return (head or "?") + ("+changes" if dirty else "")
+
+
 def loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -464,7 +478,8 @@ def ratio(a: float, b: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog="\n".join(__doc__.splitlines()[2:]),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seed", type=int, default=1, help="seeds the kill delays (default 1)")
+    p.add_argument("--seed", type=int, default=1,
+                   help="seeds the kill delays (default 1); the elections' own randomness is each store's")
     p.add_argument("--trials", type=int, default=50, help="failover trials per store (default 50; 0 skips)")
     p.add_argument("--duration", type=float, default=5.0, help="measured seconds per throughput run (default 5)")
     p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each run (default 1)")
@@ -492,7 +507,8 @@ def main(argv: list[str] | None = None) -> int:
     load.mark()
     started = datetime.now(timezone.utc)
     print(f"raftkv vs etcd, {started:%Y-%m-%d %H:%M:%S} UTC, seed {args.seed}, {os.cpu_count()} CPUs, "
-          f"load average {loadavg()}")
+          f"load average {loadavg()}, raftkv at {revision()}, Python {sys.version.split()[0]}")
+    print(f"command: {' '.join([sys.executable, *sys.argv])}")
     print(f"3 members each on 127.0.0.1, fsync on; raftkv: election timeout {ELECTION_TIMEOUT} ms, heartbeat "
           f"{HEARTBEAT_MS} ms; {etcd_version(binary) if binary else 'etcd'}: --heartbeat-interval {HEARTBEAT_MS} "
           f"--election-timeout {ETCD_ELECTION_MS} (randomized over [150, 300) ms)", flush=True)
@@ -561,7 +577,29 @@ def report(sides, clients, tput, trials, args, load) -> None:
             if both:
                 line += f" {ratio(vals[0], vals[1]):>7}"
             print(line)
+    if both:
+        must_show(names, tput, trials)
     print(f"\nload average at the end {loadavg()}; 1-minute load over the run {load}")
+
+
+def must_show(names, tput, trials) -> None:
+    """Issue 15's bar, checked on this run's figures (a cell that was not measured is skipped)."""
+    raftkv, etcd = names
+    checks = []
+    for c, bar in ((32, 1.0), (8, 0.9), (1, 0.9)):
+        if (raftkv, c) in tput and tput[(etcd, c)].acked:
+            r = tput[(raftkv, c)].per_s / tput[(etcd, c)].per_s
+            checks.append((f"writes/s at {c} clients >= {bar:g}x etcd's", r, r >= bar))
+    if (raftkv, 32) in tput and tput[(etcd, 32)].acked:
+        r = tput[(raftkv, 32)].p(99) / tput[(etcd, 32)].p(99)
+        checks.append(("p99 at 32 clients <= 1.5x etcd's", r, r <= 1.5))
+    if trials.get(raftkv) and trials.get(etcd):
+        for name, f in (("median", statistics.median), ("p99", lambda v: pct(v, 99))):
+            r = f(sorted(t.ms for t in trials[raftkv])) / f(sorted(t.ms for t in trials[etcd]))
+            checks.append((f"failover {name} <= etcd's", r, r <= 1.0))
+    print("\nissue 15's bar:")
+    for what, r, ok in checks:
+        print(f"  {what:40} {r:5.2f}x  {'met' if ok else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -443,6 +443,13 @@ class _PeerLink:
         if not self.connected or len(self.queue) + len(self.big) >= MAX_QUEUED_FRAMES:
             return False
         is_small = isinstance(payload, bytes) and len(payload) <= CHUNK_BYTES
+        w = self.writer
+        if (is_small and not self.queue and not self.big and not self.writing and not self.broken
+                and w is not None and w.transport.get_write_buffer_size() == 0):
+            # Nothing ahead of it and nothing backed up: hand it to the kernel now. Through the
+            # writer task it waited a turn of the loop, on the path of every append and every answer.
+            w.write(self.framer.frame(payload))
+            return True
         (self.queue if is_small else self.big).append(payload)
         self.wakeup.set()
         return True
