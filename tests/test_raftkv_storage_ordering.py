@@ -3,6 +3,7 @@ out before its own fsync), and batches fsyncs (group commit)."""
 
 import asyncio
 import socket
+import sys
 import time
 
 from targets.raftkv.node import NodeConfig, Ready
@@ -64,12 +65,15 @@ def free_port():
         return s.getsockname()[1]
 
 
-def run_puts(tmp_path, monkeypatch, role, n=20):
-    """n concurrent puts through a server around ScriptedNode(role) on a slow disk: (results, events)."""
+def run_puts(tmp_path, monkeypatch, role, n=20, rounds=1, stagger=0.0):
+    """n concurrent clients, each making `rounds` puts one after the other (the odd ones from `stagger`
+    seconds on), through a server around ScriptedNode(role) on a slow disk: (results, events)."""
     events: list[tuple] = []
     real_write = Storage.write
 
     def slow_write(self, plan):
+        indexes = [r["e"]["index"] for r in decode_records(plan.wal_append, 0)[0] if r["t"] == "ent"]
+        events.append(("write", time.monotonic(), max(indexes, default=None)))
         time.sleep(0.05)  # a slow disk: requests pile up behind this fsync
         real_write(self, plan)
         indexes = [r["e"]["index"] for r in decode_records(plan.wal_append, 0)[0] if r["t"] == "ent"]
@@ -94,8 +98,12 @@ def run_puts(tmp_path, monkeypatch, role, n=20):
                 events.append(("reply", time.monotonic(), result[1]["index"]))
                 return result
 
+            async def client(i):
+                await asyncio.sleep(stagger * (i % 2))  # half the clients out of step with the others
+                return [await put(i * rounds + r) for r in range(rounds)]
+
             first = await put(-1)  # its Ready makes term 1 durable
-            results = await asyncio.gather(*(put(i) for i in range(n)))
+            results = [r for rs in await asyncio.gather(*(client(i) for i in range(n))) for r in rs]
         finally:
             await server.stop()
         return [first, *results]
@@ -149,3 +157,49 @@ def test_a_candidate_sends_its_vote_requests_before_its_fsync_even_of_a_new_term
     for e in sends:  # the first one too: its term is not durable yet
         durable = next(f for f in events if f[0] == "fsync" and f[2] is not None and f[2] >= e[3])
         assert e[1] < durable[1], (e, durable)
+
+
+class PipelinedLeader(ScriptedNode):
+    """A leader of three: a write is answered in the Ready after the one that appends it, as followers'
+    acknowledgements of the earlier Ready arrive, so its commit index trails what it writes."""
+
+    def __init__(self):
+        super().__init__("leader")
+        self.unanswered: list[tuple[int, int]] = []  # (handle, index) appended, not yet committed
+        self.commit = 0
+
+    def ready(self):
+        rd = Ready()
+        for handle, index in self.unanswered:
+            rd.replies.append((handle, 200, {"index": index}))
+            self.commit = index
+        self.unanswered = []
+        for handle, op in self.pending:
+            self.index += 1
+            rd.entries.append({"index": self.index, "term": 1, "kind": "op", "data": {"op": op}})
+            rd.messages.append({"type": "append", "src": "n1", "dst": "n2", "term": 1, "index": self.index})
+            self.unanswered.append((handle, self.index))
+        self.pending = []
+        if rd.entries or rd.replies:
+            rd.hard_state = {"term": 1, "voted_for": "n1", "commit": self.commit}
+        return rd
+
+    def status(self):
+        return {**super().status(), "commit_index": self.commit}
+
+
+def test_a_leader_answers_committed_writes_without_waiting_for_the_fsync_of_newer_ones(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "ScriptedNode", lambda role: PipelinedLeader())
+    results, events = run_puts(tmp_path, monkeypatch, "leader", n=8, rounds=6, stagger=0.025)
+    replies = [(i, e) for i, e in enumerate(events) if e[0] == "reply"]
+    assert len(replies) == 49
+    during_newer_write = 0
+    for i, e in replies:
+        # never before its own entry is durable...
+        own = next(j for j, f in enumerate(events) if f[0] == "fsync" and f[2] is not None and f[2] >= e[2])
+        assert i > own
+        # ...but while the write of newer entries is under way, not after it
+        started = [j for j, f in enumerate(events[:i]) if f[0] == "write" and (f[2] or 0) > e[2]]
+        if started and not any(f[0] == "fsync" for f in events[started[-1]:i]):
+            during_newer_write += 1
+    assert during_newer_write >= 10, events

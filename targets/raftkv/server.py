@@ -11,7 +11,8 @@ and applied in a batch; then the driver takes the node's Ready and
    from the leader in bounded pieces (snapshots.py);
 2. only then sends the Ready's messages and answers its replies (a leader's
    appends and a candidate's vote requests excepted: they go out before its
-   own write, see ``_send_early``);
+   own write, see ``_send_early``; so do a leader's answers when none of them
+   can depend on this write, see ``_answer_early``);
 3. calls ``advance``.
 
 Time comes only from the ``Clock`` (see clock.py): the ticker calls
@@ -34,7 +35,7 @@ from . import metrics
 from .clock import Clock
 from .failpoints import CRASH_AFTER_VOTE, CRASH_EXIT_CODE, Failpoints, granted_vote
 from .httpapi import HttpApi
-from .messages import APPEND, FORWARD, VOTE
+from .messages import APPEND, FORWARD, FORWARD_RESP, VOTE
 from .node import NodeConfig, RaftKVNode, Restored
 from .snapshots import SnapshotWriter
 from .storage import Storage
@@ -282,6 +283,7 @@ class RaftKVServer:
                 continue
             plan = self.storage.prepare(rd.hard_state, rd.truncate_from, rd.entries, rd.snapshot)
             early: set[int] = set()  # ids of the messages already sent, before the write
+            answered = False  # the replies too
             if plan is not None and plan.install is not None:
                 # Durable before anything after it is acknowledged: the messages of later events wait for
                 # the next Ready, persisted after this one.
@@ -289,6 +291,7 @@ class RaftKVServer:
                 log.info("installed snapshot at index %s persisted; log compacted", plan.install["index"])
             elif plan is not None and plan.needs_fsync:
                 early = self._send_early(rd)
+                answered = self._answer_early(rd, early)
                 await loop.run_in_executor(self._io, self.storage.write, plan)
             elif plan is not None:
                 self.storage.write(plan)  # a buffered write, no fsync: not worth a thread hop
@@ -310,10 +313,8 @@ class RaftKVServer:
                     await self._crash_after_vote(vote, queued)
                 if not queued and msg["type"] == FORWARD:
                     self.node.forward_unsent(msg)  # its answer goes out with the next Ready
-            for handle, status, body in rd.replies:
-                fut = self._waiting.get(handle)
-                if fut is not None and not fut.done():
-                    fut.set_result((status, body))
+            if not answered:
+                self._answer(rd)
             self.node.advance(rd)
             self._log_transitions()
             self._wake.set()  # events that arrived during the fsync are waiting
@@ -355,6 +356,40 @@ class RaftKVServer:
                 self.transport.send(msg)  # unsent (no link): Raft sends again, as for any lost message
                 sent.add(id(msg))
         return sent
+
+    def _answer(self, rd) -> None:
+        for handle, status, body in rd.replies:
+            fut = self._waiting.get(handle)
+            if fut is not None and not fut.done():
+                fut.set_result((status, body))
+
+    def _answer_early(self, rd, sent: set[int]) -> bool:
+        """A leader answers its clients (and the followers that forwarded to it) before this Ready's
+        write when no answer can depend on it: whether it did.
+
+        What a leader answers rests on committed state: a write is acknowledged
+        once committed, a read once its index is applied, a refusal on what the
+        log or the state says. A quorum holds every committed entry durably, and
+        here it holds it without this write: a follower's acknowledgement is
+        applied only after the leader's write of that entry returned (see
+        _send_early), so the entries this Ready writes are above the commit
+        index. Unless it is not so (a cluster of one commits what it has just
+        appended): then everything waits for the fsync, as before. Answered
+        after the write, a busy leader's replies waited for the fsync of the
+        next batch of writes, which they do not need.
+        """
+        st = self.node.status()
+        hs = rd.hard_state
+        if st.get("role") != "leader" or (hs is not None and hs.get("term") != self._written_term):
+            return False
+        if rd.entries and rd.entries[0]["index"] <= (st.get("commit_index") or 0):
+            return False
+        for msg in rd.messages:
+            if msg.get("type") == FORWARD_RESP:
+                self.transport.send(msg)
+                sent.add(id(msg))
+        self._answer(rd)
+        return True
 
     async def _applying_events_meanwhile(self, write) -> None:
         """Await a long write (an installed snapshot, the WAL's compaction) while events keep reaching the node.
