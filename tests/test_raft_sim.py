@@ -168,9 +168,12 @@ BUG_HUNTS = {
         ("skew-leader", "isolate-leader"), 16, 30, {"stale-read"},
     ),
     "truncate-on-append": (
-        # The simulator's network reorders and duplicates messages: a late append cuts the log.
+        # The simulator's network reorders and duplicates messages: a late append cuts the log. Or the
+        # cluster stops committing (liveness, seed 1): the leader still counts the entries the follower cut
+        # (its match index) and takes the follower's refusals below it as stale. The correct node shows
+        # neither on the same schedules.
         dict(), ("isolate-leader", "partition", "bounce", "heal"), 6, 40,
-        {"leader-completeness", "divergence", "state-machine-safety", "lost-write", "stale-read"},
+        {"leader-completeness", "divergence", "state-machine-safety", "lost-write", "stale-read", "liveness"},
     ),
 }
 

@@ -477,3 +477,31 @@ def test_a_snapshot_sized_message_arrives_whole_and_heartbeats_are_not_stuck_beh
             await t2.close()
 
     asyncio.run(scenario())
+
+
+def _outgoing_bytes(out) -> bytes:
+    data = b""
+    while True:
+        chunk, last = out.next_chunk()
+        data += chunk
+        if last:
+            return data
+
+
+def test_an_append_of_many_small_entries_is_encoded_at_once_and_a_long_one_a_chunk_at_a_time():
+    from targets.raftkv.transport import CHUNK_BYTES, _Outgoing, encode_append
+
+    def append(n, value):
+        return {"type": "append", "src": "n1", "dst": "n2", "term": 3, "prev_index": 7, "prev_term": 2,
+                "entries": [{"index": 8 + i, "term": 3, "kind": "op",
+                             "data": {"op": {"f": "put", "key": f"k{i}", "value": value, "request_id": None}}}
+                            for i in range(n)], "commit": 7, "seq": 11}
+
+    small = append(32, 12345)
+    out = encode_append(small)
+    assert isinstance(out, bytes) and json.loads(out) == small
+    big = append(40, "x" * 10_000)  # 400 KB: more than a chunk
+    out = encode_append(big)
+    assert isinstance(out, _Outgoing)
+    data = _outgoing_bytes(out)
+    assert len(data) > CHUNK_BYTES and json.loads(data) == big

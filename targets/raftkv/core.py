@@ -1,7 +1,9 @@
 """The sans-IO Raft core: elections, replication, commitment, ReadIndex, leases, transfer, snapshots.
 
 Follows the Raft paper and Ongaro's dissertation: randomized election timeouts,
-PreVote, CheckQuorum, log replication with the consistency check and fast
+PreVote (asked again each tick of a peer that has not answered, and of two
+simultaneous PreCandidates one yields, so that a dead leader's followers do not
+split their votes), CheckQuorum, log replication with the consistency check and fast
 back-off, commitment only by counting replicas of current-term entries (the
 Figure 8 rule), a no-op at the start of each term, ReadIndex reads, optional
 leases, leadership transfer with TimeoutNow, snapshots and InstallSnapshot.
@@ -322,6 +324,41 @@ class RaftCore:
                 force=force,
             )
 
+    def _ask_silent_prevoters(self) -> None:
+        """Ask again, each tick, the peers that have not answered our PreVote.
+
+        A peer that heard the leader less than a minimum election timeout ago
+        ignores a PreVote without a word (the lease, dissertation 4.2.3). The
+        two followers of a dead leader heard its last heartbeat together, but
+        their ticks fall at different instants, so the first to time out at the
+        minimum finds the other still loyal for up to one more tick. Asked once,
+        it waited a whole new randomized timeout (150-300 ms) or for the other
+        to time out; asked each tick, it is granted a tick later. A PreVote
+        changes no one's state, so asking again is harmless.
+        """
+        for peer in self.others:
+            if peer not in self.votes:
+                self._send(peer, m.PREVOTE, term=self.term + 1, last_index=self.log.last_index(),
+                           last_term=self.log.last_term(), force=False)
+
+    def _yields_to(self, msg: dict) -> bool:
+        """Whether this PreCandidate, granting msg's PreVote, should give up its own and follow.
+
+        Two followers that time out within a message delay of each other both
+        pass PreVote (each grants the other, as etcd-raft's do), both become
+        candidates in the same term, each votes for itself: a split vote, and a
+        new randomized timeout before anyone leads (the slowest failovers
+        measured). So of two PreCandidates one yields: the one whose log is
+        older, or with equal logs the one with the greater id. Links deliver in
+        order, so the one that stays sees the other's grant and goes on; the one
+        that yields ignores the grant it may get later. Only the liveness of
+        this election is at stake: a yielded node is a follower that knows no
+        leader and times out as any other does.
+        """
+        ours = (self.log.last_term(), self.log.last_index())
+        theirs = (msg["last_term"], msg["last_index"])
+        return self.role == PRECANDIDATE and (theirs > ours or (theirs == ours and msg["src"] < self.cfg.id))
+
     def _tally(self) -> bool | None:
         """Count votes; act on a decided election and return who won (None: undecided)."""
         granted = sum(1 for v in self.votes.values() if v)
@@ -363,6 +400,8 @@ class RaftCore:
             self._tick_leader()
         elif self.election_elapsed >= self.randomized_timeout:
             self._campaign(pre=True)
+        elif self.role == PRECANDIDATE:
+            self._ask_silent_prevoters()
 
     def _tick_leader(self) -> None:
         self.transfer_elapsed += 1
@@ -570,6 +609,8 @@ class RaftCore:
         self._send(msg["src"], m.PREVOTE_RESP, granted=granted)
         if granted:
             self.outbox[-1]["term"] = msg["term"]
+            if self._yields_to(msg):
+                self._become_follower(self.term, None)
 
     def _on_vote(self, msg: dict) -> None:
         src = msg["src"]

@@ -120,7 +120,10 @@ class Ready:
     Persisting means, in this order: write `snapshot` (if any) and drop persisted
     entries with index <= snapshot["index"]; drop persisted entries with index >=
     `truncate_from` (if not None); append `entries`; write `hard_state` (if not
-    None); fsync. Only then send `messages` and answer `replies`.
+    None); fsync. Only then send `messages` and answer `replies`. (A leader's
+    appends and a candidate's vote requests may leave before its own write, as
+    the Raft dissertation allows in 10.2.1, if the driver applies no answer to
+    them before that write is done: the asyncio server does so, see server.py.)
     """
 
     hard_state: dict | None = None  # {"term", "voted_for", "commit"}; None = unchanged

@@ -9,7 +9,10 @@ and applied in a batch; then the driver takes the node's Ready and
    everything that arrived during this fsync: group commit); a snapshot the
    node took itself is written in the background instead, and one installed
    from the leader in bounded pieces (snapshots.py);
-2. only then sends the Ready's messages and answers its replies;
+2. only then sends the Ready's messages and answers its replies (a leader's
+   appends and a candidate's vote requests excepted: they go out before its
+   own write, see ``_send_early``; so do a leader's answers when none of them
+   can depend on this write, see ``_answer_early``);
 3. calls ``advance``.
 
 Time comes only from the ``Clock`` (see clock.py): the ticker calls
@@ -32,7 +35,7 @@ from . import metrics
 from .clock import Clock
 from .failpoints import CRASH_AFTER_VOTE, CRASH_EXIT_CODE, FAILPOINTS, Failpoints, granted_vote
 from .httpapi import HttpApi
-from .messages import FORWARD
+from .messages import APPEND, FORWARD, FORWARD_RESP, VOTE
 from .node import NodeConfig, RaftKVNode, Restored
 from .snapshots import SnapshotWriter
 from .storage import Storage
@@ -286,16 +289,21 @@ class RaftKVServer:
             if rd.is_empty:
                 continue
             plan = self.storage.prepare(rd.hard_state, rd.truncate_from, rd.entries, rd.snapshot)
+            early: set[int] = set()  # ids of the messages already sent, before the write
+            answered = False  # the replies too
             if plan is not None and plan.install is not None:
                 # Durable before anything after it is acknowledged: the messages of later events wait for
                 # the next Ready, persisted after this one.
                 await self._applying_events_meanwhile(self.snapshots.install(plan.install))
                 log.info("installed snapshot at index %s persisted; log compacted", plan.install["index"])
             elif plan is not None and plan.needs_fsync:
+                early = self._send_early(rd)
+                answered = self._answer_early(rd, early)
                 # An fsync of megabytes of entries can take longer than an election timeout on a busy
                 # disk; ticks held back meanwhile would all be applied ahead of the heartbeats and
                 # answers that came in during it, and fire a follower's election timer or a leader's
-                # check-quorum for no reason (issue 17's big-state attack lost its leader so).
+                # check-quorum for no reason (issue 17's big-state attack lost its leader so). What the
+                # events produce goes out with the next Ready, after this write.
                 await self._applying_events_meanwhile(loop.run_in_executor(self._io, self.storage.write, plan))
             elif plan is not None:
                 self.storage.write(plan)  # a buffered write, no fsync: not worth a thread hop
@@ -310,18 +318,92 @@ class RaftKVServer:
                 self._unsynced_commit = rd.hard_state["commit"]
             vote = self.granted_vote(rd.messages) if CRASH_AFTER_VOTE in self.failpoints.armed else None
             for msg in rd.messages:
+                if early and id(msg) in early:
+                    continue
                 queued = self.transport.send(msg)
                 if msg is vote:
                     await self._crash_after_vote(vote, queued)
                 if not queued and msg["type"] == FORWARD:
                     self.node.forward_unsent(msg)  # its answer goes out with the next Ready
-            for handle, status, body in rd.replies:
-                fut = self._waiting.get(handle)
-                if fut is not None and not fut.done():
-                    fut.set_result((status, body))
+            if not answered:
+                self._answer(rd)
             self.node.advance(rd)
             self._log_transitions()
             self._wake.set()  # events that arrived during the fsync are waiting
+
+    def _send_early(self, rd) -> set[int]:
+        """Messages that leave before this Ready's write + fsync, not after it (the ids of those sent).
+
+        - A leader's appends. The Raft dissertation (10.2.1): the leader may
+          write to its disk in parallel with replicating to its followers, so a
+          write costs max(leader fsync, round trip + follower fsync) instead of
+          their sum; etcd does the same. Nothing is acknowledged before a quorum
+          holds it durably: the core counts the leader's whole log toward
+          commitment, and a follower's answer to these appends may be applied
+          while this write is in flight (_applying_events_meanwhile), but what
+          it leads to (a reply, a commit index sent on, an applied read) goes
+          out only with the next Ready, taken after this write returns, and by
+          then the leader's copy is durable too. Only when the leader's term is
+          already durable (it is: see the next case).
+        - A candidate's vote requests, by the same argument: it may count the
+          answers while its own vote is being written, but it acts as leader
+          only in a later Ready, after this write. A candidate that dies before it is durable never
+          counted that vote, and whatever it votes for in the term after its
+          restart is its first durable vote there. (Nothing else it does in the
+          forgotten term survives: it cannot have led.) This takes one fsync
+          off every election.
+
+        Everything else (votes granted or refused, answers to appends, forwarded
+        answers, replies) waits for the fsync.
+        """
+        role = self.node.status().get("role")
+        hs = rd.hard_state
+        if role == "leader" and (hs is None or hs.get("term") == self._written_term):
+            kind = APPEND
+        elif role == "candidate":
+            kind = VOTE
+        else:
+            return set()
+        sent = set()
+        for msg in rd.messages:
+            if msg.get("type") == kind:
+                self.transport.send(msg)  # unsent (no link): Raft sends again, as for any lost message
+                sent.add(id(msg))
+        return sent
+
+    def _answer(self, rd) -> None:
+        for handle, status, body in rd.replies:
+            fut = self._waiting.get(handle)
+            if fut is not None and not fut.done():
+                fut.set_result((status, body))
+
+    def _answer_early(self, rd, sent: set[int]) -> bool:
+        """A leader answers its clients (and the followers that forwarded to it) before this Ready's
+        write when no answer can depend on it: whether it did.
+
+        What a leader answers rests on committed state: a write is acknowledged
+        once committed, a read once its index is applied, a refusal on what the
+        log or the state says. A quorum holds every committed entry durably, and
+        here it holds it without this write: a follower's acknowledgement is
+        applied only after the leader's write of that entry returned (see
+        _send_early), so the entries this Ready writes are above the commit
+        index. Unless it is not so (a cluster of one commits what it has just
+        appended): then everything waits for the fsync, as before. Answered
+        after the write, a busy leader's replies waited for the fsync of the
+        next batch of writes, which they do not need.
+        """
+        st = self.node.status()
+        hs = rd.hard_state
+        if st.get("role") != "leader" or (hs is not None and hs.get("term") != self._written_term):
+            return False
+        if rd.entries and rd.entries[0]["index"] <= (st.get("commit_index") or 0):
+            return False
+        for msg in rd.messages:
+            if msg.get("type") == FORWARD_RESP:
+                self.transport.send(msg)
+                sent.add(id(msg))
+        self._answer(rd)
+        return True
 
     async def _applying_events_meanwhile(self, write) -> None:
         """Await a long write (an installed snapshot, the WAL's compaction) while events keep reaching the node.
