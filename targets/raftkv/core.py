@@ -275,24 +275,25 @@ class RaftCore:
             return voters + tuple(p for p in self.progress if p not in members)
         return voters
 
-    def _replication_targets(self) -> set[str]:
-        """Who a leader sends the log to: every other member, and whoever the latest change removed until that
-        change commits (so the removed node usually learns of it and stops waiting for a leader)."""
+    def _replication_targets(self) -> tuple[str, ...]:
+        """Who a leader sends the log to, in address-book order (the order messages go out in): every other
+        member, and whoever the latest change removed until that change commits (so the removed node usually
+        learns of it and stops waiting for a leader)."""
         if "count-removed" in self.cfg.bugs:
-            return set(self.others)  # the bug keeps every removed node in the quorum it counts
+            return self.others  # the bug keeps every removed node in the quorum it counts
         targets = set(self.configs.latest.members)
         if self.configs.latest_index > self.commit:
             targets |= set(self.configs.at(self.configs.latest_index - 1).members)
-        targets.discard(self.cfg.id)
-        return targets
+        return tuple(p for p in self.others if p in targets)
 
     def _sync_progress(self) -> None:
         targets = self._replication_targets()
         last = self.log.last_index()
-        for p in targets - set(self.progress):
-            self.progress[p] = Progress(match=0, next=last + 1)
-            self._send_append(p)
-        for p in set(self.progress) - targets:
+        for p in targets:
+            if p not in self.progress:
+                self.progress[p] = Progress(match=0, next=last + 1)
+                self._send_append(p)
+        for p in [p for p in self.progress if p not in targets]:
             del self.progress[p]
 
     def _membership_changed(self) -> None:
