@@ -318,8 +318,12 @@ class RaftCore:
         plan = plan_change(self.configs.latest, action, member, self.cfg.peers)
         if isinstance(plan, str):
             return plan
-        if action == "promote" and self.progress[member].match + self.cfg.max_batch < self.commit:
-            return "learner-behind"
+        if action == "promote":
+            pr = self.progress[member]
+            # Caught up: it has answered this leader, holds what any snapshot covers, and is within one
+            # append of the commit index (a voter that is far behind would cost the quorum its availability).
+            if not pr.acked_seq or pr.match < self.log.snap_index or pr.match + self.cfg.max_batch < self.commit:
+                return "learner-behind"
         self.counters.membership_changes += 1
         entry = self._append_local(CONFIG, plan.entry_data())
         return entry["index"], entry["term"]
