@@ -213,9 +213,10 @@ def _log_ticks(lo: float, hi: float) -> list[float]:
     return ticks
 
 
-def render_cdf_svg(series: list[tuple[str, list[float | None]]], title: str) -> str:
+def render_cdf_svg(series: list[tuple[str, list[float | None]]], title: str, ranges: bool = True) -> str:
     """A CDF plot like Figure 16: x = downtime in ms on a log axis, y = cumulative percent of trials.
-    One step line per (label, downtimes) pair; timeouts keep a line below 100% and are named in the legend."""
+    One step line per (label, downtimes) pair; timeouts keep a line below 100% and are named in the legend.
+    ranges: the labels are election-timeout ranges (the legend says "ms"); else names (targets compared)."""
     width, height = 840, 420
     left, right, top, bottom = 70, 260, 40, 50
     pw, ph = width - left - right, height - top - bottom
@@ -269,7 +270,7 @@ def render_cdf_svg(series: list[tuple[str, list[float | None]]], title: str) -> 
         ly = top + 14 + i * 18
         parts.append(f'<line x1="{left + pw + 12}" y1="{ly - 4}" x2="{left + pw + 32}" y2="{ly - 4}" '
                      f'stroke="{colour}" stroke-width="2"/>')
-        legend = f"{label}{'' if label == OWN else ' ms'} (n={len(downtimes)}" + (f", {timeouts} timeouts)" if timeouts else ")")
+        legend = f"{label}{'' if label == OWN or not ranges else ' ms'} (n={len(downtimes)}" + (f", {timeouts} timeouts)" if timeouts else ")")
         parts.append(f'<text x="{left + pw + 36}" y="{ly}">{_esc(legend)}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
@@ -309,6 +310,27 @@ class Trial:
     new_leader: str | None
     new_term: int | None
     polls: int  # status answers read while waiting
+    # Extras of a comparing bench (None when not measured, or the target cannot report them):
+    writes_before_per_s: float | None = None  # acknowledged writes/s in a window just before the kill
+    writes_after_per_s: float | None = None  # the same just after a majority acknowledged the new leader
+    messages: int | None = None  # peer messages the survivors sent from the kill to that acknowledgement
+    fsyncs: int | None = None  # fsyncs the survivors did in the same interval
+
+
+def counter_delta(before: dict[str, dict[str, int] | None] | None,
+                  after: dict[str, dict[str, int] | None] | None) -> dict[str, int]:
+    """Per counter, what all the nodes added between two readings; a counter any node did not report
+    both times (or that went down: a restart) is left out rather than guessed."""
+    if not before or not after:
+        return {}
+    names = set.intersection(*(set((before.get(n) or {}).keys()) & set((after.get(n) or {}).keys())
+                               for n in before))
+    out: dict[str, int] = {}
+    for name in sorted(names):
+        deltas = [after[n][name] - before[n][name] for n in before]
+        if all(d >= 0 for d in deltas):
+            out[name] = sum(deltas)
+    return out
 
 
 class StabilityError(Exception):
@@ -330,6 +352,7 @@ class BenchSettings:
     max_timeouts: int = 5
     range_time_limit_s: float | None = None  # stop starting trials in a range after this long
     range_attempts: int = 3  # fresh clusters a range may use when one fails or vanishes
+    throughput_s: float = 0.0  # >0: measure write throughput for this long before each kill and after each election
 
 
 def _stable_view(statuses: dict[str, dict | None], nodes: list[str]) -> tuple[str, int] | None:
@@ -431,6 +454,21 @@ class ElectionBench:
                 None if ack is None else (ack - killed_at) * 1000,
                 found["leader"], found["term"], found["polls"])
 
+    async def _write_rate(self, nodes: list[str]) -> float | None:
+        """Acknowledged writes/s over throughput_s seconds, when asked for and the cluster can write."""
+        rate = getattr(self.cluster, "write_rate", None)
+        if self.s.throughput_s <= 0 or rate is None:
+            return None
+        return await rate(nodes, self.s.throughput_s)
+
+    async def _counters(self, nodes: list[str]) -> dict[str, dict[str, int]] | None:
+        """Each node's election counters ({"messages": n, "fsyncs": n}), when the target reports them."""
+        read = getattr(self.cluster, "counters", None)
+        if read is None:
+            return None
+        answers = await asyncio.gather(*(read(n, self.s.probe_timeout_s * 4) for n in nodes))
+        return dict(zip(nodes, answers, strict=True))
+
     async def run_trials(self, count: int, first_index: int = 1) -> list[Trial]:
         """Up to `count` trials (fewer after max_timeouts timeouts); StabilityError if the cluster will not settle."""
         trials: list[Trial] = []
@@ -442,13 +480,18 @@ class ElectionBench:
                 self.log(f"stopping this range at its time limit of {limit:g}s after {len(trials)} trials")
                 break
             leader, term = await self.wait_stable()
+            survivors = [n for n in self.cluster.node_ids if n != leader]
+            before = await self._write_rate(list(self.cluster.node_ids))
+            counted = await self._counters(survivors)
             offset = self.rng.uniform(0, self.heartbeat_ms)
             await asyncio.sleep(offset / 1000)
             killed_at = await asyncio.to_thread(self.cluster.kill, leader)
-            survivors = [n for n in self.cluster.node_ids if n != leader]
             down, ack, new_leader, new_term, polls = await self.measure(survivors, term, killed_at)
+            spent = counter_delta(counted, await self._counters(survivors)) if ack is not None else {}
+            after = await self._write_rate(survivors) if ack is not None else None
             trial = Trial(i, leader, term, round(offset, 3), None if down is None else round(down, 3),
-                          None if ack is None else round(ack, 3), new_leader, new_term, polls)
+                          None if ack is None else round(ack, 3), new_leader, new_term, polls,
+                          before, after, spent.get("messages"), spent.get("fsyncs"))
             if down is None:
                 lost = await asyncio.to_thread(self.cluster.lost, survivors)
                 if lost:
@@ -466,6 +509,35 @@ class ElectionBench:
 
 
 # ---- the Docker side --------------------------------------------------------------
+
+THROUGHPUT_WRITERS = 4  # closed-loop writers of the throughput windows
+
+
+async def closed_loop_write_rate(client, nodes: list[str], seconds: float,
+                                 writers: int = THROUGHPUT_WRITERS) -> float:
+    """Acknowledged writes per second: `writers` loops, each writing its own key on the next node in
+    turn, each waiting for an answer before the next write, for `seconds`. The client is closed after."""
+    stop_at = time.monotonic() + seconds
+    acked = [0]
+
+    async def writer(w: int) -> None:
+        i = w
+        while time.monotonic() < stop_at:
+            out = await client.invoke(nodes[i % len(nodes)], {"f": "write", "key": f"bench{w}", "value": i,
+                                                              "client": w})
+            i += 1
+            if out.get("type") == "ok":
+                acked[0] += 1
+            else:
+                await asyncio.sleep(0.01)  # a refusal comes back at once: do not spin on it
+
+    started = time.monotonic()
+    try:
+        await asyncio.gather(*(writer(w) for w in range(writers)))
+    finally:
+        await client.close()
+    return round(acked[0] / max(1e-9, time.monotonic() - started), 1)
+
 
 
 class DockerBenchCluster:
@@ -515,6 +587,18 @@ class DockerBenchCluster:
     def start(self, node: str) -> None:
         self.cluster.container(node).wait(timeout=10)  # Docker must have seen it exit before it can start it
         self.cluster.start(node)
+
+    async def write_rate(self, nodes: list[str], seconds: float) -> float:
+        """Acknowledged writes/s of a few closed-loop writers over `seconds`, sent round-robin to `nodes`
+        through the target's own workload client (which finds the leader or primary as it always does)."""
+        return await closed_loop_write_rate(self.cluster.target.client(self.cluster.addresses, timeout=1.0),
+                                            nodes, seconds)
+
+    async def counters(self, node: str, timeout: float) -> dict[str, int] | None:
+        read = getattr(self.cluster.target, "election_counters", None)
+        if read is None:
+            return None
+        return await read(self.cluster.addresses[node], timeout)
 
     def lost(self, nodes: list[str]) -> list[str]:
         states = self.cluster.states()

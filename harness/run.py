@@ -33,8 +33,8 @@ from harness.progress import Progress, Snapshot
 from harness.spec import TestSpec
 from history.events import NEMESIS, OBSERVER, HistoryWriter
 from nemesis.family import LEADER
-from nemesis.registry import family
 from nemesis.guided import GuidedPlanner
+from nemesis.registry import family
 from nemesis.schedule import ScheduledOp
 from workloads.base import Workload
 

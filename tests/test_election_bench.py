@@ -455,3 +455,173 @@ def test_an_own_timing_bench_writes_its_table_and_reads_back(tmp_path: Path):
     assert back.range.own and back.as_dict() == doc["ranges"][0]
     assert (folder / "cdf-own.svg").exists() and not (folder / "fig16-bottom.svg").exists()
     assert any(line.startswith("own ") for line in out.getvalue().splitlines())
+
+
+# ---- --compare: targets side by side -----------------------------------------------------------
+
+
+def _compare_args(*argv: str):
+    import argparse
+
+    from harness.commands.bench import add_arguments
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    return p.parse_args(["election", *argv])
+
+
+def test_compared_raft_targets_share_one_range_and_heartbeat_and_the_others_keep_their_own_timing():
+    from harness.commands.bench import compare_plans_from_args
+
+    entries = compare_plans_from_args(_compare_args("--compare", "raftkv,etcd,zookeeper", "--trials", "3",
+                                                    "--option", "zookeeper:tick_time=100"))
+    assert [name for name, _, _ in entries] == ["raftkv", "etcd", "zookeeper"]
+    by = {name: (plan, timing) for name, plan, timing in entries}
+    for raft in ("raftkv", "etcd"):
+        plan, timing = by[raft]
+        (r,) = plan.ranges
+        # 30 ms: a fifth of 150, the finest heartbeat etcd accepts for a 150 ms election timeout
+        assert r.label == "150-300" and plan.heartbeat_for(r) == 30 and timing.startswith("election timeout 150-300")
+        assert plan.options == ()
+    zk, timing = by["zookeeper"]
+    assert zk.ranges[0].own and zk.target_settings(zk.ranges[0]) == {"tick_time": 100}
+    assert timing == "own timing (tick_time=100)"
+    assert len({plan.seed for plan, _ in by.values()}) == 1  # one seed drawn for all
+    assert all(plan.settings.throughput_s == 1.0 for plan, _ in by.values())  # on by default when comparing
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--compare", "raftkv"], "two or more targets"),
+    (["--compare", "raftkv,raftkv"], "named twice"),
+    (["--compare", "raftkv,etcd", "--target", "raftkv"], "--target and --compare"),
+    (["--compare", "raftkv,nosuch"], "--compare: unknown target"),
+    (["--compare", "raftkv,etcd", "--ranges", "150-300,12-24"], "one election-timeout range"),
+    (["--compare", "raftkv,etcd", "--heartbeat", "40"], "(etcd)"),
+    (["--compare", "raftkv,zookeeper", "--option", "zk:tick_time=1"], "not one of the --compare targets"),
+    (["--compare", "raftkv,zookeeper", "--option", "zookeeper:bogus=1"], "no option 'bogus'"),
+    (["--compare", "raftkv,etcd", "--throughput-s", "-1"], "--throughput-s"),
+])
+def test_bad_compare_arguments_are_one_line_and_exit_2(argv, says, capsys, tmp_path):
+    code = main(["bench", "election", "--store", str(tmp_path), *argv])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and says in err and "Traceback" not in err
+    assert not (tmp_path / "bench-election").exists()
+
+
+class CountingCluster(FakeCluster):
+    """A fake whose survivors count 7 messages and 2 fsyncs per election and that writes at a fixed rate
+    (lower while the killed node is down)."""
+
+    def __init__(self, elect_after, **kw):
+        super().__init__(elect_after, **kw)
+        self.sent = {n: 0 for n in self.node_ids}
+
+    def kill(self, node):
+        at = super().kill(node)
+        survivors = [n for n in self.node_ids if n not in self.down]
+        for i in range(7):
+            self.sent[survivors[i % len(survivors)]] += 1
+        return at
+
+    async def write_rate(self, nodes, seconds):
+        await asyncio.sleep(seconds)
+        return 100.0 if len(nodes) == len(self.node_ids) else 60.0
+
+    async def counters(self, node, timeout):
+        return {"messages": self.sent[node], "fsyncs": 2 * self.term if node in ("n2", "n3") else 0}
+
+
+def test_each_trial_records_what_the_election_cost_and_the_write_rates_around_it():
+    import random
+
+    fake = CountingCluster(elect_after=0.05)
+    bench = ElectionBench(fake, heartbeat_ms=10, settle_ms=10, rng=random.Random(1),
+                          settings=_settings(throughput_s=0.01))
+    trials = asyncio.run(bench.run_trials(2))
+    for t in trials:
+        assert t.messages == 7  # every survivor's, summed
+        assert t.fsyncs in (2, 4)  # n2 and n3 each sync once per term; one of them may be the killed leader
+        assert (t.writes_before_per_s, t.writes_after_per_s) == (100.0, 60.0)
+    plain = ElectionBench(FakeCluster(0.05), heartbeat_ms=10, settle_ms=10, rng=random.Random(1), settings=_settings())
+    (t,) = asyncio.run(plain.run_trials(1))
+    assert (t.messages, t.fsyncs, t.writes_before_per_s, t.writes_after_per_s) == (None, None, None, None)
+
+
+def test_a_counter_a_node_lost_or_did_not_report_is_left_out_not_guessed():
+    from harness.election_bench import counter_delta
+
+    before = {"n1": {"messages": 5, "fsyncs": 3}, "n2": {"messages": 1, "fsyncs": 9}}
+    assert counter_delta(before, {"n1": {"messages": 8, "fsyncs": 4}, "n2": {"messages": 2, "fsyncs": 9}}) == {
+        "messages": 4, "fsyncs": 1}
+    assert counter_delta(before, {"n1": {"messages": 8, "fsyncs": 4}, "n2": {"messages": 2, "fsyncs": 1}}) == {
+        "messages": 4}  # n2's fsyncs went down: it restarted, so the delta means nothing
+    assert counter_delta(before, {"n1": {"messages": 8}, "n2": None}) == {}
+    assert counter_delta(None, before) == {}
+
+
+def test_the_write_rate_counts_only_acknowledged_writes_and_closes_the_client():
+    from harness.election_bench import closed_loop_write_rate
+
+    class Client:
+        def __init__(self):
+            self.ops, self.closed = [], False
+
+        async def invoke(self, node, op):
+            self.ops.append((node, op))
+            await asyncio.sleep(0.005)
+            return {"type": "ok" if node == "n1" else "fail", "value": None, "error": None}
+
+        async def close(self):
+            self.closed = True
+
+    c = Client()
+    rate = asyncio.run(closed_loop_write_rate(c, ["n1", "n2"], 0.2, writers=2))
+    assert c.closed and {n for n, _ in c.ops} == {"n1", "n2"}
+    assert all(op["f"] == "write" for _, op in c.ops)
+    oks = sum(1 for n, _ in c.ops if n == "n1")
+    assert 0 < rate <= oks / 0.2 + 1  # refusals do not count
+
+
+def test_a_compare_writes_one_table_one_cdf_and_every_targets_trials(tmp_path: Path):
+    import io
+    import xml.etree.ElementTree as ET
+
+    from harness.commands.bench import compare_plans_from_args, run_compare
+
+    entries = compare_plans_from_args(_compare_args("--compare", "raftkv,zookeeper", "--trials", "2", "--cap", "2",
+                                                    "--throughput-s", "0.01", "--seed", "5"))
+    entries = [(n, replace_settings(p), t) for n, p, t in entries]
+    made: dict[str, CountingCluster] = {}
+
+    def factory(plan, folder, log):
+        def make(r):
+            made[plan.target] = CountingCluster(0.02 if plan.target == "raftkv" else 0.06)
+            return made[plan.target], made[plan.target]
+        return make
+
+    out = io.StringIO()
+    assert run_compare(entries, tmp_path, quiet=True, out=out, make_cluster_for=factory) == 0
+    assert all(c.teardowns == 1 for c in made.values())
+    folder = (tmp_path / "bench-election" / "latest").resolve()
+    doc = json.loads((folder / "results.json").read_text())
+    assert [t["target"] for t in doc["targets"]] == ["raftkv", "zookeeper"]
+    assert doc["targets"][0]["timing"].startswith("election timeout 150-300 ms, heartbeat 30 ms")
+    assert doc["targets"][1]["range"] == "own" and len(doc["targets"][1]["trials"]) == 2
+    assert doc["targets"][0]["trials"][0]["messages"] == 7
+    assert "--compare raftkv,zookeeper" in doc["command"] and "--seed 5" in doc["command"]
+    lines = out.getvalue().splitlines()
+    assert lines[0].split()[:4] == ["target", "min", "median", "p99"]
+    raft_row = next(line for line in lines if line.startswith("raftkv"))
+    assert " 7 " in raft_row and "100" in raft_row and "60" in raft_row
+    zk_row = next(line for line in lines if line.startswith("zookeeper"))
+    assert zk_row.rstrip().endswith("own timing (its defaults)")
+    svg = ET.fromstring((folder / "cdf-compare.svg").read_text())
+    legend = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text") if t.text and "(n=" in t.text]
+    assert legend == ["raftkv (n=2)", "zookeeper (n=2)"]
+
+
+def replace_settings(plan):
+    from dataclasses import replace
+
+    return replace(plan, settings=replace(plan.settings, poll_ms=2.0, settle_timeout_s=2.0))

@@ -98,3 +98,29 @@ def test_sigterm_mid_bench_tears_the_cluster_down_and_keeps_the_trials_so_far(tm
     results = json.loads(((store / "bench-election" / "latest") / "results.json").read_text())
     assert results["status"] == "interrupted"
     assert 1 <= len(results["ranges"][0]["trials"]) < 50
+
+
+def test_a_compare_of_raftkv_and_etcd_counts_what_an_election_costs_and_the_writes_around_it(tmp_path):
+    store = tmp_path / "store"
+    proc = _bench("--compare", "raftkv,etcd", "--nodes", "3", "--trials", "2", "--seed", "5",
+                  "--throughput-s", "0.5", "--store", str(store))
+    try:
+        out, err = proc.communicate(timeout=400)
+    finally:
+        left = _clean_up(proc)
+    assert proc.returncode == 0, out + err
+    assert not left, f"the bench left runs behind: {sorted(left)}"
+    doc = json.loads(((store / "bench-election" / "latest") / "results.json").read_text())
+    by = {t["target"]: t for t in doc["targets"]}
+    assert set(by) == {"raftkv", "etcd"} and all(t["heartbeat_ms"] == 30 for t in by.values())
+    for name, t in by.items():
+        elected = [x for x in t["trials"] if x["acknowledged_ms"] is not None]
+        assert elected, (name, t)
+        for x in elected:
+            assert x["writes_before_per_s"] > 0 and x["writes_after_per_s"] > 0, (name, x)
+            assert x["fsyncs"] is not None and x["fsyncs"] >= 1, (name, x)  # a new term is persisted
+        # raftkv counts its peer messages (votes, at least one each way); etcd 3.4 counts only bytes
+        assert all((x["messages"] or 0) >= 2 for x in elected) if name == "raftkv" else \
+            all(x["messages"] is None for x in elected)
+    assert out.startswith("target") and "cdf-compare" not in out
+    assert (store / "bench-election" / "latest" / "cdf-compare.svg").exists()

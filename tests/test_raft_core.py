@@ -779,3 +779,48 @@ def test_a_forwarded_read_is_never_stale_after_a_leader_change_unless_the_lease_
     assert c.nodes[follower].core.leader == old
     # The deliberate bug is still reachable through a follower: a stale read.
     assert c.request(follower, get("k")) == (200, {"value": 1, "served_by": old})
+
+
+# ---- appends bounded in bytes (issue 17's big-state attack) ---------------------------------------
+
+
+def _leader_with(values: list[str], max_append_bytes: int):
+    cfg = CoreConfig("n1", ("n1", "n2", "n3"), (15, 30), 5, max_append_bytes=max_append_bytes)
+    log = [{"index": i, "term": 1, "kind": "op", "data": {"op": put(f"k{i}", v)}}
+           for i, v in enumerate(values, start=1)]
+    core = RaftCore(cfg, random.Random(1), {"term": 1, "voted_for": None, "commit": 0}, None, log)
+    won_election(core)
+    core.take_outbox()
+    return core
+
+
+def test_an_append_carries_entries_up_to_its_byte_budget_and_always_at_least_one():
+    big = "v" * 300_000
+    core = _leader_with([big] * 10, max_append_bytes=1 << 20)
+    core.step({"type": "append_resp", "src": "n2", "dst": "n1", "term": core.term, "success": False,
+               "reject_index": 1, "conflict_index": 1, "conflict_term": None, "seq": 0})
+    sent = [msg for msg in core.take_outbox() if msg["type"] == "append" and msg["dst"] == "n2"]
+    assert sent and all(msg["entries"] for msg in sent)
+    assert len(sent[0]["entries"]) == 3  # 3 x 300 KB fit in 1 MiB, a fourth does not
+    one = _leader_with(["v" * (2 << 20)] * 3, max_append_bytes=1 << 20)
+    one.step({"type": "append_resp", "src": "n2", "dst": "n1", "term": one.term, "success": False,
+              "reject_index": 1, "conflict_index": 1, "conflict_term": None, "seq": 0})
+    sent = [msg for msg in one.take_outbox() if msg["type"] == "append" and msg["dst"] == "n2"]
+    assert len(sent[0]["entries"]) == 1  # an entry over the budget still goes, alone
+
+
+def test_the_size_estimate_is_cheap_for_huge_and_deep_values_and_stops_at_its_cap():
+    import json
+
+    from targets.raftkv.core import approx_size
+
+    assert 100 <= approx_size("x" * 100, 10_000) <= 110
+    assert approx_size(["y" * 10_000_000], 1 << 20) >= 10_000_000  # a string counts by its length
+    wide = {f"k{i}": i for i in range(1_000_000)}
+    assert approx_size(wide, 1000) >= 4_000_000  # counted from its size, not key by key
+    deep: object = 0
+    for _ in range(100_000):
+        deep = [deep]
+    assert 1000 < approx_size(deep, 1000) < 2000  # the walk stopped a few levels past the cap
+    small = {"a": [1, "bc", None, {"d": True}]}
+    assert len(json.dumps(small)) <= approx_size(small, 10_000) <= 2 * len(json.dumps(small))  # an estimate

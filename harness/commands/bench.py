@@ -61,6 +61,20 @@ must have held for 1 s before it is killed, and the kills are spread over
 100 ms (--heartbeat sets the spread). --option also adds a setting to every
 range of a Raft target.
 
+--compare T1,T2,... answers the question across algorithms and systems: what
+does a leader change cost in each, on this machine? The targets run one after
+another, each on a fresh cluster with the same trials: the Raft targets one
+range (--ranges, default 150-300) and one heartbeat (default a fifth of the
+lower bound, the most etcd allows), the others their own timing (printed
+beside their row: ZooKeeper's tick, Sentinel's down-after, Patroni's ttl
+cannot be made equal; set them with --option TARGET:KEY=VALUE). Besides the
+downtime, each trial measures acknowledged writes/s of 4 closed-loop writers
+for --throughput-s seconds (default 1) before the kill and after the
+election, and, where a target exports counters (raftkv: peer messages and
+fsyncs; etcd: fsyncs), what the survivors sent and synced from the kill until
+a majority named the new leader. One table, results.json and cdf-compare.svg
+with a line per target.
+
 The paper's numbers (LogCabin, 5 servers, gigabit Ethernet, 1000 trials):
 """ + "".join(f"  {k:8} {v}\n" for k, v in PAPER.items()) + f"""
 Output: a table on stdout (min, median, mean, p90, p99, max in ms, trials,
@@ -79,6 +93,8 @@ examples:
   splitbrain bench election --nodes 3 --ranges 150-300 --trials 3   # a quick look
   splitbrain bench election --target zookeeper --trials 20         # ZooKeeper's own timing
   splitbrain bench election --target zookeeper --option sync_limit=5 --trials 20
+  splitbrain bench election --compare raftkv,etcd,zookeeper,redis-sentinel,patroni --nodes 3 --trials 30 \
+      --option redis-sentinel:down_after_ms=2000
 
 exit codes: 0 done (timeouts are results, not failures), 2 usage or
 infrastructure error or interrupted.
@@ -89,8 +105,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="mode", metavar="MODE")
     e = sub.add_parser("election", help="leader failover time per election-timeout range (Raft paper Fig. 16)",
                        description=ELECTION_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    e.add_argument("--target", default="raftkv", metavar="NAME",
+    e.add_argument("--target", default=None, metavar="NAME",
                    help="system under test (default raftkv), or package.module:Class for one that is not installed")
+    e.add_argument("--compare", default=None, metavar="T1,T2,...",
+                   help="measure several targets one after another and print one table and one CDF with a line "
+                        "per target (e.g. raftkv,etcd,zookeeper,redis-sentinel,patroni): Raft targets all get the "
+                        "one range of --ranges (default 150-300) and the same heartbeat, the others their own "
+                        "timing; --option T:KEY=VALUE sets one target's setting")
+    e.add_argument("--throughput-s", type=float, default=None, metavar="S",
+                   help="measure acknowledged writes/s for S seconds before each kill and after each election "
+                        "(default 1 with --compare, else 0: off)")
     e.add_argument("--nodes", type=int, default=5, help="cluster size, at least 3 (default 5, as in the paper)")
     e.add_argument("--ranges", default=None, metavar="LO-HI,...",
                    help="election timeout ranges in ms, comma-separated (default: the paper's ten), or own: the "
@@ -122,33 +146,54 @@ def run(args: argparse.Namespace) -> int:
 
     if getattr(args, "mode", None) != "election":
         raise UsageError("which benchmark? `splitbrain bench election` (see `splitbrain bench election --help`)")
+    if args.compare is not None:
+        return run_compare(compare_plans_from_args(args), Path(args.store), quiet=args.quiet)
     plan = plan_from_args(args)
     return run_election(plan, Path(args.store), quiet=args.quiet)
 
 
-def plan_from_args(args: argparse.Namespace):
-    """The validated plan; UsageError (one line) for anything the user must fix."""
-    from harness.election_bench import BenchPlan, BenchSettings, RangeError, parse_ranges
+def _target(name: str, flag: str = "--target"):
     from harness.errors import UsageError
     from targets.registry import PluginError, get_target
 
     try:
-        target = get_target(args.target)  # unknown, or fails to import: say so before any cluster starts
+        return get_target(name)  # unknown, or fails to import: say so before any cluster starts
     except PluginError as e:
-        raise UsageError(f"--target: {e}") from None
+        raise UsageError(f"{flag}: {e}") from None
+
+
+def _raft_problems(target) -> list[str]:
+    """Why the target has no Raft election timeout ([] if it has one). A range any Raft target can run
+    (etcd's are [E, 2E) with E >= 5 heartbeats) is refused only by a target with no election timeout at all."""
     from targets.base import option_problems
 
-    # A range any Raft target can run (etcd's are [E, 2E) with E >= 5 heartbeats): refused only by a
-    # target with no election timeout at all.
-    raft_problems = option_problems(target, {"election_timeout": "1000-2000", "heartbeat": 100})
+    return option_problems(target, {"election_timeout": "1000-2000", "heartbeat": 100})
+
+
+def plan_from_args(args: argparse.Namespace, target_name: str | None = None, options=None, ranges_text=None,
+                   heartbeat: int | None = None):
+    """The validated plan; UsageError (one line) for anything the user must fix. For --compare, the
+    target, its options, its ranges and heartbeat are given by the caller."""
+    from harness.election_bench import BenchPlan, BenchSettings, RangeError, parse_ranges
+    from harness.errors import UsageError
+
+    name = target_name or args.target or "raftkv"
+    target = _target(name, "--compare" if target_name else "--target")
+    from targets.base import option_problems
+
+    raft_problems = _raft_problems(target)
     raft_timing = not raft_problems
+    if ranges_text is None:
+        ranges_text = args.ranges if args.ranges is not None else DEFAULT_RANGES if raft_timing else OWN
     try:
-        ranges = parse_ranges(args.ranges if args.ranges is not None else DEFAULT_RANGES if raft_timing else OWN)
+        ranges = parse_ranges(ranges_text)
     except RangeError as e:
         raise UsageError(str(e)) from None
-    options = parse_options(args.option)
+    options = parse_options(args.option) if options is None else options
+    if heartbeat is None:
+        heartbeat = args.heartbeat
     if not raft_timing and any(not r.own for r in ranges):
-        raise UsageError(f"--ranges: target {args.target} has no Raft election timeout to set "
+        raise UsageError(f"--ranges: target {name} has no Raft election timeout to set "
                          f"({raft_problems[0].rstrip('.')}); --ranges own measures its own failover timing "
                          f"(set it with --option KEY=VALUE)")
     if args.nodes < 3:
@@ -162,6 +207,9 @@ def plan_from_args(args: argparse.Namespace):
     if not 0.5 <= args.poll_ms <= 1000:
         raise UsageError(f"--poll-ms must be between 0.5 and 1000, got {args.poll_ms:g}")
 
+    throughput_s = args.throughput_s if args.throughput_s is not None else (1.0 if args.compare else 0.0)
+    if not 0 <= throughput_s <= 60:
+        raise UsageError(f"--throughput-s must be between 0 and 60 seconds, got {throughput_s:g}")
     tick_ms = args.tick
     if tick_ms is None:
         # A fine tick keeps raftkv's timers close to the range; a target without a tick
@@ -173,7 +221,7 @@ def plan_from_args(args: argparse.Namespace):
         raise UsageError(f"--range-time-limit must be positive, got {args.range_time_limit:g}")
     tick = tick_ms or None
     for r in ranges:
-        hb = args.heartbeat if args.heartbeat is not None else r.heartbeat()
+        hb = heartbeat if heartbeat is not None else r.heartbeat()
         if r.own:
             if hb < 1:
                 raise UsageError(f"--heartbeat {hb} ms (the spread of the kills) must be at least 1")
@@ -184,15 +232,81 @@ def plan_from_args(args: argparse.Namespace):
             raise UsageError(f"--tick {tick} ms is longer than the heartbeat ({hb} ms) of range {r.label}")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
     settings = BenchSettings(trials=args.trials, cap_s=args.cap, poll_ms=args.poll_ms, max_timeouts=args.max_timeouts,
-                             range_time_limit_s=args.range_time_limit)
-    plan = BenchPlan(args.target, args.nodes, tuple(ranges), seed, tick, args.heartbeat, settings, options)
+                             range_time_limit_s=args.range_time_limit, throughput_s=throughput_s)
+    plan = BenchPlan(name, args.nodes, tuple(ranges), seed, tick, heartbeat, settings, options)
     # The target judges its own timing (etcd only randomizes over [E, 2E) and needs E >= 5
     # heartbeats): a range it cannot run is refused here, not when its cluster fails to come up.
     for r in ranges:
         problems = option_problems(target, plan.target_settings(r))
         if problems:
-            raise UsageError(f"{'--option' if r.own else '--ranges ' + r.label}: {problems[0]}")
+            where = "--option" if r.own else "--ranges " + r.label
+            raise UsageError(f"{where}: {problems[0]}" if not target_name else f"{where} ({name}): {problems[0]}")
     return plan
+
+
+COMPARE_RANGE = "150-300"  # the paper's recommended range, which every Raft target here can run
+
+
+def compare_plans_from_args(args: argparse.Namespace) -> list[tuple[str, Any, str]]:
+    """(target, plan, its timing as printed) per --compare target, in the order given; UsageError for
+    anything the user must fix, before any cluster starts."""
+    from harness.election_bench import RangeError, parse_ranges
+    from harness.errors import UsageError
+
+    names = [n.strip() for n in args.compare.split(",")]
+    if not all(names) or len(names) < 2:
+        raise UsageError(f"--compare: expected two or more targets, comma-separated (e.g. raftkv,etcd), "
+                         f"got {args.compare!r}")
+    if len(set(names)) != len(names):
+        raise UsageError(f"--compare: a target is named twice in {args.compare!r}")
+    if args.target is not None:
+        raise UsageError("--target and --compare together: --compare names every target to measure")
+    try:
+        ranges = parse_ranges(args.ranges or COMPARE_RANGE)
+    except RangeError as e:
+        raise UsageError(str(e)) from None
+    if len(ranges) != 1 or ranges[0].own:
+        raise UsageError(f"--ranges with --compare: one election-timeout range for the Raft targets "
+                         f"(e.g. 150-300), got {args.ranges!r}")
+    raft_range = ranges[0]
+    args = argparse.Namespace(**vars(args))  # one seed for every target, drawn here if not given
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(1 << 31)
+    # The same heartbeat for every Raft target: a fifth of the lower bound, the most etcd allows
+    # (it refuses an election timeout under 5 heartbeats).
+    heartbeat = args.heartbeat if args.heartbeat is not None else max(1, raft_range.lo // 5)
+    shared, per_target = _split_options(args.option, names)
+    out = []
+    for name in names:
+        target = _target(name, "--compare")
+        options = tuple({**dict(shared), **dict(per_target.get(name, ()))}.items())
+        raft = not _raft_problems(target)
+        plan = plan_from_args(args, target_name=name, options=options,
+                              ranges_text=raft_range.label if raft else OWN, heartbeat=heartbeat if raft else None)
+        given = ", ".join(f"{k}={v}" for k, v in options)
+        if raft:
+            timing = f"election timeout {raft_range.label} ms, heartbeat {heartbeat} ms" + (f", {given}" if given else "")
+        else:
+            timing = f"own timing ({given or 'its defaults'})"
+        out.append((name, plan, timing))
+    return out
+
+
+def _split_options(items: list[str], names: list[str]):
+    """--option KEY=VALUE (every target) and --option TARGET:KEY=VALUE (that one) -> (shared, {target: options})."""
+    from harness.errors import UsageError
+
+    shared_items: list[str] = []
+    per: dict[str, list[str]] = {}
+    for item in items:
+        head, sep, rest = item.partition(":")
+        if sep and "=" not in head:
+            if head not in names:
+                raise UsageError(f"--option {item!r}: {head!r} is not one of the --compare targets ({', '.join(names)})")
+            per.setdefault(head, []).append(rest)
+        else:
+            shared_items.append(item)
+    return parse_options(shared_items), {k: parse_options(v) for k, v in per.items()}
 
 
 def parse_options(items: list[str]) -> tuple[tuple[str, Any], ...]:
@@ -279,6 +393,77 @@ def run_election(plan, store: Path, quiet: bool = False, out=None, make_cluster=
                   f"(first: {r.retries[0][:200]})", file=out)
     print(f"bench folder: {folder}", file=out)
     if code == 0 and results and all(r.error for r in results):
+        code = 2
+    return code
+
+
+def run_compare(entries: list[tuple[str, Any, str]], store: Path, quiet: bool = False, out=None,
+                make_cluster_for=None) -> int:
+    """Run each target's plan in turn (a fresh cluster each), write one bench folder with a table and a
+    CDF of every target, print the table; the exit code. make_cluster_for(plan, folder, log) -> the
+    plan's cluster factory (Docker's by default)."""
+    from harness import election_bench as eb
+    from harness.election_compare import CompareRow, compare_doc, format_compare_table
+
+    out = out or sys.stdout
+
+    def log(msg: str) -> None:
+        if not quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    folder = bench_folder(store)
+    first = entries[0][1]
+    cap_s, throughput_s = first.settings.cap_s, first.settings.throughput_s
+    flags = [f for f in _reproduce_flags(first) if not f.startswith(("--target", "--ranges", "--heartbeat", "--option",
+                                                                      "--tick"))]
+    raft = next((p for _, p, _ in entries if not p.ranges[0].own), None)
+    if raft is not None:
+        flags += [f"--ranges {raft.ranges[0].label}", f"--heartbeat {raft.heartbeat_ms}"]
+    flags += [f"--option {name}:{k}={v}" for name, p, _ in entries for k, v in p.options]
+    command = (f"splitbrain bench election --compare {','.join(n for n, _, _ in entries)} " + " ".join(flags)
+               + f" --throughput-s {throughput_s:g}")
+    meta: dict[str, Any] = {"command": command, "nodes": first.nodes, "seed": first.seed,
+                            "trials_per_target": first.settings.trials, "cap_s": cap_s, "throughput_s": throughput_s,
+                            "started": datetime.now(UTC).isoformat(), "load_average_start": _loadavg()}
+    log(f"splitbrain bench election --compare: {len(entries)} targets x {first.settings.trials} trials, "
+        f"{first.nodes} nodes each, seed {first.seed} -> {folder}")
+    rows: list[CompareRow] = []
+
+    def write(status: str) -> None:
+        doc = {**meta, "status": status, "load_average_end": _loadavg(), "targets": compare_doc(rows)}
+        tmp = folder / "results.json.tmp"
+        tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+        os.replace(tmp, folder / "results.json")
+        (folder / "table.txt").write_text(format_compare_table(rows, cap_s, throughput_s) + "\n"
+                                          + f"\ncommand: {command}\nload average at start {meta['load_average_start']}, "
+                                          f"at end {doc['load_average_end']}\n")
+        measured = [r for r in rows if r.result.trials]
+        (folder / "cdf-compare.svg").write_text(eb.render_cdf_svg(
+            [(r.target, r.result.downtimes) for r in measured],
+            f"{first.nodes} nodes each: time without a leader after the leader is killed", ranges=False))
+
+    status, code = "complete", 0
+    old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        for name, plan, timing in entries:
+            log(f"== {name}: {timing}")
+            results: list = []
+            make = (make_cluster_for or docker_cluster_factory)(plan, folder / name, log)
+            try:
+                eb.run_ranges(plan, make, lambda rs: None, log, results=results)
+            finally:
+                if results:
+                    rows.append(CompareRow(name, timing, results[0]))
+                    write("running")
+    except KeyboardInterrupt:
+        status, code = "interrupted", 2
+        log("splitbrain bench election: interrupted; clusters torn down, partial results written")
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+    write(status)
+    print(format_compare_table(rows, cap_s, throughput_s), file=out)
+    print(f"bench folder: {folder}", file=out)
+    if code == 0 and rows and all(r.result.error for r in rows):
         code = 2
     return code
 

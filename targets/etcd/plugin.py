@@ -22,6 +22,7 @@ from targets.etcd import gateway
 from targets.etcd.settings import EtcdSettings
 from targets.image import ImageRecipe
 from targets.options import refusals
+from targets.prometheus import metrics_counters
 
 HERE = Path(__file__).resolve().parent
 PEER_PORT = 2380
@@ -155,6 +156,12 @@ class Etcd:
             except (httpx.HTTPError, ValueError):
                 return None
         return gateway.status_view(status, self.member_names)
+
+    async def election_counters(self, address: str, timeout: float = 1.0) -> dict[str, int] | None:
+        """WAL fsyncs from the member's /metrics (the election bench reads them before and after an
+        election). etcd 3.4 counts peer traffic in bytes only, not messages, so there is no message count."""
+        return await metrics_counters(f"http://{address}/metrics",
+                                      {"fsyncs": "etcd_disk_wal_fsync_duration_seconds_count"}, timeout)
 
     def unsupported_faults(self, faults) -> list[str]:
         out = []

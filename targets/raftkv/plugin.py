@@ -47,6 +47,7 @@ from targets.base import (
 )
 from targets.image import ImageRecipe, files_under
 from targets.options import SettingsError, positive_int, refusals, unknown
+from targets.prometheus import metrics_counters
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PEER_PORT = 7000
@@ -263,6 +264,9 @@ class RaftKVClient:
         self.pool.close()
 
 
+RAFTKV_ELECTION_COUNTERS = {"messages": "raftkv_peer_messages_sent_total", "fsyncs": "raftkv_fsync_seconds_count"}
+
+
 async def _one_request(address: str, method: str, path: str, timeout: float) -> tuple[int | None, dict]:
     """One request on its own connection, for the harness's probes; (None, {}) if it got no answer."""
     pool = HttpPool(connect_timeout=timeout)
@@ -330,6 +334,11 @@ class RaftKV:
     async def status_probe(self, address: str, timeout: float = 0.5) -> dict[str, Any] | None:
         status, doc = await _one_request(address, "GET", "/status", timeout)
         return doc if status == 200 else None
+
+    async def election_counters(self, address: str, timeout: float = 1.0) -> dict[str, int] | None:
+        """What an election costs, as counters the bench reads before and after one: peer messages
+        sent and WAL fsyncs, from the node's /metrics; None when it does not answer."""
+        return await metrics_counters(f"http://{address}/metrics", RAFTKV_ELECTION_COUNTERS, timeout)
 
     def unsupported_faults(self, faults) -> list[str]:
         return unsupported_by_clock_control(self, faults)

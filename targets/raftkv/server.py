@@ -285,7 +285,11 @@ class RaftKVServer:
                 await self._applying_events_meanwhile(self.snapshots.install(plan.install))
                 log.info("installed snapshot at index %s persisted; log compacted", plan.install["index"])
             elif plan is not None and plan.needs_fsync:
-                await loop.run_in_executor(self._io, self.storage.write, plan)
+                # An fsync of megabytes of entries can take longer than an election timeout on a busy
+                # disk; ticks held back meanwhile would all be applied ahead of the heartbeats and
+                # answers that came in during it, and fire a follower's election timer or a leader's
+                # check-quorum for no reason (issue 17's big-state attack lost its leader so).
+                await self._applying_events_meanwhile(loop.run_in_executor(self._io, self.storage.write, plan))
             elif plan is not None:
                 self.storage.write(plan)  # a buffered write, no fsync: not worth a thread hop
             if plan is not None and plan.background is not None:
