@@ -237,6 +237,8 @@ class RaftCore:
         self.lease_revoked = False
         self.pending_reads: list[PendingRead] = []
         self.reads_awaiting_term_commit: list[int] = []
+        # The configuration index whose removed nodes this leader stopped replicating to (_after_commit).
+        self._pruned_at = -1
         self.counters = CoreCounters()
 
         # Outputs, drained by the node into a Ready.
@@ -369,7 +371,9 @@ class RaftCore:
         if self.role != LEADER or self.commit < self.configs.latest_index:
             return
         if self.is_voter():
-            self._sync_progress()
+            if self._pruned_at != self.configs.latest_index:  # once per change, not on every commit
+                self._pruned_at = self.configs.latest_index
+                self._sync_progress()
             return
         self.counters.removed_stepdowns += 1
         self._start_heartbeat_round()  # the voters learn that the change committed
@@ -463,6 +467,7 @@ class RaftCore:
         self.transferee = None
         last = self.log.last_index()
         self.progress = {p: Progress(match=0, next=last + 1) for p in self._replication_targets()}
+        self._pruned_at = -1
         if "commit-old-term" not in self.cfg.bugs:
             # The no-op lets this leader commit (and so learn the commit index)
             # in its own term: the Figure 8 rule forbids counting older entries.
