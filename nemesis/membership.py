@@ -230,21 +230,22 @@ class _MembershipInjector:
             return self.m.remove(nodes)
         if f == "readd-member":
             return self.m.readd(nodes, CHANGE_WAIT_S)
-        if f == "add-learner":
-            done, evidence = [], {}
-            for node in nodes:
-                res = self.m.change("add-learner", node, CHANGE_WAIT_S)
-                evidence[node] = _step(res)
-                if res["status"] == 200:
-                    self.m.out[node] = "learner"
-                    done.append(node)
-            return done, evidence
-        done, evidence = [], {}  # promote-member
+        action = "add-learner" if f == "add-learner" else "promote"
+        done, evidence = [], {}
         for node in nodes:
-            res = self.m.change("promote", node, CHANGE_WAIT_S)
+            res = self.m.change(action, node, CHANGE_WAIT_S)
             evidence[node] = _step(res)
             if res["status"] == 200:
-                self.m.out.pop(node, None)
+                body = res["body"]
+                check = self.m.verify(list(body["voters"]), list(body["learners"]))
+                if not check["verified"]:
+                    raise NemesisError(f"{action} {node}: answered 200 but no majority of {body['voters']} "
+                                       f"reports it: {check['views']}")
+                evidence[node].update(check)
+                if action == "add-learner":
+                    self.m.out[node] = "learner"
+                else:
+                    self.m.out.pop(node, None)
                 done.append(node)
         return done, evidence
 
