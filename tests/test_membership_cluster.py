@@ -28,7 +28,8 @@ def test_a_voter_is_removed_taken_back_and_promoted_and_the_heal_restores_every_
         done = nem.invoke({"f": "remove-member", "value": {"nodes": ["n3"]}})
         assert done["value"] == ["n3"], done["evidence"]
         assert done["evidence"]["n3"]["verified"]
-        leader = c.leader()
+        # n3 may have been the leader: it stepped down once its removal committed
+        leader = c.wait_for_leader(10.0)
         assert c.membership(leader)[1]["voters"] == ["n1", "n2", "n4"]
         assert c.membership(leader)[1]["committed"] is True
 
