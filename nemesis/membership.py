@@ -12,7 +12,11 @@ made (a partition left no majority) is recorded as such, with nothing hit.
 
 Verified: the leader answers a change only once its entry committed, and then
 the members' own `GET /membership` views are polled until a majority of the new
-voters report the new configuration; the evidence holds each node's view.
+voters report the new configuration; the evidence holds each node's view. A
+change answered 200 that no majority holds within VERIFY_WAIT_S is the store's
+doing (a leader that miscounts its quorum commits with a minority), not a fault
+that failed to take effect: it is recorded (`"verified": false`, with every
+view), not raised, so the run goes on to the checkers.
 Never below MIN_VOTERS voters. The heal takes back every node of the first
 configuration seen (all nodes) and checks that every node then reports it,
 with no learner left. A store that cannot make the change (no leader, or a
@@ -137,9 +141,6 @@ class Memberships:
                 continue
             body = res["body"]
             ev = self.verify(list(body["voters"]), list(body["learners"]))
-            if not ev["verified"]:
-                raise NemesisError(f"remove {node}: answered 200 but no majority of {body['voters']} reports it: "
-                                   f"{ev['views']}")
             self.out[node] = "removed"
             voters = list(body["voters"])
             done.append(node)
@@ -164,11 +165,7 @@ class Memberships:
                 ev["promote"] = _step(res)
                 if res["status"] == 200:
                     body = res["body"]
-                    check = self.verify(list(body["voters"]), list(body["learners"]))
-                    if not check["verified"]:
-                        raise NemesisError(f"promote {node}: answered 200 but no majority of {body['voters']} "
-                                           f"reports it: {check['views']}")
-                    ev.update(check)
+                    ev.update(self.verify(list(body["voters"]), list(body["learners"])))
                     del self.out[node]
                     done.append(node)
                 else:
@@ -241,11 +238,7 @@ class _MembershipInjector:
             evidence[node] = _step(res)
             if res["status"] == 200:
                 body = res["body"]
-                check = self.m.verify(list(body["voters"]), list(body["learners"]))
-                if not check["verified"]:
-                    raise NemesisError(f"{action} {node}: answered 200 but no majority of {body['voters']} "
-                                       f"reports it: {check['views']}")
-                evidence[node].update(check)
+                evidence[node].update(self.m.verify(list(body["voters"]), list(body["learners"])))
                 if action == "add-learner":
                     self.m.out[node] = "learner"
                 else:
