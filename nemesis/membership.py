@@ -3,7 +3,8 @@
 `remove-member` asks the cluster (its leader, through the target's admin API,
 `Target.membership`) to remove one voter; `readd-member` takes it back, as a
 learner first and then, once it has caught up, promoted to voter; `add-learner`
-and `promote-member` are those two steps alone, for hand-written schedules.
+and `promote-member` are those two steps alone, for hand-written schedules;
+`cycle-member` does all three in one op (`CYCLES` draws it).
 The seeded schedule starts the family with a removal (of a random voter, or of
 the current leader) and stops it with the re-addition. A change refused for
 now (no leader, another change still committing, a learner that has not
@@ -44,6 +45,7 @@ HEAL_WAIT_S = 60.0  # per change in the final heal (the cluster has just healed,
 VERIFY_WAIT_S = 5.0  # for a majority of the new voters to report a change that committed
 RETRY_S = 0.3
 MIN_VOTERS = 3  # a removal never leaves fewer voters than this
+CYCLE_PAUSE_S = 1.0  # cycle-member: how long the node stays out before it is taken back
 LEADER_CHANCE = 0.25  # of a drawn removal: the current leader (which leads on until it commits, then steps down)
 # Refusals that say "not now": asked again. Any other refusal ends the change.
 RETRIED = frozenset({"change-in-progress", "learner-behind", "not-leader", "timeout", "busy", "leader-unreachable"})
@@ -231,6 +233,13 @@ class _MembershipInjector:
             return self.m.remove(nodes)
         if f == "readd-member":
             return self.m.readd(nodes, CHANGE_WAIT_S)
+        if f == "cycle-member":
+            removed, evidence = self.m.remove(nodes)
+            if not removed:
+                return [], evidence
+            self.m.sleep(CYCLE_PAUSE_S)
+            back, again = self.m.readd(removed, CHANGE_WAIT_S)
+            return back, {"remove-member": evidence, "readd-member": again}
         action = "add-learner" if f == "add-learner" else "promote"
         done, evidence = [], {}
         for node in nodes:
@@ -263,7 +272,8 @@ class MembershipFamily(NodeFamily):
     """Remove a voter, and later take it back as a learner and promote it, through the target's admin API."""
 
     name = "membership"
-    ops = ("remove-member", "readd-member", "add-learner", "promote-member")
+    ops = ("remove-member", "readd-member", "add-learner", "promote-member", "cycle-member")
+    starts = ("remove-member", "cycle-member")
     requires = ("membership",)
     # After kill (20) and partition (50): a node taken back must be up and reachable to catch up.
     heal_rank = 55
@@ -292,3 +302,20 @@ class MembershipFamily(NodeFamily):
 
 
 MEMBERSHIP = MembershipFamily()
+
+
+class MembershipCyclesFamily(MembershipFamily):
+    """`membership`, but half of its draws are one whole cycle (`cycle-member`: remove a voter, CYCLE_PAUSE_S
+    later take it back as a learner and promote it), so a configuration just grown back by one voter meets
+    the next fault (a partition) as often as one just shrunk does. A store that sizes its quorum by the
+    configuration before the latest change (raftkv's stale-majority) is wrong only after such a growth:
+    4 voters just made from 3 take two for a majority. A spec names it `nemesis.membership:CYCLES`."""
+
+    def draw(self, rng, nodes, busy, target=None):
+        d = super().draw(rng, nodes, busy, target)
+        if d is not None and rng.random() < 0.5:
+            return Draw("cycle-member", d.value, ())  # back by the time it returns: nothing stays reserved
+        return d
+
+
+CYCLES = MembershipCyclesFamily()
