@@ -49,6 +49,11 @@ def test_a_voter_is_removed_taken_back_and_promoted_and_the_heal_restores_every_
         assert done["value"] == ["n3"], done["evidence"]
         assert c.membership(c.leader())[1]["voters"] == ["n1", "n2", "n3", "n4"]
 
+        # one whole cycle in one op: out, and back as a voter
+        done = nem.invoke({"f": "cycle-member", "value": {"nodes": ["n2"]}})
+        assert done["value"] == ["n2"] and done["evidence"]["readd-member"]["n2"]["verified"], done["evidence"]
+        assert c.membership(c.wait_for_leader(10.0))[1]["voters"] == ["n1", "n2", "n3", "n4"]
+
         # the leader removes itself: it leads until the change commits, then another voter leads
         done = nem.invoke({"f": "remove-member", "value": {"nodes": ["leader"]}})
         [old] = done["value"]
@@ -61,6 +66,18 @@ def test_a_voter_is_removed_taken_back_and_promoted_and_the_heal_restores_every_
         assert healed["evidence"]["readd-member"]["nodes"] == [old], healed
         for n, view in views(c).items():
             assert view["voters"] == ["n1", "n2", "n3", "n4"] and view["learners"] == [], (n, view)
+
+
+def test_the_cycles_variant_draws_whole_cycles_half_the_time_and_the_plain_family_never():
+    import random
+
+    from nemesis.membership import CYCLES, MEMBERSHIP
+
+    nodes = ["n1", "n2", "n3", "n4"]
+    rng = random.Random(0)
+    cycles = [CYCLES.draw(rng, nodes, set()).f for _ in range(400)]
+    assert 0.4 < cycles.count("cycle-member") / len(cycles) < 0.6
+    assert {MEMBERSHIP.draw(rng, nodes, set()).f for _ in range(100)} == {"remove-member"}
 
 
 def test_a_target_without_the_admin_api_refuses_the_family_in_one_line():
