@@ -41,7 +41,7 @@ from nemesis.errors import NemesisError
 from nemesis.family import Draw, FaultContext, NodeFamily
 
 CHANGE_WAIT_S = 10.0  # per change during the run
-HEAL_WAIT_S = 60.0  # per change in the final heal (the cluster has just healed, and may still elect)
+HEAL_WAIT_S = 20.0  # per change in the final heal (the cluster has just healed: a correct store elects in about a second)
 VERIFY_WAIT_S = 5.0  # for a majority of the new voters to report a change that committed
 RETRY_S = 0.3
 MIN_VOTERS = 3  # a removal never leaves fewer voters than this
