@@ -509,6 +509,11 @@ class DockerCluster:
         """Arm or disarm one of the target's failpoints on node; whether the node agreed."""
         return run_sync(self.target.set_failpoint(self.addresses[node], name, on))
 
+    def membership(self, node: str, action: str = "show", member: str | None = None,
+                   timeout: float = 2.0) -> tuple[int | None, dict]:
+        """The target's membership admin API on node (Target.membership): (status, body), None if no answer."""
+        return run_sync(self.target.membership(self.addresses[node], action, member, timeout))
+
     # ---- rogue members (the impostor fault) --------------------------------
 
     def peer_address(self, node: str) -> tuple[str, int]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from nemesis.chains import parallel
 from nemesis.errors import NemesisError, NemesisOpError
-from nemesis.family import FaultContext, netns_problem
+from nemesis.family import FaultContext, netns_problem, unmet_requirements
 from nemesis.process import Processes
 from nemesis.registry import families, family, family_of, fault_facts, op_families
 from plugins.registry import PluginError
@@ -59,7 +59,9 @@ class Nemesis:
         out = list(self.target.unsupported_faults(self.faults))
         for f in self.faults:
             try:
-                out += family(f).problems(self.cluster, self.target)
+                fam = family(f)
+                # What the target lacks first: the family's own checks may call what it lacks.
+                out += unmet_requirements(fam, self.target) or fam.problems(self.cluster, self.target)
             except PluginError:
                 out.append(f"{f}: no such fault family")
         return out

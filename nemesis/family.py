@@ -61,6 +61,9 @@ class ClusterControl(Protocol):
     def probe_all(self, timeout: float = 0.5) -> dict[str, dict | None]: ...
     def wait_serving(self, nodes: list[str], timeout: float) -> list[str]: ...  # those still silent
     def set_failpoint(self, node: str, name: str, on: bool) -> bool: ...
+    # The target's membership admin API (Target.membership; the membership family): (status | None, body).
+    def membership(self, node: str, action: str = "show", member: str | None = None,
+                   timeout: float = 2.0) -> tuple[int | None, dict]: ...
     # Rogue members beside the nodes (the impostor family); a backend without them refuses it.
     def peer_address(self, node: str) -> tuple[str, int]: ...
     def rogue_address(self, name: str) -> tuple[str, int]: ...  # where rogue `name` will listen
@@ -226,6 +229,15 @@ class FaultContext:
         return out, notes
 
 
+def unmet_requirements(fam: Any, target: Any) -> list[str]:
+    """The one line a family gives when the target lacks a method it `requires` ([] when it has them all)."""
+    missing = [r for r in getattr(fam, "requires", ()) if not callable(getattr(target, r, None))]
+    if not missing or target is None:
+        return []
+    return [f"{fam.name}: target {getattr(target, 'name', target)} has no {', '.join(m + '()' for m in missing)}, "
+            f"which this fault family needs (see targets/base.py)"]
+
+
 def node_list(value: Any, node_ids: list[str], f: str, allow_empty: bool) -> list[str]:
     """The nodes an op's value names ({"nodes": [...]}, a list, one id, or None), checked against node_ids."""
     if value is None:
@@ -275,6 +287,9 @@ class FamilyBase:
     heal_rank = 50
     sweep: Sweep | None = None
     leader_ops: frozenset[str] = frozenset()  # the ops after which `hits_leader`
+    # Optional Target methods this family cannot run without (the membership family: "membership"): a target
+    # that lacks one refuses the family before the run, with one line (`unmet_requirements`).
+    requires: tuple[str, ...] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # `ops = (start, stop, ...)` is enough: the first two start and stop it, and the start begins a band.
@@ -291,7 +306,8 @@ class FamilyBase:
         return None
 
     def refuses(self, f: str, target: Any) -> str | None:
-        return None
+        unmet = unmet_requirements(self, target)
+        return unmet[0] if unmet else None
 
     def validate(self, op: dict[str, Any], node_ids: list[str]) -> dict[str, Any]:
         return {"f": op["f"]}

@@ -26,6 +26,9 @@ GRUDGES = (
     "bridge",
     "one-way",
 )
+# Grudges aimed at the cluster's configuration, never drawn by the plain partition family (so every seed's
+# schedule stays what it was): named in a hand-written schedule, or drawn by nemesis.partition:SPLIT_VOTERS.
+AIMED_GRUDGES = ("split-voters",)
 
 
 class GrudgeError(ValueError):
@@ -122,9 +125,36 @@ def one_way(nodes: list[str], rng: random.Random | None = None) -> Grudge:
     return grudge
 
 
-def compute(name: str, nodes: list[str], rng: random.Random, leader: str | None = None) -> Grudge:
-    """The grudge called name over nodes; isolate-leader needs the current leader."""
+def split_voters(nodes: list[str], rng: random.Random, leader: str | None, voters: list[str] | None) -> Grudge:
+    """The leader, the smaller half of the voters (an exact half of an even number) and every node outside
+    the configuration on one side; the other voters on the other.
+
+    Right after a membership change this cuts a majority of one configuration from a majority of the
+    other, which a correct single-server change makes impossible to act on: 3 voters and a node just
+    removed split {leader, removed} | {two voters}; 4 voters just made from 3 split 2 | 2. A store that
+    counts the removed node, or sizes its quorum by the old configuration, then has a leader on each side.
+    Without a leader, a random voter stands in; without voters (a target that does not say), every node is one.
+    """
     nodes = list(nodes)
+    voters = [v for v in (voters or nodes) if v in nodes] or nodes
+    if leader not in nodes:
+        leader = rng.choice(voters)
+    others = [v for v in voters if v != leader]
+    rng.shuffle(others)
+    k = len(voters) // 2 - (1 if leader in voters else 0)
+    side = [leader] + others[:max(0, k)] + [n for n in nodes if n not in voters and n != leader]
+    rest = [n for n in nodes if n not in side]
+    if not rest:
+        raise GrudgeError(f"split-voters: nobody left opposite {side} (voters {voters})")
+    return from_components(nodes, [side, rest])
+
+
+def compute(name: str, nodes: list[str], rng: random.Random, leader: str | None = None,
+            voters: list[str] | None = None) -> Grudge:
+    """The grudge called name over nodes; isolate-leader needs the current leader, split-voters also the voters."""
+    nodes = list(nodes)
+    if name == "split-voters":
+        return split_voters(nodes, rng, leader, voters)
     if name == "halves":
         return halves(nodes)
     if name == "random-halves":
@@ -141,7 +171,7 @@ def compute(name: str, nodes: list[str], rng: random.Random, leader: str | None 
         return bridge(nodes, rng)
     if name == "one-way":
         return one_way(nodes, rng)
-    raise GrudgeError(f"unknown grudge {name!r}; known: {', '.join(GRUDGES)}")
+    raise GrudgeError(f"unknown grudge {name!r}; known: {', '.join(GRUDGES + AIMED_GRUDGES)}")
 
 
 def hears(grudge: Grudge, node: str) -> frozenset[str]:

@@ -161,15 +161,32 @@ class _Partitions:
                 return None, {"note": "no partition was active"}
             return None, self.p.stop(self.ctx.alive())
         rng = random.Random(op["seed"]) if op["seed"] is not None else self.ctx.rng
-        leader = self.ctx.leader() if op["grudge"] == "isolate-leader" else None
         name = op["grudge"]
+        voters = None
+        if name == "split-voters":
+            leader, voters = self._leader_and_voters()
+        else:
+            leader = self.ctx.leader() if name == "isolate-leader" else None
         if name == "isolate-leader" and leader is None:
             name = "isolate-one"  # no leader to isolate: isolate someone, and say so
-        grudge = G.compute(name, self.ctx.cluster.node_ids, rng, leader=leader)
+        grudge = G.compute(name, self.ctx.cluster.node_ids, rng, leader=leader, voters=voters)
         ev = self.p.start(name, grudge, self.ctx.alive())
         if name != op["grudge"]:
             ev["note"] = "no node claimed leadership; isolated a random node instead"
-        return {"grudge": name, "drops": G.describe(grudge), "leader": leader}, ev
+        value = {"grudge": name, "drops": G.describe(grudge), "leader": leader}
+        if voters is not None:
+            value["voters"] = voters
+        return value, ev
+
+    def _leader_and_voters(self) -> tuple[str | None, list[str] | None]:
+        """The leader in the highest term, and the voters its status probe names (None if it names none)."""
+        statuses = self.ctx.cluster.probe_all(timeout=0.5)
+        leaders = [(s.get("term") or 0, n) for n, s in statuses.items() if s and s.get("role") == "leader"]
+        if not leaders:
+            return None, None
+        leader = max(leaders)[1]
+        voters = statuses[leader].get("voters")
+        return leader, [str(v) for v in voters] if isinstance(voters, list) else None
 
     def current(self) -> list[str]:
         return [f"partition:{self.p.grudge_name}"] if self.p.active else []
@@ -204,8 +221,9 @@ class PartitionFamily(FamilyBase):
         if f == "stop-partition":
             return {"f": f}
         grudge = value.get("grudge") if isinstance(value, dict) else value
-        if grudge not in G.GRUDGES:
-            raise NemesisOpError(f"start-partition: unknown grudge {grudge!r}; known: {', '.join(G.GRUDGES)}")
+        if grudge not in G.GRUDGES + G.AIMED_GRUDGES:
+            raise NemesisOpError(f"start-partition: unknown grudge {grudge!r}; "
+                                 f"known: {', '.join(G.GRUDGES + G.AIMED_GRUDGES)}")
         seed = value.get("seed") if isinstance(value, dict) else None
         return {"f": f, "grudge": grudge, "seed": seed}
 
@@ -269,3 +287,20 @@ class IsolateLeaderFamily(PartitionFamily):
 
 
 ISOLATE_LEADER = IsolateLeaderFamily()
+
+
+class SplitVotersFamily(PartitionFamily):
+    """Partitions that always split the voters the leader's status names (grudge split-voters): the leader,
+    the smaller half of the voters and every node outside the configuration against the other voters.
+
+    Mixed with the membership family, every partition cuts a majority of the configuration before a
+    change from a majority of the one after it (nemesis.grudges.split_voters), the moment a store that
+    miscounts a change (raftkv's count-removed, stale-majority) elects a second leader. The same ops and
+    injector as `partition`; a spec names it `nemesis: [nemesis.partition:SPLIT_VOTERS]`.
+    """
+
+    def _grudges(self, nodes: list[str]) -> tuple[str, ...]:
+        return ("split-voters",)
+
+
+SPLIT_VOTERS = SplitVotersFamily()

@@ -28,10 +28,11 @@ FAULT_FAMILIES: Registry[FaultFamily] = Registry("fault family", group="splitbra
     "impostor": "nemesis.impostor:IMPOSTOR",
     "lose-unsynced": "nemesis.lose_unsynced:LOSE_UNSYNCED",
     "corrupt": "nemesis.corrupt:CORRUPT",
+    "membership": "nemesis.membership:MEMBERSHIP",
 })
 # The order a spec's help lists them in, and the order they heal in when ranks tie.
 BUILTIN = ("partition", "kill", "pause", "clock", "loss", "delay", "duplicate", "reorder", "vote-crash",
-           "impostor", "lose-unsynced", "corrupt")
+           "impostor", "lose-unsynced", "corrupt", "membership")
 
 
 def family(name: str) -> FaultFamily:

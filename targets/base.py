@@ -250,6 +250,10 @@ class Target(Protocol):
     # Optional (nemesis.impostor looks for them):
     #   peer_auth() -> str: one line on how members authenticate each other ("none: ..." if they do not)
     #   impostor(rogue: Rogue) -> RoguePlan: a rogue member of this target's own program
+    # Optional (nemesis.membership looks for it; the membership family requires it):
+    #   async membership(address, action="show", member=None, timeout=2.0) -> (status | None, body):
+    #   action "show" answers the node's configuration {"voters", "learners", "committed", ...};
+    #   "add-learner", "promote", "remove" change it through the leader (200 once committed)
     # Optional (harness.commands.run.option_problems looks for it):
     #   unsupported_options(settings) -> list[str]: one line per spec `options:` entry it cannot run with
     # Optional (target_data_dir looks for it; the disk faults need it):

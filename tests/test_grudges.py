@@ -114,3 +114,28 @@ def test_schedule_and_nemesis_agree_on_the_grudge_names():
     from nemesis.schedule import GRUDGES as scheduled
 
     assert set(scheduled) == set(G.GRUDGES)
+
+
+def test_split_voters_cuts_the_leader_and_a_removed_node_off_from_the_other_voters():
+    from nemesis.grudges import hears, split_voters
+
+    nodes = ["n1", "n2", "n3", "n4"]
+    g = split_voters(nodes, random.Random(1), "n2", ["n1", "n2", "n3"])
+    assert hears(g, "n2") == {"n2", "n4"} and hears(g, "n1") == {"n1", "n3"}
+    # four voters split two and two, the leader on one side
+    g = split_voters(nodes, random.Random(2), "n3", nodes)
+    assert len(hears(g, "n3")) == 2 and "n3" in hears(g, "n3")
+    assert all(len(hears(g, n)) == 2 for n in nodes)
+    # five voters: the leader with one other, a majority of three against them
+    g = split_voters(["n1", "n2", "n3", "n4", "n5"], random.Random(3), "n1", None)
+    assert len(hears(g, "n1")) == 2
+
+
+def test_the_plain_partition_family_never_draws_a_grudge_aimed_at_the_configuration():
+    from nemesis.grudges import AIMED_GRUDGES
+    from nemesis.partition import PARTITION, SPLIT_VOTERS
+
+    rng = random.Random(0)
+    drawn = {PARTITION.draw(rng, ["n1", "n2", "n3", "n4"], set()).value["grudge"] for _ in range(200)}
+    assert not drawn & set(AIMED_GRUDGES)
+    assert SPLIT_VOTERS.draw(rng, ["n1", "n2", "n3"], set()).value["grudge"] == "split-voters"

@@ -175,6 +175,17 @@ BUG_HUNTS = {
         dict(), ("isolate-leader", "partition", "bounce", "heal"), 6, 40,
         {"leader-completeness", "divergence", "state-machine-safety", "lost-write", "stale-read", "liveness"},
     ),
+    # Membership changes in 4 nodes, and partitions that split the voters the leader names
+    # (split-voters): 3 voters and the node just removed split {leader, removed} | {two voters}.
+    "count-removed": (
+        dict(nodes=4), ("member-cycle", "split-voters", "heal"), 12, 40,
+        {"leader-completeness", "state-machine-safety", "lost-write", "stale-read", "divergence"},
+    ),
+    # ... and 4 voters just made from 3 split 2 | 2, which the old configuration's quorum of 2 takes for a majority.
+    "stale-majority": (
+        dict(nodes=4), ("member-cycle", "split-voters", "heal"), 6, 40,
+        {"leader-completeness", "state-machine-safety", "lost-write", "stale-read", "divergence"},
+    ),
 }
 
 

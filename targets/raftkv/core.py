@@ -6,11 +6,16 @@ simultaneous PreCandidates one yields, so that a dead leader's followers do not
 split their votes), CheckQuorum, log replication with the consistency check and fast
 back-off, commitment only by counting replicas of current-term entries (the
 Figure 8 rule), a no-op at the start of each term, ReadIndex reads, optional
-leases, leadership transfer with TimeoutNow, snapshots and InstallSnapshot.
+leases, leadership transfer with TimeoutNow, snapshots and InstallSnapshot, and single-server membership changes with learners
+(membership.py).
 
 It knows nothing of the world: time is a tick count, messages are dicts put in
 `self.outbox`, and what must be persisted is tracked so the node can hand it to
-the driver in a Ready. Membership is fixed at start.
+the driver in a Ready. `cfg.peers` is the address book, every node this one may
+ever talk to; who of them votes, and who only replicates (a learner), is the
+latest configuration in the log (membership.py). Quorums are counted over its
+voters only: a leader that a change removed leads on without counting itself
+until the change commits, then hands over and steps down.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import random
 from dataclasses import dataclass
 
 from targets.raftkv import messages as m
+from targets.raftkv.membership import CONFIG, ConfigHistory, Membership, plan_change, snapshot_membership
 
 FOLLOWER, PRECANDIDATE, CANDIDATE, LEADER = "follower", "precandidate", "candidate", "leader"
 
@@ -44,6 +50,7 @@ class CoreConfig:
 
     @property
     def quorum(self) -> int:
+        """The quorum of the initial configuration (every peer a voter)."""
         return len(self.peers) // 2 + 1
 
     @property
@@ -183,6 +190,8 @@ class CoreCounters:
     snapshots_installed: int = 0
     messages_rejected_stale_term: int = 0
     transfers_started: int = 0
+    membership_changes: int = 0  # configuration entries appended as leader
+    removed_stepdowns: int = 0  # led until its own removal committed, then stepped down
 
 
 class RaftCore:
@@ -196,7 +205,7 @@ class RaftCore:
     ):
         self.cfg = cfg
         self.rng = rng
-        self.others = tuple(p for p in cfg.peers if p != cfg.id)
+        self.others = tuple(p for p in cfg.peers if p != cfg.id)  # the address book, less this node
         hs = hard_state or {}
         self.restarted = hard_state is not None  # a first start has acknowledged nobody
         self.term: int = hs.get("term", 0)
@@ -206,6 +215,10 @@ class RaftCore:
         self.snapshot = snapshot
         base_index, base_term = (snapshot["index"], snapshot["term"]) if snapshot else (0, 0)
         self.log = RaftLog(base_index, base_term, [e for e in entries or [] if e["index"] > base_index])
+        base_conf = snapshot_membership(snapshot, cfg.peers) if snapshot else Membership(tuple(cfg.peers))
+        self.configs = ConfigHistory(base_index, base_conf)
+        for e in self.log.entries:
+            self.configs.appended(e)
         self.commit: int = min(max(hs.get("commit", 0), self.log.snap_index), self.log.last_index())
 
         self.role = FOLLOWER
@@ -226,6 +239,8 @@ class RaftCore:
         self.lease_revoked = False
         self.pending_reads: list[PendingRead] = []
         self.reads_awaiting_term_commit: list[int] = []
+        # The configuration index whose removed nodes this leader stopped replicating to (_after_commit).
+        self._pruned_at = -1
         self.counters = CoreCounters()
 
         # Outputs, drained by the node into a Ready.
@@ -266,8 +281,109 @@ class RaftCore:
             return False
         if "lease-no-checkquorum" in self.cfg.bugs:
             return True
-        ticks = sorted([self.now] + [self.progress[p].ack_tick for p in self.others], reverse=True)
-        return self.now < ticks[self.cfg.quorum - 1] + self.cfg.lease_ticks
+        ticks = sorted((self.now if p == self.cfg.id else self.progress[p].ack_tick for p in self._counted()),
+                       reverse=True)
+        q = self.quorum()
+        return len(ticks) >= q and self.now < ticks[q - 1] + self.cfg.lease_ticks
+
+    # ---- membership -----------------------------------------------------------
+
+    @property
+    def membership(self) -> Membership:
+        """The latest configuration in the log, committed or not: the one in effect."""
+        return self.configs.latest
+
+    def membership_at(self, index: int) -> Membership:
+        return self.configs.at(index)
+
+    def is_voter(self) -> bool:
+        return self.cfg.id in self.configs.latest.voters
+
+    def quorum(self) -> int:
+        conf = self.configs.latest
+        if "stale-majority" in self.cfg.bugs and conf.previous is not None:
+            return len(conf.previous) // 2 + 1  # the bug: the majority of the configuration before the change
+        return conf.quorum()
+
+    def _counted(self) -> tuple[str, ...]:
+        """Whose acknowledgements count toward a leader's quorum: the voters (itself only if it is one)."""
+        voters = self.configs.latest.voters
+        if "count-removed" in self.cfg.bugs:
+            # The bug: a member removed from the configuration still counts, for as long as it answers.
+            members = self.configs.latest.members
+            return voters + tuple(p for p in self.progress if p not in members)
+        return voters
+
+    def _replication_targets(self) -> tuple[str, ...]:
+        """Who a leader sends the log to, in address-book order (the order messages go out in): every other
+        member, and whoever the latest change removed until that change commits (so the removed node usually
+        learns of it and stops waiting for a leader)."""
+        if "count-removed" in self.cfg.bugs:
+            return self.others  # the bug keeps every removed node in the quorum it counts
+        targets = set(self.configs.latest.members)
+        if self.configs.latest_index > self.commit:
+            targets |= set(self.configs.at(self.configs.latest_index - 1).members)
+        return tuple(p for p in self.others if p in targets)
+
+    def _sync_progress(self) -> None:
+        targets = self._replication_targets()
+        last = self.log.last_index()
+        for p in targets:
+            if p not in self.progress:
+                self.progress[p] = Progress(match=0, next=last + 1)
+                self._send_append(p)
+        for p in [p for p in self.progress if p not in targets]:
+            del self.progress[p]
+
+    def _membership_changed(self) -> None:
+        """A configuration entry was appended or truncated away (or a snapshot replaced the log)."""
+        if self.role in (PRECANDIDATE, CANDIDATE) and not self.is_voter():
+            self._become_follower(self.term, None)
+        if self.role == LEADER:
+            if self.transferee is not None and self.transferee not in self.configs.latest.voters:
+                self.transferee = None
+            self._sync_progress()
+            self._maybe_commit()  # the quorum changed with the voters
+
+    def propose_change(self, action: str, member: str) -> tuple[int, int] | str:
+        """Append a configuration entry for one change if leading; its (index, term), or why not:
+        "not-leader", "change-in-progress" (the previous change, or this leader's first entry of its term,
+        is not committed yet), "learner-behind" (promoting a learner that has not caught up), or a reason of
+        membership.plan_change ("unchanged" when the change already holds)."""
+        if self.role != LEADER or self.transferee is not None:
+            return "not-leader"
+        if self.configs.latest_index > self.commit or not self.committed_in_term():
+            return "change-in-progress"
+        plan = plan_change(self.configs.latest, action, member, self.cfg.peers)
+        if isinstance(plan, str):
+            return plan
+        if action == "promote":
+            pr = self.progress[member]
+            # Caught up: it has answered this leader, holds what any snapshot covers, and is within one
+            # append of the commit index (a voter that is far behind would cost the quorum its availability).
+            if not pr.acked_seq or pr.match < self.log.snap_index or pr.match + self.cfg.max_batch < self.commit:
+                return "learner-behind"
+        self.counters.membership_changes += 1
+        entry = self._append_local(CONFIG, plan.entry_data())
+        return entry["index"], entry["term"]
+
+    def _after_commit(self) -> None:
+        """A leader's commit index moved: a removal that committed ends its replication to the node removed;
+        its own removal ends its leadership (dissertation 4.2.2)."""
+        if self.role != LEADER or self.commit < self.configs.latest_index:
+            return
+        if self.is_voter():
+            if self._pruned_at != self.configs.latest_index:  # once per change, not on every commit
+                self._pruned_at = self.configs.latest_index
+                self._sync_progress()
+            return
+        self.counters.removed_stepdowns += 1
+        self._start_heartbeat_round()  # the voters learn that the change committed
+        caught_up = [p for p in self.configs.latest.voters
+                     if p in self.progress and self.progress[p].match == self.log.last_index()]
+        if caught_up:
+            self._send(caught_up[0], m.TIMEOUT_NOW)  # one of them campaigns at once
+        self._become_follower(self.term, None)
 
     # ---- role changes -------------------------------------------------------
 
@@ -314,7 +430,9 @@ class RaftCore:
             kind, term = m.VOTE, self.term
         if self._tally() is not None:
             return  # a cluster of one
-        for peer in self.others:
+        for peer in self.configs.latest.voters:
+            if peer == self.cfg.id:
+                continue
             self._send(
                 peer,
                 kind,
@@ -361,15 +479,16 @@ class RaftCore:
 
     def _tally(self) -> bool | None:
         """Count votes; act on a decided election and return who won (None: undecided)."""
-        granted = sum(1 for v in self.votes.values() if v)
-        rejected = len(self.votes) - granted
-        if granted >= self.cfg.quorum:
+        voters, q = self.configs.latest.voters, self.quorum()
+        granted = sum(1 for p, v in self.votes.items() if v and p in voters)
+        rejected = sum(1 for p, v in self.votes.items() if not v and p in voters)
+        if granted >= q:
             if self.role == PRECANDIDATE:
                 self._campaign(pre=False)
             else:
                 self._become_leader()
             return True
-        if rejected >= self.cfg.quorum:
+        if rejected >= q:
             self._become_follower(self.term, None)
             return False
         return None
@@ -384,7 +503,8 @@ class RaftCore:
         self.heartbeat_elapsed = 0
         self.transferee = None
         last = self.log.last_index()
-        self.progress = {p: Progress(match=0, next=last + 1) for p in self.others}
+        self.progress = {p: Progress(match=0, next=last + 1) for p in self._replication_targets()}
+        self._pruned_at = -1
         if "commit-old-term" not in self.cfg.bugs:
             # The no-op lets this leader commit (and so learn the commit index)
             # in its own term: the Figure 8 rule forbids counting older entries.
@@ -398,8 +518,8 @@ class RaftCore:
         self.election_elapsed += 1
         if self.role == LEADER:
             self._tick_leader()
-        elif self.election_elapsed >= self.randomized_timeout:
-            self._campaign(pre=True)
+        elif self.election_elapsed >= self.randomized_timeout and self.is_voter():
+            self._campaign(pre=True)  # a learner, or a node removed, never campaigns
         elif self.role == PRECANDIDATE:
             self._ask_silent_prevoters()
 
@@ -410,13 +530,13 @@ class RaftCore:
         if self.election_elapsed >= self.cfg.election_ticks[0]:
             self.election_elapsed = 0
             if self.check_quorum_enabled():
-                active = 1 + sum(1 for p in self.others if self.progress[p].active)
-                if active < self.cfg.quorum:
+                active = sum(1 for p in self._counted() if p == self.cfg.id or self.progress[p].active)
+                if active < self.quorum():
                     self.counters.check_quorum_stepdowns += 1
                     self._become_follower(self.term, None)
                     return
-            for p in self.others:
-                self.progress[p].active = False
+            for pr in self.progress.values():
+                pr.active = False
         self.heartbeat_elapsed += 1
         if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks:
             self._start_heartbeat_round()
@@ -426,7 +546,7 @@ class RaftCore:
         self.seq += 1
         self.seq_sent_tick[self.seq] = self.now
         self.seq_sent_tick.pop(self.seq - SEQ_MEMORY, None)
-        for peer in self.others:
+        for peer in self.progress:
             self._send_append(peer)
         self._confirm_reads()  # a cluster of one confirms at once
 
@@ -442,6 +562,8 @@ class RaftCore:
     def _append_local(self, kind: str, data) -> dict:
         entry = {"index": self.log.last_index() + 1, "term": self.term, "kind": kind, "data": data}
         self.log.append([entry])
+        if self.configs.appended(entry):
+            self._membership_changed()  # in effect as soon as it is in the log
         self._maybe_commit()  # a cluster of one
         return entry
 
@@ -462,8 +584,8 @@ class RaftCore:
             read = self.pending_reads[0]
             if read.seq > self.seq:
                 return  # its round has not been sent yet
-            acks = 1 + sum(1 for p in self.others if self.progress[p].acked_seq >= read.seq)
-            if acks < self.cfg.quorum:
+            acks = sum(1 for p in self._counted() if p == self.cfg.id or self.progress[p].acked_seq >= read.seq)
+            if acks < self.quorum():
                 return
             self.pending_reads.pop(0)
             self.reads_confirmed.append((read.ctx, read.index))
@@ -476,13 +598,12 @@ class RaftCore:
             self._start_heartbeat_round()
             return
         last = self.log.last_index()
-        for peer in self.others:
-            pr = self.progress[peer]
+        for peer, pr in self.progress.items():
             if pr.next <= last and not self._awaiting_snapshot(pr):
                 self._send_append(peer)
 
     def transfer_leadership(self, to: str) -> None:
-        if self.role != LEADER or to == self.cfg.id or to not in self.others:
+        if self.role != LEADER or to == self.cfg.id or to not in self.configs.latest.voters:
             return
         if self.transferee == to:
             return
@@ -632,7 +753,7 @@ class RaftCore:
         self._tally()
 
     def _on_timeout_now(self, msg: dict) -> None:
-        if self.role != LEADER:
+        if self.role != LEADER and self.is_voter():
             # Our leader hands over: campaign now, skipping PreVote, and ask the
             # others to set aside their leader lease.
             self._campaign(pre=False, force=True)
@@ -669,6 +790,8 @@ class RaftCore:
                 # rather than a crash here.
                 self._truncate(e["index"])
             self.log.append([dict(x) for x in entries[i:]])
+            if any([self.configs.appended(x) for x in entries[i:]]):
+                self._membership_changed()
             break
         last_new = prev + len(entries)
         self._commit_to(min(msg["commit"], last_new))
@@ -685,6 +808,8 @@ class RaftCore:
 
     def _truncate(self, index: int) -> None:
         self.log.truncate_from(index)
+        if self.configs.truncated(index):
+            self._membership_changed()  # the configuration before the truncated entry is back
         if self.pending_truncate is None or index < self.pending_truncate:
             self.pending_truncate = index
         self.unstable_from = min(self.unstable_from, index)
@@ -707,6 +832,8 @@ class RaftCore:
         else:
             self.counters.snapshots_installed += 1
             self.log = RaftLog(snap["index"], snap["term"])
+            self.configs = ConfigHistory(snap["index"], snapshot_membership(snap, self.cfg.peers))
+            self._membership_changed()
             self.snapshot = snap
             self.snapshot_to_persist = snap
             self.snapshot_to_restore = snap
@@ -720,7 +847,9 @@ class RaftCore:
         if self.role != LEADER:
             return
         src = msg["src"]
-        pr = self.progress[src]
+        pr = self.progress.get(src)
+        if pr is None:
+            return  # a node this leader no longer replicates to (removed)
         pr.active = True
         seq = msg.get("seq", 0)
         if seq > pr.acked_seq:
@@ -758,10 +887,14 @@ class RaftCore:
     def _maybe_commit(self) -> None:
         if self.role != LEADER:
             return
-        matches = sorted([self.log.last_index()] + [p.match for p in self.progress.values()], reverse=True)
+        last, q = self.log.last_index(), self.quorum()
+        matches = sorted((last if p == self.cfg.id else self.progress[p].match for p in self._counted()),
+                         reverse=True)
+        if len(matches) < q:
+            return
         # A follower can only claim more than we hold if a buggy leader before us
         # let its log run ahead of ours; never commit what we do not have.
-        n = min(matches[self.cfg.quorum - 1], self.log.last_index())
+        n = min(matches[q - 1], last)
         if n <= self.commit:
             return
         if self.log.term_at(n) != self.term and "commit-old-term" not in self.cfg.bugs:
@@ -772,6 +905,7 @@ class RaftCore:
             for ctx in self.reads_awaiting_term_commit:
                 self.pending_reads.append(PendingRead(ctx, self.seq + 1, self.commit))
             self.reads_awaiting_term_commit = []
+        self._after_commit()
 
     # ---- snapshots and persistence bookkeeping -----------------------------
 
@@ -780,6 +914,7 @@ class RaftCore:
         if snapshot["index"] <= self.log.snap_index or snapshot["index"] > self.commit:
             return
         self.log.compact(snapshot["index"], snapshot["term"])
+        self.configs.compacted(snapshot["index"])
         self.snapshot = snapshot
         self.snapshot_to_persist = snapshot
         self.unstable_from = max(self.unstable_from, snapshot["index"] + 1)

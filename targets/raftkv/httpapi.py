@@ -10,6 +10,11 @@ Routes (what the harness, the bench and other tools depend on):
 - ``GET /metrics``               -> Prometheus text
 - ``GET /failpoints``, ``PUT|DELETE /failpoints/<name>`` -> list, arm, disarm a
   crash point (see failpoints.py); 404 unless the node runs with --failpoints
+- ``GET /membership``            -> this node's latest configuration: "voters", "learners",
+  "member" (its own place), "config_index", "committed", "leader", "term"
+- ``POST /membership/add-learner/<id>``, ``/membership/promote/<id>``,
+  ``/membership/remove/<id>`` -> {"f": "membership", "action", "member"}: a
+  change through the log, forwarded to the leader like a write (node.py)
 
 Keys are URL-decoded (``/kv/a%2Fb`` is the key ``a/b``). Status codes and
 bodies of /kv requests are whatever the node replies; a request this layer
@@ -30,6 +35,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from .failpoints import Failpoints, UnknownFailpoint
+from .membership import ACTIONS as MEMBERSHIP_ACTIONS
 
 MAX_HEAD_BYTES = 64 * 1024
 # A value is replicated, logged, snapshotted and re-encoded on every node, all on one event loop:
@@ -137,7 +143,7 @@ def expects_continue(buf: bytearray) -> bool:
 class Route:
     """What a request asks for: a node operation, the status, or the metrics."""
 
-    kind: str  # "op" | "status" | "metrics" | "failpoints" | "failpoint"
+    kind: str  # "op" | "status" | "metrics" | "failpoints" | "failpoint" | "membership"
     op: dict | None = None  # for "failpoint": {"name", "on"}
 
 
@@ -195,6 +201,8 @@ def route(req: Request) -> Route:
         if req.method not in ("PUT", "DELETE"):
             raise HttpError(405, "method-not-allowed", "PUT arms a failpoint, DELETE disarms it")
         return Route("failpoint", {"name": unquote(path[len("/failpoints/"):]), "on": req.method == "PUT"})
+    if path == "/membership" or path.startswith("/membership/"):
+        return _membership_route(req, path)
     if not path.startswith("/kv/"):
         raise HttpError(404, "no-such-path", path)
     raw_key = path[len("/kv/"):]
@@ -225,6 +233,19 @@ def route(req: Request) -> Route:
     raise HttpError(405, "method-not-allowed")
 
 
+def _membership_route(req: Request, path: str) -> Route:
+    if path == "/membership":
+        if req.method != "GET":
+            raise HttpError(405, "method-not-allowed", "GET /membership; POST /membership/ACTION/ID changes it")
+        return Route("membership")
+    parts = path.split("/")  # "", "membership", action, id
+    if len(parts) != 4 or parts[2] not in MEMBERSHIP_ACTIONS or not parts[3]:
+        raise HttpError(404, "no-such-path", f"POST /membership/{{{'|'.join(MEMBERSHIP_ACTIONS)}}}/ID")
+    if req.method != "POST":
+        raise HttpError(405, "method-not-allowed", "a membership change is a POST")
+    return Route("op", {"f": "membership", "action": parts[2], "member": unquote(parts[3])})
+
+
 def encode_response(status: int, body: dict | str, keep_alive: bool) -> bytes:
     if isinstance(body, str):
         payload, ctype = body.encode(), "text/plain; version=0.0.4"
@@ -241,9 +262,10 @@ class HttpApi:
 
     def __init__(self, submit: Callable[[dict], Awaitable[tuple[int, dict]]],
                  status: Callable[[], dict], metrics: Callable[[], str],
-                 failpoints: Failpoints | None = None):
+                 failpoints: Failpoints | None = None, membership: Callable[[], dict] | None = None):
         self.submit = submit
         self.status = status
+        self.membership = membership
         self.metrics = metrics
         self.failpoints = failpoints or Failpoints(enabled=False)
         self.counters = {"http_requests": 0, "http_bad_requests": 0}
@@ -266,6 +288,10 @@ class HttpApi:
                 return 200, self.status()
             if r.kind == "metrics":
                 return 200, self.metrics()
+            if r.kind == "membership":
+                if self.membership is None:
+                    raise HttpError(404, "no-such-path", "/membership")
+                return 200, self.membership()
             if r.kind in ("failpoints", "failpoint"):
                 return self._failpoint(r)
             return await self.submit(r.op)

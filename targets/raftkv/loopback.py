@@ -322,6 +322,21 @@ class LocalCluster:
                 time.sleep(0.05)
         return pending
 
+    def membership(self, node_id: str, action: str = "show", member: str | None = None,
+                   timeout: float = 2.0) -> tuple[int | None, dict]:
+        """GET /membership (action "show") or POST /membership/ACTION/MEMBER; (None, {}) if no answer."""
+        c = self.client(node_id, timeout)
+        try:
+            if action == "show":
+                code, body = c.request("GET", "/membership")
+            else:
+                code, body = c.request("POST", f"/membership/{quote(action)}/{quote(member or '', safe='')}")
+            return code, body if isinstance(body, dict) else {}
+        except (OSError, http.client.HTTPException, ValueError):
+            return None, {}
+        finally:
+            c.close()
+
     def set_failpoint(self, node_id: str, name: str, on: bool) -> bool:
         """Arm or disarm a raftkv failpoint (the node runs with --failpoints); whether the node agreed."""
         c = self.client(node_id, timeout=1.0)

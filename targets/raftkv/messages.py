@@ -12,7 +12,7 @@ Every message carries "type", "src", "dst" and "term". The other fields:
 - append_resp: "success", "match_index" (on success), "reject_index" (the
   prev_index refused), "conflict_index" and "conflict_term" (fast back-off
   hints; conflict_term is None when the follower's log is too short), "seq".
-- snapshot: "snapshot" ({"index", "term", "state", "members"}), "seq";
+- snapshot: "snapshot" ({"index", "term", "state", "members", "config"}), "seq";
   answered with an append_resp.
 - timeout_now: the leader asks the transfer target to campaign at once.
 - forward: a follower hands a client request to the node it takes for the
@@ -22,7 +22,9 @@ Every message carries "type", "src", "dst" and "term". The other fields:
 - forward_resp: what the leader answered: "id", "status", "body".
 
 Log entries are {"index", "term", "kind", "data"}; kind is "noop" (each
-leader's first entry of its term) or "op" (data = {"op": client write}).
+leader's first entry of its term), "op" (data = {"op": client write}) or
+"config" (data = {"voters", "learners"}: a membership change, membership.py).
+A snapshot also carries "config", the configuration at its index.
 """
 
 PREVOTE = "prevote"

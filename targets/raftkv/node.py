@@ -18,6 +18,13 @@ the request timeout is a 504 (unknown outcome). A refusal the leader sends back
 (503) is definite: the peer transport delivers a message at most once, and a
 node ignores a copy of a forward it has already handled, so a refused forward
 never reached any log. A node does not forward a forward (no loops).
+
+Membership changes (membership.py) are client requests too, {"f": "membership",
+"action": "add-learner" | "promote" | "remove", "member": ID}: forwarded to the
+leader like a write, answered 200 with the new configuration once its entry
+commits (or at once when the change already holds), 409 with the reason when
+the leader cannot make it now (another change in progress, a learner that has
+not caught up, ...), 400 for an id outside the address book.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from typing import ClassVar
 from targets.raftkv import messages as m
 from targets.raftkv.core import LEADER, CoreConfig, RaftCore
 from targets.raftkv.kvstate import KVState, Outcome
+from targets.raftkv.membership import ACTIONS, CONFIG
 
 # The deliberate bugs a node can be started with, so that the harness can prove
 # it catches each of them. Every one is off by default.
@@ -58,6 +66,14 @@ BUGS: dict[str, str] = {
     # after a lost message), cuts off entries the follower already acknowledged and the leader counted.
     "truncate-on-append": "a follower drops every entry after an AppendEntries' prevLogIndex before appending its "
                           "entries, even ones that do not conflict (a stale or repeated append undoes acknowledged entries)",
+    # Membership changes (membership.py). A leader that keeps replicating to a member it removed and counts
+    # its acknowledgements: after 4 voters become 3, the leader and the removed node make a "majority" of 2.
+    "count-removed": "a leader keeps replicating to members removed from the configuration and counts their "
+                     "acknowledgements toward its quorum (commit, ReadIndex, lease, CheckQuorum)",
+    # A quorum size cached from the configuration before the latest change (votes and commitment alike):
+    # after a learner's promotion makes 3 voters 4, two of them are taken for a majority.
+    "stale-majority": "quorums (elections, commitment, reads) are sized by the configuration before the latest "
+                      "change: after 3 voters become 4, two of them make a majority",
 }
 
 
@@ -179,6 +195,8 @@ FORWARD_MEMORY = 4096
 def _well_formed(op: dict) -> bool:
     if not isinstance(op, dict):
         return False
+    if op.get("f") == "membership":
+        return op.get("action") in ACTIONS and isinstance(op.get("member"), str)
     needs = {"get": (), "put": ("value",), "cas": ("from", "to")}.get(op.get("f"))
     if needs is None or not isinstance(op.get("key"), str):
         return False
@@ -332,6 +350,8 @@ class RaftKVNode:
     def _start(self, handle: int, op: dict) -> None:
         if op["f"] == "get":
             self._start_read(handle, op)
+        elif op["f"] == "membership":
+            self._start_change(handle, op)
         else:
             self._start_write(handle, op)
 
@@ -369,6 +389,23 @@ class RaftKVNode:
         self.pending_writes[index] = PendingWrite(handle, term)
         if "ack-before-replicate" in self.config.bugs and op["f"] == "put":
             self._reply(handle, 200, {})  # the bug: only our own log has it so far
+
+    def _start_change(self, handle: int, op: dict) -> None:
+        if self.core.role != LEADER:
+            self._not_leader(handle, op)
+            return
+        placed = self.core.propose_change(op["action"], op["member"])
+        if placed == "not-leader":
+            self._reply(handle, *not_leader(self.core.transferee))
+        elif placed == "unchanged":
+            self._reply(handle, 200, {**self.membership(), "unchanged": True})
+        elif placed in ("unknown-node", "unknown-action"):
+            self._reply(handle, 400, {"error": placed, "detail": f"known nodes: {', '.join(self.config.peers)}"})
+        elif isinstance(placed, str):
+            self._reply(handle, 409, {"error": placed})
+        else:
+            index, term = placed
+            self.pending_writes[index] = PendingWrite(handle, term)
 
     # ---- forwarding -----------------------------------------------------------
 
@@ -485,6 +522,8 @@ class RaftKVNode:
             self.applied += 1
             entry = self.core.log.entry(self.applied)
             outcome = self.kv.apply(entry["data"]["op"]) if entry["kind"] == m.OP else None
+            if entry["kind"] == CONFIG:
+                outcome = Outcome(200, {**entry["data"], "config_index": self.applied})
             waiter = self.pending_writes.pop(self.applied, None)
             if waiter is not None:
                 if waiter.term == entry["term"]:
@@ -518,7 +557,8 @@ class RaftKVNode:
                 "index": self.applied,
                 "term": core.log.term_at(self.applied),
                 "state": self.kv.to_json(),
-                "members": list(self.config.peers),
+                "members": list(core.membership_at(self.applied).voters),
+                "config": core.membership_at(self.applied).to_json(),
             }
         )
 
@@ -577,8 +617,11 @@ class RaftKVNode:
         # added without changing drivers.
 
     def status(self) -> dict:
-        """{"id", "role", "term", "leader", "commit_index", "applied_index", "last_log_index"}."""
+        """{"id", "role", "term", "leader", "commit_index", "applied_index", "last_log_index", "voters",
+        "learners", "member"}: the last three from the latest configuration this node holds (member: this
+        node's place in it, "voter", "learner" or "removed")."""
         core = self.core
+        conf = core.membership
         return {
             "id": self.config.id,
             "role": core.role,
@@ -587,7 +630,18 @@ class RaftKVNode:
             "commit_index": core.commit,
             "applied_index": self.applied,
             "last_log_index": core.log.last_index(),
+            "voters": list(conf.voters),
+            "learners": list(conf.learners),
+            "member": conf.role_of(self.config.id),
         }
+
+    def membership(self) -> dict:
+        """What GET /membership answers: this node's latest configuration and whether it knows it committed."""
+        core = self.core
+        conf, index = core.membership, core.configs.latest_index
+        return {"id": self.config.id, "voters": list(conf.voters), "learners": list(conf.learners),
+                "member": conf.role_of(self.config.id), "config_index": index, "committed": index <= core.commit,
+                "role": core.role, "term": core.term, "leader": core.leader}
 
     def metrics(self) -> dict:
         """Counters and gauges: elections_started, leader_changes, term, is_leader, commit_index, ..."""
@@ -601,6 +655,9 @@ class RaftKVNode:
             "snapshots_sent": c.snapshots_sent,
             "snapshots_installed": c.snapshots_installed,
             "transfers_started": c.transfers_started,
+            "membership_changes": c.membership_changes,
+            "removed_stepdowns": c.removed_stepdowns,
+            "voters": len(core.membership.voters),
             "messages_rejected_stale_term": c.messages_rejected_stale_term,
             "term": core.term,
             "is_leader": 1 if core.role == LEADER else 0,

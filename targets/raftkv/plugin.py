@@ -358,6 +358,22 @@ class RaftKV:
         status, _ = await _one_request(address, "PUT" if on else "DELETE", f"/failpoints/{quote(name)}", timeout)
         return status == 200
 
+    async def membership(self, address: str, action: str = "show", member: str | None = None,
+                         timeout: float = 2.0) -> tuple[int | None, dict]:
+        """The membership admin API (targets/raftkv/membership.py): action "show" is GET /membership (the node's
+        configuration); "add-learner", "promote" and "remove" POST a change, which the node forwards to its
+        leader. (status, body); (None, {}) when the node did not answer."""
+        pool = HttpPool(connect_timeout=min(0.5, timeout))
+        try:
+            if action == "show":
+                return await pool.request(address, "GET", "/membership", None, timeout)
+            path = f"/membership/{quote(action, safe='')}/{quote(member or '', safe='')}"
+            return await pool.request(address, "POST", path, None, timeout)
+        except Exception:
+            return None, {}
+        finally:
+            pool.close()
+
     def data_dir(self, layout: ClusterLayout) -> str:
         """The node's --data: FORMAT, the checksummed wal and the snapshot (targets/raftkv/storage.py)."""
         return layout.data_dir

@@ -132,7 +132,7 @@ class RaftKVServer:
         cfg = self.config
         self.transport = PeerTransport(cfg.node.id, cfg.peer_addrs, cfg.cluster_key,
                                        self._on_peer_message, verify="no-peer-auth" not in cfg.node.bugs)
-        self.http = HttpApi(self._submit, self.status, self.metrics_text, self.failpoints)
+        self.http = HttpApi(self._submit, self.status, self.metrics_text, self.failpoints, self.membership)
         await self.transport.start()
         await self.http.start(*cfg.client_addr)
         self._tasks = [asyncio.create_task(self._drive(), name="raftkv-driver"),
@@ -490,6 +490,10 @@ class RaftKVServer:
         if status.get("term") is not None:
             status["term"] = min(status["term"], self._written_term)
         return status
+
+    def membership(self) -> dict:
+        """GET /membership: the node's latest configuration (membership changes go through _submit)."""
+        return self.node.membership()
 
     def metrics_text(self) -> str:
         io = {**self.transport.counters, **self.http.counters}

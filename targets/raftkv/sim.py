@@ -9,6 +9,12 @@ leader completeness, state machine safety); after the final heal it checks
 that a leader is elected and a write commits within a bounded time, that every
 acknowledged write survives and that reads are not stale. The same seed and
 schedule give the same run, bit for bit.
+
+Membership changes are faults too: the simulator asks the leader (through the
+admin request a client would send) to remove a node, add it back as a learner
+and promote it, retrying a refused step as the harness's membership nemesis
+does; the heal brings back every original voter, and the final checks then
+compare only the members of the configuration the cluster committed.
 """
 
 from __future__ import annotations
@@ -26,6 +32,15 @@ from targets.raftkv.kvstate import KVState
 from targets.raftkv.node import NodeConfig, RaftKVNode, Restored
 
 
+def split_voters_side(nodes, leader, voters, rng: random.Random) -> list[str]:
+    """The leader's side of a split-voters partition (the same rule as nemesis.grudges.split_voters, which
+    the node image cannot import): the leader, the smaller half of the voters, every non-voter."""
+    others = [v for v in voters if v != leader]
+    rng.shuffle(others)
+    k = max(0, len(voters) // 2 - (1 if leader in voters else 0))
+    return [leader] + others[:k] + [n for n in nodes if n not in voters and n != leader]
+
+
 @dataclass(frozen=True)
 class Fault:
     """One nemesis action at a simulated time; node arguments are indexes (mod N).
@@ -37,6 +52,12 @@ class Fault:
     slow (src, dst, extra ms)          drop (loss %)           skew (node, tick period %)
     skew-leader (tick period %): skew whoever leads now (a slow clock on a leader)
     transfer (node): the leader, if any, hands over to node
+    Membership (asked of the leader, each step retried until it is accepted):
+    remove (node)       add-learner (node)       promote (node)
+    member-cycle (node, ms): remove node, then after ms add it back as a learner and promote it
+    member-cycle-leader (ms): the same for whoever leads now
+    split-voters (): the leader, the smaller half of its voters and every node outside its configuration
+        on one side, the other voters on the other (nemesis.grudges.split_voters)
     Crash points, armed until they fire:
     bounce-after-vote (node, ms down): dies right after granting a vote
     bounce-before-send (node, ms down): dies, leading, after persisting a client
@@ -96,6 +117,7 @@ class SimResult:
     events: int
     recovered_after: int | None  # ms from the final heal until a write committed
     forwards: int = 0  # client requests a node handed to the leader (forward messages sent)
+    membership_changes: int = 0  # changes the leader accepted and committed (answered 200)
 
     @property
     def ok(self) -> bool:
@@ -151,6 +173,19 @@ class Client:
     retry: dict | None = None  # a write whose outcome was unknown, to send again as is
 
 
+@dataclass(frozen=True)
+class AdminStep:
+    """One membership change the simulator is asking for, and what follows it once it is done."""
+
+    action: str
+    member: str
+    then: tuple[tuple[int, str], ...] = ()  # (ms after this one succeeds, action) for the same member
+    tries: int = 40  # refused or unanswered steps are tried again 100 ms later, this many times
+
+
+ADMIN_RETRY_MS = 100
+
+
 @dataclass
 class InFlight:
     client: Client | None  # None: the liveness probe
@@ -190,6 +225,9 @@ class Simulation:
         self.first_write_terms: set[int] = set()
         self.drop_rate = 0.0
         self.forwards = 0
+        # Membership changes in flight: handle -> AdminStep; and how many were answered 200.
+        self.admin: dict[int, AdminStep] = {}
+        self.membership_changes = 0
         self.now = 0
         self.queue: list[tuple] = []
         self.seq = 0
@@ -248,7 +286,7 @@ class Simulation:
             violations.append(found.violation)
         recovered = None if self.probe_done_at is None else self.probe_done_at - cfg.duration
         return SimResult(self.seed, violations, self.history, dict(self.leaders_by_term),
-                         self._status(), self.events, recovered, self.forwards)
+                         self._status(), self.events, recovered, self.forwards, self.membership_changes)
 
     def _status(self) -> list[dict]:
         return [n.status() if n else {"id": self.ids[i], "role": "down"} for i, n in enumerate(self.nodes)]
@@ -419,8 +457,85 @@ class Simulation:
                     self._drain(i)
         elif kind == "skew":
             self.tick_period[args[0] % n] = max(1, self.cfg.tick_ms * args[1] // 100)
+        elif kind == "split-voters":
+            leader = self._leader()
+            if leader is not None:
+                conf = self.nodes[leader].core.membership
+                side = split_voters_side(self.ids, self.ids[leader], conf.voters, self.rng)
+                self._on_fault(Fault(self.now, "partition", tuple(self.ids.index(x) for x in side)))
+        elif kind in ("remove", "add-learner", "promote"):
+            self._admin(AdminStep(kind, self.ids[args[0] % n]))
+        elif kind in ("member-cycle", "member-cycle-leader"):
+            if kind == "member-cycle":
+                who, gap = self.ids[args[0] % n], args[1] if len(args) > 1 else 500
+            else:
+                leader = self._leader()
+                if leader is None:
+                    return
+                who, gap = self.ids[leader], args[0] if args else 500
+            self._admin(AdminStep("remove", who, ((gap, "add-learner"), (0, "promote"))))
         else:
             raise ValueError(f"unknown fault kind {kind!r}")
+
+    # ---- membership changes ----------------------------------------------------------
+
+    def _leader(self) -> int | None:
+        """The node leading in the highest term, if any."""
+        leaders = [(n.core.term, i) for i, n in enumerate(self.nodes) if n is not None and n.core.role == LEADER]
+        return max(leaders)[1] if leaders else None
+
+    def _admin(self, step: AdminStep) -> None:
+        """Send one membership change to the leader (or, knowing none, to some live node, which forwards it)."""
+        target = self._leader()
+        if target is None:
+            alive = [i for i, node in enumerate(self.nodes) if node is not None]
+            if not alive:
+                self._admin_retry(step)
+                return
+            target = self.rng.choice(alive)
+        self.next_handle += 1
+        handle = self.next_handle
+        self.admin[handle] = step
+        self._at(self.now + self.cfg.request_timeout + 2 * self.cfg.max_delay, "admin_deadline", handle)
+        node = self.nodes[target]
+        if self.now < self.paused_until[target]:
+            return  # frozen: the deadline retries it elsewhere
+        node.client_request(handle, {"f": "membership", "action": step.action, "member": step.member})
+        self._drain(target)
+
+    def _admin_retry(self, step: AdminStep) -> None:
+        if step.tries > 0:
+            again = AdminStep(step.action, step.member, step.then, step.tries - 1)
+            self._at(self.now + ADMIN_RETRY_MS, "admin_step", again)
+
+    def _on_admin_step(self, step: AdminStep) -> None:
+        self._admin(step)
+
+    def _on_admin_deadline(self, handle: int) -> None:
+        step = self.admin.pop(handle, None)
+        if step is not None:
+            self._admin_retry(step)  # unanswered (its node crashed or froze): ask again
+
+    def _on_admin_reply(self, handle: int, status: int, body: dict) -> None:
+        step = self.admin.pop(handle, None)
+        if step is None:
+            return
+        if status == 409 and step.action == "add-learner" and body.get("error") == "already-a-voter":
+            return  # nothing to take back
+        if status != 200:
+            self._admin_retry(step)
+            return
+        if not body.get("unchanged"):
+            self.membership_changes += 1
+        if step.then:
+            (gap, action), rest = step.then[0], step.then[1:]
+            self._at(self.now + gap, "admin_step", AdminStep(action, step.member, rest))
+
+    def _restore_membership(self) -> None:
+        """At the heal: ask for every original voter back (as a learner, then promoted)."""
+        self.admin = {}  # what was in flight is superseded
+        for member in self.ids:
+            self._admin(AdminStep("add-learner", member, ((0, "promote"),)))
 
     def _crash(self, i: int) -> None:
         if self.nodes[i] is None:
@@ -444,6 +559,10 @@ class Simulation:
                 self.paused_until[i] = self.now
                 self._on_resume(i, self.incarnation[i])
         self._at(self.now, "probe")
+        self._at(self.now + ADMIN_RETRY_MS, "restore_membership")
+
+    def _on_restore_membership(self) -> None:
+        self._restore_membership()
 
     # ---- clients ------------------------------------------------------------------
 
@@ -506,6 +625,9 @@ class Simulation:
         self._drain(flight.node)
 
     def _on_reply(self, handle: int, status: int, body: dict) -> None:
+        if handle in self.admin:
+            self._on_admin_reply(handle, status, body)
+            return
         flight = self.inflight.get(handle)
         if flight is None:
             return
@@ -641,8 +763,13 @@ class Simulation:
     # ---- client-visible checks, after the run -----------------------------------
 
     def _check_convergence(self) -> None:
-        """After the heal and the settle time, every node has applied the same state."""
+        """After the heal and the settle time, every member of the committed configuration has applied the same
+        state (a node the cluster removed and has not taken back stops where it was removed)."""
         nodes = [n for n in self.nodes if n is not None]
+        if nodes:
+            ahead = max(nodes, key=lambda n: n.core.commit)
+            members = ahead.core.membership_at(ahead.core.commit).members
+            nodes = [n for n in nodes if n.config.id in members]
         states = {(n.applied, _key(n.kv.to_json())) for n in nodes}
         if len(states) > 1:
             self._violation("divergence", "nodes hold different state after healing: "
@@ -728,7 +855,8 @@ FAULT_KINDS = ("partition", "isolate", "isolate-leader", "heal", "crash", "resta
                "pause-leader",
                "slow", "drop", "transfer", "skew", "bounce-after-vote", "bounce-before-send")
 # Drawn only when asked for (--kinds), so that every seed's default schedule stays what it was.
-EXTRA_KINDS = ("skew-leader",)
+EXTRA_KINDS = ("skew-leader", "remove", "add-learner", "promote", "member-cycle", "member-cycle-leader",
+               "split-voters")
 
 
 def random_schedule(
@@ -746,8 +874,12 @@ def random_schedule(
         kind = rng.choice(kinds)
         if kind == "partition":
             args = tuple(rng.sample(range(n), rng.randint(1, n // 2)))
-        elif kind in ("isolate", "crash", "restart", "transfer"):
+        elif kind in ("isolate", "crash", "restart", "transfer", "remove", "add-learner", "promote"):
             args = (rng.randrange(n),)
+        elif kind == "member-cycle":
+            args = (rng.randrange(n), rng.choice([100, 300, 600, 1000]))
+        elif kind == "member-cycle-leader":
+            args = (rng.choice([100, 300, 600, 1000]),)
         elif kind in ("bounce", "bounce-after-vote", "bounce-before-send"):
             args = (rng.randrange(n), rng.randint(1, 40))
         elif kind in ("bounce-leader", "bounce-leader-before-send"):
@@ -792,7 +924,8 @@ def summary(result: SimResult) -> str:
     kinds = {k: sum(1 for e in result.history if e["type"] == k) for k in ("ok", "fail", "info")}
     lines = [
         f"seed {result.seed}: {result.events} events, {len(result.leaders_by_term)} terms with a leader, "
-        f"ops ok={kinds['ok']} fail={kinds['fail']} info={kinds['info']}, {result.forwards} forwarded",
+        f"ops ok={kinds['ok']} fail={kinds['fail']} info={kinds['info']}, {result.forwards} forwarded, "
+        f"{result.membership_changes} membership changes",
         "recovered after heal: "
         + ("never" if result.recovered_after is None else f"{result.recovered_after} ms"),
     ]
