@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from targets.paxoskv import messages as m
 from targets.raftkv.core import SEQ_MEMORY, CoreConfig, CoreCounters, PendingRead
+from targets.raftkv.membership import ConfigHistory, Membership
 
 FOLLOWER, CANDIDATE, LEADER = "follower", "candidate", "leader"
 
@@ -116,6 +117,27 @@ class Progress:
 
 
 class PaxosCore:
+    @property
+    def membership(self) -> Membership:
+        return self.configs.latest
+
+    def membership_at(self, index: int) -> Membership:
+        return self.configs.latest
+
+    def is_voter(self) -> bool:
+        return True
+
+    def propose_change(self, action: str, member: str) -> str:
+        """paxoskv has no membership changes: every member is a voter for good, so asking for a voter
+        back (what raftkv's simulator does at its final heal) is unchanged, and anything else refused."""
+        if self.role != LEADER:
+            return "not-leader"
+        if member not in self.members:
+            return "unknown-node"
+        if action in ("add-learner", "promote"):
+            return "unchanged"
+        return "membership-changes-unsupported"
+
     def __init__(
         self,
         cfg: CoreConfig,
@@ -163,6 +185,9 @@ class PaxosCore:
         self.pending_reads: list[PendingRead] = []
         self.reads_awaiting_term_commit: list[int] = []
         self.counters = CoreCounters()
+        # A fixed membership (paxoskv has no membership changes): raftkv's node, which paxoskv runs,
+        # names the configuration in its status, snapshots and GET /membership.
+        self.configs = ConfigHistory(base_index, Membership(self.members))
 
         # Outputs, drained by the node into a Ready.
         self.outbox: list[dict] = []

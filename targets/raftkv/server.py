@@ -487,8 +487,15 @@ class RaftKVServer:
         # The same for the term: a candidate's new term is in memory until its Ready is written, and a
         # kill in between brought it back one term lower, which the split-brain checker took as a
         # forgotten term (a kills-only run of suites/disk.yaml, seed 7). Nothing left with that term.
-        if status.get("term") is not None:
-            status["term"] = min(status["term"], self._written_term)
+        if status.get("term") is not None and status["term"] > self._written_term:
+            status["term"] = self._written_term
+            if status.get("role") == "leader":
+                # Elected while its new term was still being written: answers to its early vote requests
+                # are applied during that write. It has not acted as leader (its first append leaves with
+                # the Ready after the write), and in the term it reports it did not lead: reported as
+                # leader, it looked like a second leader of the old term (tests/test_chaos_example.py).
+                status["role"] = "candidate"
+                status["leader"] = None
         return status
 
     def membership(self) -> dict:
