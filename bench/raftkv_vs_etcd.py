@@ -54,6 +54,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from targets.etcd.loopback import EtcdMissing, LocalEtcd, ensure_etcd, etcd_version
 from targets.raftkv.loopback import LocalCluster
@@ -130,11 +131,20 @@ class Side:
     name = "?"
     ids: list[str]
 
+    cluster: Any  # LocalCluster or LocalEtcd: the same leader, procs and kill calls
+
     def port(self, node_id: str) -> int: ...
     def write(self, key: str, value) -> tuple[str, str, bytes]: ...  # (method, path, body)
-    def leader(self) -> str: ...
-    def pids(self) -> dict[str, int]: ...
-    def kill(self, node_id: str) -> None: ...
+
+    def leader(self) -> str:
+        return self.cluster.wait_for_leader(timeout=10)
+
+    def pids(self) -> dict[str, int]:
+        return {i: p.pid for i, p in self.cluster.procs.items() if p.poll() is None}
+
+    def kill(self, node_id: str) -> None:
+        self.cluster.kill(node_id)
+
     def restart(self, node_id: str, survivors: list[str]) -> None: ...
     def timeline(self, nodes: list[str], since_wall: float) -> list[tuple[float, str, str]]: ...
 
@@ -159,15 +169,6 @@ class RaftkvSide(Side):
 
     def write(self, key, value):
         return "PUT", f"/kv/{key}", json.dumps({"value": value}).encode()
-
-    def leader(self):
-        return self.cluster.wait_for_leader(timeout=10)
-
-    def pids(self):
-        return {i: p.pid for i, p in self.cluster.procs.items() if p.poll() is None}
-
-    def kill(self, node_id):
-        self.cluster.kill(node_id)
 
     def restart(self, node_id, survivors):
         c = self.cluster
@@ -210,15 +211,6 @@ class EtcdSide(Side):
         body = {"key": base64.b64encode(key.encode()).decode(),
                 "value": base64.b64encode(json.dumps(value).encode()).decode()}
         return "POST", "/v3/kv/put", json.dumps(body).encode()
-
-    def leader(self):
-        return self.cluster.wait_for_leader(timeout=10)
-
-    def pids(self):
-        return {i: p.pid for i, p in self.cluster.procs.items() if p.poll() is None}
-
-    def kill(self, node_id):
-        self.cluster.kill(node_id)
 
     def restart(self, node_id, survivors):
         c = self.cluster
