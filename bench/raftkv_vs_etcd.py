@@ -52,7 +52,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -252,7 +252,7 @@ def _zap_time(ts: str) -> float | None:
         dt = datetime.fromisoformat(ts.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
 
 
 # ---- measurements --------------------------------------------------------------------------------
@@ -497,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     load = LoadWatch()
     load.mark()
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     print(f"raftkv vs etcd, {started:%Y-%m-%d %H:%M:%S} UTC, seed {args.seed}, {os.cpu_count()} CPUs, "
           f"load average {loadavg()}, raftkv at {revision()}, Python {sys.version.split()[0]}")
     print(f"command: {' '.join([sys.executable, *sys.argv])}")
