@@ -133,7 +133,12 @@ class Side:
 
     cluster: Any  # LocalCluster or LocalEtcd: the same leader, procs and kill calls
 
-    def port(self, node_id: str) -> int: ...
+    def port(self, node_id: str) -> int:
+        return self.cluster.client_ports[node_id]
+
+    def close(self) -> None:
+        self.cluster.close()
+
     def write(self, key: str, value) -> tuple[str, str, bytes]: ...  # (method, path, body)
 
     def leader(self) -> str:
@@ -160,12 +165,6 @@ class RaftkvSide(Side):
         self.ids = self.cluster.ids
         self.cluster.start_all()
         self.cluster.wait_for_leader()
-
-    def close(self) -> None:
-        self.cluster.close()
-
-    def port(self, node_id):
-        return self.cluster.client_ports[node_id]
 
     def write(self, key, value):
         return "PUT", f"/kv/{key}", json.dumps({"value": value}).encode()
@@ -200,12 +199,6 @@ class EtcdSide(Side):
         self.ids = self.cluster.ids
         self.cluster.start_all()
         self.cluster.wait_for_leader(timeout=20)
-
-    def close(self) -> None:
-        self.cluster.close()
-
-    def port(self, node_id):
-        return self.cluster.client_ports[node_id]
 
     def write(self, key, value):
         body = {"key": base64.b64encode(key.encode()).decode(),
