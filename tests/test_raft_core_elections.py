@@ -112,3 +112,66 @@ def test_a_precandidate_with_the_newer_log_refuses_and_keeps_campaigning():
              "force": False})
     assert n3.role == PRECANDIDATE
     assert n3.take_outbox()[-1]["granted"] is False
+
+
+def ticks_until_campaign(c: RaftCore, limit: int = 100) -> int:
+    for n in range(1, limit + 1):
+        c.tick()
+        if c.role == PRECANDIDATE:
+            return n
+    raise AssertionError(f"no campaign within {limit} ticks")
+
+
+def test_a_follower_whose_leader_closed_its_link_campaigns_at_the_minimum_timeout_not_before():
+    n2 = follower_of_n1("n2")
+    for _ in range(4):
+        n2.tick()
+    n2.leader_link_lost("n1")
+    # heard n1 4 ticks ago; its lease on n2 runs 15 ticks from then, and not a tick less
+    assert ticks_until_campaign(n2) == 11
+
+
+def test_a_closed_link_to_a_follower_or_a_stranger_changes_no_timer():
+    n2 = follower_of_n1("n2")
+    n2.leader_link_lost("n3")
+    n2.leader_link_lost("n9")
+    assert ticks_until_campaign(n2) == 30
+
+
+def test_within_its_lease_a_follower_whose_leader_closed_its_link_still_ignores_a_prevote():
+    n2, n3 = follower_of_n1("n2"), follower_of_n1("n3")
+    n3.leader_link_lost("n1")
+    for _ in range(10):
+        n3.tick()
+    deliver(campaign(n2), {"n3": n3})
+    assert n3.take_outbox() == []  # the lease stands: lease reads on n1 stay safe if n1 is alive
+
+
+def test_hearing_from_the_leader_again_restores_a_random_timeout():
+    n2 = follower_of_n1("n2")
+    n2.leader_link_lost("n1")
+    n2.step({"type": m.APPEND, "src": "n1", "dst": "n2", "term": 1, "prev_index": 0, "prev_term": 0,
+             "entries": [], "commit": 0, "seq": 2})
+    draws = set()
+    for _ in range(40):
+        draws.add(n2.randomized_timeout)
+        n2.leader_link_lost("n1")
+        n2.step({"type": m.APPEND, "src": "n1", "dst": "n2", "term": 1, "prev_index": 0, "prev_term": 0,
+                 "entries": [], "commit": 0, "seq": 2})
+    assert all(15 <= d <= 30 for d in draws) and len(draws) > 5
+
+
+def test_both_followers_of_a_dead_leader_campaign_together_and_elect_one_without_a_split_vote():
+    n2, n3 = follower_of_n1("n2"), follower_of_n1("n3")
+    nodes = {"n2": n2, "n3": n3}
+    n2.leader_link_lost("n1")
+    n3.leader_link_lost("n1")
+    for _ in range(40):
+        for c in (n2, n3):
+            c.tick()
+            deliver(c.take_outbox(), nodes)
+        if LEADER in (n2.role, n3.role):
+            break
+    assert sorted([n2.role, n3.role]) == [FOLLOWER, LEADER]
+    assert n2.counters.elections_started + n3.counters.elections_started == 1
+    assert n2.now <= 17  # the lease's 15 ticks, a tick for the tie-break

@@ -505,3 +505,27 @@ def test_an_append_of_many_small_entries_is_encoded_at_once_and_a_long_one_a_chu
     assert isinstance(out, _Outgoing)
     data = _outgoing_bytes(out)
     assert len(data) > CHUNK_BYTES and json.loads(data) == big
+
+
+def test_a_peer_that_closes_its_links_is_reported_once_and_a_stranger_never():
+    async def scenario():
+        peers = {"n1": ("127.0.0.1", free_port()), "n2": ("127.0.0.1", free_port())}
+        lost = []
+        t1 = PeerTransport("n1", peers, KEY, lambda m: None, link_lost=lost.append)
+        t2 = PeerTransport("n2", peers, KEY, lambda m: None)
+        await t1.start()
+        await t2.start()
+        try:
+            await wait_until(lambda: t1._links["n2"].connected and t2._links["n1"].connected)
+            reader, writer, ch = await dial(peers["n1"][1])  # a stranger that hangs up at once
+            writer.close()
+            await asyncio.sleep(0.05)
+            assert lost == []
+            await t2.close()  # as the kernel does for a process killed with SIGKILL
+            await wait_until(lambda: lost)
+            await asyncio.sleep(0.05)
+            assert lost == ["n2"]
+        finally:
+            await t1.close()
+
+    asyncio.run(scenario())

@@ -356,6 +356,11 @@ class PaxosCore:
 
     # ---- ticks --------------------------------------------------------------
 
+    def leader_link_lost(self, peer: str) -> None:
+        """Ignored: raftkv campaigns early when its leader's connection closes, but two Paxos
+        proposers that time out together duel over ballots (there is no PreVote tie-break here),
+        so a paxoskv follower keeps its random timeout."""
+
     def tick(self) -> None:
         self.now += 1
         self.election_elapsed += 1

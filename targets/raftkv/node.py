@@ -329,6 +329,12 @@ class RaftKVNode:
         self._open(handle, op)
         self._after_event()
 
+    def link_lost(self, peer: str) -> None:
+        """`peer` closed its connection to this node: most likely it died (see RaftCore.leader_link_lost)."""
+        if peer in self.config.peers:
+            self.core.leader_link_lost(peer)
+        self._after_event()
+
     def forward_unsent(self, msg: dict) -> None:
         """The driver could not send `msg` at all (no link to its peer): if it was a forward,
         it certainly reached nobody, and its client is told so (503 leader-unreachable)."""

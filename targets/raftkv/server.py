@@ -131,7 +131,8 @@ class RaftKVServer:
         self.failed = asyncio.Event()
         cfg = self.config
         self.transport = PeerTransport(cfg.node.id, cfg.peer_addrs, cfg.cluster_key,
-                                       self._on_peer_message, verify="no-peer-auth" not in cfg.node.bugs)
+                                       self._on_peer_message, verify="no-peer-auth" not in cfg.node.bugs,
+                                       link_lost=self._on_link_lost)
         self.http = HttpApi(self._submit, self.status, self.metrics_text, self.failpoints, self.membership)
         await self.transport.start()
         await self.http.start(*cfg.client_addr)
@@ -169,6 +170,10 @@ class RaftKVServer:
 
     def _on_peer_message(self, msg: dict) -> None:
         self._events.append(("receive", msg))
+        self._wake.set()
+
+    def _on_link_lost(self, peer: str) -> None:
+        self._events.append(("link_lost", peer))
         self._wake.set()
 
     async def _submit(self, op: dict) -> tuple[int, dict]:
@@ -247,6 +252,8 @@ class RaftKVServer:
                     log.exception("node rejected a peer message %r", ev[1].get("type"))
                 if stop_after_vote and ev[1].get("type") == self.vote_request:
                     return
+            elif kind == "link_lost":
+                node.link_lost(ev[1])
             elif kind == "client":
                 try:
                     node.client_request(ev[1], ev[2])

@@ -545,6 +545,22 @@ class Simulation:
         for handle, flight in list(self.inflight.items()):
             if flight.node == i:
                 self._complete(handle, "info", None, "connection lost")
+        # Its peer connections close too: each peer it can reach sees that after everything the link
+        # still carried (TCP's order), so at the longest delay. No random draw, so that a schedule's
+        # other draws are what they were before closes were modelled.
+        for j in range(self.cfg.nodes):
+            if j != i and self.nodes[j] is not None:
+                self._at(self.now + self.cfg.max_delay, "link_lost", i, j, self.incarnation[j])
+
+    def _on_link_lost(self, src: int, dst: int, incarnation: int) -> None:
+        node = self.nodes[dst]
+        if node is None or incarnation != self.incarnation[dst] or (src, dst) in self.blocked:
+            return  # a partition between them swallows the close, as it does a message
+        if self.now < self.paused_until[dst]:
+            self._at(self.paused_until[dst], "link_lost", src, dst, incarnation)
+            return
+        node.link_lost(self.ids[src])
+        self._drain(dst)
 
     def _on_heal(self) -> None:
         self.healed = True

@@ -584,6 +584,7 @@ class _Inbound(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._decoding: asyncio.Task | None = None  # a long message being decoded; reading paused meanwhile
+        self._told_closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         t = self.t
@@ -662,23 +663,36 @@ class _Inbound(asyncio.Protocol):
             self.transport.resume_reading()
 
     def eof_received(self) -> bool:
+        self._peer_closed()
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            self._peer_closed()  # reset by the peer's end (our own abort() brings no exception)
         self._authenticated_or_gone()
         self.t._inbound.discard(self)
+
+    def _peer_closed(self) -> None:
+        peer = self.link.peer if self.link is not None else None
+        if peer is not None and not self._told_closed:
+            self._told_closed = True
+            self.t.link_lost(peer)
 
 
 class PeerTransport:
     """Sends node messages to peers and hands authenticated inbound messages to ``deliver``."""
 
     def __init__(self, self_id: str, peers: dict[str, tuple[str, int]], key: bytes,
-                 deliver: Callable[[dict], None], verify: bool = True):
+                 deliver: Callable[[dict], None], verify: bool = True,
+                 link_lost: Callable[[str], None] = lambda peer: None):
         self.self_id = self_id
         self.peers = peers
         self.peer_ids = set(peers)
         self.key = key
         self.deliver = deliver
+        # Called with a peer's id when that peer closes (or resets) its authenticated link to us:
+        # the hint a follower takes that its leader's process has died.
+        self.link_lost = link_lost
         self.verify = verify  # False: the no-peer-auth bug
         self.rejected: dict[str, int] = dict.fromkeys(REJECT_REASONS, 0)
         self.counters = {"peer_messages_sent": 0, "peer_messages_dropped": 0,
