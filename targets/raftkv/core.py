@@ -24,7 +24,13 @@ import random
 from dataclasses import dataclass
 
 from targets.raftkv import messages as m
-from targets.raftkv.membership import CONFIG, ConfigHistory, Membership, plan_change, snapshot_membership
+from targets.raftkv.membership import (
+    CONFIG,
+    ConfigHistory,
+    Membership,
+    plan_change,
+    snapshot_membership,
+)
 
 FOLLOWER, PRECANDIDATE, CANDIDATE, LEADER = "follower", "precandidate", "candidate", "leader"
 
