@@ -17,7 +17,7 @@ from typing import Any
 from targets.base import ClusterLayout, TargetOptions
 from targets.image import ImageRecipe, files_under
 from targets.options import SettingsError, positive_int, refusals, unknown
-from targets.raftkv.plugin import NOT_IN_NODE_IMAGE, REPO_ROOT, RaftKV
+from targets.raftkv.plugin import NODE_PACKAGES, NOT_IN_NODE_IMAGE, REPO_ROOT, RaftKV
 
 PAXOSKV_OPTIONS = ("election_timeout", "heartbeat", "tick", "lease_reads")
 
@@ -37,7 +37,8 @@ class PaxosKV(RaftKV):
             for dest, src in files_under(REPO_ROOT, package)
             if Path(dest).name not in NOT_IN_NODE_IMAGE and Path(dest).suffix == ".py"
         )
-        return ImageRecipe(name=self.name, files=files, env=(("PYTHONDONTWRITEBYTECODE", "1"),))
+        return ImageRecipe(name=self.name, files=files, packages=NODE_PACKAGES,
+                           env=(("PYTHONDONTWRITEBYTECODE", "1"),))
 
     def node_command(self, node_id: str, cluster: ClusterLayout, options: TargetOptions) -> list[str]:
         cmd = super().node_command(node_id, cluster, options)

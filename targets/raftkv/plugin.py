@@ -49,6 +49,9 @@ from targets.image import ImageRecipe, files_under
 from targets.options import SettingsError, positive_int, refusals, unknown
 from targets.prometheus import metrics_counters
 
+# Debian packages a raftkv (or paxoskv) node runs with beyond python3: the event loop (see __main__.py).
+NODE_PACKAGES = ("python3-uvloop",)
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PEER_PORT = 7000
 CLIENT_PORT = 8000
@@ -293,7 +296,8 @@ class RaftKV:
             (dest, src) for dest, src in files_under(REPO_ROOT, "targets/raftkv")
             if Path(dest).name not in NOT_IN_NODE_IMAGE
         )
-        return ImageRecipe(name=self.name, files=files, env=(("PYTHONDONTWRITEBYTECODE", "1"),))
+        return ImageRecipe(name=self.name, files=files, packages=NODE_PACKAGES,
+                           env=(("PYTHONDONTWRITEBYTECODE", "1"),))
 
     def node_command(self, node_id: str, cluster: ClusterLayout, options: TargetOptions) -> list[str]:
         peers = ",".join(f"{n.id}={n.ip}:{cluster.peer_port}" for n in cluster.nodes)
