@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness import reaper
+from harness import engines, reaper
 from harness.images import ImageError, docker_client, ensure_image, ensure_layer
 from harness.labels import (  # noqa: F401 (re-exported)
     NODE_LABEL,
@@ -149,9 +149,12 @@ class DockerCluster:
         join: DockerCluster | None = None,
         node_prefix: str = "n",
         layers: tuple = (),
+        placement: dict[str, str] | None = None,
     ):
         if nodes < 1:
             raise ValueError("a cluster needs at least one node")
+        if placement and join is not None:
+            raise ValueError("a joined group of nodes lives on its group's engine: no placement")
         self.run_id = run_id
         self.target = target
         self.options = options or TargetOptions()
@@ -160,6 +163,14 @@ class DockerCluster:
         # nemesis.family.NodeLayer of the run's faults (nemesis.registry.node_layers): image, devices, wrapper.
         self.layers = tuple(layers)
         self.node_ids: list[str] = [f"{node_prefix}{i}" for i in range(1, nodes + 1)]
+        # node -> Docker engine name (harness/engines.py); the first engine used is the home engine: it
+        # builds the images and holds whatever is not a node (impostors, helpers of paused nodes' peers).
+        self.placement: dict[str, str] = engines.place(self.node_ids, explicit=placement)
+        self.engine_names: list[str] = engines.engines_in(self.placement)
+        self._engines: dict[str, Any] = {}  # engine name -> client, connected on first use
+        self._networks: dict[str, Any] = {}  # engine name -> the run's network there
+        self.subnets: dict[str, ipaddress.IPv4Network] = {}  # engine name -> that network's subnet
+        self._routed: list[tuple[str, str]] = []  # (src, dst) subnets this run opened the host's forwarding for
         self.ips: dict[str, str] = {}
         self.layout: ClusterLayout | None = None
         # Another group of nodes of the same run on `join`'s network (an election run's candidates beside the
@@ -189,9 +200,34 @@ class DockerCluster:
 
     @property
     def client(self):
+        """The home engine's client (the only engine unless nodes are placed on several)."""
         if self._client is None:
-            self._client = docker_client()
+            home = self.engine_names[0]
+            self._client = docker_client() if home == engines.DEFAULT else self._connect(home)
         return self._client
+
+    def engine(self, name: str):
+        """The client of engine `name` (one of this cluster's), connected once; ClusterError if unreachable."""
+        if name == self.engine_names[0]:
+            return self.client
+        if name not in self._engines:
+            self._engines[name] = self._connect(name)
+        return self._engines[name]
+
+    @staticmethod
+    def _connect(name: str):
+        try:
+            return engines.connect(name)
+        except engines.EngineError as e:
+            raise ClusterError(str(e)) from None
+
+    def client_of(self, node: str):
+        """The client of the engine the node runs on."""
+        return self.engine(self.placement.get(node, self.engine_names[0]))
+
+    @property
+    def multi_engine(self) -> bool:
+        return len(self.engine_names) > 1
 
     def labels(self, node: str | None = None) -> dict[str, str]:
         lab = {RUN_LABEL: self.run_id, OWNER_LABEL: owner()}
@@ -224,13 +260,18 @@ class DockerCluster:
                                           client=self.client)
         except ImageError as e:
             raise ClusterError(str(e)) from None
+        for name in self.engine_names[1:]:
+            try:
+                engines.distribute_image(self.image, self.client, self.engine(name), self.log, name)
+            except engines.EngineError as e:
+                raise ClusterError(str(e)) from None
         # The nodes' time starts once their image exists: a build (a minute for the candidate image's pip
         # step) used to eat the whole timeout, and the first run after an edit failed with empty logs.
         started = time.monotonic()
         if self.join is None:
             # One reaper per run: a joined group carries the same run id, so its nodes are covered too.
             if self._reaper is None:
-                self._reaper = reaper.start(self.run_id)
+                self._reaper = reaper.start(self.run_id, engines=self.engine_names)
             self._create_network()
         else:
             self.subnet = self.join.subnet
@@ -257,16 +298,40 @@ class DockerCluster:
                 f"within {time.monotonic() - started:.0f}s; "
                 + "; ".join(f"{n} log: {t or '(empty)'}" for n, t in tails.items())
             )
-        self.log(f"cluster {self.run_id}: {len(self.node_ids)} nodes serving on {self.subnet} "
+        if self.multi_engine:
+            self._check_routes()
+        where = (", ".join(f"{e or 'default'} {self.subnets[e]}" for e in self.engine_names) if self.multi_engine
+                 else str(self.subnet))
+        self.log(f"cluster {self.run_id}: {len(self.node_ids)} nodes serving on {where} "
                  f"in {time.monotonic() - started:.1f}s")
         return dict(self.ips)
 
     def _create_network(self) -> None:
+        """The run's bridge network on every engine it uses, each a /24 that no engine has yet."""
+        rng = random.Random(f"{self.run_id}:{os.getpid()}:{time.time_ns()}")
+        for name in self.engine_names:
+            self._create_network_on(name, rng)
+        home = self.engine_names[0]
+        self._network, self.subnet = self._networks[home], self.subnets[home]
+        for i, n in enumerate(self.node_ids):
+            # The index across the whole cluster: node i is .(10 + i) whichever engine's subnet it is in.
+            self.ips[n] = str(self.subnets[self.placement[n]].network_address + FIRST_NODE_HOST + i)
+        if self.multi_engine and all(engines.is_local(e) for e in self.engine_names):
+            # Engines on this machine: the kernel routes between their bridges, but Docker's FORWARD
+            # policy drops what no engine published and masquerades what leaves a bridge, so open
+            # exactly this run's subnets to each other (removed at teardown, or by the reaper).
+            try:
+                self._routed = engines.open_forwarding(self.run_id, [str(n) for n in self.subnets.values()])
+            except engines.EngineError as e:
+                raise ClusterError(str(e)) from None
+
+    def _create_network_on(self, name: str, rng: random.Random) -> None:
         import docker
 
-        rng = random.Random(f"{self.run_id}:{os.getpid()}:{time.time_ns()}")
+        client = self.engine(name)
         for _attempt in range(20):
-            candidates = free_subnets(used_subnets(self.client), rng)
+            used = [net for e in self.engine_names for net in used_subnets(self.engine(e))]
+            candidates = free_subnets(used + list(self.subnets.values()), rng)
             if not candidates:
                 raise ClusterError(f"no free /24 left in {SUBNET_POOL} for the run's network; run `splitbrain clean`")
             subnet = candidates[0]
@@ -275,7 +340,7 @@ class DockerCluster:
                 pool_configs=[docker.types.IPAMPool(subnet=str(subnet), gateway=str(hosts[0]))]
             )
             try:
-                self._network = self.client.networks.create(
+                network = client.networks.create(
                     self.network_name, driver="bridge", ipam=ipam, labels=self.labels(), check_duplicate=True
                 )
             except docker.errors.APIError as e:
@@ -283,16 +348,32 @@ class DockerCluster:
                 if "overlap" in str(e).lower() or "already" in str(e).lower():
                     time.sleep(rng.random() * 0.2)
                     continue
-                raise ClusterError(f"cannot create network {self.network_name}: {e}") from None
-            self.subnet = subnet
-            self._check_not_torn_down(self._network)
-            for i, n in enumerate(self.node_ids):
-                self.ips[n] = str(subnet.network_address + FIRST_NODE_HOST + i)
+                raise ClusterError(f"cannot create network {self.network_name}"
+                                   f"{f' on engine {name}' if name else ''}: {e}") from None
+            self._networks[name], self.subnets[name] = network, subnet
+            self._check_not_torn_down(network)
             return
         raise ClusterError("could not find a free subnet for the run's network after 20 attempts")
 
+    def _check_routes(self) -> None:
+        """Each engine's first node reaches a node on every other engine (its client port), or ClusterError
+        naming the pair: nodes that cannot reach each other would only look like a permanent partition."""
+        first = {e: next(n for n in self.node_ids if self.placement[n] == e) for e in self.engine_names}
+        port = self.target.client_port
+        for src_engine, src in first.items():
+            for dst_engine, dst in first.items():
+                if dst_engine == src_engine:
+                    continue
+                rc, out = self.exec(src, ["nc", "-z", "-w", "2", self.ips[dst], str(port)])
+                if rc != 0:
+                    raise ClusterError(
+                        f"node {src} on engine {src_engine or 'default'} cannot reach {dst} on engine "
+                        f"{dst_engine or 'default'} at {self.ips[dst]}:{port}: the engines' run networks are not "
+                        "routed to each other (docs/multi-host.md says what each host needs)")
+
     def _create_node(self, node: str, key: bytes) -> None:
-        api = self.client.api
+        client = self.client_of(node)
+        api = client.api
         assert self.layout is not None
         env = node_environment(self.target, node, self.layout, self.options)
         command = self.target.node_command(node, self.layout, self.options)
@@ -316,7 +397,7 @@ class DockerCluster:
             host_config=host_config,
             networking_config=networking,
         )
-        container = self.client.containers.get(created["Id"])
+        container = client.containers.get(created["Id"])
         files: dict[str, bytes | None] = {
             os.path.dirname(self.layout.cluster_key_file): None,
             self.layout.data_dir: None,
@@ -382,7 +463,8 @@ class DockerCluster:
 
     def _listed(self) -> list[dict]:
         """This run's containers as Docker's list call gives them (labels, state, status line)."""
-        return self.client.api.containers(all=True, filters={"label": f"{RUN_LABEL}={self.run_id}"})
+        selector = {"label": f"{RUN_LABEL}={self.run_id}"}
+        return [c for e in self.engine_names for c in self.engine(e).api.containers(all=True, filters=selector)]
 
     def exit_codes(self) -> dict[str, int | None]:
         """Exit status of every node whose container has exited; None for the others (one call)."""
@@ -465,7 +547,7 @@ class DockerCluster:
             if "paused" not in str(e).lower():
                 raise
         try:
-            out = self.client.containers.run(
+            out = self.client_of(node).containers.run(
                 self.image, cmd, network_mode=f"container:{self.container(node).id}", cap_add=["NET_ADMIN"],
                 remove=True, labels=self.labels(), stdout=True, stderr=True,
             )
@@ -624,7 +706,17 @@ class DockerCluster:
         # A fresh client: teardown may run from a signal handler that interrupted
         # a request on the cluster's own connection.
         if self.join is None:
-            clean(self.run_id, client=docker_client())
+            for name in self.engine_names:
+                # The home engine's first: a remote one that cannot be reached must not keep this host's
+                # containers alive.
+                try:
+                    client = docker_client() if name == engines.DEFAULT else engines.connect(name)
+                    clean(self.run_id, client=client)
+                except engines.EngineError as e:
+                    self.log(f"cluster {self.run_id}: could not clean engine {name}: {e}; "
+                             f"run `splitbrain clean --docker-hosts {name}` when it is back")
+            if self._routed:
+                engines.close_forwarding(self.run_id)
         else:
             import docker
 

@@ -64,14 +64,16 @@ def enabled() -> bool:
     return os.environ.get("SPLITBRAIN_REAPER", "1") not in ("0", "off", "no", "false")
 
 
-def start(run_id: str, log_file: Path | None = None) -> Reaper:
-    """Start the reaper of run_id (or a disarmed stand-in when SPLITBRAIN_REAPER=0)."""
+def start(run_id: str, log_file: Path | None = None, engines: list[str] | None = None) -> Reaper:
+    """Start the reaper of run_id (or a disarmed stand-in when SPLITBRAIN_REAPER=0); it cleans every one of
+    `engines` (harness/engines.py names; default: the environment's engine)."""
     if not enabled():
         return Reaper(None, None)
     read_fd, write_fd = os.pipe()  # not inherited by the harness's other children (PEP 446)
     err = open(log_file, "ab") if log_file is not None else subprocess.DEVNULL  # noqa: SIM115
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "harness.reaper", run_id], stdin=read_fd,
+        names = [e or "default" for e in (engines or [])]
+        proc = subprocess.Popen([sys.executable, "-m", "harness.reaper", run_id, *names], stdin=read_fd,
                                 stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
                                 env={**os.environ, "PYTHONPATH": _import_path()})
     finally:
@@ -105,20 +107,26 @@ def watch(stdin, remove: Callable[[], tuple[int, int]], sleep: Callable[[float],
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1 or not argv[0]:
-        print("usage: python -m harness.reaper RUN_ID (started by the harness, with a pipe as stdin)",
+    if not argv or not argv[0]:
+        print("usage: python -m harness.reaper RUN_ID [ENGINE...] (started by the harness, with a pipe as stdin)",
               file=sys.stderr)
         return 2
-    run_id = argv[0]
+    run_id, names = argv[0], argv[1:] or ["default"]
 
     def remove() -> tuple[int, int]:
+        from harness import engines
         from harness.labels import clean
 
-        try:
-            return clean(run_id)
-        except Exception as e:  # Docker gone too: nothing more a reaper can do
-            print(f"splitbrain reaper {run_id}: {type(e).__name__}: {e}", file=sys.stderr)
-            return 0, 0
+        total = [0, 0]
+        for name in names:
+            try:
+                got = clean(run_id, client=engines.connect(name))
+                total = [total[0] + got[0], total[1] + got[1]]
+            except Exception as e:  # that engine is gone too: nothing more a reaper can do there
+                print(f"splitbrain reaper {run_id}: engine {name}: {type(e).__name__}: {e}", file=sys.stderr)
+        if len(names) > 1:
+            engines.close_forwarding(run_id)  # a no-op where the run opened none
+        return total[0], total[1]
 
     what = watch(sys.stdin.buffer, remove)
     if what == "reaped":

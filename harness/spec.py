@@ -77,6 +77,11 @@ class TestSpec:
     # (chosen step by step from what the run has seen: nemesis.guided), or a list of hand-written
     # entries (nemesis.schedule.parse_schedule) played as given: a run's replay.yaml holds one.
     schedule: Any = "random"
+    # Where the nodes run (harness/engines.py): engine names round-robin (--docker-hosts a,b,c), and/or
+    # node -> engine (`nodes: {n1: ctx-a, n2: ctx-b}` in a spec file sets both nodes and this). Empty: all
+    # on the environment's engine.
+    docker_hosts: tuple[str, ...] = ()
+    placement: dict[str, str] = field(default_factory=dict)
 
     def resolve(self) -> TestSpec:
         """The same spec with a concrete seed and test name."""
@@ -136,8 +141,13 @@ def _as_list(value: Any, name: str) -> tuple[str, ...]:
 
 def _coerce(name: str, value: Any) -> Any:
     """Check and convert one field's value; the message names the field."""
-    if name in ("nemesis", "bugs", "checkers"):
-        return _as_list(value, name)
+    if name in ("nemesis", "bugs", "checkers", "docker_hosts"):
+        return _as_list(value, name.replace("_", "-"))
+    if name == "placement":
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) and v.strip()
+                                                  for k, v in value.items()):
+            raise SpecError(f"placement: expected a mapping of node ids to engine names, got {value!r}")
+        return dict(value)
     if name == "options":
         if value is None:
             return {}
@@ -209,6 +219,14 @@ def spec_from_mapping(data: dict[str, Any], source: str = "spec") -> TestSpec:
         if key not in _FIELDS:
             shown = [k.replace("_", "-") for k in _FIELDS]
             raise SpecError(f"{source}: unknown setting {raw_key!r}{_suggest(str(raw_key), shown)}")
+        if key == "nodes" and isinstance(value, dict):
+            # nodes: {n1: ctx-a, n2: ctx-b, n3: ctx-a}: how many nodes, and the engine of each.
+            want = [f"n{i}" for i in range(1, len(value) + 1)]
+            if sorted(map(str, value), key=lambda n: (len(n), n)) != want:
+                raise SpecError(f"{source}: nodes as a mapping names each node n1..nN once, got "
+                                f"{', '.join(map(str, value))}")
+            kwargs["placement"] = _coerce("placement", {str(k): v for k, v in value.items()})
+            value = len(value)
         kwargs[key] = _coerce(key, value)
     return TestSpec(**kwargs)
 
@@ -283,6 +301,12 @@ def check_spec(spec: TestSpec, targets: list[str] | None = None, bugs: list[str]
         raise SpecError(f"nodes must be at least 1, got {spec.nodes}")
     if spec.nodes > 9:
         raise SpecError(f"nodes must be at most 9 on one machine, got {spec.nodes}")
+    stray = sorted(set(spec.placement) - {f"n{i}" for i in range(1, spec.nodes + 1)})
+    if stray:
+        raise SpecError(f"placement names node(s) {', '.join(stray)} beyond nodes: {spec.nodes}")
+    if (spec.placement or spec.docker_hosts) and spec.workload == "election":
+        raise SpecError("an election run (candidates beside a service) runs on one Docker engine: "
+                        "drop docker-hosts / the nodes mapping")
     if spec.concurrency < 1:
         raise SpecError(f"concurrency must be at least 1, got {spec.concurrency}")
     if spec.rate <= 0:

@@ -107,6 +107,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nemesis-on", metavar="candidates|service",
                    help="election: whose nodes the nemesis faults: the candidates (default; `leader` is the holder) "
                         "or the coordination service's (`leader` is its leader, e.g. the Redis primary)")
+    p.add_argument("--docker-hosts", metavar="A,B,...",
+                   help="place the nodes round-robin on these Docker engines: context names (docker context ls), "
+                        "URLs (unix:///run/docker2.sock, ssh://user@host) or default; docs/multi-host.md says what "
+                        "each host needs (default: every node on the environment's engine)")
     p.add_argument("--quiet", action="store_true", help="no live progress line")
 
 
@@ -119,7 +123,7 @@ def installed_targets() -> str:
 
 _OVERRIDES = ("target", "nodes", "workload", "nemesis", "time_limit", "concurrency", "rate", "seed", "bugs",
               "nemesis_interval", "store", "test", "warmup", "recovery_limit", "op_timeout", "ops_per_key", "routing",
-              "checkers", "recipe", "fencing", "candidates", "ttl", "nemesis_on", "schedule")
+              "checkers", "recipe", "fencing", "candidates", "ttl", "nemesis_on", "schedule", "docker_hosts")
 
 
 def resolve_spec(args: argparse.Namespace) -> tuple[TestSpec, Any]:
@@ -213,13 +217,17 @@ def make_nemesis(cluster, target, spec: TestSpec):
 def docker_parts(spec: TestSpec, target, log):
     """The real cluster, client factory and nemesis factory of a run: Docker containers of the target."""
     from harness.cluster import DockerCluster
+    from harness.engines import place
     from nemesis.registry import node_layers
     from targets.base import TargetOptions
 
     run_id = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    placement = None
+    if spec.docker_hosts or spec.placement:
+        placement = place([f"n{i}" for i in range(1, spec.nodes + 1)], list(spec.docker_hosts), spec.placement)
     cluster = DockerCluster(run_id, target, spec.nodes, TargetOptions(bugs=spec.bugs, settings=dict(spec.options),
                                                                    client_timeout=spec.op_timeout),
-                            log=log, layers=node_layers(spec.nemesis, target))
+                            log=log, layers=node_layers(spec.nemesis, target), placement=placement)
 
     def open_client(node_ips):
         return _TargetClient(target, cluster.addresses, spec.op_timeout)
