@@ -336,3 +336,12 @@ def test_the_completion_names_the_primary_that_served_not_the_node_the_client_is
     assert (ok["type"], ok["node"]) == ("ok", "n2")
     assert (info["type"], info["node"]) == ("info", "n3")
     assert "node" not in run(fake_client([FakeConnection(db)])[0], [("n1", {"f": "read", "key": 1})])[0]
+
+
+def test_nodes_on_several_engines_let_replicas_in_from_each_engines_subnet():
+    layout = ClusterLayout(nodes=(NodeAddress("n1", "10.9.0.11"), NodeAddress("n2", "10.9.4.12"),
+                                  NodeAddress("n3", "10.9.0.13")), peer_port=2380, client_port=5432)
+    hba = yaml.safe_load(config.config_text("n1", layout, PatroniSettings.parse({})))["postgresql"]["pg_hba"]
+    for net in ("10.9.0.0/24", "10.9.4.0/24"):
+        assert f"host replication replicator {net} scram-sha-256" in hba and f"host all all {net} scram-sha-256" in hba
+    assert sum("10.9.0.0/24" in line for line in hba) == 2  # each subnet once, however many nodes it holds

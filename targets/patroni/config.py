@@ -59,9 +59,10 @@ PG_PARAMETERS = {
 }
 
 
-def subnet(layout: ClusterLayout) -> str:
-    """The run's network (a /24 per run, harness.cluster): where replicas and the harness connect from."""
-    return str(ipaddress.ip_network(f"{layout.nodes[0].ip}/24", strict=False))
+def subnets(layout: ClusterLayout) -> list[str]:
+    """The run's networks (a /24 per run and Docker engine, harness.cluster): where replicas and the harness
+    connect from. One, unless the nodes are placed on several engines (docs/multi-host.md)."""
+    return list(dict.fromkeys(str(ipaddress.ip_network(f"{n.ip}/24", strict=False)) for n in layout.nodes))
 
 
 def config_path(layout: ClusterLayout) -> str:
@@ -91,7 +92,7 @@ def etcd_command(node_id: str, layout: ClusterLayout) -> list[str]:
 
 def patroni_config(node_id: str, layout: ClusterLayout, settings: PatroniSettings) -> dict[str, Any]:
     ip = layout.ip(node_id)
-    net = subnet(layout)
+    nets = subnets(layout)
     return {
         "scope": SCOPE,
         "namespace": "/service/",
@@ -123,8 +124,8 @@ def patroni_config(node_id: str, layout: ClusterLayout, settings: PatroniSetting
                 "host all all 127.0.0.1/32 scram-sha-256",
                 # Patroni asks its own PostgreSQL for the timeline over a local replication connection.
                 f"host replication {REPLICATION[0]} 127.0.0.1/32 scram-sha-256",
-                f"host replication {REPLICATION[0]} {net} scram-sha-256",
-                f"host all all {net} scram-sha-256",
+                *(f"host replication {REPLICATION[0]} {net} scram-sha-256" for net in nets),
+                *(f"host all all {net} scram-sha-256" for net in nets),
             ],
             # A former primary that cannot be rewound is copied afresh rather than left out.
             "remove_data_directory_on_rewind_failure": True,
