@@ -529,3 +529,31 @@ def test_a_peer_that_closes_its_links_is_reported_once_and_a_stranger_never():
             await t1.close()
 
     asyncio.run(scenario())
+
+
+def test_on_uvloop_a_write_to_a_link_the_peer_reset_is_a_lost_link_not_an_exception():
+    """uvloop's transport raises RuntimeError when written after it closed (asyncio's drops the bytes);
+    on the driver's path of every send that stopped a node in the nightly suite."""
+    import uvloop
+
+    async def scenario():
+        peers = {"n1": ("127.0.0.1", free_port()), "n2": ("127.0.0.1", free_port())}
+        t1 = PeerTransport("n1", peers, KEY, lambda m: None)
+        t2 = PeerTransport("n2", peers, KEY, lambda m: None)
+        await t1.start()
+        await t2.start()
+        try:
+            await wait_until(lambda: t1._links["n2"].connected and t2._links["n1"].connected)
+            link = t1._links["n2"]
+            writer = link.writer
+            writer.transport.abort()  # closed under the link, before its watcher has run
+            assert link.enqueue(b'{"type":"append"}') is False and link.broken
+            assert t1.send({"type": "append", "src": "n1", "dst": "n2", "term": 1}) is False
+            await wait_until(lambda: link.connected and link.writer is not writer)  # and it reconnects
+            assert t1.send({"type": "append", "src": "n1", "dst": "n2", "term": 1}) is True
+        finally:
+            await t1.close()
+            await t2.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario())

@@ -363,7 +363,8 @@ class HttpApi:
                 if not req.keep_alive:
                     await writer.drain()
                     return
-        except (ConnectionError, OSError):
+        except (ConnectionError, OSError, RuntimeError):
+            # RuntimeError: uvloop's transport, written after the client reset it (asyncio's drops the bytes).
             pass
         finally:
             self._conns.pop(task, None)

@@ -393,6 +393,19 @@ class InboundLink:
         self.closed = reason
 
 
+def _write(writer: asyncio.StreamWriter, data: bytes) -> bool:
+    """Write unless the transport is closed; False if it is. A peer's reset closes the transport before
+    our watcher task runs; asyncio's transport then drops what is written, but uvloop's raises
+    RuntimeError, which on the driver's path of every send stopped the node (seen in the nightly)."""
+    if writer.transport.is_closing():
+        return False
+    try:
+        writer.write(data)
+    except RuntimeError:
+        return False
+    return True
+
+
 def _set_socket_timeouts(sock: socket.socket | None, user_timeout: bool) -> None:
     if sock is None:
         return
@@ -444,15 +457,24 @@ class _PeerLink:
             return False
         is_small = isinstance(payload, bytes) and len(payload) <= CHUNK_BYTES
         w = self.writer
+        if w is not None and w.transport.is_closing():
+            self._lost()  # reset by the peer: the watcher will see it, but nothing more goes this way
+            return False
         if (is_small and not self.queue and not self.big and not self.writing and not self.broken
                 and w is not None and w.transport.get_write_buffer_size() == 0):
             # Nothing ahead of it and nothing backed up: hand it to the kernel now. Through the
             # writer task it waited a turn of the loop, on the path of every append and every answer.
-            w.write(self.framer.frame(payload))
+            if not _write(w, self.framer.frame(payload)):
+                self._lost()
+                return False
             return True
         (self.queue if is_small else self.big).append(payload)
         self.wakeup.set()
         return True
+
+    def _lost(self) -> None:
+        self.broken = True
+        self.wakeup.set()
 
     async def _backoff(self, backoff: float) -> float:
         # Jitter so that nodes restarting together do not reconnect in lockstep.
@@ -497,7 +519,10 @@ class _PeerLink:
             # The hello goes first; it also tells a peer backing off from us
             # that we are up, so it reconnects now rather than after its
             # backoff (a restarted node would otherwise hear everyone but be unheard).
-            writer.write(encode_hello(t.key, challenge, t.self_id, self.peer_id))
+            if not _write(writer, encode_hello(t.key, challenge, t.self_id, self.peer_id)):
+                writer.close()
+                backoff = await self._backoff(backoff)
+                continue
             self.connected, self.broken, self.writer = True, False, writer
             up_at = loop.time()
             log.info("peer link to %s up", self.peer_id)
@@ -560,7 +585,9 @@ class _PeerLink:
             while (self.queue or self.big) and not self.broken and not self.closing:
                 self.writing = True
                 try:
-                    writer.write(self._next_write())
+                    if not _write(writer, self._next_write()):
+                        self._lost()
+                        break
                     await writer.drain()
                     if self.big:
                         # drain() returns at once while the kernel takes it all (loopback): let the
