@@ -170,7 +170,7 @@ class DockerCluster:
         self._engines: dict[str, Any] = {}  # engine name -> client, connected on first use
         self._networks: dict[str, Any] = {}  # engine name -> the run's network there
         self.subnets: dict[str, ipaddress.IPv4Network] = {}  # engine name -> that network's subnet
-        self._routed: list[tuple[str, str]] = []  # (src, dst) subnets this run opened the host's forwarding for
+        self._forwarding_open = False  # this run opened the host's forwarding between its subnets
         self.ips: dict[str, str] = {}
         self.layout: ClusterLayout | None = None
         # Another group of nodes of the same run on `join`'s network (an election run's candidates beside the
@@ -321,7 +321,8 @@ class DockerCluster:
             # policy drops what no engine published and masquerades what leaves a bridge, so open
             # exactly this run's subnets to each other (removed at teardown, or by the reaper).
             try:
-                self._routed = engines.open_forwarding(self.run_id, [str(n) for n in self.subnets.values()])
+                engines.open_forwarding(self.run_id, [str(n) for n in self.subnets.values()])
+                self._forwarding_open = True
             except engines.EngineError as e:
                 raise ClusterError(str(e)) from None
 
@@ -364,7 +365,7 @@ class DockerCluster:
             for dst_engine, dst in first.items():
                 if dst_engine == src_engine:
                     continue
-                rc, out = self.exec(src, ["nc", "-z", "-w", "2", self.ips[dst], str(port)])
+                rc, _ = self.exec(src, ["nc", "-z", "-w", "2", self.ips[dst], str(port)])
                 if rc != 0:
                     raise ClusterError(
                         f"node {src} on engine {src_engine or 'default'} cannot reach {dst} on engine "
@@ -715,7 +716,7 @@ class DockerCluster:
                 except engines.EngineError as e:
                     self.log(f"cluster {self.run_id}: could not clean engine {name}: {e}; "
                              f"run `splitbrain clean --docker-hosts {name}` when it is back")
-            if self._routed:
+            if self._forwarding_open:
                 engines.close_forwarding(self.run_id)
         else:
             import docker

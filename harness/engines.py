@@ -175,12 +175,9 @@ def close_forwarding(run_id: str, run=None) -> int:
         if rc != 0:
             continue
         for line in listing.splitlines():
-            if f'"{_comment(run_id)}"' not in line and f" {_comment(run_id)} " not in f"{line} ":
+            parts = [p.strip('"') for p in line.split()]  # iptables -S quotes a comment
+            if len(parts) < 2 or parts[0] != "-A" or _comment(run_id) not in parts:
                 continue
-            parts = line.split()
-            if len(parts) < 2 or parts[0] != "-A":
-                continue
-            spec = [p.strip('"') for p in parts[1:]]
-            if _iptables(["-t", table, "-D", *spec], run)[0] == 0:
+            if _iptables(["-t", table, "-D", *parts[1:]], run)[0] == 0:
                 removed += 1
     return removed

@@ -233,7 +233,7 @@ def test_the_run_s_containers_are_listed_and_cleaned_on_every_engine(world, monk
     assert len(c._listed()) == 3
     cleaned = []
     monkeypatch.setattr("harness.cluster.clean", lambda run_id, client: cleaned.append((run_id, client.engine.name)))
-    c._routed = [("a", "b")]
+    c._forwarding_open = True
     closed = []
     monkeypatch.setattr(engines, "close_forwarding", lambda run_id, run=None: closed.append(run_id))
     c.teardown()

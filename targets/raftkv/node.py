@@ -331,8 +331,7 @@ class RaftKVNode:
 
     def link_lost(self, peer: str) -> None:
         """`peer` closed its connection to this node: most likely it died (see RaftCore.leader_link_lost)."""
-        if peer in self.config.peers:
-            self.core.leader_link_lost(peer)
+        self.core.leader_link_lost(peer)  # which acts only if `peer` is its leader
         self._after_event()
 
     def forward_unsent(self, msg: dict) -> None:
