@@ -368,12 +368,13 @@ def _drawn(a: Anomaly, id: str, checker: str, rows: dict[int, int], calls: list[
 
 
 def served_during(table: dict[str, Any], nodes: list[str], lo: float, hi: float) -> dict[str, list[int]]:
-    """Rows of the ops each node acknowledged (ok) that overlap [lo, hi] ms: what two leaders served."""
+    """Rows of the ops each node acknowledged (ok) and was asked for in [lo, hi] ms: what two leaders
+    served, by the split-brain checker's rule (checkers.election `_served_in`)."""
     want = {table["nodes"].index(n): n for n in nodes if n in table["nodes"]}
     out: dict[str, list[int]] = {n: [] for n in nodes}
-    calls, rets, stat, node = table["c"], table["r"], table["s"], table["n"]
-    for row in range(bisect_right(calls, hi)):
-        if stat[row] == 0 and node[row] in want and rets[row] >= lo:
+    calls, stat, node = table["c"], table["s"], table["n"]
+    for row in range(bisect_left(calls, lo), bisect_right(calls, hi)):
+        if stat[row] == 0 and node[row] in want:
             out[want[node[row]]].append(row)
     return out
 
