@@ -10,6 +10,8 @@
 - `process`: kill / start, pause / resume
 - `clock`: offset, strobe, rate through the target's clock file or libfaketime
 - `vote_crash`: voters crash as they vote (a target failpoint), then one must choose again in that term
+- `first_write_crash`: leaders crash with a client entry on their own disk only (a target failpoint), the
+  k-th of a window staying down k times as long: Raft's Figure 8
 - `schedule`: the seeded plan of operations over a run, and hand-written schedules
 - `strategies`: hypothesis strategies of schedules
 """

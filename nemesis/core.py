@@ -5,7 +5,8 @@ validates it into its normal form and performs it on the cluster, verified.
 Each family's module documents its ops: partition (start-/stop-partition),
 process (kill/start, pause/resume), clock (bump-, strobe-, reset-clock,
 clock-rate), loss (start-/stop-loss), netem (start-/stop-delay, -duplicate,
--reorder), vote_crash (start-/stop-vote-crash).
+-reorder), vote_crash (start-/stop-vote-crash), first_write_crash
+(start-/stop-first-write-crash).
 
 The completion is {"type": "info", "f", "value": what was actually done (nodes
 and grudge resolved), "evidence": what the verification saw, "fault": the

@@ -25,6 +25,7 @@ FAULT_FAMILIES: Registry[FaultFamily] = Registry("fault family", group="splitbra
     "duplicate": "nemesis.netem:DUPLICATE",
     "reorder": "nemesis.netem:REORDER",
     "vote-crash": "nemesis.vote_crash:VOTE_CRASH",
+    "first-write-crash": "nemesis.first_write_crash:FIRST_WRITE_CRASH",
     "impostor": "nemesis.impostor:IMPOSTOR",
     "lose-unsynced": "nemesis.lose_unsynced:LOSE_UNSYNCED",
     "corrupt": "nemesis.corrupt:CORRUPT",
@@ -32,7 +33,7 @@ FAULT_FAMILIES: Registry[FaultFamily] = Registry("fault family", group="splitbra
 })
 # The order a spec's help lists them in, and the order they heal in when ranks tie.
 BUILTIN = ("partition", "kill", "pause", "clock", "loss", "delay", "duplicate", "reorder", "vote-crash",
-           "impostor", "lose-unsynced", "corrupt", "membership")
+           "first-write-crash", "impostor", "lose-unsynced", "corrupt", "membership")
 
 
 def family(name: str) -> FaultFamily:

@@ -43,7 +43,8 @@ Adding a target (etcd, Redis Sentinel, your own election code):
    `unsupported_faults()` says what cannot work, before a run starts; `bugs()`
    the deliberate bugs `--bug` may name ({} for none).
 7. Optionally `failpoints()` and `set_failpoint()`: crash points the node
-   can arm on request; the vote-crash fault needs `crash-after-vote`.
+   can arm on request; the vote-crash fault needs `crash-after-vote`,
+   first-write-crash `crash-before-send-first-write`.
    Optionally `peer_auth()` (one line: how members authenticate each other,
    "none: ..." when they do not) and `impostor(Rogue) -> RoguePlan`: the
    argv of a rogue member of the target's own program, for the impostor

@@ -5,8 +5,11 @@ happens to be; some bugs need it to land in a window a few milliseconds wide.
 Forgetting a vote (the no-persist-vote bug) only splits the brain if the voter
 crashes after its vote has left and before the winner's first append reaches
 it, since after that its log is ahead of any other candidate of that term and
-it would refuse them anyway. etcd's robustness tests reach such windows the
-same way, with gofail failpoints compiled into the server.
+it would refuse them anyway. Committing an old term's entry by counting (the
+commit-old-term bug, Raft's Figure 8) needs leaders that write a client entry
+to their own disk and die before it reaches anyone, term after term. etcd's
+robustness tests reach such windows the same way, with gofail failpoints
+compiled into the server.
 
 The HTTP routes (``httpapi``): ``GET /failpoints`` lists them with their
 state, ``PUT /failpoints/NAME`` arms one, ``DELETE /failpoints/NAME``
@@ -21,10 +24,13 @@ from __future__ import annotations
 CRASH_EXIT_CODE = 86
 
 CRASH_AFTER_VOTE = "crash-after-vote"
+CRASH_BEFORE_SEND_FIRST_WRITE = "crash-before-send-first-write"
 
 FAILPOINTS = {
     CRASH_AFTER_VOTE: "exit once a granted vote (real vote, not prevote) has left, before "
                         "applying anything that arrived after its request",
+    CRASH_BEFORE_SEND_FIRST_WRITE: "exit, leading, once a client entry of the current term is on disk, "
+                                   "before any message of the Ready that holds it leaves",
 }
 
 
@@ -55,4 +61,12 @@ def granted_vote(messages: list[dict]) -> dict | None:
     for msg in messages:
         if msg.get("type") == "vote_resp" and msg.get("granted"):
             return msg
+    return None
+
+
+def own_client_entry(entries: list[dict], term: int | None) -> dict | None:
+    """The first client entry ("op", not a no-op or a configuration) of `term` among a Ready's entries."""
+    for e in entries:
+        if e.get("kind") == "op" and e.get("term") == term:
+            return e
     return None

@@ -45,6 +45,8 @@ from targets.raftkv.membership import ACTIONS, CONFIG
 BUGS: dict[str, str] = {
     "stale-read": "reads are answered from the local applied state without ReadIndex (any node, even a deposed leader)",
     "no-persist-vote": "votedFor is kept only in memory, so a restarted node can vote twice in one term",
+    # Reached on purpose by the first-write-crash fault (nemesis/first_write_crash.py), and in the simulator
+    # by bounce-first-writes: leaders that die with a client entry on their own disk only, one after another.
     "commit-old-term": "the Figure 8 rule is broken: entries of earlier terms are committed by counting replicas (and no start-of-term no-op)",
     "ack-before-replicate": "the leader answers a put once it is in its own log, before a majority has it",
     "lease-no-checkquorum": "lease reads are served by a leader that no longer has a quorum (implies lease reads; the lease never expires, CheckQuorum off)",

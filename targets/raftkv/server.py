@@ -33,7 +33,15 @@ from dataclasses import dataclass
 
 from . import metrics
 from .clock import Clock
-from .failpoints import CRASH_AFTER_VOTE, CRASH_EXIT_CODE, FAILPOINTS, Failpoints, granted_vote
+from .failpoints import (
+    CRASH_AFTER_VOTE,
+    CRASH_BEFORE_SEND_FIRST_WRITE,
+    CRASH_EXIT_CODE,
+    FAILPOINTS,
+    Failpoints,
+    granted_vote,
+    own_client_entry,
+)
 from .httpapi import HttpApi
 from .messages import APPEND, FORWARD, FORWARD_RESP, VOTE
 from .node import NodeConfig, RaftKVNode, Restored
@@ -102,6 +110,8 @@ class RaftKVServer:
         self._clock_error: str | None = None
         self._next_tick: float | None = None  # on the node's clock; see _due_ticks
         self.failpoints = Failpoints(enabled=config.failpoints, known=self.known_failpoints)
+        # Set once crash-before-send-first-write has chosen this Ready: nothing more is applied.
+        self._crashing = False
         # Set when the driver or the ticker died of a bug or a failed write:
         # the process must then exit rather than keep answering without Raft.
         self.failed: asyncio.Event | None = None
@@ -298,14 +308,19 @@ class RaftKVServer:
             plan = self.storage.prepare(rd.hard_state, rd.truncate_from, rd.entries, rd.snapshot)
             early: set[int] = set()  # ids of the messages already sent, before the write
             answered = False  # the replies too
+            # crash-before-send-first-write: a leader's own client entry in this Ready means its
+            # write is the last thing this process does (none of the Ready's messages leave early).
+            doomed = self._write_to_crash_at(rd)
+            self._crashing = doomed is not None
             if plan is not None and plan.install is not None:
                 # Durable before anything after it is acknowledged: the messages of later events wait for
                 # the next Ready, persisted after this one.
                 await self._applying_events_meanwhile(self.snapshots.install(plan.install))
                 log.info("installed snapshot at index %s persisted; log compacted", plan.install["index"])
             elif plan is not None and plan.needs_fsync:
-                early = self._send_early(rd)
-                answered = self._answer_early(rd, early)
+                if doomed is None:
+                    early = self._send_early(rd)
+                    answered = self._answer_early(rd, early)
                 # An fsync of megabytes of entries can take longer than an election timeout on a busy
                 # disk; ticks held back meanwhile would all be applied ahead of the heartbeats and
                 # answers that came in during it, and fire a follower's election timer or a leader's
@@ -314,6 +329,8 @@ class RaftKVServer:
                 await self._applying_events_meanwhile(loop.run_in_executor(self._io, self.storage.write, plan))
             elif plan is not None:
                 self.storage.write(plan)  # a buffered write, no fsync: not worth a thread hop
+            if doomed is not None:
+                self._crash_before_send(doomed, rd, synced=plan is not None and plan.needs_fsync)
             if plan is not None and plan.background is not None:
                 self.snapshots.submit(plan.background)  # covered by the WAL until written
             # Only what an fsync covered: a commit index written without one is lost in a power cut.
@@ -422,7 +439,8 @@ class RaftKVServer:
         persisted: whatever they produce (messages, replies, hard state) goes out
         with the next Ready, which is only taken, persisted and sent after this
         write. With crash-after-vote armed, nothing more is applied (the crash
-        must come before anything queued behind the vote).
+        must come before anything queued behind the vote), nor once
+        crash-before-send-first-write has chosen the Ready being written.
         """
         task = asyncio.ensure_future(write)
         try:
@@ -430,7 +448,7 @@ class RaftKVServer:
                 woken = asyncio.ensure_future(self._wake.wait())
                 await asyncio.wait({task, woken}, return_when=asyncio.FIRST_COMPLETED)
                 woken.cancel()
-                if not task.done() and CRASH_AFTER_VOTE not in self.failpoints.armed:
+                if not task.done() and CRASH_AFTER_VOTE not in self.failpoints.armed and not self._crashing:
                     self._wake.clear()
                     self._apply_events()
         finally:
@@ -461,6 +479,33 @@ class RaftKVServer:
             how = "maybe not sent: the link did not drain in 0.5 s"
         log.warning("failpoint crash-after-vote: granted my vote to %s in term %s (%s); exiting with %d",
                     vote["dst"], vote["term"], how, CRASH_EXIT_CODE)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(CRASH_EXIT_CODE)
+
+    def _write_to_crash_at(self, rd) -> dict | None:
+        """The client entry of its own term in a leader's Ready, when crash-before-send-first-write is armed."""
+        if CRASH_BEFORE_SEND_FIRST_WRITE not in self.failpoints.armed or not rd.entries:
+            return None
+        st = self.node.status()
+        if st.get("role") != "leader":
+            return None
+        return own_client_entry(rd.entries, st.get("term"))
+
+    def _crash_before_send(self, entry: dict, rd, synced: bool) -> None:
+        """The crash-before-send-first-write failpoint: die once the Ready holding the leader's client
+        entry is written, before any of its messages (the appends carrying the entry above all) leaves.
+
+        Nothing was sent early (_drive skips _send_early and _answer_early for this Ready), and nothing
+        that arrived during the write was applied (_applying_events_meanwhile), so the entry exists on
+        this node's disk only: the start of Raft's Figure 8, where a later leader of the same index
+        but a higher term may overwrite it, or a later term of this node commit it by counting.
+        """
+        self.failpoints.set(CRASH_BEFORE_SEND_FIRST_WRITE, False)  # it fires once (the process dies anyway)
+        log.warning("failpoint %s: leader of term %s wrote client entry %s to disk (%s); exiting with %d "
+                    "before sending any of its %d messages", CRASH_BEFORE_SEND_FIRST_WRITE, entry["term"],
+                    entry["index"], "fsynced" if synced else "written, no fsync", CRASH_EXIT_CODE,
+                    len(rd.messages))
         for handler in logging.getLogger().handlers:
             handler.flush()
         os._exit(CRASH_EXIT_CODE)
