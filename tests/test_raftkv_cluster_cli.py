@@ -92,29 +92,3 @@ def test_bugs_can_be_named_after_one_flag_or_by_repeating_it(tmp_path, key_file)
     one = config_from_args(args(tmp_path, key_file) + ["--bug", "stale-read", "no-persist-vote"])
     two = config_from_args(args(tmp_path, key_file) + ["--bug", "stale-read", "--bug", "no-persist-vote"])
     assert one.node.bugs == two.node.bugs == frozenset({"stale-read", "no-persist-vote"})
-
-
-def test_max_batch_reaches_the_core_and_must_be_positive(tmp_path, key_file, capsys):
-    import random
-
-    from targets.raftkv.__main__ import config_from_args
-    from targets.raftkv.node import RaftKVNode
-    cfg = config_from_args(args(tmp_path, key_file, **{"--max-batch": "4"}))
-    assert cfg.node.max_batch == 4
-    assert RaftKVNode(cfg.node, None, random.Random(1)).core.cfg.max_batch == 4
-    assert "--max-batch" in one_line_error(capsys, args(tmp_path, key_file, **{"--max-batch": "0"}))
-
-
-def test_the_raftkv_target_passes_max_batch_and_refuses_a_bad_one():
-    from targets.base import ClusterLayout, NodeAddress, TargetOptions, option_problems
-    from targets.registry import get_target
-    t = get_target("raftkv")
-    layout = ClusterLayout(tuple(NodeAddress(f"n{i}", f"10.9.0.{i}") for i in (1, 2, 3)), 7000, 8000)
-    cmd = t.node_command("n1", layout, TargetOptions(settings={"max_batch": 4}))
-    assert cmd[cmd.index("--max-batch") + 1] == "4"
-    assert "--max-batch" not in t.node_command("n1", layout, TargetOptions())
-    assert option_problems(t, {"max_batch": 4}) == []
-    [problem] = option_problems(t, {"max_batch": 0})
-    assert "max_batch" in problem and "entries" in problem
-    [problem] = option_problems(get_target("paxoskv"), {"max_batch": 4})  # raftkv's alone
-    assert "max_batch" in problem

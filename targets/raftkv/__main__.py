@@ -89,9 +89,6 @@ def build_parser(prog: str = PROG, bugs: dict[str, str] = BUGS, failpoints: dict
     p.add_argument("--snapshot-every", type=int, default=1000, metavar="N",
                    help="snapshot and compact the log every N applied entries (default 1000)")
     p.add_argument("--lease-reads", action="store_true", help="serve reads from a leader lease")
-    p.add_argument("--max-batch", type=int, default=256, metavar="N",
-                   help="at most N entries per AppendEntries (default 256; like etcd's MaxSizePerMsg, "
-                        "smaller makes a follower that fell behind catch up in more, shorter appends)")
     p.add_argument("--bug", action="extend", nargs="+", default=[], choices=sorted(bugs),
                    metavar="NAME", help="enable deliberate bugs (listed below); repeatable")
     p.add_argument("--clock-file", metavar="PATH",
@@ -111,8 +108,8 @@ def config_from_args(argv: list[str], parser: argparse.ArgumentParser | None = N
     if args.id not in peers:
         raise UsageError(f"--id {args.id!r} is not in --peers ({', '.join(peers)})")
     client = parse_address(args.client, "--client")
-    if args.heartbeat <= 0 or args.tick <= 0 or args.snapshot_every <= 0 or args.max_batch <= 0:
-        raise UsageError("--heartbeat, --tick, --snapshot-every and --max-batch must be positive")
+    if args.heartbeat <= 0 or args.tick <= 0 or args.snapshot_every <= 0:
+        raise UsageError("--heartbeat, --tick and --snapshot-every must be positive")
     try:
         key = read_cluster_key(args.cluster_key_file)
     except KeyFileError as e:
@@ -122,7 +119,7 @@ def config_from_args(argv: list[str], parser: argparse.ArgumentParser | None = N
                           election_timeout=parse_range(args.election_timeout),
                           heartbeat=args.heartbeat, tick_ms=args.tick,
                           lease_reads=args.lease_reads, bugs=frozenset(args.bug),
-                          snapshot_every=args.snapshot_every, max_batch=args.max_batch)
+                          snapshot_every=args.snapshot_every)
     except ValueError as e:
         raise UsageError(str(e)) from None
     return ServerConfig(node=node, peer_addrs=peers, client_addr=client, data_dir=args.data,

@@ -95,7 +95,6 @@ class NodeConfig:
     lease_reads: bool = False
     bugs: frozenset[str] = frozenset()  # subset of BUGS
     snapshot_every: int = 1000  # compact the log after this many applied entries
-    max_batch: int = 256  # entries per AppendEntries
     request_timeout: int = 2000  # a client request unanswered this long gets 504 {"error": "timeout"}
 
     def __post_init__(self) -> None:
@@ -113,8 +112,8 @@ class NodeConfig:
             # A heartbeat as slow as the election timeout makes healthy followers campaign.
             raise ValueError(f"heartbeat {self.heartbeat} ms must be at least one tick and below "
                              f"the election timeout's lower bound {lo} ms")
-        if self.snapshot_every < 1 or self.max_batch < 1 or self.request_timeout < self.tick_ms:
-            raise ValueError("snapshot_every and max_batch must be >= 1 and request_timeout at least one tick")
+        if self.snapshot_every < 1 or self.request_timeout < self.tick_ms:
+            raise ValueError("snapshot_every must be >= 1 and request_timeout at least one tick")
 
 
 @dataclass
@@ -260,7 +259,6 @@ class RaftKVNode:
                 election_ticks=(_ticks(lo, config.tick_ms), _ticks(hi, config.tick_ms)),
                 heartbeat_ticks=_ticks(config.heartbeat, config.tick_ms),
                 bugs=frozenset(config.bugs),
-                max_batch=config.max_batch,
             ),
             rng,
             hard_state=restored.hard_state,

@@ -320,8 +320,6 @@ class RaftKV:
             cmd += ["--heartbeat", str(s["heartbeat"])]
         if "tick" in s:
             cmd += ["--tick", str(s["tick"])]
-        if "max_batch" in s:
-            cmd += ["--max-batch", str(s["max_batch"])]
         if s.get("lease_reads"):
             cmd.append("--lease-reads")
         for bug in options.bugs:
@@ -404,7 +402,7 @@ class RaftKV:
         return RoguePlan(command, rogue.term)
 
 
-RAFTKV_OPTIONS = ("election_timeout", "heartbeat", "tick", "lease_reads", "max_batch")
+RAFTKV_OPTIONS = ("election_timeout", "heartbeat", "tick", "lease_reads")
 
 
 def _check_raftkv_options(settings: dict[str, Any]) -> None:
@@ -416,8 +414,8 @@ def _check_raftkv_options(settings: dict[str, Any]) -> None:
         if not (sep and lo.isdigit() and hi.isdigit() and len(text) < 16 and 0 < int(lo) <= int(hi)):
             raise SettingsError(f"election_timeout: expected \"LO-HI\" in ms with 0 < LO <= HI, "
                                 f"got {settings['election_timeout']!r}")
-    for name, unit in (("heartbeat", "ms"), ("tick", "ms"), ("max_batch", "entries")):
+    for name in ("heartbeat", "tick"):
         if name in settings:
-            positive_int(name, settings[name], unit)
+            positive_int(name, settings[name], "ms")
     if "lease_reads" in settings and not isinstance(settings["lease_reads"], bool):
         raise SettingsError(f"lease_reads: expected true or false, got {settings['lease_reads']!r}")
