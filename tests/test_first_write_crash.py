@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from test_vote_crash import NODES, Nodes, NoFailpointTarget
+from test_vote_crash import NODES, ArmsFailpoints, Nodes, NoFailpointTarget
 
 from nemesis.core import Nemesis, validate_op
 from nemesis.errors import NemesisError, NemesisOpError
@@ -30,8 +30,10 @@ class Clock:
         self.now += s
 
 
-class ScriptedCluster:
+class ScriptedCluster(ArmsFailpoints):
     """Five nodes; `crash_at` says at which times (s) whoever is armed first crashes at the failpoint."""
+
+    failpoint = FAILPOINT
 
     def __init__(self, clock, crash_at=(), refuse_arm=(), exit_code=CRASH_EXIT_CODE, down=()):
         self.node_ids = list(NODES)
@@ -61,13 +63,6 @@ class ScriptedCluster:
         self._advance()
         return dict(self.exit)
 
-    def set_failpoint(self, node, name, on):
-        assert name == FAILPOINT
-        self.log.append(("arm" if on else "disarm", node))
-        if node in self.refuse_arm or self.exit[node] is not None:
-            return False
-        (self.armed.add if on else self.armed.discard)(node)
-        return True
 
     def restart(self, nodes):
         self.log.append(("start", tuple(nodes), round(self.clock.now, 2)))

@@ -23,7 +23,21 @@ def follow(term, leader=None):
     return {"role": "follower", "term": term, "leader": leader}
 
 
-class ScriptedCluster:
+class ArmsFailpoints:
+    """The failpoint half of a scripted ClusterControl: arming a refusing or stopped node fails."""
+
+    failpoint = FAILPOINT
+
+    def set_failpoint(self, node, name, on):
+        assert name == self.failpoint
+        self.log.append(("arm" if on else "disarm", node))
+        if node in self.refuse_arm or self.exit[node] is not None:
+            return False
+        (self.armed.add if on else self.armed.discard)(node)
+        return True
+
+
+class ScriptedCluster(ArmsFailpoints):
     """A five-node ClusterControl whose election after the leader's kill is scripted by `on_kill_leader`."""
 
     def __init__(self, refuse_arm=(), on_kill_leader=None, second=None):
@@ -49,13 +63,6 @@ class ScriptedCluster:
     def exit_codes(self):
         return dict(self.exit)
 
-    def set_failpoint(self, node, name, on):
-        assert name == FAILPOINT
-        self.log.append(("arm" if on else "disarm", node))
-        if node in self.refuse_arm or self.exit[node] is not None:
-            return False
-        (self.armed.add if on else self.armed.discard)(node)
-        return True
 
     def kill(self, node):
         self.log.append(("kill", node))
