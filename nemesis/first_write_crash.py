@@ -45,7 +45,7 @@ from typing import Any
 
 from nemesis.errors import NemesisError, NemesisOpError
 from nemesis.family import Draw, FamilyBase, FaultContext, number
-from nemesis.vote_crash import target_failpoints
+from nemesis.vote_crash import CrashPointInjector, target_failpoints
 
 FAILPOINT = "crash-before-send-first-write"
 CRASH_EXIT_CODE = 86  # targets.raftkv.failpoints.CRASH_EXIT_CODE; other targets must exit with it too
@@ -170,31 +170,6 @@ class FirstWriteCrash:
         return down, {**evidence, **self.ctx.restart(down)}
 
 
-class _FirstWriteCrashes:
-    def __init__(self, ctx: FaultContext):
-        self.fw = FirstWriteCrash(ctx)
-
-    def invoke(self, op: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-        if op["f"] == "stop-first-write-crash":
-            return self.fw.stop()
-        if self.fw.left_down:
-            return None, {"note": "the last first-write-crash is not over: its nodes are still down"}
-        return self.fw.start(op["base_s"], op["window_s"])
-
-    def current(self) -> list[str]:
-        return (["first-write-crash:armed"] if self.fw.armed else []) + [
-            f"first-write-crash:down:{n}" for n in self.fw.left_down]
-
-    def reapply(self, node: str) -> dict[str, Any] | None:
-        return None
-
-    def after_restart(self, nodes: list[str], evidence: dict[str, Any]) -> dict[str, Any]:
-        return {}
-
-    def heal(self) -> dict[str, Any]:
-        return {"stop-first-write-crash": self.fw.stop()[1]} if self.fw.active else {}
-
-
 class FirstWriteCrashFamily(FamilyBase):
     """Leaders crash with a client entry on their own disk only, the k-th staying down k times as long."""
 
@@ -230,7 +205,8 @@ class FirstWriteCrashFamily(FamilyBase):
         return {"f": f, "base_s": base, "window_s": window}
 
     def injector(self, ctx):
-        return _FirstWriteCrashes(ctx)
+        fw = FirstWriteCrash(ctx)
+        return CrashPointInjector(self.name, fw, lambda op: fw.start(op["base_s"], op["window_s"]))
 
     def draw(self, rng, nodes, busy, target=None):
         # It crashes whoever leads while it is armed, so it names no nodes.

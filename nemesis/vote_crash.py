@@ -41,6 +41,7 @@ partition, loss and delay back).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from nemesis.errors import NemesisError
@@ -262,19 +263,27 @@ def target_failpoints(target) -> dict[str, str]:
     return dict(fn()) if callable(fn) else {}
 
 
-class _VoteCrashes:
-    def __init__(self, ctx: FaultContext):
-        self.vc = VoteCrash(ctx)
+class CrashPointInjector:
+    """The injector of a family that arms a target's crash point and restarts what crashed at it.
+
+    `fault` has `armed`, `left_down`, `active` and `stop()`; `start(op)` begins
+    one episode. vote-crash and first-write-crash share it: an episode's nodes
+    must be back before the next one starts, and the heal is its stop.
+    """
+
+    def __init__(self, name: str, fault: Any, start: Callable[[dict[str, Any]], tuple[Any, dict[str, Any]]]):
+        self.name, self.fault, self._start = name, fault, start
 
     def invoke(self, op: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-        if op["f"] == "stop-vote-crash":
-            return self.vc.stop()
-        if self.vc.left_down:
-            return None, {"note": "the last vote-crash is not over: its nodes are still down"}
-        return self.vc.start()
+        if op["f"] == f"stop-{self.name}":
+            return self.fault.stop()
+        if self.fault.left_down:
+            return None, {"note": f"the last {self.name} is not over: its nodes are still down"}
+        return self._start(op)
 
     def current(self) -> list[str]:
-        return (["vote-crash:armed"] if self.vc.armed else []) + [f"vote-crash:down:{n}" for n in self.vc.left_down]
+        return ([f"{self.name}:armed"] if self.fault.armed else []) + [
+            f"{self.name}:down:{n}" for n in self.fault.left_down]
 
     def reapply(self, node: str) -> dict[str, Any] | None:
         return None
@@ -283,7 +292,7 @@ class _VoteCrashes:
         return {}
 
     def heal(self) -> dict[str, Any]:
-        return {"stop-vote-crash": self.vc.stop()[1]} if self.vc.active else {}
+        return {f"stop-{self.name}": self.fault.stop()[1]} if self.fault.active else {}
 
 
 class VoteCrashFamily(FamilyBase):
@@ -303,7 +312,8 @@ class VoteCrashFamily(FamilyBase):
         return []
 
     def injector(self, ctx):
-        return _VoteCrashes(ctx)
+        vc = VoteCrash(ctx)
+        return CrashPointInjector(self.name, vc, lambda op: vc.start())
 
     def draw(self, rng, nodes, busy, target=None):
         return Draw("start-vote-crash", None)  # it picks its nodes from who leads at the time

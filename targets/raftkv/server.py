@@ -74,6 +74,15 @@ class ServerConfig:
     failpoints: bool = False  # serve /failpoints (see failpoints.py)
 
 
+
+def _exit_at_failpoint(what: str, *args) -> None:
+    """Log why, flush the log, and exit at once with the failpoint status (no cleanup: a crash)."""
+    log.warning(what + "; exiting with %d", *args, CRASH_EXIT_CODE)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(CRASH_EXIT_CODE)
+
+
 class RaftKVServer:
     # What this server drives; targets/paxoskv runs the same loop around its own node and storage.
     node_class = RaftKVNode
@@ -110,8 +119,6 @@ class RaftKVServer:
         self._clock_error: str | None = None
         self._next_tick: float | None = None  # on the node's clock; see _due_ticks
         self.failpoints = Failpoints(enabled=config.failpoints, known=self.known_failpoints)
-        # Set once crash-before-send-first-write has chosen this Ready: nothing more is applied.
-        self._crashing = False
         # Set when the driver or the ticker died of a bug or a failed write:
         # the process must then exit rather than keep answering without Raft.
         self.failed: asyncio.Event | None = None
@@ -311,11 +318,10 @@ class RaftKVServer:
             # crash-before-send-first-write: a leader's own client entry in this Ready means its
             # write is the last thing this process does (none of the Ready's messages leave early).
             doomed = self._write_to_crash_at(rd)
-            self._crashing = doomed is not None
             if plan is not None and plan.install is not None:
                 # Durable before anything after it is acknowledged: the messages of later events wait for
                 # the next Ready, persisted after this one.
-                await self._applying_events_meanwhile(self.snapshots.install(plan.install))
+                await self._applying_events_meanwhile(self.snapshots.install(plan.install), hold=doomed is not None)
                 log.info("installed snapshot at index %s persisted; log compacted", plan.install["index"])
             elif plan is not None and plan.needs_fsync:
                 if doomed is None:
@@ -326,7 +332,8 @@ class RaftKVServer:
                 # answers that came in during it, and fire a follower's election timer or a leader's
                 # check-quorum for no reason (issue 17's big-state attack lost its leader so). What the
                 # events produce goes out with the next Ready, after this write.
-                await self._applying_events_meanwhile(loop.run_in_executor(self._io, self.storage.write, plan))
+                await self._applying_events_meanwhile(loop.run_in_executor(self._io, self.storage.write, plan),
+                                                      hold=doomed is not None)
             elif plan is not None:
                 self.storage.write(plan)  # a buffered write, no fsync: not worth a thread hop
             if doomed is not None:
@@ -429,7 +436,7 @@ class RaftKVServer:
         self._answer(rd)
         return True
 
-    async def _applying_events_meanwhile(self, write) -> None:
+    async def _applying_events_meanwhile(self, write, hold: bool = False) -> None:
         """Await a long write (an installed snapshot, the WAL's compaction) while events keep reaching the node.
 
         A 30 MB install takes the driver a second or more. Were ticks held back
@@ -439,8 +446,8 @@ class RaftKVServer:
         persisted: whatever they produce (messages, replies, hard state) goes out
         with the next Ready, which is only taken, persisted and sent after this
         write. With crash-after-vote armed, nothing more is applied (the crash
-        must come before anything queued behind the vote), nor once
-        crash-before-send-first-write has chosen the Ready being written.
+        must come before anything queued behind the vote), nor with `hold`
+        (crash-before-send-first-write has chosen the Ready being written).
         """
         task = asyncio.ensure_future(write)
         try:
@@ -448,7 +455,7 @@ class RaftKVServer:
                 woken = asyncio.ensure_future(self._wake.wait())
                 await asyncio.wait({task, woken}, return_when=asyncio.FIRST_COMPLETED)
                 woken.cancel()
-                if not task.done() and CRASH_AFTER_VOTE not in self.failpoints.armed and not self._crashing:
+                if not task.done() and not hold and CRASH_AFTER_VOTE not in self.failpoints.armed:
                     self._wake.clear()
                     self._apply_events()
         finally:
@@ -477,11 +484,8 @@ class RaftKVServer:
             how = "sent"
         else:
             how = "maybe not sent: the link did not drain in 0.5 s"
-        log.warning("failpoint crash-after-vote: granted my vote to %s in term %s (%s); exiting with %d",
-                    vote["dst"], vote["term"], how, CRASH_EXIT_CODE)
-        for handler in logging.getLogger().handlers:
-            handler.flush()
-        os._exit(CRASH_EXIT_CODE)
+        _exit_at_failpoint("failpoint crash-after-vote: granted my vote to %s in term %s (%s)",
+                           vote["dst"], vote["term"], how)
 
     def _write_to_crash_at(self, rd) -> dict | None:
         """The client entry of its own term in a leader's Ready, when crash-before-send-first-write is armed."""
@@ -501,14 +505,9 @@ class RaftKVServer:
         this node's disk only: the start of Raft's Figure 8, where a later leader of the same index
         but a higher term may overwrite it, or a later term of this node commit it by counting.
         """
-        self.failpoints.set(CRASH_BEFORE_SEND_FIRST_WRITE, False)  # it fires once (the process dies anyway)
-        log.warning("failpoint %s: leader of term %s wrote client entry %s to disk (%s); exiting with %d "
-                    "before sending any of its %d messages", CRASH_BEFORE_SEND_FIRST_WRITE, entry["term"],
-                    entry["index"], "fsynced" if synced else "written, no fsync", CRASH_EXIT_CODE,
-                    len(rd.messages))
-        for handler in logging.getLogger().handlers:
-            handler.flush()
-        os._exit(CRASH_EXIT_CODE)
+        _exit_at_failpoint("failpoint %s: leader of term %s wrote client entry %s to disk (%s), before sending "
+                           "any of its %d messages", CRASH_BEFORE_SEND_FIRST_WRITE, entry["term"], entry["index"],
+                           "fsynced" if synced else "written, no fsync", len(rd.messages))
 
     def _log_transitions(self) -> None:
         now = self.node.status()
